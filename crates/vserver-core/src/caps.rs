@@ -1,0 +1,101 @@
+//! The capability bounding set of a context (util-vserver's `bcapabilities`).
+//!
+//! The default is the Linux-VServer paper's "secure" list, reviewed against the
+//! escapes found since 2006 (README, "Security model"):
+//! - CAP_DAC_READ_SEARCH is dropped: it allows `open_by_handle_at(2)`, which
+//!   opens any inode of a mounted filesystem by handle, past the guest root
+//!   (the 2014 "shocker" escape);
+//! - CAP_SYS_PTRACE is dropped: it lifts the `vm.unprivileged_userfaultfd`
+//!   restriction and `process_vm_*` limits; ptrace of one's own uid still works;
+//! - CAP_SETPCAP is added: daemons drop capabilities with it, and it can only
+//!   shrink what the bounding set already allows;
+//! - CAP_AUDIT_WRITE is added: login, sshd and su write audit records.
+//! CAP_NET_RAW and CAP_NET_ADMIN are never in the default: the guest shares the
+//! host network, and raw sockets bypass its IP set.
+
+pub use caps::Capability;
+
+pub const DEFAULT_BOUNDING_SET: &[Capability] = &[
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FOWNER,
+    Capability::CAP_FSETID,
+    Capability::CAP_KILL,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_SYS_BOOT,
+    Capability::CAP_SYS_TTY_CONFIG,
+    Capability::CAP_LEASE,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+pub type CapSet = caps::CapsHashSet;
+
+pub fn default_bounding_set() -> CapSet {
+    DEFAULT_BOUNDING_SET.iter().copied().collect()
+}
+
+/// Parses `CAP_CHOWN`, `chown` or `CHOWN` (util-vserver files use all three).
+pub fn parse_capability(name: &str) -> Result<Capability, String> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    full.parse::<Capability>()
+        .map_err(|_| "is not a Linux capability name (see capabilities(7))".to_string())
+}
+
+/// Drops every capability outside `keep` from this thread's bounding set and
+/// clears the inheritable and ambient sets, so that nothing exec'ed later can
+/// regain a dropped capability. Effective and permitted stay as they are: the
+/// steps after this one (seccomp) still need CAP_SYS_ADMIN, and exec
+/// recomputes them from the bounding set.
+pub fn restrict_to(keep: &CapSet) -> Result<(), String> {
+    caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
+    caps::clear(None, caps::CapSet::Inheritable)
+        .map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
+    for cap in caps::runtime::thread_all_supported() {
+        if !keep.contains(&cap) {
+            caps::drop(None, caps::CapSet::Bounding, cap)
+                .map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Renders a set the way `/proc/PID/status` shows `CapBnd`: hex bitmask.
+pub fn to_mask(set: &CapSet) -> u64 {
+    set.iter().fold(0u64, |m, c| m | c.bitmask())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_with_or_without_prefix_in_any_case() {
+        assert_eq!(parse_capability("CAP_CHOWN").unwrap(), Capability::CAP_CHOWN);
+        assert_eq!(parse_capability("net_raw").unwrap(), Capability::CAP_NET_RAW);
+        assert!(parse_capability("CAP_FLY").is_err());
+    }
+
+    #[test]
+    fn default_set_has_no_escape_hatches() {
+        let d = default_bounding_set();
+        for bad in [
+            Capability::CAP_SYS_ADMIN,
+            Capability::CAP_NET_RAW,
+            Capability::CAP_NET_ADMIN,
+            Capability::CAP_DAC_READ_SEARCH,
+            Capability::CAP_SYS_PTRACE,
+            Capability::CAP_MKNOD,
+            Capability::CAP_SYS_MODULE,
+            Capability::CAP_LINUX_IMMUTABLE,
+            Capability::CAP_BPF,
+        ] {
+            assert!(!d.contains(&bad), "{bad} must not be in the default");
+        }
+        assert_eq!(to_mask(&[Capability::CAP_CHOWN, Capability::CAP_KILL].into_iter().collect()), 0x21);
+    }
+}

@@ -1,0 +1,16 @@
+//! vserver-rs core: Linux-VServer security contexts on a stock mainline kernel.
+//!
+//! The modules mirror the concepts of the design's concept map: `config` reads
+//! `/etc/vservers`, `context` starts, enters and stops a guest, `rootfs`,
+//! `caps`, `seccomp`, `limits`, `cgroup` and `net` are the pieces a context is
+//! made of, `unify` shares files between guests, `stat` reports on them and
+//! `runstate` records what runs.
+
+pub mod caps;
+pub mod cli;
+pub mod config;
+pub mod limits;
+pub mod paths;
+
+pub use config::parse::ConfigError;
+pub use paths::{PathOverrides, Paths};
