@@ -10,7 +10,11 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod limits;
+pub mod net;
 pub mod paths;
+pub mod runstate;
+pub mod stat;
+pub mod unify;
 
 pub use config::parse::ConfigError;
 pub use paths::{PathOverrides, Paths};

@@ -1,0 +1,168 @@
+//! The run state of a running guest (the paper's /proc/virtual): one JSON file
+//! per guest under `<rundir>/<name>/state.json`, written by the guest's
+//! monitor. A pid alone can be reused after a host crash or a long uptime, so
+//! every pid is stored with its start time (field 22 of /proc/PID/stat) and is
+//! only trusted while both still match.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::paths::Paths;
+
+pub const STATE_FILE: &str = "state.json";
+
+/// A process identified so that pid reuse is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    /// Start time in clock ticks since boot, from /proc/PID/stat.
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    pub fn of(pid: i32) -> io::Result<ProcessId> {
+        Ok(ProcessId { pid, start_time: process_start_time(pid)? })
+    }
+
+    /// True while this exact process (not a later one with the same pid) lives.
+    pub fn is_alive(&self) -> bool {
+        process_start_time(self.pid).is_ok_and(|t| t == self.start_time)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    pub name: String,
+    pub xid: u32,
+    /// The guest's pid 1, as the host sees it.
+    pub init: ProcessId,
+    /// The host-side monitor, parent of init.
+    pub monitor: ProcessId,
+    /// Seconds since the epoch when the guest (last) started.
+    pub started_at: u64,
+    /// The guest's cgroup directories, one per hierarchy it was created in.
+    pub cgroups: Vec<PathBuf>,
+    /// Host addresses the start added, removed again at stop.
+    #[serde(default)]
+    pub added_addresses: Vec<String>,
+}
+
+/// What the run dir says about a guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Running(RunState),
+    Stopped,
+    /// A state file whose monitor or init is gone (host crash, pid reused).
+    Stale(RunState),
+}
+
+impl RunState {
+    pub fn file(paths: &Paths, name: &str) -> PathBuf {
+        paths.guest_rundir(name).join(STATE_FILE)
+    }
+
+    pub fn load(paths: &Paths, name: &str) -> io::Result<Option<RunState>> {
+        let file = Self::file(paths, name);
+        match fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", file.display()))),
+        }
+    }
+
+    /// Writes the state atomically (temporary file, then rename), so readers
+    /// never see half a file.
+    pub fn save(&self, paths: &Paths) -> io::Result<()> {
+        let dir = paths.guest_rundir(&self.name);
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dir.join(STATE_FILE))
+    }
+
+    pub fn remove(paths: &Paths, name: &str) -> io::Result<()> {
+        match fs::remove_file(Self::file(paths, name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.init.is_alive() && self.monitor.is_alive()
+    }
+}
+
+pub fn status(paths: &Paths, name: &str) -> io::Result<Status> {
+    Ok(match RunState::load(paths, name)? {
+        None => Status::Stopped,
+        Some(s) if s.is_alive() => Status::Running(s),
+        Some(s) => Status::Stale(s),
+    })
+}
+
+pub fn is_running(paths: &Paths, name: &str) -> bool {
+    matches!(status(paths, name), Ok(Status::Running(_)))
+}
+
+/// Every guest with a live run state, sorted by xid.
+pub fn running_guests(paths: &Paths) -> io::Result<Vec<RunState>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&paths.rundir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Ok(Status::Running(s)) = status(paths, &name) {
+            out.push(s);
+        }
+    }
+    out.sort_by_key(|s| s.xid);
+    Ok(out)
+}
+
+/// Field 22 of /proc/PID/stat. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last ')'.
+pub fn process_start_time(pid: i32) -> io::Result<u64> {
+    parse_start_time(&fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))?)
+}
+
+fn parse_start_time(stat: &str) -> io::Result<u64> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/PID/stat format");
+    let rest = &stat[stat.rfind(')').ok_or_else(bad)? + 1..];
+    // After ')' come field 3 (state) onwards; starttime is field 22.
+    rest.split_whitespace().nth(22 - 3).and_then(|f| f.parse().ok()).ok_or_else(bad)
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_odd_command_names() {
+        let stat = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(parse_start_time(stat).unwrap(), 98765);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcessId::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        assert!(!ProcessId { start_time: me.start_time + 1, ..me }.is_alive());
+    }
+}
