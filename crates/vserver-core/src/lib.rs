@@ -7,6 +7,7 @@
 //! `runstate` records what runs.
 
 pub mod caps;
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod limits;
