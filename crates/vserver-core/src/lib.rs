@@ -13,8 +13,11 @@ pub mod config;
 pub mod limits;
 pub mod net;
 pub mod paths;
+pub mod rootfs;
 pub mod runstate;
+pub mod seccomp;
 pub mod stat;
+pub mod sys;
 pub mod unify;
 
 pub use config::parse::ConfigError;
