@@ -1,0 +1,308 @@
+//! Unification: guests share identical files as one immutable inode, found
+//! through a BLAKE3 hash store (util-vserver's vhashify).
+//!
+//! A run, per store: lock and repair the store (store.rs), walk and hash
+//! every guest in parallel (walk.rs, scan.rs, hash.rs), then link each key's
+//! files to its entry with the exchange protocol (link.rs). `--revert`
+//! (revert.rs) undoes it for a guest or some paths, `--gc` drops entries no
+//! guest uses. Configuration (which guests, which store, what is excluded)
+//! is in config.rs and exclude.rs.
+
+pub mod config;
+mod copy;
+pub mod exclude;
+pub mod hash;
+mod hook;
+mod link;
+mod revert;
+mod scan;
+pub mod store;
+pub mod summary;
+mod sys;
+mod walk;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+pub use exclude::ExcludeList;
+pub use store::Store;
+pub use summary::Summary;
+
+use crate::paths::Paths;
+
+/// Everything `vhashify` and `vserver NAME hashify` can ask for.
+#[derive(Debug, Clone)]
+pub struct UnifyOptions {
+    /// Count what would be done; change nothing.
+    pub dry_run: bool,
+    /// The store to use instead of the configured one.
+    pub destination: Option<PathBuf>,
+    /// More exclude rules, after the configured ones.
+    pub exclude_from: Option<PathBuf>,
+    /// The names are directories, not guests: no configuration is read
+    /// (needs `destination`).
+    pub manually: bool,
+    /// Also unify setuid and setgid files.
+    pub insecure: bool,
+    /// Make the mtime part of the key (less sharing, every path keeps its own).
+    pub respect_mtime: bool,
+    /// Files smaller than this are left alone (default 1: no empty files).
+    pub min_size: u64,
+    /// Share extents copy-on-write (FICLONE) instead of inodes.
+    pub reflink: bool,
+    /// Wait for another run's lock instead of failing.
+    pub wait: bool,
+    /// Show a progress line on stderr.
+    pub progress: bool,
+    /// Hashing threads; 0 means one per core.
+    pub threads: usize,
+}
+
+impl Default for UnifyOptions {
+    fn default() -> Self {
+        UnifyOptions {
+            dry_run: false,
+            destination: None,
+            exclude_from: None,
+            manually: false,
+            insecure: false,
+            respect_mtime: false,
+            min_size: 1,
+            reflink: false,
+            wait: false,
+            progress: false,
+            threads: 0,
+        }
+    }
+}
+
+/// The guests `vhashify --all` works on: those with `apps/vunify/`.
+pub fn participating_guests(paths: &Paths) -> anyhow::Result<Vec<String>> {
+    Ok(crate::config::list_guests(paths)?.into_iter().filter(|g| config::takes_part(paths, g)).collect())
+}
+
+/// Unifies the given guests (or, with `manually`, directories).
+pub fn hashify(paths: &Paths, names: &[String], opts: &UnifyOptions) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    if names.is_empty() {
+        bail!("no guest given (name guests, or use --all)");
+    }
+    let mut sum = Summary { dry_run: opts.dry_run, guests: names.to_vec(), ..Summary::default() };
+    // Lease breaks are signalled with SIGIO, whose default action would kill us.
+    sys::ignore_sigio();
+    let targets = names.iter().map(|n| resolve_target(paths, n, opts)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut by_store: BTreeMap<PathBuf, Vec<config::Target>> = BTreeMap::new();
+    for (store, target) in targets {
+        by_store.entry(store).or_default().push(target);
+    }
+    for (store_root, targets) in by_store {
+        check_store_outside_guests(&store_root, &targets)?;
+        run_store(&store_root, targets, opts, &mut sum)?;
+    }
+    sum.duration_secs = started.elapsed().as_secs_f64();
+    Ok(sum)
+}
+
+fn resolve_target(paths: &Paths, name: &str, opts: &UnifyOptions) -> anyhow::Result<(PathBuf, config::Target)> {
+    if opts.manually {
+        let store = opts.destination.clone().context("--manually needs --destination DIR (the hash store)")?;
+        let mut excludes = ExcludeList::builtin();
+        if let Some(f) = &opts.exclude_from {
+            config::add_required_file(&mut excludes, f)?;
+        }
+        let root = PathBuf::from(name);
+        if !root.is_dir() {
+            bail!("{name}: no such directory");
+        }
+        return Ok((store, config::Target { name: name.to_string(), root, excludes, running: false }));
+    }
+    let guest = crate::config::load_guest(paths, name)?;
+    let store = match &opts.destination {
+        Some(d) => d.clone(),
+        None => config::pick_store(&config::store_candidates(paths, name)?, &guest.vdir, &format!("guest {name:?}"))?,
+    };
+    let excludes = config::guest_excludes(paths, name, opts.exclude_from.as_deref())?;
+    let running = crate::runstate::is_running(paths, name);
+    Ok((store, config::Target { name: name.to_string(), root: guest.vdir, excludes, running }))
+}
+
+/// A store inside a guest would be writable by that guest.
+fn check_store_outside_guests(store: &Path, targets: &[config::Target]) -> anyhow::Result<()> {
+    let store_abs = canonical_or_parent(store);
+    for t in targets {
+        let root = t.root.canonicalize().with_context(|| format!("{}: guest root {}", t.name, t.root.display()))?;
+        if store_abs.starts_with(&root) || root.starts_with(&store_abs) {
+            bail!("hash store {} and guest root {} ({}) must not contain each other", store.display(), root.display(), t.name);
+        }
+    }
+    Ok(())
+}
+
+fn canonical_or_parent(p: &Path) -> PathBuf {
+    p.canonicalize()
+        .or_else(|_| p.parent().map_or(Ok(p.to_path_buf()), |d| d.canonicalize().map(|d| d.join(p.file_name().unwrap_or_default()))))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn run_store(store_root: &Path, targets: Vec<config::Target>, opts: &UnifyOptions, sum: &mut Summary) -> anyhow::Result<()> {
+    let Some((mut store, repair)) = Store::open(store_root, !opts.dry_run, opts.wait)? else {
+        // Dry run without a store yet: everything would be new.
+        return dry_run_without_store(targets, opts, sum);
+    };
+    sum.repaired += repair.refrozen + repair.stale_removed;
+    let mut trees = Vec::new();
+    for t in &targets {
+        match open_root(&t.root, store.dev) {
+            Ok(fd) => trees.push((t, fd)),
+            Err(e) => sum.error(format!("{}: {e:#}", t.name)),
+        }
+    }
+    let no_inodes = Default::default();
+    let inodes = if opts.reflink { &no_inodes } else { store.inode_set() };
+    let scan_trees = trees
+        .iter()
+        .map(|(t, fd)| scan_tree(t, fd, inodes, store.dev, opts))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let hashed = scan::scan(scan_trees, &scan_options(opts), sum);
+    if !opts.dry_run && !hashed.is_empty() {
+        store.mark_dirty().context("cannot write the store's dirty marker")?;
+    }
+    let link_trees: Vec<link::Tree> =
+        trees.into_iter().map(|(t, root)| link::Tree { name: t.name.clone(), root, running: t.running }).collect();
+    let link_opts = link::LinkOptions { dry_run: opts.dry_run, reflink: opts.reflink, progress: opts.progress };
+    link::link_all(&mut store, &link_trees, hashed, &link_opts, sum);
+    if !opts.dry_run {
+        store.finish().context("cannot remove the store's dirty marker")?;
+    }
+    Ok(())
+}
+
+fn dry_run_without_store(targets: Vec<config::Target>, opts: &UnifyOptions, sum: &mut Summary) -> anyhow::Result<()> {
+    // A dry run never creates a store: count against an empty index instead.
+    let empty = Default::default();
+    let trees = targets
+        .iter()
+        .filter_map(|t| match open_root(&t.root, 0) {
+            Ok(fd) => Some((t, fd)),
+            Err(e) => {
+                sum.error(format!("{}: {e:#}", t.name));
+                None
+            }
+        })
+        .collect::<Vec<_>>();
+    let scan_trees = trees
+        .iter()
+        .map(|(t, fd)| {
+            let dev = sys::fstat(fd.as_fd())?.st_dev;
+            scan_tree(t, fd, &empty, dev, opts)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut hashed = scan::scan(scan_trees, &scan_options(opts), sum);
+    hashed.sort_unstable_by(|a, b| (a.key, a.id.ino).cmp(&(b.key, b.id.ino)));
+    for group in hashed.chunk_by(|a, b| a.key == b.key) {
+        sum.new_entries += 1;
+        for m in group.iter().filter(|m| m.id.ino != group[0].id.ino) {
+            sum.linked += 1;
+            sum.bytes_saved += m.id.size;
+        }
+    }
+    Ok(())
+}
+
+fn scan_tree<'a>(
+    t: &'a config::Target,
+    root: &OwnedFd,
+    inodes: &'a std::collections::HashSet<u64>,
+    dev: u64,
+    opts: &UnifyOptions,
+) -> anyhow::Result<scan::ScanTree<'a>> {
+    Ok(scan::ScanTree {
+        root: root.try_clone()?,
+        rules: walk::WalkRules {
+            excludes: &t.excludes,
+            store_inodes: inodes,
+            dev,
+            min_size: opts.min_size,
+            insecure: opts.insecure,
+            select_entries: false,
+        },
+    })
+}
+
+fn scan_options(opts: &UnifyOptions) -> scan::ScanOptions {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    scan::ScanOptions {
+        respect_mtime: opts.respect_mtime,
+        threads: if opts.threads == 0 { cores } else { opts.threads },
+        progress: opts.progress,
+    }
+}
+
+/// Opens a guest root (a host path, from host configuration) and checks it
+/// is on the store's filesystem (`dev` 0: any).
+fn open_root(root: &Path, dev: u64) -> anyhow::Result<OwnedFd> {
+    let c = sys::cstr(root.as_os_str().as_encoded_bytes())?;
+    // SAFETY: AT_FDCWD is valid for *at calls; the guest root path is host configuration.
+    let cwd = unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+    let fd = sys::open_at(cwd, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .with_context(|| format!("cannot open guest root {}", root.display()))?;
+    let st = sys::fstat(fd.as_fd())?;
+    if dev != 0 && st.st_dev != dev {
+        bail!("guest root {} is not on the hash store's filesystem; hard links cannot cross filesystems", root.display());
+    }
+    Ok(fd)
+}
+
+/// `vhashify --revert NAME [PATH...]`: private writable copies again.
+pub fn revert(paths: &Paths, name: &str, rel_paths: &[PathBuf], opts: &UnifyOptions) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    sys::ignore_sigio();
+    let (store_root, target) = resolve_target(paths, name, opts)?;
+    let mut sum = Summary { guests: vec![name.to_string()], ..Summary::default() };
+    if !store_root.is_dir() {
+        bail!("{name}: hash store {} does not exist; nothing was unified", store_root.display());
+    }
+    let (mut store, repair) = Store::open(&store_root, true, opts.wait)?.context("hash store vanished")?;
+    sum.repaired += repair.refrozen + repair.stale_removed;
+    let root = open_root(&target.root, store.dev)?;
+    let refs: Vec<&Path> = rel_paths.iter().map(PathBuf::as_path).collect();
+    revert::revert_tree(&mut store, &root, &refs, &mut sum);
+    store.finish()?;
+    sum.duration_secs = started.elapsed().as_secs_f64();
+    Ok(sum)
+}
+
+/// `vhashify --gc`: removes entries of the given stores (or the configured
+/// ones of every guest) that no guest links to any more.
+pub fn gc(paths: &Paths, opts: &UnifyOptions) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut roots: Vec<PathBuf> = match &opts.destination {
+        Some(d) => vec![d.clone()],
+        None => {
+            let mut r = vec![config::default_store(paths)];
+            for g in crate::config::list_guests(paths)? {
+                r.extend(config::store_candidates(paths, &g)?);
+            }
+            r
+        }
+    };
+    roots.sort();
+    roots.dedup();
+    let mut sum = Summary { dry_run: opts.dry_run, ..Summary::default() };
+    for root in roots.iter().filter(|r| r.is_dir()) {
+        let Some((mut store, repair)) = Store::open(root, true, opts.wait)? else { continue };
+        sum.repaired += repair.refrozen + repair.stale_removed;
+        if !opts.dry_run {
+            let (n, bytes) = store.gc().with_context(|| format!("gc of hash store {}", root.display()))?;
+            sum.gc_removed += n;
+            sum.gc_bytes += bytes;
+        }
+        store.finish()?;
+    }
+    sum.duration_secs = started.elapsed().as_secs_f64();
+    Ok(sum)
+}

@@ -1,0 +1,285 @@
+//! The raw syscalls unification needs that nix does not wrap the way we use
+//! them: openat2 with RESOLVE flags, renameat2(RENAME_EXCHANGE), linkat of an
+//! fd, the inode flags ioctls, FICLONE, file leases and fd-based xattrs.
+//! Every function takes and returns owned fds; errors are plain io::Error.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// FS_IMMUTABLE_FL and FS_APPEND_FL from linux/fs.h.
+pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+pub const FS_APPEND_FL: libc::c_int = 0x20;
+
+/// Resolution that can never leave the directory fd, follow a symlink (any
+/// component, the last one included) or cross a mount point.
+const RESOLVE_GUEST: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+pub fn cstr(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+}
+
+/// Opens `rel` below `dir` with openat2 and the guest resolution rules.
+pub fn open_beneath(dir: BorrowedFd, rel: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
+    how.resolve = RESOLVE_GUEST;
+    // SAFETY: rel is NUL-terminated, how is a valid open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Plain openat for host-side paths (the store), never following a final symlink.
+pub fn open_at(dir: BorrowedFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    // SAFETY: name is NUL-terminated; the returned fd is new.
+    let fd = cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint) })?;
+    // SAFETY: fd was just returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reopens an O_PATH fd for reading through /proc/self/fd, which opens the
+/// very inode the O_PATH fd holds (we checked it is a regular file). O_NONBLOCK
+/// keeps a guest's write lease from stalling us: the open fails instead.
+pub fn reopen_read(path_fd: BorrowedFd) -> io::Result<OwnedFd> {
+    let proc = cstr(format!("/proc/self/fd/{}", path_fd.as_raw_fd()).as_bytes())?;
+    // SAFETY: proc is NUL-terminated; the returned fd is new.
+    let fd = cvt(unsafe { libc::open(proc.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) })?;
+    // SAFETY: fd was just returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn fstat(fd: BorrowedFd) -> io::Result<libc::stat> {
+    // SAFETY: st is written by the kernel before we read it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is valid for the borrow, st is a valid out pointer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+pub fn fstatat_nofollow(dir: BorrowedFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: st is written by the kernel before we read it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: name is NUL-terminated, st is a valid out pointer.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// Adds a name for the inode behind `fd` (AT_EMPTY_PATH; root has the
+/// CAP_DAC_READ_SEARCH this needs).
+pub fn link_fd(fd: BorrowedFd, dir: BorrowedFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: the empty path and name are NUL-terminated.
+    cvt(unsafe { libc::linkat(fd.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), libc::AT_EMPTY_PATH) })?;
+    Ok(())
+}
+
+/// Swaps two names atomically; both keep existing throughout.
+pub fn exchange(a_dir: BorrowedFd, a: &CStr, b_dir: BorrowedFd, b: &CStr) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated.
+    cvt(unsafe {
+        libc::renameat2(a_dir.as_raw_fd(), a.as_ptr(), b_dir.as_raw_fd(), b.as_ptr(), libc::RENAME_EXCHANGE)
+    })?;
+    Ok(())
+}
+
+pub fn unlink_at(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })?;
+    Ok(())
+}
+
+pub fn mkdir_at(dir: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated.
+    match cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r.map(|_| ()),
+    }
+}
+
+pub fn get_flags(fd: BorrowedFd) -> io::Result<libc::c_int> {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int (the kernel's size, despite the long in the name).
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) })?;
+    Ok(flags)
+}
+
+pub fn set_flags(fd: BorrowedFd, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: FS_IOC_SETFLAGS reads one int.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) })?;
+    Ok(())
+}
+
+/// Sets or clears FS_IMMUTABLE_FL, leaving the other inode flags alone.
+pub fn set_immutable(fd: BorrowedFd, on: bool) -> io::Result<()> {
+    let flags = get_flags(fd)?;
+    let wanted = if on { flags | FS_IMMUTABLE_FL } else { flags & !FS_IMMUTABLE_FL };
+    if wanted != flags {
+        set_flags(fd, wanted)?;
+    }
+    Ok(())
+}
+
+pub fn is_immutable(fd: BorrowedFd) -> io::Result<bool> {
+    Ok(get_flags(fd)? & FS_IMMUTABLE_FL != 0)
+}
+
+/// Makes `dst` share `src`'s extents (copy-on-write), where the fs can.
+pub fn ficlone(dst: BorrowedFd, src: BorrowedFd) -> io::Result<()> {
+    // SAFETY: FICLONE takes the source fd as its integer argument.
+    cvt(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) })?;
+    Ok(())
+}
+
+/// A read lease: succeeds only while nobody has the file open for writing,
+/// and while held, an open for writing (or truncate) waits until we close the fd.
+pub fn take_read_lease(fd: BorrowedFd) -> io::Result<()> {
+    // SAFETY: F_SETLEASE takes an int argument.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) })?;
+    Ok(())
+}
+
+/// Lease breaks are signalled with SIGIO, whose default action kills us.
+/// Ignoring it keeps the lease semantics (openers wait for our release).
+pub fn ignore_sigio() {
+    // SAFETY: installing SIG_IGN has no handler code to be unsafe.
+    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+}
+
+/// All extended attribute names and values of an fd, sorted by name.
+pub fn xattrs(fd: BorrowedFd) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut names = vec![0u8; 256];
+    let len = loop {
+        // SAFETY: the buffer is valid for names.len() bytes.
+        let n = unsafe { libc::flistxattr(fd.as_raw_fd(), names.as_mut_ptr().cast(), names.len()) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => names.resize(names.len() * 4, 0),
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            _ => return Err(e),
+        }
+    };
+    let mut out = Vec::new();
+    for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let cname = cstr(name)?;
+        out.push((name.to_vec(), get_xattr(fd, &cname)?));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn get_xattr(fd: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: the buffer is valid for buf.len() bytes.
+        let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) || buf.len() > 1 << 20 {
+            return Err(e);
+        }
+        buf.resize(buf.len() * 4, 0);
+    }
+}
+
+pub fn set_xattr(fd: BorrowedFd, name: &[u8], value: &[u8]) -> io::Result<()> {
+    let cname = cstr(name)?;
+    // SAFETY: name is NUL-terminated, value valid for its length.
+    cvt(unsafe { libc::fsetxattr(fd.as_raw_fd(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) })?;
+    Ok(())
+}
+
+pub fn remove_xattr(fd: BorrowedFd, name: &[u8]) -> io::Result<()> {
+    let cname = cstr(name)?;
+    // SAFETY: name is NUL-terminated.
+    cvt(unsafe { libc::fremovexattr(fd.as_raw_fd(), cname.as_ptr()) })?;
+    Ok(())
+}
+
+pub fn fchown(fd: BorrowedFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })?;
+    Ok(())
+}
+
+pub fn fchmod(fd: BorrowedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })?;
+    Ok(())
+}
+
+/// Sets atime and mtime of an fd to those of `st`.
+pub fn set_times(fd: BorrowedFd, st: &libc::stat) -> io::Result<()> {
+    let times = [
+        libc::timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec },
+        libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
+    ];
+    // SAFETY: times points to two valid timespecs.
+    cvt(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })?;
+    Ok(())
+}
+
+/// lseek with SEEK_DATA / SEEK_HOLE; `None` at end of file (ENXIO).
+pub fn seek(fd: BorrowedFd, offset: i64, whence: libc::c_int) -> io::Result<Option<i64>> {
+    // SAFETY: plain syscall on a valid fd.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::ENXIO) { Ok(None) } else { Err(e) };
+    }
+    Ok(Some(r))
+}
+
+pub fn copy_range(src: BorrowedFd, src_off: &mut i64, dst: BorrowedFd, dst_off: &mut i64, len: usize) -> io::Result<usize> {
+    // SAFETY: offsets are valid in/out pointers, fds valid.
+    let n = unsafe { libc::copy_file_range(src.as_raw_fd(), src_off, dst.as_raw_fd(), dst_off, len, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub fn ftruncate(fd: BorrowedFd, len: i64) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
+    Ok(())
+}
+
+pub fn flock(fd: BorrowedFd, wait: bool) -> io::Result<()> {
+    let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::flock(fd.as_raw_fd(), op) })?;
+    Ok(())
+}
+
+pub fn fsync(fd: BorrowedFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::fsync(fd.as_raw_fd()) })?;
+    Ok(())
+}
