@@ -1,0 +1,212 @@
+//! Context-wide limits: what `rlimits/rss`, `rlimits/nproc`, `sched/` and
+//! `cpuset/` ask of the guest's cgroup, and applying that all or nothing.
+
+use std::io;
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+
+use super::controller::{locate, Controller, Max, Version};
+use super::cpu::{bucket_to_bandwidth, CpuLimits};
+use super::cpuset::CpusetLimits;
+use super::memory::MemoryLimits;
+use super::pids::PidsLimits;
+use super::rlimit::{LimitValue, Resource, RlimitSetting};
+use super::{cpu, cpuset, memory, pids};
+use crate::cgroup::GuestCgroup;
+use crate::config::{Guest, SchedConfig};
+
+/// Every context-wide limit; a `None` leaves that cgroup file as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextLimits {
+    pub memory: MemoryLimits,
+    pub pids: PidsLimits,
+    pub cpu: CpuLimits,
+    pub cpuset: CpusetLimits,
+}
+
+/// Sets the guest's context-wide limits on its freshly made cgroup, before
+/// the guest's first process runs. All or nothing: on an error every file
+/// already written gets its old value back.
+pub fn apply_context_limits(cgroup: &GuestCgroup, guest: &Guest) -> anyhow::Result<()> {
+    let limits = ContextLimits::from_guest(guest).with_context(|| format!("guest {:?}", guest.name))?;
+    limits.apply(cgroup).with_context(|| format!("guest {:?}: applying the context limits", guest.name))
+}
+
+impl ContextLimits {
+    pub fn from_guest(guest: &Guest) -> anyhow::Result<ContextLimits> {
+        let mut limits = ContextLimits::default();
+        for setting in &guest.rlimits {
+            limits.add_rlimit(setting, &guest.confdir.join("rlimits"))?;
+        }
+        limits.add_sched(&guest.sched, &guest.confdir)?;
+        Ok(limits)
+    }
+
+    /// Takes the context-wide part of one `rlimits/` setting (rss, nproc);
+    /// per-process resources are not for the cgroup and are skipped.
+    pub fn add_rlimit(&mut self, s: &RlimitSetting, rlimits_dir: &Path) -> anyhow::Result<()> {
+        let file = |suffix: &str| rlimits_dir.join(format!("{}{suffix}", s.resource)).display().to_string();
+        match s.resource {
+            Resource::Rss => {
+                let hard = s.hard.map(rss_bytes).transpose().with_context(|| file(".hard"))?;
+                let soft = s.soft.map(rss_bytes).transpose().with_context(|| file(".soft"))?;
+                let min = s.min.map(rss_bytes).transpose().with_context(|| file(".min"))?;
+                check_order(soft, hard).with_context(|| file(".soft"))?;
+                check_order(min, soft.or(hard)).with_context(|| file(".min"))?;
+                self.memory.max = hard.or(self.memory.max);
+                // `rlimits/rss` alone sets soft = hard; memory.high at the hard limit adds nothing.
+                self.memory.high = soft.filter(|s| Some(*s) != hard).or(self.memory.high);
+                self.memory.low = min.or(self.memory.low);
+            }
+            Resource::Nproc => {
+                if s.min.is_some() {
+                    bail!("{}: a process count has no minimum", file(".min"));
+                }
+                if s.soft.is_some() && s.soft != s.hard {
+                    bail!("{}: the processes of a context have only a hard limit (pids.max); set nproc or nproc.hard", file(".soft"));
+                }
+                self.pids.max = s.hard.map(|v| v.amount()).or(self.pids.max);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `sched/` (the token bucket) and `cpuset/`. The bucket knobs that have
+    /// no counterpart in CFS are refused rather than ignored.
+    pub fn add_sched(&mut self, sched: &SchedConfig, confdir: &Path) -> anyhow::Result<()> {
+        let unmapped = [
+            ("tokens-min", sched.tokens_min.is_some(), "CFS resumes a throttled context at the next period, not at a refill level"),
+            ("priority-bias", sched.priority_bias.is_some(), "priorities from the bucket fill level do not exist in CFS; use the nice rlimit or cpu weights"),
+            ("idle-time", sched.idle_time.is_some(), "CFS has no idle-time skipping for a context"),
+        ];
+        for (name, set, why) in unmapped {
+            if set {
+                bail!("{}: does not map onto a stock kernel ({why}); remove the file", confdir.join("sched").join(name).display());
+            }
+        }
+        let sched_file = |n: &str| confdir.join("sched").join(n).display().to_string();
+        match (sched.fill_rate, sched.interval) {
+            (Some(rate), Some(interval)) => {
+                let bw = bucket_to_bandwidth(rate, interval, sched.tokens_max).map_err(|e| anyhow::anyhow!("{}: {e}", sched_file("fill-rate")))?;
+                self.cpu.bandwidth = Some(bw);
+            }
+            (None, None) if sched.tokens_max.is_some() => {
+                bail!("{}: a bucket size needs sched/fill-rate and sched/interval", sched_file("tokens-max"))
+            }
+            (None, None) => {}
+            (Some(_), None) => bail!("{}: sched/fill-rate needs sched/interval as well", sched_file("interval")),
+            (None, Some(_)) => bail!("{}: sched/interval needs sched/fill-rate as well", sched_file("fill-rate")),
+        }
+        if let (Some(tokens), Some(max)) = (sched.tokens, sched.tokens_max) {
+            if tokens > max {
+                bail!("{}: {tokens} is more than tokens-max {max}", sched_file("tokens"));
+            }
+        }
+        self.cpuset.cpus = sched.cpus.clone().or(self.cpuset.cpus.take());
+        self.cpuset.mems = sched.mems.clone().or(self.cpuset.mems.take());
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == ContextLimits::default()
+    }
+
+    /// Writes every requested limit. A controller that is asked for but
+    /// missing is an error naming it; one not asked for is not looked up.
+    pub fn apply(&self, cg: &GuestCgroup) -> anyhow::Result<()> {
+        self.apply_undoable(cg).map(drop)
+    }
+
+    /// Like `apply`, and keeps the old values so that a caller whose later
+    /// step fails (vlimit's prlimits) can put them back.
+    pub fn apply_undoable(&self, cg: &GuestCgroup) -> anyhow::Result<Rollback> {
+        let mut undo = Rollback::default();
+        let result = (|| {
+            undo.step(cg, "memory", memory::backend, &self.memory)?;
+            undo.step(cg, "pids", pids::backend, &self.pids)?;
+            undo.step(cg, "cpu", cpu::backend, &self.cpu)?;
+            undo.step(cg, "cpuset", cpuset::backend, &self.cpuset)
+        })();
+        match result {
+            Ok(()) => Ok(undo),
+            Err(e) => {
+                undo.restore();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The rss of `rlimits/`: a plain number is pages (util-vserver), a suffixed
+/// one bytes.
+pub fn rss_bytes(value: LimitValue) -> anyhow::Result<Max> {
+    match value {
+        LimitValue::Unlimited => Ok(None),
+        LimitValue::Scaled(bytes) => Ok(Some(bytes)),
+        LimitValue::Plain(pages) => match pages.checked_mul(page_size()) {
+            Some(b) => Ok(Some(b)),
+            None => bail!("{pages} pages is more memory than can be expressed"),
+        },
+    }
+}
+
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
+fn check_order(lower: Option<Max>, upper: Option<Max>) -> anyhow::Result<()> {
+    if let (Some(Some(low)), Some(Some(up))) = (lower, upper) {
+        if low > up {
+            bail!("{low} bytes is above the limit over it ({up} bytes)");
+        }
+    }
+    Ok(())
+}
+
+type UndoFn = Box<dyn FnOnce() -> io::Result<()>>;
+
+/// Old values of the files written so far, restored newest first.
+#[derive(Default)]
+pub struct Rollback(Vec<UndoFn>);
+
+impl Rollback {
+    fn step<S: Default + PartialEq + 'static, U: 'static>(
+        &mut self,
+        cg: &GuestCgroup,
+        controller: &'static str,
+        backend: fn(Version) -> &'static dyn Controller<Settings = S, Usage = U>,
+        wanted: &S,
+    ) -> anyhow::Result<()> {
+        if *wanted == S::default() {
+            return Ok(());
+        }
+        let at = locate(cg, controller).context("a limit needs it")?;
+        let ctrl = backend(at.version);
+        let old = ctrl.read(&at.dir)?;
+        if let Err(e) = ctrl.write(&at.dir, wanted) {
+            let _ = ctrl.write(&at.dir, &old);
+            return Err(e.into());
+        }
+        self.0.push(Box::new(move || ctrl.write(&at.dir, &old)));
+        Ok(())
+    }
+
+    /// Best effort: a file that cannot be restored is skipped so the rest are.
+    pub fn restore(mut self) {
+        while let Some(undo) = self.0.pop() {
+            let _ = undo();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "context_tests.rs"]
+mod tests;

@@ -1,0 +1,207 @@
+//! What `vlimit` prints: `-a` in util-vserver's columns (name, then minimum,
+//! soft and hard at columns 10, 30 and 50, hex unless `-d`), the `--stats`
+//! table, and `--info` about the cgroup layout.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::controller::locate;
+use super::live::Target;
+use super::prlimit;
+use super::rlimit::{Resource, ALL_RESOURCES};
+use super::stats::ContextStats;
+use super::{context::page_size, memory, pids};
+use crate::cgroup::{GuestCgroup, Layout};
+use crate::stat::format::{short_mem, short_time, Line};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShowOptions {
+    /// `-d`: decimal instead of hex.
+    pub decimal: bool,
+    /// `-n`: resource numbers instead of names.
+    pub numeric: bool,
+}
+
+/// A column value: unset (`N/A`), unlimited (`inf`) or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    NotApplicable,
+    Unlimited,
+    Value(u64),
+}
+
+impl Cell {
+    fn rlim(v: u64) -> Cell {
+        if v == libc::RLIM_INFINITY {
+            Cell::Unlimited
+        } else {
+            Cell::Value(v)
+        }
+    }
+
+    fn max(v: Option<u64>) -> Cell {
+        v.map_or(Cell::Unlimited, Cell::Value)
+    }
+
+    fn render(self, opts: ShowOptions) -> String {
+        match self {
+            Cell::NotApplicable => "N/A".into(),
+            Cell::Unlimited => "inf".into(),
+            Cell::Value(v) if opts.decimal => v.to_string(),
+            Cell::Value(v) => format!("{v:#x}"),
+        }
+    }
+}
+
+/// `vlimit -a`: every limit of the guest (per-process ones as its init has
+/// them), or of the calling process when no guest is given. rss is in
+/// pages, as util-vserver shows it.
+pub fn all_limits(target: Option<&Target>, opts: ShowOptions) -> anyhow::Result<String> {
+    let pid = target.map_or(std::process::id() as i32, |t| t.init_pid);
+    let mut out = String::new();
+    for (number, res) in ALL_RESOURCES.iter().enumerate() {
+        let [min, soft, hard] = match (res.rlimit_id(), target) {
+            (Some(id), _) => {
+                let p = prlimit::get(pid, id).with_context(|| format!("reading the {res} limit of process {pid}"))?;
+                [Cell::NotApplicable, Cell::rlim(p.soft), Cell::rlim(p.hard)]
+            }
+            (None, Some(t)) => context_cells(&t.cgroup, *res)?,
+            (None, None) => [Cell::NotApplicable; 3],
+        };
+        let mut line = Line::new();
+        let label = if opts.numeric { number.to_string() } else { res.name().to_ascii_uppercase() };
+        line.put(0, &label);
+        line.put(10, &format!("  {}", min.render(opts)));
+        line.put(30, &format!("  {}", soft.render(opts)));
+        line.put(50, &format!("  {}", hard.render(opts)));
+        out.push_str(&line.into_string());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn context_cells(cg: &GuestCgroup, res: Resource) -> anyhow::Result<[Cell; 3]> {
+    let controller = if res == Resource::Rss { "memory" } else { "pids" };
+    let Ok(at) = locate(cg, controller) else { return Ok([Cell::NotApplicable; 3]) };
+    if res == Resource::Rss {
+        let m = memory::backend(at.version).read(&at.dir)?;
+        let pages = |v: Option<Option<u64>>| v.map_or(Cell::NotApplicable, |v| Cell::max(v.map(|b| b / page_size())));
+        Ok([pages(m.low), pages(m.high), pages(m.max)])
+    } else {
+        let p = pids::backend(at.version).read(&at.dir)?;
+        Ok([Cell::NotApplicable, Cell::NotApplicable, p.max.map_or(Cell::NotApplicable, Cell::max)])
+    }
+}
+
+/// `vlimit --stats`: per context-wide resource the usage, the limits, the
+/// maximum seen and the hits.
+pub fn stats_table(stats: &ContextStats) -> String {
+    let mut out = String::from("RESOURCE    CURRENT       MIN      SOFT      HARD   MAXIMUM      HITS\n");
+    let mem = |v: Option<u64>| v.map_or("inf".to_string(), short_mem);
+    let known = |v: Option<u64>, f: &dyn Fn(u64) -> String| v.map_or("N/A".to_string(), f);
+    if let Some(m) = &stats.memory {
+        let min = m.min_bytes.map_or("N/A".into(), short_mem);
+        row(&mut out, "rss", &short_mem(m.current_bytes), &min, &mem(m.soft_bytes), &mem(m.hard_bytes), &known(m.peak_bytes, &short_mem), m.hits);
+    }
+    if let Some(p) = &stats.pids {
+        let hard = p.hard.map_or("inf".into(), |v| v.to_string());
+        row(&mut out, "nproc", &p.current.to_string(), "N/A", "N/A", &hard, &known(p.peak, &|v| v.to_string()), p.hits);
+    }
+    if let Some(c) = &stats.cpu {
+        let used = short_time((c.user_us + c.system_us) / 1000);
+        let share = match (c.quota_us, c.period_us) {
+            (Some(q), Some(p)) if p > 0 => format!("{:.1}%cpu", q as f64 * 100.0 / p as f64),
+            (None, Some(_)) => "inf".into(),
+            _ => "N/A".into(),
+        };
+        let burst = c.burst_us.map_or("N/A".into(), |b| format!("{}ms", b / 1000));
+        row(&mut out, "sched", &used, "N/A", "N/A", &share, &burst, c.throttled.unwrap_or(0));
+    }
+    if let Some(kills) = stats.memory.as_ref().and_then(|m| m.oom_kills).filter(|k| *k > 0) {
+        out.push_str(&format!("rss: the OOM killer killed {kills} process{} of this context\n", if kills == 1 { "" } else { "es" }));
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(out: &mut String, name: &str, current: &str, min: &str, soft: &str, hard: &str, peak: &str, hits: u64) {
+    out.push_str(&format!("{name:<8}{current:>11}{min:>10}{soft:>10}{hard:>10}{peak:>10}{hits:>10}\n"));
+}
+
+/// `vlimit --info`: the cgroup layout and where each controller is.
+pub fn layout_info(cgroup_root: &Path) -> anyhow::Result<String> {
+    let layout = Layout::detect(cgroup_root)?;
+    let mut out = format!("cgroup layout: {} at {}\n", layout.kind(), cgroup_root.display());
+    for (ctrl, limits) in [
+        ("memory", "rss"),
+        ("pids", "nproc"),
+        ("cpu", "sched/ token bucket"),
+        ("cpuset", "cpuset/"),
+        ("cpuacct", "CPU time (v1)"),
+    ] {
+        let place = match layout.v1_mount(ctrl) {
+            Some(m) => format!("cgroup v1 hierarchy {}", m.display()),
+            None if layout.v2_controllers().iter().any(|c| c == ctrl) => format!("cgroup v2 {}", layout.v2.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            None if ctrl == "cpuacct" && layout.v2.is_some() => "cgroup v2 cpu.stat".into(),
+            None => "not available".into(),
+        };
+        out.push_str(&format!("  {ctrl:<8} {limits:<20} {place}\n"));
+    }
+    let burst = match layout.v1_mount("cpu") {
+        Some(m) => m.join("cpu.cfs_burst_us").exists(),
+        None => layout.v2.as_ref().is_some_and(|r| r.join("cpu.max.burst").exists() || cpu_burst_in_children(r)),
+    };
+    out.push_str(&format!("  cpu burst (sched/tokens-max): {}\n", if burst { "available" } else { "not available on this kernel" }));
+    Ok(out)
+}
+
+/// The v2 root has no cpu.max files; look at one child that has.
+fn cpu_burst_in_children(root: &Path) -> bool {
+    std::fs::read_dir(root)
+        .map(|d| d.flatten().any(|e| e.path().join("cpu.max.burst").exists()))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::stats::{CpuStats, MemoryStats, PidsStats};
+    use crate::limits::testutil::{fill, hybrid_guest};
+
+    #[test]
+    fn all_limits_uses_util_vserver_columns() {
+        let (root, cg) = hybrid_guest(&["memory", "pids"]);
+        fill(&root.join("memory/vserver/g1"), &[("memory.limit_in_bytes", &(64u64 << 20).to_string())]);
+        fill(&root.join("pids/vserver/g1"), &[("pids.max", "20\n")]);
+        let t = Target { name: "g1".into(), xid: 42, init_pid: std::process::id() as i32, cgroup: cg };
+        let hex = all_limits(Some(&t), ShowOptions { decimal: false, numeric: false }).unwrap();
+        let rss = hex.lines().find(|l| l.starts_with("RSS")).unwrap();
+        let pages = (64u64 << 20) / page_size();
+        assert_eq!(rss, format!("RSS         N/A                 inf                 {pages:#x}"));
+        let nproc = hex.lines().find(|l| l.starts_with("NPROC")).unwrap();
+        assert_eq!(nproc, "NPROC       N/A                 N/A                 0x14");
+        let dec = all_limits(Some(&t), ShowOptions { decimal: true, numeric: true }).unwrap();
+        assert!(dec.lines().any(|l| l == "6           N/A                 N/A                 20"), "{dec}");
+        let me = prlimit::get(std::process::id() as i32, libc::RLIMIT_NOFILE).unwrap();
+        let nofile = dec.lines().nth(7).unwrap();
+        assert_eq!(&nofile[30..], format!("  {:<18}  {}", me.soft, me.hard).trim_end());
+    }
+
+    #[test]
+    fn stats_table_rows() {
+        let s = ContextStats {
+            memory: Some(MemoryStats { current_bytes: 5 << 20, hard_bytes: Some(64 << 20), peak_bytes: Some(64 << 20), hits: 3, oom_kills: Some(1), ..Default::default() }),
+            pids: Some(PidsStats { current: 7, hard: Some(20), peak: Some(20), hits: 2 }),
+            cpu: Some(CpuStats { user_us: 1_000_000, system_us: 500_000, quota_us: Some(25_000), period_us: Some(100_000), burst_us: Some(0), throttled: Some(12), throttled_us: Some(5) }),
+        };
+        assert_eq!(
+            stats_table(&s),
+            "RESOURCE    CURRENT       MIN      SOFT      HARD   MAXIMUM      HITS\n\
+             rss              5M       N/A       inf       64M       64M         3\n\
+             nproc             7       N/A       N/A        20        20         2\n\
+             sched       0m01s50       N/A       N/A  25.0%cpu       0ms        12\n\
+             rss: the OOM killer killed 1 process of this context\n"
+        );
+    }
+}

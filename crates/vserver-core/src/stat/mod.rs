@@ -1,0 +1,174 @@
+//! `vserver-stat`: one row per context, the host (0, "root server") first,
+//! then every running guest by xid. Processes and VSZ come from the guest's
+//! `cgroup.procs` and each process's `/proc/PID/stat`; CPU time and RSS from
+//! the guest's cgroup when it has the controller (so exited processes count,
+//! as the kernel's accounting does), else summed from `/proc/PID/stat`.
+
+pub mod export;
+pub mod format;
+pub mod procfs;
+mod status;
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::cgroup::{GuestCgroup, Layout};
+use crate::limits::context::page_size;
+use crate::limits::cpu::clock_ticks;
+use crate::limits::stats::{self, ContextStats};
+use crate::paths::Paths;
+use crate::runstate::{self, RunState};
+use procfs::ProcStat;
+
+pub use status::guest_status_lines;
+
+pub const HOST_NAME: &str = "root server";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContextRow {
+    pub xid: u32,
+    pub name: String,
+    pub processes: u64,
+    pub vsz_bytes: u64,
+    pub rss_bytes: u64,
+    pub user_ms: u64,
+    pub system_ms: u64,
+    pub uptime_ms: u64,
+    /// Limits, peaks and hits (for `--json`, `--prometheus` and status only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ContextStats>,
+}
+
+/// What to read besides the table's own figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Table,
+    WithLimits,
+}
+
+/// Sums of the per-process figures of one context.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    processes: u64,
+    vsz_bytes: u64,
+    rss_pages: u64,
+    user_ticks: u64,
+    system_ticks: u64,
+    oldest_start: Option<u64>,
+}
+
+impl Sums {
+    fn add(&mut self, p: &ProcStat) {
+        self.processes += 1;
+        self.vsz_bytes += p.vsize_bytes;
+        self.rss_pages += p.rss_pages;
+        self.user_ticks += p.utime + p.cutime;
+        self.system_ticks += p.stime + p.cstime;
+        self.oldest_start = Some(self.oldest_start.map_or(p.start_time, |s| s.min(p.start_time)));
+    }
+}
+
+/// Every context: the host row, then the running guests sorted by xid.
+pub fn collect(paths: &Paths, detail: Detail) -> anyhow::Result<Vec<ContextRow>> {
+    let guests = runstate::running_guests(paths).with_context(|| format!("reading {}", paths.rundir.display()))?;
+    let cgroups = guest_cgroups(paths, &guests)?;
+    let mut owner: HashMap<i32, usize> = HashMap::new();
+    for (i, cg) in cgroups.iter().enumerate() {
+        for pid in cg.pids().with_context(|| format!("guest {:?}: listing its processes", guests[i].name))? {
+            owner.insert(pid, i);
+        }
+    }
+    let me = std::process::id() as i32;
+    let mut host = Sums::default();
+    let mut sums = vec![Sums::default(); guests.len()];
+    let mut buf = String::with_capacity(512);
+    for pid in procfs::all_pids().context("listing /proc")? {
+        if pid == me {
+            continue;
+        }
+        let Some(stat) = procfs::read_stat(pid, &mut buf) else { continue };
+        match owner.get(&pid) {
+            Some(&i) => sums[i].add(&stat),
+            None => host.add(&stat),
+        }
+    }
+    let clock = Clock::now()?;
+    let mut rows = vec![clock.row(0, HOST_NAME, &host)];
+    for ((state, cg), s) in guests.iter().zip(&cgroups).zip(&sums) {
+        rows.push(guest_row(&clock, state, cg, s, detail)?);
+    }
+    Ok(rows)
+}
+
+/// The row of one running guest, reading only its own processes.
+pub fn collect_guest(paths: &Paths, state: &RunState, detail: Detail) -> anyhow::Result<ContextRow> {
+    let cg = guest_cgroups(paths, std::slice::from_ref(state))?.remove(0);
+    let mut sums = Sums::default();
+    let mut buf = String::with_capacity(512);
+    for pid in cg.pids().with_context(|| format!("guest {:?}: listing its processes", state.name))? {
+        if let Some(stat) = procfs::read_stat(pid, &mut buf) {
+            sums.add(&stat);
+        }
+    }
+    guest_row(&Clock::now()?, state, &cg, &sums, detail)
+}
+
+fn guest_cgroups(paths: &Paths, guests: &[RunState]) -> anyhow::Result<Vec<GuestCgroup>> {
+    if guests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let layout = Layout::detect(&paths.cgroup_root)?;
+    Ok(guests.iter().map(|g| GuestCgroup::from_dirs(&layout, g.cgroups.clone())).collect())
+}
+
+fn guest_row(clock: &Clock, state: &RunState, cg: &GuestCgroup, sums: &Sums, detail: Detail) -> anyhow::Result<ContextRow> {
+    let context = |what: &str| format!("guest {:?}: reading {what}", state.name);
+    let mut row = clock.row(state.xid, &state.name, sums);
+    if sums.oldest_start.is_none() {
+        row.uptime_ms = runstate::now_secs().saturating_sub(state.started_at) * 1000;
+    }
+    if let Some(times) = stats::cpu_times(cg).with_context(|| context("its CPU time"))? {
+        row.user_ms = times.user_us / 1000;
+        row.system_ms = times.system_us / 1000;
+    }
+    if let Some(rss) = stats::resident_bytes(cg).with_context(|| context("its memory"))? {
+        row.rss_bytes = rss;
+    }
+    if detail == Detail::WithLimits {
+        row.limits = Some(stats::context_stats(cg).with_context(|| context("its limits"))?);
+    }
+    Ok(row)
+}
+
+/// Units and "now" for turning ticks into the table's milliseconds.
+struct Clock {
+    uptime_ms: u64,
+    hz: u64,
+    page: u64,
+}
+
+impl Clock {
+    fn now() -> anyhow::Result<Clock> {
+        Ok(Clock { uptime_ms: procfs::uptime_ms().context("reading /proc/uptime")?, hz: clock_ticks(), page: page_size() })
+    }
+
+    fn ms(&self, ticks: u64) -> u64 {
+        ticks * 1000 / self.hz
+    }
+
+    fn row(&self, xid: u32, name: &str, s: &Sums) -> ContextRow {
+        ContextRow {
+            xid,
+            name: name.to_string(),
+            processes: s.processes,
+            vsz_bytes: s.vsz_bytes,
+            rss_bytes: s.rss_pages * self.page,
+            user_ms: self.ms(s.user_ticks),
+            system_ms: self.ms(s.system_ticks),
+            uptime_ms: s.oldest_start.map_or(0, |t| self.uptime_ms.saturating_sub(self.ms(t))),
+            limits: None,
+        }
+    }
+}
