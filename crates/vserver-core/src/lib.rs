@@ -6,10 +6,12 @@
 //! made of, `unify` shares files between guests, `stat` reports on them and
 //! `runstate` records what runs.
 
+pub mod builder;
 pub mod caps;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod limits;
 pub mod net;
 pub mod paths;

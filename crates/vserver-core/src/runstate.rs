@@ -48,6 +48,9 @@ pub struct RunState {
     /// Host addresses the start added, removed again at stop.
     #[serde(default)]
     pub added_addresses: Vec<String>,
+    /// The seccomp filter allows io_uring (cflag IO_URING at start).
+    #[serde(default)]
+    pub allow_io_uring: bool,
 }
 
 /// What the run dir says about a guest.

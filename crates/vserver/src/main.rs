@@ -1,1 +1,242 @@
-fn main() {}
+//! `vserver NAME COMMAND`: build, start, stop, enter and inspect guests.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use vserver_core::builder::{self, BuildOptions, InterfaceSpec, Method};
+use vserver_core::cli::PathArgs;
+use vserver_core::config::{self, Guest};
+use vserver_core::context::{self, StopOptions, Stopped};
+use vserver_core::runstate::{self, Status};
+use vserver_core::Paths;
+
+/// Exit code of `status` for a stopped guest (as LSB init scripts use it).
+const EXIT_STOPPED: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "vserver",
+    version,
+    about = "Build, start, stop and enter Linux-VServer style guests on a stock kernel",
+    after_help = "Examples:\n  vserver web1 build -m busybox --context 101 --interface lo:127.0.0.101/8\n  vserver web1 start\n  vserver web1 exec ps ax\n  vserver web1 enter\n  vserver --all-marked default start\n\nExit codes: 0 success, 1 failure, 2 bad usage; `status` exits 3 when the guest is stopped."
+)]
+struct Cli {
+    #[command(flatten)]
+    paths: PathArgs,
+    /// Act on every guest whose apps/init/mark is MARK (start or stop only)
+    #[arg(long, value_name = "MARK")]
+    all_marked: Option<String>,
+    /// The guest (a directory under the configuration root)
+    name: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the guest's configuration and root
+    Build {
+        /// skeleton, busybox, debootstrap or clone
+        #[arg(short = 'm', long = "method", value_name = "METHOD")]
+        method: String,
+        /// Context id (2-49151); default: the lowest free id from 100
+        #[arg(long = "context", value_name = "XID")]
+        context: Option<u32>,
+        #[arg(long)]
+        hostname: Option<String>,
+        /// [name=]dev:ip[/prefix], repeatable; dev "nodev" for set-only addresses
+        #[arg(long = "interface", value_name = "SPEC")]
+        interfaces: Vec<String>,
+        /// Replace an existing (stopped) guest
+        #[arg(long)]
+        force: bool,
+        /// Method arguments after "--": debootstrap -d SUITE [-m MIRROR]; clone SOURCE
+        #[arg(last = true)]
+        method_args: Vec<String>,
+    },
+    /// Start the guest
+    Start,
+    /// Stop the guest: its stop command, SIGTERM, then SIGKILL after the timeout
+    Stop {
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Stop, then start
+    Restart {
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// An interactive login shell in the running guest
+    Enter,
+    /// Run a command in the running guest; its exit code is ours
+    Exec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
+        argv: Vec<String>,
+    },
+    /// Is the guest running? (exit 0 running, 3 stopped)
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit 0 if the guest runs, 1 if not (quiet)
+    Running,
+    /// Remove a stopped guest's root and configuration
+    Delete,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("vserver: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let paths = cli.paths.resolve()?;
+    if let Some(mark) = &cli.all_marked {
+        return all_marked(&paths, mark, &cli.command);
+    }
+    let Some(name) = cli.name.as_deref() else {
+        eprintln!("vserver: name a guest (vserver NAME COMMAND) or use --all-marked MARK");
+        return Ok(2);
+    };
+    match &cli.command {
+        Command::Build { method, context, hostname, interfaces, force, method_args } => {
+            let method = parse_method(method, method_args)?;
+            let interfaces = interfaces
+                .iter()
+                .map(|s| InterfaceSpec::parse(s).map_err(|e| anyhow::anyhow!("--interface {s}: {e}")))
+                .collect::<Result<Vec<_>>>()?;
+            let opts = BuildOptions { method, context: *context, hostname: hostname.clone(), interfaces, force: *force };
+            builder::build_guest(&paths, name, &opts)?;
+            Ok(0)
+        }
+        Command::Start => {
+            context::start_guest(&paths, &load(&paths, name)?)?;
+            Ok(0)
+        }
+        Command::Stop { timeout } => stop(&paths, &load(&paths, name)?, *timeout),
+        Command::Restart { timeout } => {
+            let guest = load(&paths, name)?;
+            if runstate::is_running(&paths, name) {
+                stop(&paths, &guest, *timeout)?;
+            }
+            context::start_guest(&paths, &guest)?;
+            Ok(0)
+        }
+        Command::Enter => exit_code(context::enter_shell(&paths, &load(&paths, name)?)?),
+        Command::Exec { argv } => exit_code(context::exec_in_guest(&paths, &load(&paths, name)?, argv, None)?),
+        Command::Status { json } => status(&paths, name, *json),
+        Command::Running => Ok(if runstate::is_running(&paths, name) { 0 } else { 1 }),
+        Command::Delete => {
+            builder::delete_guest(&paths, name)?;
+            Ok(0)
+        }
+    }
+}
+
+fn load(paths: &Paths, name: &str) -> Result<Guest> {
+    Ok(config::load_guest(paths, name)?)
+}
+
+fn exit_code(code: i32) -> Result<u8> {
+    Ok(code.clamp(0, 255) as u8)
+}
+
+fn parse_method(method: &str, args: &[String]) -> Result<Method> {
+    Ok(match method {
+        "skeleton" => Method::Skeleton,
+        "busybox" => Method::Busybox,
+        "debootstrap" => Method::Debootstrap(args.to_vec()),
+        "clone" => {
+            let source = match args {
+                [s] => s.clone(),
+                [flag, s] if flag == "--source" => s.clone(),
+                _ => anyhow::bail!("build -m clone needs the source: -- SOURCE (a guest name or a root directory)"),
+            };
+            Method::Clone(source)
+        }
+        other => anyhow::bail!("unknown build method {other:?} (skeleton, busybox, debootstrap or clone)"),
+    })
+}
+
+fn stop(paths: &Paths, guest: &Guest, timeout: u64) -> Result<u8> {
+    match context::stop_guest(paths, guest, StopOptions { timeout: Duration::from_secs(timeout) })? {
+        Stopped::Stopped => Ok(0),
+        Stopped::CleanedStale => {
+            eprintln!("vserver: guest {:?} was not running; its stale run state was removed", guest.name);
+            Ok(0)
+        }
+    }
+}
+
+fn status(paths: &Paths, name: &str, json: bool) -> Result<u8> {
+    config::load_guest(paths, name)?;
+    let status = runstate::status(paths, name).context("reading the run state")?;
+    let (word, code) = match &status {
+        Status::Running(_) => ("running", 0),
+        Status::Stopped => ("stopped", EXIT_STOPPED),
+        Status::Stale(_) => ("stale", 1),
+    };
+    if json {
+        let mut v = serde_json::json!({ "name": name, "status": word });
+        if let Status::Running(s) | Status::Stale(s) = &status {
+            v["xid"] = s.xid.into();
+            v["init_pid"] = s.init.pid.into();
+            v["monitor_pid"] = s.monitor.pid.into();
+            v["started_at"] = s.started_at.into();
+        }
+        println!("{v}");
+    } else {
+        match &status {
+            Status::Running(s) => println!(
+                "guest {name} is running (context {}, init pid {}, up {}s)",
+                s.xid,
+                s.init.pid,
+                runstate::now_secs().saturating_sub(s.started_at)
+            ),
+            Status::Stopped => println!("guest {name} is stopped"),
+            Status::Stale(s) => println!(
+                "guest {name} is not running, but its run state is stale (monitor {} / init {} gone)",
+                s.monitor.pid, s.init.pid
+            ),
+        }
+    }
+    Ok(code)
+}
+
+/// util-vserver's `vserver --all-marked MARK start|stop` for boot-time autostart.
+fn all_marked(paths: &Paths, mark: &str, command: &Command) -> Result<u8> {
+    let mut failed = false;
+    for name in config::list_guests(paths)? {
+        let guest = match config::load_guest(paths, &name) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("vserver: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        if guest.init.mark.as_deref() != Some(mark) {
+            continue;
+        }
+        let running = runstate::is_running(paths, &name);
+        let result = match command {
+            Command::Start if !running => context::start_guest(paths, &guest),
+            Command::Stop { timeout } if running => stop(paths, &guest, *timeout).map(|_| ()),
+            Command::Start | Command::Stop { .. } => Ok(()),
+            _ => anyhow::bail!("--all-marked only goes with start or stop"),
+        };
+        if let Err(e) = result {
+            eprintln!("vserver {name}: {e:#}");
+            failed = true;
+        }
+    }
+    Ok(u8::from(failed))
+}

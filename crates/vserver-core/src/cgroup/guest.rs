@@ -115,6 +115,21 @@ impl GuestCgroup {
         Ok(())
     }
 
+    /// Device access for the v1 devices controller: deny all, then allow
+    /// `rules` ("c 1:3 rwm"). cgroup v2 has no such files; there the fresh
+    /// /dev and the missing CAP_MKNOD are what keep devices out.
+    pub fn restrict_devices(&self, rules: &[&str]) -> io::Result<()> {
+        let Some(dir) = self.layout.v1_mount("devices").and_then(|m| self.dirs.iter().find(|d| d.starts_with(m)))
+        else {
+            return Ok(());
+        };
+        write_file(&dir.join("devices.deny"), "a")?;
+        for rule in rules {
+            write_file(&dir.join("devices.allow"), rule)?;
+        }
+        Ok(())
+    }
+
     /// Every process of the context, as host pids.
     pub fn pids(&self) -> io::Result<Vec<i32>> {
         let Some(dir) = self.dirs.iter().find(|d| d.is_dir()) else { return Ok(Vec::new()) };

@@ -23,3 +23,14 @@ pub fn cloexec_from(first: libc::c_uint) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Closes every descriptor from 3 up except `keep`. The monitor calls it so
+/// that it holds nothing of the process that started it (the start lock
+/// above all, which would otherwise stay locked while the guest runs).
+pub fn close_all_except(keep: libc::c_int) {
+    let ranges = [(3, keep - 1), (keep + 1, libc::c_int::MAX)];
+    for (first, last) in ranges.into_iter().filter(|(a, b)| a <= b) {
+        // SAFETY: close_range(2) on descriptor numbers; nothing else uses them here.
+        unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, last as libc::c_uint, 0 as libc::c_uint) };
+    }
+}

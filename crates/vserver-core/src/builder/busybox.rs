@@ -1,0 +1,93 @@
+//! `build -m busybox`: a small working guest from the host's static busybox
+//! (Debian's busybox-static): every applet, an init, /etc/passwd and group.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use super::skeleton_root;
+
+/// Where the static busybox comes from; `VSERVER_BUSYBOX` overrides.
+fn busybox_source() -> PathBuf {
+    std::env::var_os("VSERVER_BUSYBOX").map(PathBuf::from).unwrap_or_else(|| "/bin/busybox".into())
+}
+
+pub(super) fn build(confdir: &Path, vdir: &Path) -> Result<()> {
+    let source = busybox_source();
+    if !source.exists() {
+        bail!("{} does not exist: install Debian's busybox-static package (apt-get install busybox-static)", source.display());
+    }
+    if has_interpreter(&source)? {
+        bail!("{} is dynamically linked; the guest needs a static one (apt-get install busybox-static)", source.display());
+    }
+    skeleton_root(vdir)?;
+    for dir in ["bin", "sbin", "usr/bin", "usr/sbin", "var/log", "var/run", "run", "home", "etc/init.d", "mnt"] {
+        fs::create_dir_all(vdir.join(dir))?;
+    }
+    let target = vdir.join("bin/busybox");
+    fs::copy(&source, &target).with_context(|| format!("copying {}", source.display()))?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
+    link_applets(&source, vdir)?;
+    write_etc(vdir)?;
+    // busybox's init reads /etc/inittab; it runs as the guest's pid 1.
+    fs::create_dir_all(confdir.join("apps/init"))?;
+    fs::write(confdir.join("apps/init/style"), "plain\n")?;
+    Ok(())
+}
+
+fn link_applets(busybox: &Path, vdir: &Path) -> Result<()> {
+    let out = Command::new(busybox).arg("--list-full").output().context("running busybox --list-full")?;
+    if !out.status.success() {
+        bail!("{} --list-full failed", busybox.display());
+    }
+    for applet in String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if applet.contains("..") || applet == "bin/busybox" {
+            continue;
+        }
+        let link = vdir.join(applet);
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        if fs::symlink_metadata(&link).is_err() {
+            symlink("/bin/busybox", &link).with_context(|| format!("linking {}", link.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_etc(vdir: &Path) -> Result<()> {
+    let files: &[(&str, &str, u32)] = &[
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644),
+        ("etc/group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", 0o644),
+        ("etc/shadow", "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n", 0o600),
+        ("etc/inittab", "::sysinit:/etc/init.d/rcS\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/sync\n", 0o644),
+        ("etc/init.d/rcS", "#!/bin/sh\n# Runs once at guest start (busybox init, ::sysinit:).\nmkdir -p /run /var/run /tmp\n", 0o755),
+        ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n", 0o644),
+        ("etc/profile", "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nPS1='\\h:\\w\\$ '\n", 0o644),
+    ];
+    for (rel, content, mode) in files {
+        let p = vdir.join(rel);
+        fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(*mode))?;
+    }
+    Ok(())
+}
+
+/// Whether an ELF file asks for a dynamic loader (has a PT_INTERP header).
+fn has_interpreter(path: &Path) -> Result<bool> {
+    let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    if data.get(..5) != Some(b"\x7fELF\x02") {
+        bail!("{} is not a 64-bit ELF executable", path.display());
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        bail!("{} has a truncated ELF header", path.display());
+    };
+    const PT_INTERP: u32 = 3;
+    Ok((0..phnum).any(|i| u32_at(phoff + i * phentsize) == Some(PT_INTERP)))
+}

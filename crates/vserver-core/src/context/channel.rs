@@ -1,0 +1,38 @@
+//! Pipes between the host side and a process being set up in the guest: a
+//! "go" signal one way, and an error report (or clean EOF) the other. The
+//! report pipe is close-on-exec, so EOF without a message means exec worked.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+
+pub struct Channel {
+    pub read: File,
+    pub write: File,
+}
+
+impl Channel {
+    pub fn new() -> io::Result<Channel> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        Ok(Channel { read: File::from(OwnedFd::from(r)), write: File::from(OwnedFd::from(w)) })
+    }
+}
+
+/// Reads until EOF: empty means success, anything else is the error text.
+pub fn read_report(mut r: File) -> io::Result<Option<String>> {
+    let mut buf = String::new();
+    r.read_to_string(&mut buf)?;
+    Ok(if buf.is_empty() { None } else { Some(buf) })
+}
+
+pub fn send(mut w: &File, msg: &str) {
+    let _ = w.write_all(msg.as_bytes());
+}
+
+pub fn wait_for_go(mut r: File) -> io::Result<()> {
+    let mut b = [0u8; 1];
+    match r.read(&mut b)? {
+        1 if b[0] == b'g' => Ok(()),
+        _ => Err(io::Error::other("the monitor gave up before the guest could start")),
+    }
+}

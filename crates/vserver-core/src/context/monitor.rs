@@ -1,0 +1,309 @@
+//! The host-side monitor: a small daemon that is the parent of the guest's
+//! pid 1. It builds the context for every boot, records the run state,
+//! keeps the guest's console output (bounded), and tears everything down
+//! when the guest ends, restarting it when the guest asked for a reboot.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::channel::{read_report, send, Channel};
+use super::restrict::Restrictions;
+use super::{init, setup};
+use crate::cgroup::{GuestCgroup, Layout};
+use crate::config::{ExtraNamespace, Guest, InitStyle};
+use crate::paths::Paths;
+use crate::rootfs::dev::DEVICE_ALLOW_RULES;
+use crate::runstate::{now_secs, ProcessId, RunState};
+use crate::sys::{clone, pidfd};
+
+/// Console output kept per guest; the file starts over when it grows past this.
+const CONSOLE_LIMIT: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Reboot,
+    Halt,
+}
+
+/// Runs in the detached monitor process; never returns.
+pub(super) fn run(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> ! {
+    let code = match supervise_boots(paths, guest, layout, report) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("vserver monitor {}: {e:#}", guest.name);
+            1
+        }
+    };
+    let _ = RunState::remove(paths, &guest.name);
+    // SAFETY: leaving the forked monitor without unwinding into the caller's frames.
+    unsafe { libc::_exit(code) }
+}
+
+fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> Result<()> {
+    let signals = monitor_signals();
+    signals.thread_block()?;
+    let sigfd = SignalFd::new(&signals)?;
+    let mut report = Some(report);
+    loop {
+        let boot = match Boot::start(paths, guest, layout) {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some(r) = report.take() {
+                    send(&r, &format!("{e:#}"));
+                }
+                return Err(e);
+            }
+        };
+        if let Some(r) = report.take() {
+            send(&r, "OK");
+        }
+        let mut boot = boot;
+        let ending = boot.supervise(&sigfd);
+        boot.teardown();
+        if ending == Ending::Halt || stop_requested(paths, guest) {
+            return Ok(());
+        }
+        eprintln!("vserver monitor {}: the guest rebooted; starting it again", guest.name);
+    }
+}
+
+fn monitor_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD] {
+        s.add(sig);
+    }
+    s
+}
+
+pub(super) fn stop_marker(paths: &Paths, name: &str) -> PathBuf {
+    paths.guest_rundir(name).join("stopping")
+}
+
+fn stop_requested(paths: &Paths, guest: &Guest) -> bool {
+    stop_marker(paths, &guest.name).exists()
+}
+
+/// One boot of the guest: its cgroup, its pid 1, the console pipe.
+struct Boot<'a> {
+    paths: &'a Paths,
+    guest: &'a Guest,
+    cgroup: GuestCgroup,
+    init: Pid,
+    init_fd: OwnedFd,
+    console: Option<File>,
+    halt_requested: bool,
+}
+
+impl<'a> Boot<'a> {
+    fn start(paths: &'a Paths, guest: &'a Guest, layout: &Layout) -> Result<Boot<'a>> {
+        let cgroup = GuestCgroup::create(layout, &guest.name)?;
+        match Self::start_in(paths, guest, &cgroup) {
+            Ok((init, init_fd, console)) => {
+                Ok(Boot { paths, guest, cgroup, init, init_fd, console: Some(console), halt_requested: false })
+            }
+            Err(e) => {
+                // Nothing of a failed start stays: the cgroup goes, and
+                // with it any process that got into it.
+                let _ = cgroup.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup) -> Result<(Pid, OwnedFd, File)> {
+        cgroup.restrict_devices(DEVICE_ALLOW_RULES)?;
+        if guest.wants_namespace(ExtraNamespace::Time) {
+            // Before the clone: the time namespace applies to our children.
+            enter_fresh_time_namespace()?;
+        }
+        let restrictions = Restrictions::for_guest(guest);
+        let (console_r, console_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let go = Channel::new()?;
+        let report = Channel::new()?;
+        let pid = clone::fork_into(namespace_flags(guest)).context("creating the guest's namespaces")?;
+        if pid == 0 {
+            drop(go.write);
+            drop(report.read);
+            guest_main(guest, go.read, report.write, console_w.as_fd(), &restrictions);
+        }
+        drop(go.read);
+        drop(report.write);
+        drop(console_w);
+        let pid = Pid::from_raw(pid);
+        let init_fd = pidfd::open(pid.as_raw())?;
+        let result = (|| -> Result<()> {
+            cgroup.add_process(pid.as_raw())?;
+            (&go.write).write_all(b"g")?;
+            drop(go.write);
+            match read_report(report.read)? {
+                None => Ok(()),
+                Some(msg) => Err(anyhow::anyhow!("{msg}")),
+            }
+        })();
+        if let Err(e) = result {
+            let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+        let state = RunState {
+            name: guest.name.clone(),
+            xid: guest.xid,
+            init: ProcessId::of(pid.as_raw())?,
+            monitor: ProcessId::of(std::process::id() as i32)?,
+            started_at: now_secs(),
+            cgroups: cgroup.dirs().to_vec(),
+            added_addresses: Vec::new(),
+            allow_io_uring: restrictions.seccomp.allow_io_uring,
+        };
+        state.save(paths).context("writing the run state")?;
+        Ok((pid, init_fd, File::from(console_r)))
+    }
+
+    /// Waits for the guest to end, copying its console output and turning
+    /// SIGTERM to the monitor into a halt.
+    fn supervise(&mut self, sigfd: &SignalFd) -> Ending {
+        let status = loop {
+            let mut fds = vec![
+                PollFd::new(self.init_fd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Some(c) = &self.console {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+            }
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
+            }
+            let ready = |i: usize, fds: &[PollFd]| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            let (init_done, signalled, console) = (ready(0, &fds), ready(1, &fds), ready(2, &fds));
+            drop(fds);
+            if console {
+                self.copy_console();
+            }
+            if signalled {
+                self.handle_signal(sigfd);
+            }
+            if init_done {
+                self.drain_console();
+                break waitpid(self.init, None);
+            }
+        };
+        let ending = match status {
+            _ if self.halt_requested => Ending::Halt,
+            Ok(WaitStatus::Signaled(_, Signal::SIGHUP, _)) => Ending::Reboot,
+            Ok(WaitStatus::Exited(_, 129)) if self.guest.init.style == InitStyle::Sysv => Ending::Reboot,
+            _ => Ending::Halt,
+        };
+        ending
+    }
+
+    fn handle_signal(&mut self, sigfd: &SignalFd) {
+        if let Ok(Some(info)) = sigfd.read_signal() {
+            let sig = info.ssi_signo as i32;
+            if sig == libc::SIGTERM || sig == libc::SIGINT {
+                self.halt_requested = true;
+                let _ = pidfd::send_signal(&self.init_fd, libc::SIGKILL);
+            }
+        }
+    }
+
+    fn copy_console(&mut self) {
+        let Some(c) = self.console.as_mut() else { return };
+        let mut buf = [0u8; 8192];
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => self.console = None,
+            Ok(n) => append_console(self.paths, &self.guest.name, &buf[..n]),
+        }
+    }
+
+    fn drain_console(&mut self) {
+        if let Some(c) = self.console.as_ref() {
+            let _ = nix::fcntl::fcntl(c.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        }
+        while self.console.is_some() {
+            self.copy_console();
+        }
+    }
+
+    fn teardown(&self) {
+        if let Err(e) = self.cgroup.remove() {
+            eprintln!("vserver monitor {}: {e}", self.guest.name);
+        }
+    }
+}
+
+/// The first process of the guest, in its new namespaces. Failures go back
+/// to the monitor through `report`; success is exec (or, for the built-in
+/// init, `report` being closed once the start command has run).
+fn guest_main(
+    guest: &Guest,
+    go: File,
+    report: File,
+    console: std::os::fd::BorrowedFd<'_>,
+    restrictions: &Restrictions,
+) -> ! {
+    for target in [1, 2] {
+        // SAFETY: dup2 onto stdout/stderr of this (forked) process.
+        unsafe { libc::dup2(console.as_raw_fd(), target) };
+    }
+    if let Ok(null) = File::open("/dev/null") {
+        // SAFETY: as above, for stdin.
+        unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    }
+    let err = match setup::setup_guest(guest, go, restrictions) {
+        Err(e) => e,
+        Ok(()) => match guest.init.style {
+            InitStyle::Plain => setup::exec_clean(&setup::plain_init_argv(guest), None),
+            InitStyle::Sysv => match super::restrict::limit_own_capabilities(&restrictions.bcaps) {
+                Ok(()) => init::run(guest, report),
+                Err(e) => e,
+            },
+        },
+    };
+    send(&report, &format!("{err:#}"));
+    // SAFETY: leaving the failed child without unwinding.
+    unsafe { libc::_exit(127) }
+}
+
+fn namespace_flags(guest: &Guest) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if guest.wants_namespace(ExtraNamespace::Net) {
+        flags |= libc::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// A new time namespace for the next child whose boot and monotonic clocks
+/// start near zero: the guest's uptime counts from its own start.
+fn enter_fresh_time_namespace() -> Result<()> {
+    const CLONE_NEWTIME: libc::c_int = 0x80;
+    // SAFETY: unshare(2) with a flag; the monitor is single-threaded.
+    if unsafe { libc::unshare(CLONE_NEWTIME) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("creating a time namespace (VIRT_UPTIME)");
+    }
+    let now = |clock| nix::time::clock_gettime(clock).map(|t| t.tv_sec()).unwrap_or(0);
+    let offsets = format!(
+        "monotonic {} 0\nboottime {} 0\n",
+        -now(nix::time::ClockId::CLOCK_MONOTONIC),
+        -now(nix::time::ClockId::CLOCK_BOOTTIME)
+    );
+    fs::write("/proc/self/timens_offsets", offsets).context("setting the time namespace offsets")
+}
+
+fn append_console(paths: &Paths, name: &str, data: &[u8]) {
+    let file = paths.guest_rundir(name).join("console.log");
+    if fs::metadata(&file).map(|m| m.len() > CONSOLE_LIMIT).unwrap_or(false) {
+        let _ = fs::remove_file(&file);
+    }
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&file) {
+        let _ = f.write_all(data);
+    }
+}

@@ -1,0 +1,154 @@
+//! `vserver NAME start`: checks that the guest can start, then forks the
+//! detached monitor, which builds the context and reports back once the
+//! guest's pid 1 runs (or why it could not).
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::unistd::{fork, setsid, ForkResult};
+
+use super::channel::{read_report, Channel};
+use super::monitor;
+use crate::cgroup::{GuestCgroup, Layout};
+use crate::config::{Guest, InitStyle};
+use crate::paths::Paths;
+use crate::runstate::{self, RunState, Status};
+
+pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
+    // Held until the monitor has written the run state, so two starts can
+    // never both see an xid as free.
+    let _lock = StartLock::take(paths)?;
+    preflight(paths, guest)?;
+    let layout = Layout::detect(&paths.cgroup_root)?;
+    fs::create_dir_all(paths.guest_rundir(&guest.name))
+        .with_context(|| format!("creating {}", paths.guest_rundir(&guest.name).display()))?;
+    let _ = fs::remove_file(monitor::stop_marker(paths, &guest.name));
+    let report = Channel::new()?;
+    // SAFETY: the vserver binary is single-threaded here; both children
+    // either exec nothing and run our own code, or _exit.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(report.read);
+            detach_and_run_monitor(paths, guest, &layout, report.write)
+        }
+        ForkResult::Parent { child } => {
+            drop(report.write);
+            let _ = nix::sys::wait::waitpid(child, None);
+            match read_report(report.read)?.as_deref() {
+                Some("OK") => Ok(()),
+                Some(msg) => Err(anyhow::anyhow!("guest {:?} did not start: {msg}", guest.name)),
+                None => bail!(
+                    "guest {:?} did not start: its monitor ended without a word (see {})",
+                    guest.name,
+                    paths.guest_rundir(&guest.name).join("monitor.log").display()
+                ),
+            }
+        }
+    }
+}
+
+/// The intermediate child starts a new session and forks the monitor, so the
+/// monitor is re-parented to the host's init and outlives `vserver start`.
+fn detach_and_run_monitor(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> ! {
+    let _ = setsid();
+    crate::sys::fds::close_all_except(report.as_raw_fd());
+    // SAFETY: single-threaded, as above.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            redirect_stdio(&paths.guest_rundir(&guest.name).join("monitor.log"));
+            monitor::run(paths, guest, layout, report)
+        }
+        // SAFETY: leaving the intermediate child without unwinding.
+        _ => unsafe { libc::_exit(0) },
+    }
+}
+
+fn redirect_stdio(log: &Path) {
+    let null = File::open("/dev/null");
+    let out = fs::OpenOptions::new().create(true).append(true).open(log);
+    if let (Ok(null), Ok(out)) = (null, out) {
+        // SAFETY: dup2 onto the standard descriptors of the monitor process.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(out.as_raw_fd(), 1);
+            libc::dup2(out.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// Everything that can be checked before anything changes.
+fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("starting guest {:?} needs root (run it as root or with sudo)", guest.name);
+    }
+    match runstate::status(paths, &guest.name)? {
+        Status::Running(s) => bail!("guest {:?} is already running (init pid {})", guest.name, s.init.pid),
+        Status::Stale(s) => clean_stale(paths, guest, &s)?,
+        Status::Stopped => {}
+    }
+    if let Some(other) = runstate::running_guests(paths)?.into_iter().find(|s| s.xid == guest.xid) {
+        bail!(
+            "guest {:?} has context id {} ({}), which running guest {:?} already uses",
+            guest.name,
+            guest.xid,
+            guest.confdir.join("context").display(),
+            other.name
+        );
+    }
+    check_guest_root(guest)
+}
+
+/// A stale run state (host crash, monitor killed): the pids it names may
+/// belong to other processes by now, so nothing is killed by pid. The cgroup
+/// is the only trustworthy record of what was the guest's.
+pub(super) fn clean_stale(paths: &Paths, guest: &Guest, state: &RunState) -> Result<()> {
+    eprintln!(
+        "vserver: guest {:?}: removing stale run state (monitor {} / init {} no longer run)",
+        guest.name, state.monitor.pid, state.init.pid
+    );
+    if let Ok(layout) = Layout::detect(&paths.cgroup_root) {
+        GuestCgroup::from_dirs(&layout, state.cgroups.clone())
+            .remove()
+            .with_context(|| format!("removing the stale cgroup of guest {:?}", guest.name))?;
+    }
+    RunState::remove(paths, &guest.name)?;
+    Ok(())
+}
+
+fn check_guest_root(guest: &Guest) -> Result<()> {
+    let vdir = &guest.vdir;
+    let meta = fs::symlink_metadata(vdir)
+        .with_context(|| format!("guest {:?}: its root {} does not exist (vserver {} build?)", guest.name, vdir.display(), guest.name))?;
+    if !meta.is_dir() {
+        bail!("guest {:?}: its root {} is not a directory", guest.name, vdir.display());
+    }
+    if guest.init.style == InitStyle::Plain {
+        let init = super::setup::plain_init_argv(guest).remove(0);
+        let inside = vdir.join(init.trim_start_matches('/'));
+        if fs::symlink_metadata(&inside).is_err() {
+            bail!(
+                "guest {:?}: its init {init} does not exist in {} (set apps/init/cmd.start or style sysv)",
+                guest.name,
+                vdir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+struct StartLock(#[allow(dead_code)] File);
+
+impl StartLock {
+    fn take(paths: &Paths) -> Result<StartLock> {
+        let dir = paths.lock_dir();
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file = File::create(dir.join("start")).with_context(|| format!("creating {}/start", dir.display()))?;
+        // SAFETY: flock on a descriptor we own; released when it closes.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("locking the start lock");
+        }
+        Ok(StartLock(file))
+    }
+}
