@@ -4,87 +4,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use vserver_core::builder::{self, BuildOptions, InterfaceSpec, Method};
-use vserver_core::cli::PathArgs;
 use vserver_core::config::{self, Guest};
 use vserver_core::context::{self, StopOptions, Stopped};
 use vserver_core::runstate::{self, Status};
 use vserver_core::Paths;
 
-/// Exit code of `status` for a stopped guest (as LSB init scripts use it).
-const EXIT_STOPPED: u8 = 3;
+mod cli;
 
-#[derive(Parser)]
-#[command(
-    name = "vserver",
-    version,
-    about = "Build, start, stop and enter Linux-VServer style guests on a stock kernel",
-    after_help = "Examples:\n  vserver web1 build -m busybox --context 101 --interface lo:127.0.0.101/8\n  vserver web1 start\n  vserver web1 exec ps ax\n  vserver web1 enter\n  vserver --all-marked default start\n\nExit codes: 0 success, 1 failure, 2 bad usage; `status` exits 3 when the guest is stopped."
-)]
-struct Cli {
-    #[command(flatten)]
-    paths: PathArgs,
-    /// Act on every guest whose apps/init/mark is MARK (start or stop only)
-    #[arg(long, value_name = "MARK")]
-    all_marked: Option<String>,
-    /// The guest (a directory under the configuration root)
-    name: Option<String>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Create the guest's configuration and root
-    Build {
-        /// skeleton, busybox, debootstrap or clone
-        #[arg(short = 'm', long = "method", value_name = "METHOD")]
-        method: String,
-        /// Context id (2-49151); default: the lowest free id from 100
-        #[arg(long = "context", value_name = "XID")]
-        context: Option<u32>,
-        #[arg(long)]
-        hostname: Option<String>,
-        /// [name=]dev:ip[/prefix], repeatable; dev "nodev" for set-only addresses
-        #[arg(long = "interface", value_name = "SPEC")]
-        interfaces: Vec<String>,
-        /// Replace an existing (stopped) guest
-        #[arg(long)]
-        force: bool,
-        /// Method arguments after "--": debootstrap -d SUITE [-m MIRROR]; clone SOURCE
-        #[arg(last = true)]
-        method_args: Vec<String>,
-    },
-    /// Start the guest
-    Start,
-    /// Stop the guest: its stop command, SIGTERM, then SIGKILL after the timeout
-    Stop {
-        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-        timeout: u64,
-    },
-    /// Stop, then start
-    Restart {
-        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-        timeout: u64,
-    },
-    /// An interactive login shell in the running guest
-    Enter,
-    /// Run a command in the running guest; its exit code is ours
-    Exec {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
-        argv: Vec<String>,
-    },
-    /// Is the guest running? (exit 0 running, 3 stopped)
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Exit 0 if the guest runs, 1 if not (quiet)
-    Running,
-    /// Remove a stopped guest's root and configuration
-    Delete,
-}
+use cli::{Cli, Command, EXIT_STOPPED};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
