@@ -1,0 +1,130 @@
+//! Loading a context's programs and attaching them to a cgroup v2
+//! directory. BPF_PROG_ATTACH keeps a program attached after the loading
+//! process exits (no daemon, no bpffs pin), until it is detached or the
+//! cgroup is removed; BPF_F_ALLOW_MULTI lets them sit beside programs others
+//! (systemd) attach.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use super::bpf_sys::{self, ProgSpec, BPF_F_ALLOW_MULTI};
+use super::ipset::IpSet;
+use super::programs::{self, attach, Program};
+
+/// Every program name starts with this, which is how a detach recognises
+/// ours among what else may be attached to the cgroup.
+pub const NAME_PREFIX: &str = "vs_";
+
+/// The programs attached to one cgroup; dropping this does NOT detach them.
+pub struct AttachedPrograms {
+    pub cgroup_dir: PathBuf,
+    cgroup: OwnedFd,
+    progs: Vec<(u32, OwnedFd)>,
+}
+
+fn open_cgroup(dir: &Path) -> anyhow::Result<OwnedFd> {
+    let f = File::open(dir).with_context(|| format!("cannot open cgroup directory {}", dir.display()))?;
+    Ok(OwnedFd::from(f))
+}
+
+fn load(p: &Program) -> anyhow::Result<OwnedFd> {
+    let spec = ProgSpec {
+        prog_type: p.prog_type,
+        expected_attach_type: p.attach_type,
+        attach_btf_id: p.attach_btf_id,
+        name: p.name,
+    };
+    bpf_sys::prog_load(&spec, &p.insns).map_err(|e| anyhow::anyhow!("cannot load BPF program {}: {e}", p.name))
+}
+
+/// Loads every program first (so a refusal changes nothing), then attaches
+/// them; if one attach fails, the ones already attached are detached again.
+pub fn attach_set(set: &IpSet, cgroup_dir: &Path) -> anyhow::Result<AttachedPrograms> {
+    let cgroup = open_cgroup(cgroup_dir)?;
+    let map = set.create_map().context("cannot create the BPF map of the IP set")?;
+    let specs = programs::socket_programs(set, map.as_raw_fd()).map_err(anyhow::Error::msg)?;
+    let loaded: Vec<(u32, OwnedFd)> =
+        specs.iter().map(|p| Ok((p.attach_type, load(p)?))).collect::<anyhow::Result<_>>()?;
+    // The programs hold references to the map now; our fd can go.
+    drop(map);
+    let mut attached = AttachedPrograms { cgroup_dir: cgroup_dir.to_path_buf(), cgroup, progs: Vec::new() };
+    for (attach_type, prog) in loaded {
+        if let Err(e) = bpf_sys::prog_attach(&attached.cgroup, &prog, attach_type, BPF_F_ALLOW_MULTI) {
+            let _ = attached.detach();
+            bail!("cannot attach BPF program (attach type {attach_type}) to {}: {e}", cgroup_dir.display());
+        }
+        attached.progs.push((attach_type, prog));
+    }
+    Ok(attached)
+}
+
+impl AttachedPrograms {
+    /// Detaches every program this value attached. Going on past an error
+    /// so that as much as possible is undone; the first error is returned.
+    pub fn detach(&mut self) -> anyhow::Result<()> {
+        let mut first = None;
+        for (attach_type, prog) in self.progs.drain(..) {
+            if let Err(e) = bpf_sys::prog_detach(&self.cgroup, &prog, attach_type) {
+                first.get_or_insert(anyhow::anyhow!(
+                    "cannot detach BPF program (attach type {attach_type}) from {}: {e}",
+                    self.cgroup_dir.display()
+                ));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    pub fn count(&self) -> usize {
+        self.progs.len()
+    }
+}
+
+/// Detaches our programs (named `vs_*`) from a cgroup, by query, for a
+/// process that did not attach them (`vserver NAME stop`). Returns how many.
+/// A missing cgroup directory means there is nothing left to detach.
+pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
+    if !cgroup_dir.exists() {
+        return Ok(0);
+    }
+    let cgroup = open_cgroup(cgroup_dir)?;
+    let mut count = 0;
+    for attach_type in attach::ALL {
+        let ids = match bpf_sys::prog_query(&cgroup, attach_type) {
+            Ok(ids) => ids,
+            // An attach type the kernel does not know has nothing attached.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => continue,
+            Err(e) => bail!("cannot query BPF programs of {}: {e}", cgroup_dir.display()),
+        };
+        for id in ids {
+            let Ok(prog) = bpf_sys::prog_fd_by_id(id) else { continue }; // detached meanwhile
+            if !bpf_sys::prog_name(&prog)?.starts_with(NAME_PREFIX) {
+                continue;
+            }
+            bpf_sys::prog_detach(&cgroup, &prog, attach_type)
+                .with_context(|| format!("cannot detach BPF program {id} from {}", cgroup_dir.display()))?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// The names of our programs attached directly to a cgroup (for tests and
+/// `status` output).
+pub fn attached_names(cgroup_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let cgroup = open_cgroup(cgroup_dir)?;
+    let mut names = Vec::new();
+    for attach_type in attach::ALL {
+        for id in bpf_sys::prog_query(&cgroup, attach_type).unwrap_or_default() {
+            if let Ok(prog) = bpf_sys::prog_fd_by_id(id) {
+                let name = bpf_sys::prog_name(&prog)?;
+                if name.starts_with(NAME_PREFIX) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,213 @@
+//! Network contexts: a context binds and sends only from its IP set,
+//! enforced by cgroup-BPF programs on its cgroup v2 directory (Linux-VServer's
+//! "sockets isolation": all addresses stay on the host, the guest gets a
+//! subset). `chbind` runs one command in a transient context; a guest gets
+//! its context from `interfaces/` at start.
+//!
+//! Start order for a guest (the `context` module calls these):
+//! 1. [`guest_network`] validates the config (before anything changes);
+//! 2. [`probe`] checks kernel and cgroup layout;
+//! 3. [`NetContext::add_host_addresses`];
+//! 4. [`NetContext::apply_to_cgroup`] on the guest's v2 cgroup, before its
+//!    first process runs there (sockets carry the cgroup they were made in);
+//! 5. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`].
+
+mod addr;
+mod asm;
+mod attach;
+mod bpf_sys;
+mod filter;
+mod ipset;
+
+mod probe;
+mod programs;
+pub mod run;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use anyhow::bail;
+
+pub use addr::AddedAddress;
+pub use attach::{attached_names, detach_from_cgroup, AttachedPrograms};
+pub use ipset::{lback_for_xid, IpSet};
+
+pub use probe::{cgroup_v2_root, probe};
+
+use crate::config::NetConfig;
+
+/// The marker file that lets a guest share the host network unrestricted:
+/// `interfaces/unrestricted`. Without it a guest with no addresses can bind
+/// nothing (util-vserver guests without `interfaces/` were unrestricted;
+/// here that has to be said explicitly).
+pub const UNRESTRICTED_MARKER: &str = "interfaces/unrestricted";
+
+/// What a guest's config says about its network.
+#[derive(Debug)]
+pub enum GuestNetwork {
+    /// `interfaces/unrestricted` exists: no programs, no addresses.
+    Unrestricted,
+    Restricted(NetContext),
+}
+
+/// A validated IP set plus the host addresses it needs.
+#[derive(Debug, Clone)]
+pub struct NetContext {
+    set: IpSet,
+    addresses: Vec<addr::WantedAddress>,
+}
+
+/// Reads the unrestricted marker and validates the config; errors name the
+/// file. Nothing on the host changes here.
+pub fn guest_network(guest_confdir: &Path, cfg: &NetConfig, xid: u32) -> anyhow::Result<GuestNetwork> {
+    let marker = guest_confdir.join(UNRESTRICTED_MARKER);
+    if marker.exists() {
+        if let Some(i) = cfg.interfaces.first() {
+            bail!(
+                "{}: a guest with interfaces ({}: {}) cannot also be unrestricted; remove one of them",
+                marker.display(),
+                guest_confdir.join("interfaces").join(&i.id).display(),
+                i.ip
+            );
+        }
+        return Ok(GuestNetwork::Unrestricted);
+    }
+    let ctx = NetContext::from_config(cfg, xid).map_err(|e| {
+        anyhow::anyhow!("{}: {e:#}", guest_confdir.join("interfaces").display())
+    })?;
+    Ok(GuestNetwork::Restricted(ctx))
+}
+
+impl NetContext {
+    /// The guest's set: its `interfaces/N/ip` in order, 127.0.0.1 remapped to
+    /// `interfaces/lback` or, without one, to [`lback_for_xid`].
+    /// `lback` 127.0.0.1 switches remapping off (127.0.0.1 is shared with
+    /// the host). Devices must exist.
+    pub fn from_config(cfg: &NetConfig, xid: u32) -> anyhow::Result<NetContext> {
+        let lback = match cfg.lback {
+            Some(IpAddr::V4(l)) => l,
+            Some(IpAddr::V6(l)) => bail!("lback: {l} is not an IPv4 address"),
+            None => lback_for_xid(xid).map_err(anyhow::Error::msg)?,
+        };
+        let ips: Vec<IpAddr> = cfg.interfaces.iter().map(|i| i.ip).collect();
+        let set = IpSet::new(&ips, Some(lback)).map_err(anyhow::Error::msg)?;
+        let mut addresses = Vec::new();
+        for i in &cfg.interfaces {
+            let Some(dev) = i.dev.as_deref().filter(|_| !i.nodev) else { continue };
+            if !addr::device_exists(dev) {
+                bail!("{}/dev: there is no network device {dev:?} on this host", i.id);
+            }
+            let label = match (&i.name, i.ip) {
+                (Some(n), IpAddr::V4(_)) => {
+                    let l = format!("{dev}:{n}");
+                    if l.len() > 15 {
+                        bail!("{}/name: label {l:?} is longer than the 15 characters a device label can have", i.id);
+                    }
+                    Some(l)
+                }
+                _ => None,
+            };
+            addresses.push(addr::WantedAddress { ip: i.ip, prefix: i.prefix, dev: dev.to_string(), label });
+        }
+        Ok(NetContext { set, addresses })
+    }
+
+    /// A context from `chbind`-style arguments; no host addresses.
+    pub fn from_set(set: IpSet) -> NetContext {
+        NetContext { set, addresses: Vec::new() }
+    }
+
+    pub fn set(&self) -> &IpSet {
+        &self.set
+    }
+
+    /// Attaches the programs to a cgroup v2 directory. Call before the first
+    /// process of the context enters it. The programs stay attached when the
+    /// calling process exits; [`detach_from_cgroup`] or removing the cgroup
+    /// ends them.
+    pub fn apply_to_cgroup(&self, cgroup_v2_dir: &Path) -> anyhow::Result<AttachedPrograms> {
+        attach::attach_set(&self.set, cgroup_v2_dir)
+    }
+
+    /// Adds the addresses with a `dev` (and no `nodev`) to their devices;
+    /// returns only those that were not there before.
+    pub fn add_host_addresses(&self) -> anyhow::Result<Vec<AddedAddress>> {
+        addr::add_addresses(&self.addresses)
+    }
+}
+
+/// Removes what [`NetContext::add_host_addresses`] added.
+pub fn remove_host_addresses(added: &[AddedAddress]) -> anyhow::Result<()> {
+    addr::remove_addresses(added)
+}
+
+/// chbind's default for 127.0.0.1 without `--lback` or `--nid`: the first
+/// IPv4 address of the set (what Linux-VServer kernels before `lback` did).
+pub fn default_chbind_lback(addrs: &[IpAddr]) -> Option<Ipv4Addr> {
+    addrs.iter().find_map(|a| match ipset::canonical(*a) {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Interface;
+
+    fn iface(id: &str, ip: &str, dev: Option<&str>) -> Interface {
+        Interface {
+            id: id.into(),
+            ip: ip.parse().unwrap(),
+            prefix: 8,
+            dev: dev.map(String::from),
+            name: None,
+            nodev: false,
+        }
+    }
+
+    #[test]
+    fn guest_config_becomes_a_set_with_derived_lback() {
+        let cfg = NetConfig { interfaces: vec![iface("0", "127.0.0.2", Some("lo")), iface("1", "::1", None)], lback: None };
+        let ctx = NetContext::from_config(&cfg, 42).unwrap();
+        assert_eq!(ctx.set().lback(), Some(Ipv4Addr::new(127, 0, 42, 1)));
+        assert_eq!(ctx.addresses.len(), 1);
+        assert!(ctx.set().hides_lback());
+    }
+
+    #[test]
+    fn bad_devices_and_labels_are_errors() {
+        let cfg = NetConfig { interfaces: vec![iface("0", "127.0.0.2", Some("nosuchdev0"))], lback: None };
+        let e = NetContext::from_config(&cfg, 42).unwrap_err().to_string();
+        assert!(e.contains("0/dev") && e.contains("nosuchdev0"), "{e}");
+        let mut i = iface("3", "127.0.0.2", Some("lo"));
+        i.name = Some("averyverylongname".into());
+        let e = NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None }, 42).unwrap_err().to_string();
+        assert!(e.contains("3/name"), "{e}");
+        let e = NetContext::from_config(&NetConfig { interfaces: vec![], lback: Some("::1".parse().unwrap()) }, 42)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lback"), "{e}");
+    }
+
+    #[test]
+    fn nodev_addresses_are_only_in_the_set() {
+        let mut i = iface("0", "127.0.0.2", Some("lo"));
+        i.nodev = true;
+        let ctx = NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None }, 42).unwrap();
+        assert!(ctx.addresses.is_empty());
+        assert!(ctx.set().allows("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn unrestricted_needs_the_marker_and_no_interfaces() {
+        let d = crate::config::parse::tests::tempdir();
+        std::fs::create_dir_all(d.join("interfaces")).unwrap();
+        let none = NetConfig::default();
+        assert!(matches!(guest_network(&d, &none, 42).unwrap(), GuestNetwork::Restricted(_)));
+        std::fs::write(d.join(UNRESTRICTED_MARKER), "").unwrap();
+        assert!(matches!(guest_network(&d, &none, 42).unwrap(), GuestNetwork::Unrestricted));
+        let some = NetConfig { interfaces: vec![iface("0", "127.0.0.2", None)], lback: None };
+        assert!(guest_network(&d, &some, 42).unwrap_err().to_string().contains("cannot also be unrestricted"));
+    }
+}

@@ -1,0 +1,186 @@
+//! `chbind`: run one command in a transient network context. The context is
+//! a cgroup `<v2 root>/vserver/chbind-<pid>` with the programs attached; the
+//! command moves itself into it before exec, so its first socket is already
+//! confined. chbind stays as the parent (and subreaper) of the command's
+//! whole process tree, passes SIGTERM/SIGINT/SIGHUP/SIGQUIT on, and removes
+//! the cgroup and its programs when the last process is gone.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::{probe, AttachedPrograms, NetContext};
+use crate::paths::Paths;
+
+const FORWARDED: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
+
+/// The transient cgroup; dropping it detaches the programs and removes it.
+struct TransientCgroup {
+    dir: PathBuf,
+    attached: Option<AttachedPrograms>,
+}
+
+impl TransientCgroup {
+    fn create(v2_root: &Path) -> anyhow::Result<TransientCgroup> {
+        let parent = v2_root.join("vserver");
+        match std::fs::create_dir(&parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", parent.display())),
+        }
+        let dir = parent.join(format!("chbind-{}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create cgroup {}", dir.display()))?;
+        Ok(TransientCgroup { dir, attached: None })
+    }
+
+    fn populated(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("cgroup.events"))
+            .map(|s| s.lines().any(|l| l == "populated 1"))
+            .unwrap_or(false)
+    }
+
+    fn pids(&self) -> Vec<Pid> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok().map(Pid::from_raw))
+            .collect()
+    }
+}
+
+impl Drop for TransientCgroup {
+    fn drop(&mut self) {
+        if let Some(mut a) = self.attached.take() {
+            if let Err(e) = a.detach() {
+                eprintln!("chbind: {e:#}");
+            }
+        }
+        // The kernel may report a cgroup busy for a moment after its last
+        // process was reaped.
+        for _ in 0..50 {
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(e) => {
+                    eprintln!("chbind: cannot remove cgroup {}: {e}", self.dir.display());
+                    return;
+                }
+            }
+        }
+        eprintln!("chbind: cannot remove cgroup {}: still busy", self.dir.display());
+    }
+}
+
+/// Runs `command` confined to `ctx` and returns its exit code (128 + signal
+/// number if it was killed), after all its descendants are gone too.
+pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsString]) -> anyhow::Result<i32> {
+    let Some((program, args)) = command.split_first() else { bail!("no command given") };
+    let v2_root = probe(paths)?;
+    let mut cgroup = TransientCgroup::create(&v2_root)?;
+    cgroup.attached = Some(ctx.apply_to_cgroup(&cgroup.dir)?);
+
+    let mut mask = SigSet::empty();
+    for s in FORWARDED.iter().chain(&[Signal::SIGCHLD]) {
+        mask.add(*s);
+    }
+    // Blocked before the child exists, so no signal is lost in between; the
+    // child gets an empty mask back from std before exec.
+    mask.thread_block().context("cannot block signals")?;
+    // Orphaned grandchildren come back to us, so "all descendants gone" is
+    // something waitpid can tell.
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        bail!("cannot become a child subreaper: {}", std::io::Error::last_os_error());
+    }
+
+    let procs = CString::new(cgroup.dir.join("cgroup.procs").as_os_str().as_bytes())?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    // SAFETY: runs in the forked child before exec and makes only the
+    // async-signal-safe open/write/close syscalls on a path prepared before.
+    unsafe {
+        cmd.pre_exec(move || join_cgroup(&procs));
+    }
+    // std reports a failure of pre_exec or exec through its own CLOEXEC pipe:
+    // spawn returns only once the child is in the cgroup and exec'd.
+    let child = cmd.spawn().with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+    let status = supervise(&cgroup, Pid::from_raw(child.id() as i32), &mask)?;
+    let _ = mask.thread_unblock();
+    drop(cgroup);
+    Ok(status)
+}
+
+fn join_cgroup(procs: &CString) -> std::io::Result<()> {
+    // SAFETY: procs is a valid NUL-terminated path; the fd is closed below.
+    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // "0" moves the writing process itself.
+    // SAFETY: writes one byte from a static buffer to the fd opened above.
+    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd was opened above and is not used afterwards.
+    unsafe { libc::close(fd) };
+    if n != 1 {
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Waits for the command (recording its status) and then for the rest of
+/// the cgroup, forwarding signals: to the command while it lives, then to
+/// whatever is left in the cgroup.
+fn supervise(cgroup: &TransientCgroup, child: Pid, mask: &SigSet) -> anyhow::Result<i32> {
+    let mut status: Option<i32> = None;
+    loop {
+        reap(child, &mut status);
+        if status.is_some() && !cgroup.populated() && no_children_left() {
+            return Ok(status.unwrap_or(1));
+        }
+        if let Some(sig) = wait_signal(mask, Duration::from_millis(100)) {
+            if FORWARDED.contains(&sig) {
+                let targets = if status.is_none() { vec![child] } else { cgroup.pids() };
+                for pid in targets {
+                    let _ = kill(pid, sig);
+                }
+            }
+        }
+    }
+}
+
+fn reap(child: Pid, status: &mut Option<i32>) {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => *status = Some(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => *status = Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {} // a reparented descendant: reaped, nothing to record
+        }
+    }
+}
+
+fn no_children_left() -> bool {
+    matches!(waitpid(None, Some(WaitPidFlag::WNOHANG)), Err(nix::errno::Errno::ECHILD))
+}
+
+/// sigtimedwait: the next blocked signal, or None after `timeout`.
+fn wait_signal(mask: &SigSet, timeout: Duration) -> Option<Signal> {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    let set: &libc::sigset_t = mask.as_ref();
+    // SAFETY: set and ts are valid for the call; no siginfo is requested.
+    let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    if r > 0 {
+        Signal::try_from(r).ok()
+    } else {
+        None
+    }
+}
