@@ -8,7 +8,7 @@ use std::io;
 
 use anyhow::{bail, Context as _};
 
-use super::context::{rss_bytes, ContextLimits};
+use super::context::{rss_bytes, ContextLimits, Rollback};
 use super::controller::{locate, Max};
 use super::prlimit::{self, Pair};
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
@@ -57,21 +57,35 @@ fn find_running(paths: &Paths, spec: &str) -> anyhow::Result<RunState> {
     }
 }
 
-/// Applies the changes to the running guest.
-pub fn apply_to_running(target: &Target, changes: &[RlimitSetting]) -> anyhow::Result<()> {
+/// Changes made to a running guest, kept so that a later failure (saving
+/// them to the config) can take them back. Dropping it keeps the changes.
+pub struct Applied {
+    cgroup: Rollback,
+    processes: Done,
+}
+
+impl Applied {
+    pub fn undo(self) {
+        restore_processes(self.processes);
+        self.cgroup.restore();
+    }
+}
+
+/// Applies the changes to the running guest, all or nothing.
+pub fn apply_to_running(target: &Target, changes: &[RlimitSetting]) -> anyhow::Result<Applied> {
     for c in changes {
         if c.min.is_some() && c.resource != Resource::Rss {
             bail!("{}: only rss has a minimum (-M); per-process limits and nproc have none", c.resource);
         }
     }
     let context = context_part(target, changes)?;
-    let cgroup_undo = context.apply_undoable(&target.cgroup).with_context(|| format!("guest {:?}", target.name))?;
+    let cgroup = context.apply_undoable(&target.cgroup).with_context(|| format!("guest {:?}", target.name))?;
     let per_process: Vec<&RlimitSetting> = changes.iter().filter(|c| !c.resource.is_context_wide()).collect();
     match set_on_every_process(&target.cgroup, &per_process) {
-        Ok(()) => Ok(()),
+        Ok(processes) => Ok(Applied { cgroup, processes }),
         Err((e, done)) => {
             restore_processes(done);
-            cgroup_undo.restore();
+            cgroup.restore();
             Err(e.context(format!("guest {:?}: nothing was changed", target.name)))
         }
     }
@@ -118,17 +132,20 @@ type Done = Vec<(i32, libc::__rlimit_resource_t, Pair)>;
 
 /// prlimit on every process; a process that forks meanwhile is caught by
 /// reading the process list again until it holds no new pid.
-fn set_on_every_process(cg: &GuestCgroup, changes: &[&RlimitSetting]) -> Result<(), (anyhow::Error, Done)> {
+fn set_on_every_process(cg: &GuestCgroup, changes: &[&RlimitSetting]) -> Result<Done, (anyhow::Error, Done)> {
     let mut done: Done = Vec::new();
     if changes.is_empty() {
-        return Ok(());
+        return Ok(done);
     }
     let mut seen = HashSet::new();
     for _round in 0..10 {
-        let pids = cg.pids().map_err(|e| (anyhow::Error::from(e), Vec::new()))?;
+        let pids = match cg.pids() {
+            Ok(p) => p,
+            Err(e) => return Err((e.into(), done)),
+        };
         let fresh: Vec<i32> = pids.into_iter().filter(|p| seen.insert(*p)).collect();
         if fresh.is_empty() {
-            return Ok(());
+            return Ok(done);
         }
         for pid in fresh {
             for c in changes {

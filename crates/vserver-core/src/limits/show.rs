@@ -124,6 +124,18 @@ pub fn stats_table(stats: &ContextStats) -> String {
     out
 }
 
+/// `vlimit --stats --json`.
+pub fn stats_json(target: &Target, stats: &ContextStats) -> String {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        guest: &'a str,
+        xid: u32,
+        limits: &'a ContextStats,
+    }
+    let doc = Doc { guest: &target.name, xid: target.xid, limits: stats };
+    serde_json::to_string_pretty(&doc).expect("plain data serializes") + "\n"
+}
+
 #[allow(clippy::too_many_arguments)]
 fn row(out: &mut String, name: &str, current: &str, min: &str, soft: &str, hard: &str, peak: &str, hits: u64) {
     out.push_str(&format!("{name:<8}{current:>11}{min:>10}{soft:>10}{hard:>10}{peak:>10}{hits:>10}\n"));

@@ -7,9 +7,13 @@ use std::fmt::Write as _;
 
 use super::ContextRow;
 
+#[derive(serde::Serialize)]
+struct Doc<'a> {
+    contexts: &'a [ContextRow],
+}
+
 pub fn json(rows: &[ContextRow]) -> String {
-    let doc = serde_json::json!({ "contexts": rows });
-    serde_json::to_string_pretty(&doc).expect("plain data serializes") + "\n"
+    serde_json::to_string_pretty(&Doc { contexts: rows }).expect("plain data serializes") + "\n"
 }
 
 struct Metric {
