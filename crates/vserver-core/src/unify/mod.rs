@@ -264,7 +264,8 @@ pub fn revert(paths: &Paths, name: &str, rel_paths: &[PathBuf], opts: &UnifyOpti
     let (store_root, target) = resolve_target(paths, name, opts)?;
     let mut sum = Summary { guests: vec![name.to_string()], ..Summary::default() };
     if !store_root.is_dir() {
-        bail!("{name}: hash store {} does not exist; nothing was unified", store_root.display());
+        // No store: nothing of this guest was ever unified, nothing to revert.
+        return Ok(sum);
     }
     let (mut store, repair) = Store::open(&store_root, true, opts.wait)?.context("hash store vanished")?;
     sum.repaired += repair.refrozen + repair.stale_removed;
