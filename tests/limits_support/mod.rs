@@ -141,6 +141,13 @@ impl TestGuest {
         }
     }
 
+    /// Lists this guest in another run dir too (to show several guests at once).
+    pub fn register_in(&self, rundir: &Path) {
+        let from = self.rundir().join(&self.name);
+        fs::create_dir_all(rundir.join(&self.name)).unwrap();
+        fs::copy(from.join("state.json"), rundir.join(&self.name).join("state.json")).unwrap();
+    }
+
     fn write_run_state(&self, pid: i32) {
         let me = std::process::id() as i32;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();

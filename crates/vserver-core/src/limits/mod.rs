@@ -22,3 +22,6 @@ pub use stats::{context_stats, ContextStats};
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+#[cfg(test)]
+mod real_tests;
