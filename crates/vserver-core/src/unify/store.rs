@@ -313,3 +313,34 @@ fn cwd() -> BorrowedFd<'static> {
     // SAFETY: AT_FDCWD is a valid "fd" for *at calls for the whole process life.
     unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_fan_out_by_the_first_two_hex_digits() {
+        let key = Key([0xab; 32]);
+        let hex = key.hex();
+        assert_eq!(Store::entry_name(&key).to_str().unwrap(), &hex[2..]);
+        assert_eq!(hex.len(), 64);
+        assert!(hex.starts_with("abab"));
+        assert_eq!(Key::from_hex(&hex), Some(key));
+    }
+
+    #[test]
+    fn a_store_is_created_locked_and_indexed() {
+        let dir = std::env::temp_dir().join(format!("vs-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, repair) = Store::open(&dir, true, false).unwrap().unwrap();
+        assert_eq!(store.entry_count(), 0);
+        assert_eq!(repair.stale_removed, 0);
+        assert!(dir.join(".vhashify/staging").is_dir());
+        // A second opener cannot take the lock without waiting.
+        let err = Store::open(&dir, true, false).err().expect("lock must be exclusive").to_string();
+        assert!(err.contains("--wait"), "{err}");
+        drop(store);
+        assert!(Store::open(&dir, true, false).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
