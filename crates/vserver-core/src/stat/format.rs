@@ -122,6 +122,7 @@ pub fn short_time(ms: u64) -> String {
 mod tests {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)]
     fn row(xid: u32, processes: u64, vsz: u64, rss: u64, user: u64, sys: u64, up: u64, name: &str) -> ContextRow {
         ContextRow {
             xid,
