@@ -1,0 +1,81 @@
+//! The filesystem calls the probes make (inode flags, FICLONE,
+//! RENAME_EXCHANGE) and a scratch directory that cleans up after them.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+
+fn cvt(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn get_flags(f: &File) -> io::Result<libc::c_int> {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`.
+    cvt(unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) })?;
+    Ok(flags)
+}
+
+pub fn set_flags(f: &File, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: FS_IOC_SETFLAGS reads one int from `flags`.
+    cvt(unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) })
+}
+
+/// FICLONE: `dst` shares `src`'s extents.
+pub fn ficlone(dst: &File, src: &File) -> io::Result<()> {
+    // SAFETY: FICLONE takes the source fd as its integer argument.
+    cvt(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) })
+}
+
+pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both paths are NUL-terminated and live across the call.
+    cvt(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) })
+}
+
+/// A private directory for probe files; on drop the immutable flag is
+/// cleared from whatever is left in it and it is removed.
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn new(parent: &Path) -> io::Result<ScratchDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = parent.join(format!(".vserver-info-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(ScratchDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+                if let (true, Ok(f)) = (is_file, File::open(entry.path())) {
+                    if let Ok(flags) = get_flags(&f) {
+                        let _ = set_flags(&f, flags & !FS_IMMUTABLE_FL);
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
