@@ -34,8 +34,6 @@ pub enum Reg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     W = 0x00,
-    H = 0x08,
-    B = 0x10,
     DW = 0x18,
 }
 
@@ -43,11 +41,7 @@ pub enum Size {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cond {
     Eq = 0x10,
-    Gt = 0x20,
-    Ge = 0x30,
     Ne = 0x50,
-    Lt = 0xa0,
-    Le = 0xb0,
 }
 
 // Instruction classes and modes.

@@ -22,8 +22,6 @@ use super::asm::{Asm, Cond, Insn, Reg::*, Size};
 use super::ipset::IpSet;
 
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
-pub const INET_INGRESS: u32 = 0;
-pub const INET_EGRESS: u32 = 1;
 
 // struct __sk_buff
 const PROTOCOL: i16 = 16;

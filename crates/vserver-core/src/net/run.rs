@@ -92,7 +92,7 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
         mask.add(*s);
     }
     // Blocked before the child exists, so no signal is lost in between; the
-    // child gets an empty mask back from std before exec.
+    // child unblocks them again before exec.
     mask.thread_block().context("cannot block signals")?;
     // Orphaned grandchildren come back to us, so "all descendants gone" is
     // something waitpid can tell.
@@ -104,10 +104,14 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
     let procs = CString::new(cgroup.dir.join("cgroup.procs").as_os_str().as_bytes())?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    // SAFETY: runs in the forked child before exec and makes only the
-    // async-signal-safe open/write/close syscalls on a path prepared before.
+    // SAFETY: runs in the forked child before exec and makes only
+    // async-signal-safe calls (sigprocmask, open, write, close) on data
+    // prepared before the fork.
     unsafe {
-        cmd.pre_exec(move || join_cgroup(&procs));
+        cmd.pre_exec(move || {
+            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            join_cgroup(&procs)
+        });
     }
     // std reports a failure of pre_exec or exec through its own CLOEXEC pipe:
     // spawn returns only once the child is in the cgroup and exec'd.
