@@ -94,6 +94,16 @@ fn flag_rules(flags: &[u64]) -> Result<Vec<SeccompRule>, String> {
         .collect()
 }
 
+fn ioctl_rules(requests: &[u64]) -> Result<Vec<SeccompRule>, String> {
+    requests
+        .iter()
+        .map(|&req| {
+            let cond = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req).map_err(|e| e.to_string())?;
+            SeccompRule::new(vec![cond]).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
 /// The EPERM filter: denied calls, and namespace creation.
 pub fn deny_filter(opts: FilterOptions) -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -111,6 +121,9 @@ pub fn deny_filter(opts: FilterOptions) -> Result<BpfProgram, String> {
     // clone(2)'s low byte is the exit signal, so CLONE_NEWTIME (0x80) is only
     // meaningful for unshare and clone3.
     rules.insert(libc::SYS_clone, flag_rules(NAMESPACE_FLAGS)?);
+    // A guest process handed a host terminal (`vserver exec` from a shell)
+    // could push keystrokes into the host shell's input with TIOCSTI.
+    rules.insert(libc::SYS_ioctl, ioctl_rules(&[libc::TIOCSTI as u64, libc::TIOCLINUX as u64])?);
     compile(rules, libc::EPERM as u32)
 }
 

@@ -124,12 +124,18 @@ fn status(paths: &Paths, name: &str, json: bool) -> Result<u8> {
         println!("{v}");
     } else {
         match &status {
-            Status::Running(s) => println!(
-                "guest {name} is running (context {}, init pid {}, up {}s)",
-                s.xid,
-                s.init.pid,
-                runstate::now_secs().saturating_sub(s.started_at)
-            ),
+            Status::Running(s) => {
+                println!(
+                    "guest {name} is running (context {}, init pid {}, up {}s)",
+                    s.xid,
+                    s.init.pid,
+                    runstate::now_secs().saturating_sub(s.started_at)
+                );
+                match vserver_core::stat::guest_status_lines(paths, name) {
+                    Ok(lines) => print!("{lines}"),
+                    Err(e) => eprintln!("vserver: {name}: figures unavailable: {e:#}"),
+                }
+            }
             Status::Stopped => println!("guest {name} is stopped"),
             Status::Stale(s) => println!(
                 "guest {name} is not running, but its run state is stale (monitor {} / init {} gone)",

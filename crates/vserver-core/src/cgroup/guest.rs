@@ -71,6 +71,11 @@ impl GuestCgroup {
             }
         }
         for dir in &self.dirs {
+            // A guest stopping at this moment may just have removed the
+            // (then empty) parent: create it again.
+            if let Some(parent) = dir.parent() {
+                mkdir(parent)?;
+            }
             mkdir(dir)?;
             if self.layout.v1_mount("cpuset").is_some_and(|m| dir.starts_with(m)) {
                 inherit_cpuset(dir.parent().expect("has parent"), dir)?;
@@ -176,6 +181,11 @@ impl GuestCgroup {
                     return Err(io::Error::new(e.kind(), format!("removing {}: {e}", dir.display())))
                 }
                 _ => {}
+            }
+            // The shared parent goes with the last guest; while another
+            // guest still has its cgroup there, rmdir fails and that is fine.
+            if let Some(parent) = dir.parent() {
+                let _ = fs::remove_dir(parent);
             }
         }
         Ok(())

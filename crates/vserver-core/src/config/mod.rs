@@ -289,7 +289,8 @@ fn load_rlimits(at: &Lookup) -> Result<Vec<RlimitSetting>, ConfigError> {
             }
         }
     }
-    for s in by_res.values() {
+    // rss mixes units (pages, or bytes with a suffix): `limits` compares it in bytes.
+    for s in by_res.values().filter(|s| s.resource != Resource::Rss) {
         if let (Some(soft), Some(hard)) = (s.soft.and_then(|v| v.amount()), s.hard) {
             if hard.amount().is_some_and(|h| soft > h) {
                 let file = at.guest.join("rlimits").join(format!("{}.soft", s.resource));

@@ -121,6 +121,8 @@ impl<'a> Boot<'a> {
 
     fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup) -> Result<(Pid, OwnedFd, File)> {
         cgroup.restrict_devices(DEVICE_ALLOW_RULES)?;
+        // Context-wide limits before the first process joins the cgroup.
+        crate::limits::apply_context_limits(cgroup, guest)?;
         if guest.wants_namespace(ExtraNamespace::Time) {
             // Before the clone: the time namespace applies to our children.
             enter_fresh_time_namespace()?;
@@ -254,6 +256,10 @@ fn guest_main(
         // SAFETY: dup2 onto stdout/stderr of this (forked) process.
         unsafe { libc::dup2(console.as_raw_fd(), target) };
     }
+    // The monitor's descriptors (its signalfd, the pipe to `vserver start`)
+    // must not reach the guest: the built-in init never execs, so
+    // close-on-exec alone would not drop them.
+    crate::sys::fds::close_all_except(&[go.as_raw_fd(), report.as_raw_fd()]);
     if let Ok(null) = File::open("/dev/null") {
         // SAFETY: as above, for stdin.
         unsafe { libc::dup2(null.as_raw_fd(), 0) };

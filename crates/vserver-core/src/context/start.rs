@@ -53,7 +53,7 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
 /// monitor is re-parented to the host's init and outlives `vserver start`.
 fn detach_and_run_monitor(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> ! {
     let _ = setsid();
-    crate::sys::fds::close_all_except(report.as_raw_fd());
+    crate::sys::fds::close_all_except(&[report.as_raw_fd()]);
     // SAFETY: single-threaded, as above.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {

@@ -56,7 +56,8 @@ pub fn mount_sys_readonly(root: &GuestRoot) -> io::Result<()> {
 pub fn mask() -> io::Result<()> {
     for file in MASKED_FILES.iter().map(Path::new).filter(|p| p.exists()) {
         mount(Some("/dev/null"), file, None, libc::MS_BIND, None)?;
-        remount_readonly(file, PROC_FLAGS)?;
+        // Not nodev: the masked file must open (and read as empty).
+        remount_readonly(file, libc::MS_NOSUID | libc::MS_NOEXEC)?;
     }
     for dir in MASKED_DIRS.iter().map(Path::new).filter(|p| p.is_dir()) {
         mount(Some("tmpfs"), dir, Some("tmpfs"), PROC_FLAGS | libc::MS_RDONLY, Some("size=0,mode=555"))?;

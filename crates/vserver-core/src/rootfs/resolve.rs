@@ -43,19 +43,36 @@ impl GuestRoot {
     /// Opens (O_PATH) the directory `rel` inside the root, creating missing
     /// components as directories with `mode`.
     pub fn ensure_dir(&self, rel: &Path, symlinks: Symlinks, mode: u32) -> io::Result<OwnedFd> {
+        self.ensure_dir_following(rel, symlinks, mode, 0)
+    }
+
+    fn ensure_dir_following(&self, rel: &Path, symlinks: Symlinks, mode: u32, depth: u32) -> io::Result<OwnedFd> {
+        if depth > 40 {
+            return Err(self.explain(rel, io::Error::from_raw_os_error(libc::ELOOP)));
+        }
         // Each prefix is resolved from the root, so that an absolute symlink
         // in the guest means the guest's `/`, not the directory it sits in.
+        let comps = components(rel)?;
         let mut cur = self.open_path(Path::new("."), symlinks)?;
         let mut prefix = PathBuf::new();
-        for comp in components(rel)? {
-            prefix.push(&comp);
-            cur = match self.open_path(&prefix, symlinks) {
+        for (i, comp) in comps.iter().enumerate() {
+            let parent = prefix.clone();
+            prefix.push(comp);
+            match self.open_path(&prefix, symlinks) {
+                Ok(fd) => cur = fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    mkdirat(&cur, &comp, mode).map_err(|e| self.explain(&prefix, e))?;
-                    self.open_path(&prefix, symlinks)
+                    // A dangling guest symlink: create what it points to,
+                    // inside the guest, and go on from there.
+                    if let Some(target) = readlinkat(&cur, comp) {
+                        let mut redirected = if target.is_absolute() { target } else { parent.join(target) };
+                        redirected.extend(&comps[i + 1..]);
+                        return self.ensure_dir_following(&redirected, symlinks, mode, depth + 1);
+                    }
+                    mkdirat(&cur, comp, mode).map_err(|e| self.explain(&prefix, e))?;
+                    cur = self.open_path(&prefix, symlinks).map_err(|e| self.explain(&prefix, e))?;
                 }
-                other => other,
-            }?;
+                Err(e) => return Err(e),
+            }
         }
         Ok(cur)
     }
@@ -98,6 +115,11 @@ fn components(rel: &Path) -> io::Result<Vec<PathBuf>> {
             _ => Some(Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: \"..\" is not allowed", rel.display())))),
         })
         .collect()
+}
+
+/// The target of `name` in `dir` if it is a symlink.
+fn readlinkat(dir: &OwnedFd, name: &Path) -> Option<PathBuf> {
+    nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(dir)), name).ok().map(PathBuf::from)
 }
 
 fn mkdirat(dir: &OwnedFd, name: &Path, mode: u32) -> io::Result<()> {

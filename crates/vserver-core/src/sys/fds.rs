@@ -24,13 +24,21 @@ pub fn cloexec_from(first: libc::c_uint) -> io::Result<()> {
     Ok(())
 }
 
-/// Closes every descriptor from 3 up except `keep`. The monitor calls it so
-/// that it holds nothing of the process that started it (the start lock
-/// above all, which would otherwise stay locked while the guest runs).
-pub fn close_all_except(keep: libc::c_int) {
-    let ranges = [(3, keep - 1), (keep + 1, libc::c_int::MAX)];
-    for (first, last) in ranges.into_iter().filter(|(a, b)| a <= b) {
-        // SAFETY: close_range(2) on descriptor numbers; nothing else uses them here.
-        unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, last as libc::c_uint, 0 as libc::c_uint) };
+/// Closes every descriptor from 3 up except those in `keep`. The monitor
+/// calls it so that it holds nothing of the process that started it (the
+/// start lock above all, which would otherwise stay locked while the guest
+/// runs), and the guest's first process so that nothing of the monitor
+/// (its signalfd, the start report pipe) reaches the guest.
+pub fn close_all_except(keep: &[libc::c_int]) {
+    let mut keep: Vec<libc::c_int> = keep.iter().copied().filter(|fd| *fd >= 3).collect();
+    keep.sort_unstable();
+    let mut first: libc::c_int = 3;
+    for fd in keep.into_iter().chain(std::iter::once(libc::c_int::MAX)) {
+        if first < fd {
+            let last = if fd == libc::c_int::MAX { libc::c_uint::MAX } else { (fd - 1) as libc::c_uint };
+            // SAFETY: close_range(2) on descriptor numbers nothing else uses here.
+            unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, last, 0 as libc::c_uint) };
+        }
+        first = fd.saturating_add(1);
     }
 }

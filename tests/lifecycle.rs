@@ -1,0 +1,415 @@
+//! Guest lifecycle from the outside and from the inside: real busybox guests
+//! built, started, entered and stopped with the real `vserver` binary.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vserver_rs_tests::guest::World;
+use vserver_rs_tests::{describe, require_busybox, require_root, stdout};
+
+fn ready() -> bool {
+    require_root() && require_busybox()
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn busybox_guest_starts_runs_commands_and_stops_cleanly() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("life");
+    let (g, _) = w.busybox_guest("bb");
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(3));
+    w.ok(&g, &["start"]);
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(0));
+    assert_eq!(w.vserver(&[&g, "running"]).status.code(), Some(0));
+
+    // stdin, stdout and the exit code pass through exec.
+    let mut child = w.cmd("vserver").args([&g, "exec", "/bin/sh", "-c", "read x; echo got:$x; exit 42"])
+        .stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(42));
+    assert_eq!(stdout(&out).trim(), "got:hello");
+
+    // Starting a running guest is an error; so is stopping a stopped one.
+    let again = w.vserver(&[&g, "start"]);
+    assert_eq!(again.status.code(), Some(1), "{}", describe(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+
+    w.ok(&g, &["stop"]);
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(3));
+    let stopped = w.vserver(&[&g, "stop"]);
+    assert_eq!(stopped.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("is not running"));
+    w.assert_nothing_left(&g);
+}
+
+#[test]
+fn inside_the_guest_only_the_guest_is_visible() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("inside");
+    let (g, _) = w.busybox_guest("in");
+    w.write_conf(&g, "uts/nodename", "inside-host\n");
+    w.write_conf(&g, "uts/domainname", "example.test\n");
+    w.write_conf(&g, "rlimits/nofile", "123\n");
+    w.write_conf(&g, "rlimits/core.hard", "0\n");
+    w.ok(&g, &["start"]);
+
+    // pid 1 is the guest's init; no host process is visible.
+    let ps = w.sh_ok(&g, "for p in /proc/[0-9]*; do echo ${p#/proc/} $(cat $p/comm); done");
+    let procs: Vec<&str> = ps.lines().collect();
+    assert!(procs.contains(&"1 init"), "{ps}");
+    assert!(procs.len() <= 4, "host processes visible in the guest:\n{ps}");
+
+    assert_eq!(w.sh_ok(&g, "hostname").trim(), "inside-host");
+    assert_eq!(w.sh_ok(&g, "cat /proc/sys/kernel/domainname").trim(), "example.test");
+
+    // The bounding set is exactly the configured (default) one.
+    let expected = vserver_core::caps::to_mask(&vserver_core::caps::default_bounding_set());
+    let status = w.sh_ok(&g, "cat /proc/self/status");
+    let bnd = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).unwrap().trim().to_string();
+    assert_eq!(u64::from_str_radix(&bnd, 16).unwrap(), expected, "{status}");
+    assert!(status.contains("CapAmb:\t0000000000000000") && status.contains("CapInh:\t0000000000000000"));
+
+    // /dev holds exactly the allowed nodes.
+    let dev = w.sh_ok(&g, "ls -a /dev");
+    let mut names: Vec<&str> = dev.split_whitespace().filter(|n| *n != "." && *n != "..").collect();
+    names.sort();
+    assert_eq!(names, vserver_core::rootfs::dev::DEV_ENTRIES);
+    assert!(w.sh(&g, "mknod /dev/sda b 8 0").status.code() != Some(0), "mknod must fail");
+
+    // /proc: sysrq-trigger not writable, kernel memory masked, sysctls read-only.
+    assert!(!w.sh(&g, "echo h > /proc/sysrq-trigger").status.success());
+    for masked in ["/proc/kcore", "/proc/kallsyms", "/proc/timer_list", "/proc/kmsg"] {
+        if Path::new(masked).exists() {
+            assert_eq!(w.sh_ok(&g, &format!("wc -c < {masked}")).trim(), "0", "{masked} must be masked");
+        }
+    }
+    assert!(!w.sh(&g, "echo 1 > /proc/sys/net/ipv4/ip_forward").status.success());
+    assert!(!w.sh(&g, "touch /sys/x").status.success(), "/sys must be read-only");
+
+    // rlimits applied before exec.
+    assert_eq!(w.sh_ok(&g, "ulimit -n").trim(), "123");
+    assert_eq!(w.sh_ok(&g, "ulimit -c").trim(), "0");
+
+    // The environment is clean.
+    let env = w.sh_ok(&g, "env | cut -d= -f1 | sort | tr '\\n' ' '");
+    for var in env.split_whitespace() {
+        assert!(["PATH", "HOME", "TERM", "container", "PWD", "SHLVL"].contains(&var), "host variable {var} leaked: {env}");
+    }
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+}
+
+#[test]
+fn seccomp_and_capabilities_block_what_reaches_past_the_namespaces() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("sec");
+    let (g, _) = w.busybox_guest("sec");
+    w.ok(&g, &["start"]);
+    for (what, script) in [
+        ("a new user namespace", "unshare -U true"),
+        ("a new mount namespace", "unshare -m true"),
+        ("joining the host's namespaces", "nsenter -t 1 -m true"),
+        ("mounting", "mount -t tmpfs none /mnt"),
+        ("setting the clock", "date -s 2001-01-01 >/dev/null 2>&1; [ $(date +%Y) = 2001 ]"),
+        ("loading modules", "insmod /nonexistent.ko"),
+        ("raw sockets", "ping -c1 -W1 127.0.0.1"),
+        ("changing the hostname", "hostname evil"),
+    ] {
+        let out = w.sh(&g, script);
+        assert!(!out.status.success(), "{what} must fail in the guest: {}", describe(&out));
+    }
+    assert_eq!(w.sh_ok(&g, "hostname").trim(), g, "hostname must be unchanged");
+    w.ok(&g, &["stop"]);
+}
+
+#[test]
+fn chroot_escape_stays_in_the_guest() {
+    if !ready() {
+        return;
+    }
+    if !vserver_rs_tests::require(Command::new("gcc").arg("--version").output().is_ok(), "gcc for the escape program") {
+        return;
+    }
+    let w = World::new("escape");
+    let (g, _) = w.busybox_guest("esc");
+    let bin = w.guest_root(&g).join("bin/escape");
+    let out = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&bin).arg("tests/guest-tools/escape.c").output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    // A marker that exists only in the host's root directory would be listed
+    // by a successful escape; the guest's own root has `linuxrc` from busybox.
+    w.ok(&g, &["start"]);
+    let top = w.sh_ok(&g, "/bin/escape");
+    let names: Vec<&str> = top.lines().collect();
+    assert!(names.contains(&"linuxrc"), "the escape should end at the guest's own root: {top}");
+    for host_only in ["work", "boot", "lib64"] {
+        if Path::new("/").join(host_only).exists() && !w.guest_root(&g).join(host_only).exists() {
+            assert!(!names.contains(&host_only), "escaped to the host root: {top}");
+        }
+    }
+    w.ok(&g, &["stop"]);
+}
+
+#[test]
+fn personality_and_virtual_uptime() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("pers");
+    let (g, _) = w.busybox_guest("per");
+    w.write_conf(&g, "personality", "linux32\n");
+    w.write_conf(&g, "cflags", "VIRT_UPTIME\n");
+    std::thread::sleep(Duration::from_millis(10));
+    w.ok(&g, &["start"]);
+    assert_eq!(w.sh_ok(&g, "uname -m").trim(), "i686");
+    let uptime: f64 = w.sh_ok(&g, "cut -d' ' -f1 /proc/uptime").trim().parse().unwrap();
+    assert!(uptime < 30.0, "guest uptime should start near 0, is {uptime}");
+    let host: f64 = fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(host > uptime, "host {host} vs guest {uptime}");
+    w.ok(&g, &["stop"]);
+}
+
+#[test]
+fn reboot_restarts_and_halt_stops() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("reboot");
+    let (g, _) = w.busybox_guest("rb");
+    w.ok(&g, &["start"]);
+    let state = |w: &World| vserver_core::runstate::RunState::load(&paths(w), &g).unwrap();
+    let first = state(&w).unwrap().init;
+    w.sh(&g, "reboot");
+    wait_until("the guest to come back with a new init", Duration::from_secs(15), || {
+        state(&w).is_some_and(|s| s.init != first && s.is_alive())
+    });
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(0));
+    w.sh(&g, "halt");
+    wait_until("the guest to stop after halt", Duration::from_secs(15), || w.vserver(&[&g, "status"]).status.code() == Some(3));
+    w.assert_nothing_left(&g);
+}
+
+fn paths(w: &World) -> vserver_core::Paths {
+    vserver_core::Paths {
+        confdir: w.confdir.clone(),
+        vdirbase: w.vdirbase.clone(),
+        rundir: w.rundir.clone(),
+        cgroup_root: "/sys/fs/cgroup".into(),
+    }
+}
+
+#[test]
+fn stale_run_state_is_detected_and_never_kills_a_stranger() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("stale");
+    let (g, _) = w.busybox_guest("st");
+    w.ok(&g, &["start"]);
+    let p = paths(&w);
+    let mut s = vserver_core::runstate::RunState::load(&p, &g).unwrap().unwrap();
+    // The monitor dies (host crash, kill -9): the guest dies with it.
+    unsafe { libc::kill(s.monitor.pid, libc::SIGKILL) };
+    wait_until("the guest to die with its monitor", Duration::from_secs(5), || !s.init.is_alive());
+    let st = w.vserver(&[&g, "status"]);
+    assert_eq!(st.status.code(), Some(1), "{}", describe(&st));
+    assert!(stdout(&st).contains("stale"));
+
+    // A reused pid: the state names a live process (this test) whose start
+    // time differs. Nothing may be sent to it.
+    let me = vserver_core::runstate::ProcessId::of(std::process::id() as i32).unwrap();
+    s.init = vserver_core::runstate::ProcessId { start_time: me.start_time + 1, ..me };
+    s.monitor = s.init;
+    s.save(&p).unwrap();
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(1));
+    let stop = w.vserver(&[&g, "stop"]);
+    assert!(stop.status.success(), "{}", describe(&stop));
+    assert!(String::from_utf8_lossy(&stop.stderr).contains("stale"));
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(3));
+    w.assert_nothing_left(&g);
+    // A stale guest starts again.
+    w.ok(&g, &["start"]);
+    w.ok(&g, &["stop"]);
+}
+
+#[test]
+fn two_guests_may_not_share_an_xid() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("xid");
+    let (a, xid) = w.busybox_guest("xa");
+    let (b, _) = w.busybox_guest("xb");
+    w.write_conf(&b, "context", &format!("{xid}\n"));
+    w.ok(&a, &["start"]);
+    let out = w.vserver(&[&b, "start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("context id {xid}")), "{}", describe(&out));
+    w.assert_nothing_left(&b);
+    w.ok(&a, &["stop"]);
+    // Building a guest with a used xid is refused too.
+    let (c, _) = w.new_guest_name("xc");
+    let out = w.vserver(&[&c, "build", "-m", "skeleton", "--context", &xid.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(!w.guest_conf(&c).exists(), "a refused build must leave nothing");
+}
+
+#[test]
+fn a_failed_start_leaves_nothing_behind() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("fail");
+    let (g, _) = w.busybox_guest("fl");
+    w.write_conf(&g, "fstab", "none /tmp tmpfs size=1m 0 0\n/nonexistent/source /mnt none bind 0 0\n");
+    let out = w.vserver(&[&g, "start"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/source"), "{err}");
+    w.assert_nothing_left(&g);
+    assert!(w.cmd("vserver").args([&g, "status"]).output().unwrap().status.code() == Some(3));
+}
+
+#[test]
+fn fstab_targets_cannot_be_redirected_to_host_paths() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("fstab");
+    let (g, _) = w.busybox_guest("fs");
+    // Guest root plants a symlink pointing at a host directory.
+    let host_dir = w.root.join("host-only-dir");
+    fs::create_dir_all(&host_dir).unwrap();
+    fs::write(host_dir.join("precious"), "host data").unwrap();
+    std::os::unix::fs::symlink(&host_dir, w.guest_root(&g).join("evil")).unwrap();
+    w.write_conf(&g, "fstab", "none /evil tmpfs size=1m 0 0\n");
+    w.ok(&g, &["start"]);
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&*host_dir.to_string_lossy()), "the host directory got mounted over");
+    assert_eq!(fs::read_to_string(host_dir.join("precious")).unwrap(), "host data");
+    // Inside, the symlink leads to the guest's own copy of that path, now a tmpfs.
+    let inside = w.sh_ok(&g, &format!("grep ' {} tmpfs' /proc/mounts | wc -l", host_dir.display()));
+    assert_eq!(inside.trim(), "1", "tmpfs should be mounted inside the guest at its own {}", host_dir.display());
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+}
+
+#[test]
+fn malformed_configuration_gives_the_documented_errors() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("badconf");
+    let (g, _) = w.busybox_guest("bc");
+    let cases: &[(&str, &str, &str)] = &[
+        ("bcapabilities", "CHOWN\nCAP_TELEPORT\n", "bcapabilities:2: \"CAP_TELEPORT\" is not a Linux capability name"),
+        ("cflags", "virt_mem\n", "no stock-kernel equivalent"),
+        ("context", "1\n", "is not a context id"),
+        ("rlimits/nofile", "12kX\n", "unknown suffix"),
+        ("rlimits/openfd", "10\n", "no equivalent on a stock kernel"),
+        ("interfaces/0/ip", "10.0.0.300\n", "\"10.0.0.300\" is not an IPv4 or IPv6 address"),
+        ("apps/init/style", "upstart\n", "is not an init style"),
+        ("namespaces", "pid\n", "is always a namespace of its own"),
+        ("fstab", "none tmp tmpfs\n", "relative target"),
+    ];
+    let original_context = fs::read_to_string(w.guest_conf(&g).join("context")).unwrap();
+    for (file, content, expected) in cases {
+        w.write_conf(&g, file, content);
+        let out = w.vserver(&[&g, "start"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert!(err.contains(expected), "{file}: expected {expected:?} in: {err}");
+        assert!(err.contains(&*w.guest_conf(&g).join(file.split('/').next().unwrap()).to_string_lossy()), "{file}: error should name the file: {err}");
+        let path = w.guest_conf(&g).join(file);
+        if *file == "context" {
+            fs::write(&path, &original_context).unwrap();
+        } else {
+            fs::remove_file(&path).unwrap();
+        }
+        w.assert_nothing_left(&g);
+    }
+    let unknown = w.vserver(&["no-such-guest", "start"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such guest \"no-such-guest\""));
+}
+
+#[test]
+fn sysv_style_runs_the_start_and_stop_commands() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("sysv");
+    let (g, _) = w.busybox_guest("sv");
+    w.write_conf(&g, "apps/init/style", "sysv\n");
+    w.write_conf(&g, "apps/init/cmd.start", "/bin/sh\n-c\necho started > /tmp/started; sleep 1000 &\n");
+    w.write_conf(&g, "apps/init/cmd.stop", "/bin/sh\n-c\necho stopped > /stopped-marker\n");
+    w.ok(&g, &["start"]);
+    assert_eq!(w.sh_ok(&g, "cat /tmp/started").trim(), "started");
+    // The built-in init is pid 1 and reaps orphans.
+    w.sh_ok(&g, "sh -c 'sleep 0.1 &' ; sleep 0.3");
+    let zombies = w.sh_ok(&g, "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l");
+    assert_eq!(zombies.trim(), "0", "orphans must be reaped");
+    w.ok(&g, &["stop"]);
+    assert_eq!(fs::read_to_string(w.guest_root(&g).join("stopped-marker")).unwrap().trim(), "stopped");
+    w.assert_nothing_left(&g);
+}
+
+#[test]
+fn all_marked_starts_and_stops_marked_guests_only() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("marked");
+    let (a, _) = w.busybox_guest("ma");
+    let (b, _) = w.busybox_guest("mb");
+    let mark = format!("testmark{}", std::process::id());
+    w.write_conf(&a, "apps/init/mark", &format!("{mark}\n"));
+    let out = w.vserver(&["--all-marked", &mark, "start"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(w.vserver(&[&a, "status"]).status.code(), Some(0));
+    assert_eq!(w.vserver(&[&b, "status"]).status.code(), Some(3));
+    let out = w.vserver(&["--all-marked", &mark, "stop"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(w.vserver(&[&a, "status"]).status.code(), Some(3));
+    w.assert_nothing_left(&a);
+}
+
+#[test]
+fn clone_and_delete() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("clone");
+    let (a, xid) = w.busybox_guest("ca");
+    w.write_conf(&a, "rlimits/nofile", "77\n");
+    let (b, _) = w.new_guest_name("cb");
+    w.ok(&b, &["build", "-m", "clone", "--", &a]);
+    let bx: u32 = fs::read_to_string(w.guest_conf(&b).join("context")).unwrap().trim().parse().unwrap();
+    assert_ne!(bx, xid, "a clone gets a new xid");
+    w.ok(&b, &["start"]);
+    assert_eq!(w.sh_ok(&b, "ulimit -n").trim(), "77");
+    assert_eq!(w.sh_ok(&b, "hostname").trim(), b);
+    assert_eq!(w.vserver(&[&b, "delete"]).status.code(), Some(1), "deleting a running guest must fail");
+    w.ok(&b, &["stop"]);
+    w.ok(&b, &["delete"]);
+    assert!(!w.guest_conf(&b).exists() && !w.guest_root(&b).exists());
+}
