@@ -148,7 +148,7 @@ pub fn remove_addresses(added: &[AddedAddress]) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]

@@ -18,7 +18,7 @@ mod attach;
 mod bpf_sys;
 mod filter;
 mod ipset;
-
+mod netns;
 mod probe;
 mod programs;
 pub mod run;
@@ -31,6 +31,7 @@ use anyhow::bail;
 pub use addr::AddedAddress;
 pub use attach::{attached_names, detach_from_cgroup, AttachedPrograms};
 pub use ipset::{lback_for_xid, IpSet};
+pub use netns::{remove_veth, setup_veth, VethConfig};
 
 pub use probe::{cgroup_v2_root, probe};
 
