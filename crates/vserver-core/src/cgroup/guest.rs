@@ -58,30 +58,41 @@ impl GuestCgroup {
     }
 
     pub(crate) fn create_dirs(&self) -> io::Result<()> {
-        if let Some(v2_root) = &self.layout.v2 {
-            let parent = v2_root.join(PARENT);
-            mkdir(&parent)?;
-            enable_v2_controllers(v2_root, &parent)?;
-        }
-        for h in &self.layout.v1 {
-            let parent = h.mount.join(PARENT);
-            mkdir(&parent)?;
-            if h.controllers.iter().any(|c| c == "cpuset") {
-                inherit_cpuset(&h.mount, &parent)?;
-            }
-        }
         for dir in &self.dirs {
-            // A guest stopping at this moment may just have removed the
-            // (then empty) parent: create it again.
-            if let Some(parent) = dir.parent() {
-                mkdir(parent)?;
+            // Another guest stopping at this moment may remove the shared
+            // parent once it is empty; then the parent is made again.
+            let mut tries = 0;
+            loop {
+                self.prepare_parent(dir)?;
+                match mkdir(dir) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 5 => tries += 1,
+                    other => break other?,
+                }
             }
-            mkdir(dir)?;
-            if self.layout.v1_mount("cpuset").is_some_and(|m| dir.starts_with(m)) {
+            if self.is_v1_cpuset(dir) {
                 inherit_cpuset(dir.parent().expect("has parent"), dir)?;
             }
         }
         Ok(())
+    }
+
+    /// The `vserver` parent: it must exist, hand v2 controllers down, and
+    /// (v1 cpuset) have cpus and mems before a child can hold tasks.
+    fn prepare_parent(&self, dir: &Path) -> io::Result<()> {
+        let parent = dir.parent().expect("has parent");
+        let root = parent.parent().expect("has root");
+        mkdir(parent)?;
+        if self.v2.as_deref() == Some(dir) {
+            enable_v2_controllers(root, parent)?;
+        }
+        if self.is_v1_cpuset(dir) {
+            inherit_cpuset(root, parent)?;
+        }
+        Ok(())
+    }
+
+    fn is_v1_cpuset(&self, dir: &Path) -> bool {
+        self.layout.v1_mount("cpuset").is_some_and(|m| dir.starts_with(m))
     }
 
     pub fn dirs(&self) -> &[PathBuf] {

@@ -102,3 +102,20 @@ fn init_and_machine() {
     assert_eq!(guest.init.mark.as_deref(), Some("default"));
     assert_eq!(guest.personality, Personality::Linux32);
 }
+
+#[test]
+fn the_sample_tree_parses() {
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc-vservers");
+    let paths = Paths {
+        confdir: tree,
+        vdirbase: "/vservers".into(),
+        rundir: "/run/vservers".into(),
+        cgroup_root: "/sys/fs/cgroup".into(),
+    };
+    let g = load_guest(&paths, "example").unwrap();
+    assert_eq!(g.xid, 4242);
+    assert_eq!(g.init.style, InitStyle::Plain);
+    assert_eq!(g.fstab.len(), 1, "the .defaults fstab applies");
+    assert!(g.wants_namespace(ExtraNamespace::Time));
+    assert_eq!(g.net.interfaces[0].ip.to_string(), "127.0.0.42");
+}

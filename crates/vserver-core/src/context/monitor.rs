@@ -20,6 +20,7 @@ use super::restrict::Restrictions;
 use super::{init, setup};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
+use crate::net;
 use crate::paths::Paths;
 use crate::rootfs::dev::DEVICE_ALLOW_RULES;
 use crate::runstate::{now_secs, ProcessId, RunState};
@@ -97,6 +98,7 @@ struct Boot<'a> {
     paths: &'a Paths,
     guest: &'a Guest,
     cgroup: GuestCgroup,
+    network: Network,
     init: Pid,
     init_fd: OwnedFd,
     console: Option<File>,
@@ -106,23 +108,27 @@ struct Boot<'a> {
 impl<'a> Boot<'a> {
     fn start(paths: &'a Paths, guest: &'a Guest, layout: &Layout) -> Result<Boot<'a>> {
         let cgroup = GuestCgroup::create(layout, &guest.name)?;
-        match Self::start_in(paths, guest, &cgroup) {
+        let mut network = Network::default();
+        match Self::start_in(paths, guest, &cgroup, &mut network) {
             Ok((init, init_fd, console)) => {
-                Ok(Boot { paths, guest, cgroup, init, init_fd, console: Some(console), halt_requested: false })
+                Ok(Boot { paths, guest, cgroup, network, init, init_fd, console: Some(console), halt_requested: false })
             }
             Err(e) => {
-                // Nothing of a failed start stays: the cgroup goes, and
-                // with it any process that got into it.
+                // Nothing of a failed start stays: addresses, programs and
+                // the cgroup go, and with it any process that got into it.
+                network.undo(&guest.name);
                 let _ = cgroup.remove();
                 Err(e)
             }
         }
     }
 
-    fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup) -> Result<(Pid, OwnedFd, File)> {
+    fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network) -> Result<(Pid, OwnedFd, File)> {
         cgroup.restrict_devices(DEVICE_ALLOW_RULES)?;
         // Context-wide limits before the first process joins the cgroup.
         crate::limits::apply_context_limits(cgroup, guest)?;
+        // The IP set, too: sockets belong to the cgroup they are made in.
+        network.set_up(guest, cgroup)?;
         if guest.wants_namespace(ExtraNamespace::Time) {
             // Before the clone: the time namespace applies to our children.
             enter_fresh_time_namespace()?;
@@ -163,7 +169,7 @@ impl<'a> Boot<'a> {
             monitor: ProcessId::of(std::process::id() as i32)?,
             started_at: now_secs(),
             cgroups: cgroup.dirs().to_vec(),
-            added_addresses: Vec::new(),
+            added_addresses: network.added.iter().map(|a| a.to_string()).collect(),
             allow_io_uring: restrictions.seccomp.allow_io_uring,
         };
         state.save(paths).context("writing the run state")?;
@@ -235,9 +241,45 @@ impl<'a> Boot<'a> {
         }
     }
 
-    fn teardown(&self) {
+    fn teardown(&mut self) {
         if let Err(e) = self.cgroup.remove() {
             eprintln!("vserver monitor {}: {e}", self.guest.name);
+        }
+        self.network.undo(&self.guest.name);
+    }
+}
+
+/// The guest's network context on the host: BPF programs on its cgroup v2
+/// directory and the addresses added to host devices.
+#[derive(Default)]
+struct Network {
+    programs: Option<net::AttachedPrograms>,
+    added: Vec<net::AddedAddress>,
+}
+
+impl Network {
+    fn set_up(&mut self, guest: &Guest, cgroup: &GuestCgroup) -> Result<()> {
+        if guest.wants_namespace(ExtraNamespace::Net) {
+            // A network namespace of its own: nothing of the host's to restrict.
+            return Ok(());
+        }
+        let net::GuestNetwork::Restricted(ctx) = net::guest_network(&guest.confdir, &guest.net, guest.xid)? else {
+            return Ok(());
+        };
+        let v2 = cgroup.v2_dir().context("network contexts need a cgroup v2 directory for the guest")?;
+        self.programs = Some(ctx.apply_to_cgroup(v2)?);
+        self.added = ctx.add_host_addresses()?;
+        Ok(())
+    }
+
+    fn undo(&mut self, name: &str) {
+        if let Some(mut p) = self.programs.take() {
+            if let Err(e) = p.detach() {
+                eprintln!("vserver monitor {name}: {e:#}");
+            }
+        }
+        if let Err(e) = net::remove_host_addresses(&std::mem::take(&mut self.added)) {
+            eprintln!("vserver monitor {name}: {e:#}");
         }
     }
 }

@@ -97,7 +97,20 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
             other.name
         );
     }
+    check_network(paths, guest)?;
     check_guest_root(guest)
+}
+
+/// The IP set must be valid and enforceable before anything changes: a guest
+/// is never started unrestricted unless its config says so.
+fn check_network(paths: &Paths, guest: &Guest) -> Result<()> {
+    if guest.wants_namespace(crate::config::ExtraNamespace::Net) {
+        return Ok(());
+    }
+    if let crate::net::GuestNetwork::Restricted(_) = crate::net::guest_network(&guest.confdir, &guest.net, guest.xid)? {
+        crate::net::probe(paths).with_context(|| format!("guest {:?}: its network context cannot be enforced", guest.name))?;
+    }
+    Ok(())
 }
 
 /// A stale run state (host crash, monitor killed): the pids it names may
@@ -113,8 +126,18 @@ pub(super) fn clean_stale(paths: &Paths, guest: &Guest, state: &RunState) -> Res
             .remove()
             .with_context(|| format!("removing the stale cgroup of guest {:?}", guest.name))?;
     }
+    remove_recorded_addresses(state);
     RunState::remove(paths, &guest.name)?;
     Ok(())
+}
+
+/// The host addresses a run state says its guest added (for when its
+/// monitor is gone and cannot remove them itself).
+pub(super) fn remove_recorded_addresses(state: &RunState) {
+    let added: Vec<crate::net::AddedAddress> = state.added_addresses.iter().filter_map(|a| a.parse().ok()).collect();
+    if let Err(e) = crate::net::remove_host_addresses(&added) {
+        eprintln!("vserver: guest {:?}: {e:#}", state.name);
+    }
 }
 
 fn check_guest_root(guest: &Guest) -> Result<()> {

@@ -63,6 +63,7 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
     if !wait_exit(&monitor, Duration::from_secs(10)) {
         let _ = pidfd::send_signal(&monitor, libc::SIGKILL);
         cgroup.remove()?;
+        super::start::remove_recorded_addresses(&state);
         RunState::remove(paths, &guest.name)?;
     }
     let _ = fs::remove_file(stop_marker(paths, &guest.name));
