@@ -142,12 +142,6 @@ impl Asm {
         self.push(JMP32 | cond as u8 | K, regs(dst, Reg::R0), 0, imm as i32)
     }
 
-    /// if ((u32)dst cond (u32)src) goto label.
-    pub fn jump_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &str) -> &mut Self {
-        self.fixups.push((self.insns.len(), label.to_string()));
-        self.push(JMP32 | cond as u8 | X, regs(dst, src), 0, 0)
-    }
-
     /// if (dst cond imm) goto label, on the whole 64-bit register: for
     /// pointers (a map lookup's NULL) and helper return values.
     pub fn jump64_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &str) -> &mut Self {
@@ -301,7 +295,7 @@ mod tests {
     fn resolves_forward_labels() {
         let mut a = Asm::new();
         a.jump_imm(Cond::Eq, Reg::R1, 0x0100007f, "allow") // 0
-            .jump_reg(Cond::Ne, Reg::R1, Reg::R2, "deny") // 1
+            .jump_imm(Cond::Ne, Reg::R2, 7, "deny") // 1
             .goto("allow") // 2
             .label("deny")
             .ret(0) // 3, 4
@@ -314,8 +308,8 @@ mod tests {
         assert_eq!(insns[0].code, 0x16);
         assert_eq!(insns[0].off, 4);
         assert_eq!(insns[0].imm, 0x0100007f);
-        assert_eq!(insns[1].code, 0x5e);
-        assert_eq!(insns[1].regs, 0x21);
+        assert_eq!(insns[1].code, 0x56);
+        assert_eq!(insns[1].regs, 0x02);
         assert_eq!(insns[1].off, 1);
         assert_eq!(insns[2].code, 0x05);
         assert_eq!(insns[2].off, 2);

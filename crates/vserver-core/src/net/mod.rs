@@ -16,6 +16,7 @@ mod addr;
 mod asm;
 mod attach;
 mod bpf_sys;
+mod emit;
 mod filter;
 mod ipset;
 mod netns;

@@ -122,9 +122,15 @@ mod tests {
         // side on a thread of its own netns, the guest a child's netns.
         crate::net::addr::tests::in_own_netns(|| {
             let server = "import socket; s=socket.socket(); s.bind(('0.0.0.0', 7777)); s.listen(); s.settimeout(20); \
-                          c, a = s.accept(); c.sendall(str(a[0]).encode())";
-            let mut guest = Command::new("unshare").args(["-n", "python3", "-c", server]).spawn().unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(200));
+                          print('ready', flush=True); c, a = s.accept(); c.sendall(str(a[0]).encode())";
+            let mut guest = Command::new("unshare")
+                .args(["-n", "python3", "-c", server])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut ready = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(guest.stdout.take().unwrap()), &mut ready).unwrap();
+            assert_eq!(ready.trim(), "ready");
             let pid = guest.id() as i32;
             let cfg = VethConfig {
                 host_if: "vs-test0".into(),

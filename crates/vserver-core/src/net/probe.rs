@@ -15,6 +15,8 @@ use crate::paths::Paths;
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
+// f_type is i64 here but i32 on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
 fn is_cgroup2(dir: &Path) -> bool {
     nix::sys::statfs::statfs(dir).map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
