@@ -1,4 +1,5 @@
-//! What `vserver NAME build` runs: a static busybox and debootstrap.
+//! The programs vserver-rs runs: a static busybox and debootstrap for
+//! `vserver NAME build`, ip(8) for guests' addresses.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,18 @@ const BUSYBOX_NEEDED_FOR: &str =
     "vserver NAME build -m busybox (apt-get install busybox-static; VSERVER_BUSYBOX names another static busybox)";
 const DEBOOTSTRAP_NEEDED_FOR: &str = "vserver NAME build -m debootstrap (apt-get install debootstrap)";
 
+const IP_NEEDED_FOR: &str = "guests with interfaces/: adding their addresses on the host (apt-get install iproute2)";
+
 pub fn checks() -> Vec<Check> {
-    vec![busybox(), debootstrap()]
+    vec![busybox(), debootstrap(), iproute2()]
+}
+
+fn iproute2() -> Check {
+    let make = |status, detail: String| Check::new("net.iproute2", status, detail, IP_NEEDED_FOR, false);
+    match find_in_path("ip") {
+        Some(p) => make(Status::Ok, format!("{}", p.display())),
+        None => make(Status::Missing, "ip (iproute2) is not in PATH".into()),
+    }
 }
 
 fn busybox() -> Check {
