@@ -153,9 +153,19 @@ impl Background {
     }
 }
 
+/// SIGTERM first: chbind passes it on and removes its cgroup and programs
+/// (SIGKILL would leave them for the next chbind to clean up).
 impl Drop for Background {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill on the pid of a child we have not reaped yet.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            for _ in 0..50 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -35,15 +35,14 @@ impl TransientCgroup {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", parent.display())),
         }
+        remove_stale(&parent);
         let dir = parent.join(format!("chbind-{}", std::process::id()));
         std::fs::create_dir(&dir).with_context(|| format!("cannot create cgroup {}", dir.display()))?;
         Ok(TransientCgroup { dir, attached: None })
     }
 
     fn populated(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("cgroup.events"))
-            .map(|s| s.lines().any(|l| l == "populated 1"))
-            .unwrap_or(false)
+        populated(&self.dir)
     }
 
     fn pids(&self) -> Vec<Pid> {
@@ -76,6 +75,29 @@ impl Drop for TransientCgroup {
             }
         }
         eprintln!("chbind: cannot remove cgroup {}: still busy", self.dir.display());
+    }
+}
+
+fn populated(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.events")).map(|s| s.lines().any(|l| l == "populated 1")).unwrap_or(false)
+}
+
+/// A chbind killed with SIGKILL cannot clean up: its cgroup stays, with the
+/// programs attached. The next chbind removes such a cgroup once it is
+/// empty and its chbind (the pid in the name) is gone.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("chbind-").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        if populated(&e.path()) {
+            continue; // what that chbind ran still runs
+        }
+        let _ = super::detach_from_cgroup(&e.path());
+        drop(TransientCgroup { dir: e.path(), attached: None }); // removes the directory
     }
 }
 
