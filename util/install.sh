@@ -14,6 +14,7 @@
 #   SYSTEMDUNITDIR  PREFIX/lib/systemd/system
 #   TMPFILESDIR     PREFIX/lib/tmpfiles.d
 #   CARGO_TARGET_DIR target         where `cargo build --release` put the binaries
+#   BUILD_DIR       CARGO_TARGET_DIR/release   the directory holding the binaries
 #
 # Every file and directory created is listed in a manifest,
 # PREFIX/share/vserver-rs/install-manifest, with a checksum per file. The
@@ -26,7 +27,7 @@
 set -eu
 
 usage() {
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 mode=install
@@ -47,7 +48,7 @@ SYSTEMDUNITDIR=${SYSTEMDUNITDIR:-$PREFIX/lib/systemd/system}
 TMPFILESDIR=${TMPFILESDIR:-$PREFIX/lib/tmpfiles.d}
 target=${CARGO_TARGET_DIR:-$here/target}
 case "$target" in /*) ;; *) target=$here/$target ;; esac
-release=$target/release
+release=${BUILD_DIR:-$target/release}
 
 BINARIES="vserver vlimit vhashify chbind vserver-stat vserver-info"
 manifest=$PREFIX/share/vserver-rs/install-manifest

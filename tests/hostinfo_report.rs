@@ -1,0 +1,306 @@
+//! vserver-info on this machine and on fixture /proc and /sys trees of
+//! other hosts (v2-only, no cgroup-BPF, v1-only, namespaces switched off).
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` first", p.display());
+    p
+}
+
+/// Missing preconditions skip outside CI and fail in CI.
+fn require(ok: bool, what: &str) -> bool {
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("precondition missing in CI: {what}");
+    }
+    if !ok {
+        eprintln!("skipping: {what}");
+    }
+    ok
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A temp dir removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("vs-info-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn info(vdirbase: &Path, args: &[&str]) -> Output {
+    Command::new(bin("vserver-info"))
+        .args(args)
+        .env("VSERVER_VDIRBASE", vdirbase)
+        .env("VSERVER_CONFDIR", vdirbase.join("no-etc"))
+        .env_remove("VSERVER_CGROUP_ROOT")
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", describe(out)))
+}
+
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no check {id}"))
+}
+
+fn status<'a>(report: &'a Value, id: &str) -> &'a str {
+    check(report, id)["status"].as_str().unwrap()
+}
+
+/// The cgroup mounts of this machine from /proc/self/mounts: (cgroup2 mount, v1 mounts).
+fn mounted_cgroups() -> (Option<PathBuf>, Vec<PathBuf>) {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let mut v2 = None;
+    let mut v1 = Vec::new();
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.get(2) {
+            Some(&"cgroup2") => v2 = Some(PathBuf::from(f[1])),
+            Some(&"cgroup") if !f[3].contains("name=") => v1.push(PathBuf::from(f[1])),
+            _ => {}
+        }
+    }
+    (v2, v1)
+}
+
+#[test]
+fn this_machine_is_reported_as_it_is_mounted() {
+    if !require(is_root(), "vserver-info's kernel probes need root") {
+        return;
+    }
+    let (v2, v1) = mounted_cgroups();
+    let hybrid = v2.as_deref() == Some(Path::new("/sys/fs/cgroup/unified")) && !v1.is_empty();
+    if !require(hybrid, "this test expects the build machine's hybrid layout (cgroup2 at /sys/fs/cgroup/unified)") {
+        return;
+    }
+    let dir = Scratch::new("live");
+    let out = info(&dir.0, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let r = json(&out);
+    assert_eq!(r["live"], true);
+    assert_eq!(r["cgroup"]["layout"], "hybrid");
+    assert_eq!(r["cgroup"]["v2_mount"], "/sys/fs/cgroup/unified");
+    let listed: Vec<&str> = r["cgroup"]["v1"].as_array().unwrap().iter().map(|h| h["mount"].as_str().unwrap()).collect();
+    for mount in &v1 {
+        let m = mount.to_str().unwrap();
+        if ["memory", "pids", "cpuset"].iter().any(|c| m.ends_with(c)) {
+            assert!(listed.contains(&m), "v1 mount {m} not reported: {listed:?}");
+        }
+    }
+    assert_eq!(status(&r, "cgroup.bpf"), "ok", "{}", check(&r, "cgroup.bpf"));
+    assert!(check(&r, "cgroup.bpf")["detail"].as_str().unwrap().contains("/sys/fs/cgroup/unified"));
+    for id in ["namespace.pid", "namespace.mount", "namespace.uts", "namespace.ipc", "seccomp", "pidfd", "openat2"] {
+        assert_eq!(status(&r, id), "ok", "{}", check(&r, id));
+    }
+    assert!(check(&r, "cgroup.controller.memory")["detail"].as_str().unwrap().starts_with("v1 at "));
+    // The probe files in the guest base are gone again.
+    assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 0, "vserver-info left files in the guest base");
+
+    let text = info(&dir.0, &[]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("hybrid: cgroup2 at /sys/fs/cgroup/unified"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("ok") && l.contains("cgroup.bpf")), "{stdout}");
+    assert!(stdout.contains("the default configuration can run here"), "{stdout}");
+}
+
+/// A fixture host: <root>/proc and <root>/sys.
+struct Fixture {
+    dir: Scratch,
+}
+
+const ALL_NAMESPACES: &[&str] = &["pid", "mnt", "uts", "ipc", "net", "user", "time", "cgroup"];
+const ALL_SYMBOLS: &[&str] = &[
+    "__x64_sys_pidfd_open",
+    "__x64_sys_openat2",
+    "__cgroup_bpf_run_filter_sock_addr",
+    "__cgroup_bpf_run_filter_sk",
+    "__cgroup_bpf_run_filter_skb",
+];
+
+impl Fixture {
+    fn new(tag: &str, namespaces: &[&str], symbols: &[&str]) -> Fixture {
+        let f = Fixture { dir: Scratch::new(tag) };
+        f.write("proc/sys/kernel/osrelease", "6.1.0-28-amd64\n");
+        f.write("proc/sys/kernel/seccomp/actions_avail", "kill_process kill_thread trap errno user_notif trace log allow\n");
+        fs::create_dir_all(f.proc().join("self/ns")).unwrap();
+        for ns in namespaces {
+            symlink(format!("{ns}:[4026531836]"), f.proc().join("self/ns").join(ns)).unwrap();
+        }
+        let table: String = symbols.iter().map(|s| format!("0000000000000000 T {s}\n")).collect();
+        f.write("proc/kallsyms", &format!("0000000000000000 T _stext\n{table}"));
+        fs::create_dir_all(f.dir.0.join("vservers")).unwrap();
+        f
+    }
+
+    fn proc(&self) -> PathBuf {
+        self.dir.0.join("proc")
+    }
+
+    fn sys(&self) -> PathBuf {
+        self.dir.0.join("sys")
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.0.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    fn v2_root(&self, rel: &str, controllers: &str) {
+        self.write(&format!("sys/fs/cgroup/{rel}cgroup.controllers"), controllers);
+        self.write(&format!("sys/fs/cgroup/{rel}cgroup.procs"), "");
+    }
+
+    fn v1(&self, controller: &str) {
+        self.write(&format!("sys/fs/cgroup/{controller}/cgroup.procs"), "");
+        self.write(&format!("sys/fs/cgroup/{controller}/tasks"), "");
+    }
+
+    fn run(&self, json: bool) -> Output {
+        let (p, s) = (self.proc(), self.sys());
+        let mut args = vec!["--proc-root", p.to_str().unwrap(), "--sys-root", s.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        info(&self.dir.0.join("vservers"), &args)
+    }
+}
+
+#[test]
+fn a_v2_only_host_is_reported_with_its_controllers() {
+    let f = Fixture::new("v2", ALL_NAMESPACES, ALL_SYMBOLS);
+    f.v2_root("", "cpuset cpu io memory pids");
+    let out = f.run(true);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let r = json(&out);
+    assert_eq!(r["live"], false);
+    assert_eq!(r["kernel"], "6.1.0-28-amd64");
+    assert_eq!(r["cgroup"]["layout"], "v2-only");
+    let root = f.sys().join("fs/cgroup");
+    assert_eq!(r["cgroup"]["v2_mount"], root.to_str().unwrap());
+    assert_eq!(r["cgroup"]["v1"].as_array().unwrap().len(), 0);
+    for c in ["memory", "pids", "cpu", "cpuset"] {
+        let id = format!("cgroup.controller.{c}");
+        assert_eq!(status(&r, &id), "ok");
+        assert_eq!(check(&r, &id)["detail"], format!("v2 at {}", root.display()));
+    }
+    assert_eq!(status(&r, "cgroup.bpf"), "ok", "{}", check(&r, "cgroup.bpf"));
+    assert_eq!(status(&r, "pidfd"), "ok");
+    assert_eq!(status(&r, "openat2"), "ok");
+    let text = String::from_utf8_lossy(&f.run(false).stdout).into_owned();
+    assert!(text.contains(&format!("v2-only: cgroup2 at {}", root.display())), "{text}");
+    assert!(text.contains("described host"), "{text}");
+}
+
+#[test]
+fn a_host_without_cgroup_bpf_names_what_stops_working() {
+    let no_bpf: Vec<&str> = ALL_SYMBOLS.iter().copied().filter(|s| !s.starts_with("__cgroup_bpf")).collect();
+    let f = Fixture::new("nobpf", ALL_NAMESPACES, &no_bpf);
+    f.v2_root("", "cpu memory pids");
+    let out = f.run(true);
+    assert_eq!(out.status.code(), Some(1), "the default configuration needs the hooks: {}", describe(&out));
+    let r = json(&out);
+    let bpf = check(&r, "cgroup.bpf");
+    assert_eq!(bpf["status"], "missing");
+    assert_eq!(bpf["required"], true);
+    assert!(bpf["detail"].as_str().unwrap().contains("CONFIG_CGROUP_BPF"), "{bpf}");
+    assert!(bpf["needed_for"].as_str().unwrap().contains("interfaces/"), "{bpf}");
+    // The controller missing from cgroup.controllers is reported, but optional.
+    assert_eq!(status(&r, "cgroup.controller.cpuset"), "missing");
+    assert_eq!(check(&r, "cgroup.controller.cpuset")["required"], false);
+
+    let text = String::from_utf8_lossy(&f.run(false).stdout).into_owned();
+    let line = text.lines().position(|l| l.starts_with("missing") && l.contains("cgroup.bpf")).expect(&text);
+    let next = text.lines().nth(line + 1).unwrap();
+    assert!(next.contains("without it: network contexts") && next.contains("needed by the default configuration"), "{text}");
+    assert!(text.contains("the default configuration cannot run here: cgroup.bpf missing"), "{text}");
+}
+
+#[test]
+fn a_v1_only_host_has_nowhere_to_attach_the_hooks() {
+    let f = Fixture::new("v1", ALL_NAMESPACES, ALL_SYMBOLS);
+    for c in ["memory", "pids", "cpu,cpuacct", "cpuset"] {
+        f.v1(c);
+    }
+    symlink("cpu,cpuacct", f.sys().join("fs/cgroup/cpu")).unwrap();
+    let out = f.run(true);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let r = json(&out);
+    assert_eq!(r["cgroup"]["layout"], "v1-only");
+    assert_eq!(status(&r, "cgroup.layout"), "limited");
+    assert_eq!(status(&r, "cgroup.bpf"), "missing");
+    assert!(check(&r, "cgroup.bpf")["detail"].as_str().unwrap().contains("no cgroup2 mount"));
+    let cpu = check(&r, "cgroup.controller.cpu")["detail"].as_str().unwrap().to_string();
+    assert!(cpu.ends_with("fs/cgroup/cpu,cpuacct"), "{cpu}");
+}
+
+#[test]
+fn missing_and_switched_off_namespaces_are_told_apart() {
+    let without_time: Vec<&str> = ALL_NAMESPACES.iter().copied().filter(|n| *n != "time").collect();
+    let f = Fixture::new("ns", &without_time, ALL_SYMBOLS);
+    f.v2_root("", "cpu memory pids");
+    f.write("proc/sys/user/max_user_namespaces", "0\n");
+    let r = json(&f.run(true));
+    assert_eq!(status(&r, "namespace.time"), "missing");
+    assert!(check(&r, "namespace.time")["needed_for"].as_str().unwrap().contains("VIRT_UPTIME"));
+    assert_eq!(status(&r, "namespace.user"), "limited");
+    assert!(check(&r, "namespace.user")["detail"].as_str().unwrap().contains("max_user_namespaces is 0"));
+    assert_eq!(status(&r, "namespace.pid"), "ok");
+    // Neither is needed by the default configuration.
+    assert!(r["checks"].as_array().unwrap().iter().all(|c| !(c["required"] == true && c["status"] == "missing")));
+
+    let without_pid: Vec<&str> = ALL_NAMESPACES.iter().copied().filter(|n| *n != "pid").collect();
+    let g = Fixture::new("nopid", &without_pid, ALL_SYMBOLS);
+    g.v2_root("", "cpu memory pids");
+    let out = g.run(true);
+    assert_eq!(out.status.code(), Some(1), "a kernel without pid namespaces cannot run guests: {}", describe(&out));
+    assert_eq!(status(&json(&out), "namespace.pid"), "missing");
+}
+
+#[test]
+fn an_unreadable_proc_root_is_reported_not_guessed() {
+    let f = Fixture::new("empty", &[], &[]);
+    fs::remove_file(f.proc().join("kallsyms")).unwrap();
+    f.v2_root("", "memory");
+    let out = f.run(true);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let r = json(&out);
+    assert_eq!(status(&r, "pidfd"), "limited");
+    assert!(check(&r, "pidfd")["detail"].as_str().unwrap().contains("cannot tell"));
+    assert_eq!(status(&r, "namespace.mount"), "missing");
+}
