@@ -3,8 +3,8 @@
 //! (`completions/<shell>/`) of the vserver-rs binaries. The clap
 //! definitions are the binaries' own `cli.rs` files, compiled in here, so
 //! the pages cannot drift from `--help`. A binary joins by keeping its
-//! command line in `crates/<bin>/src/cli.rs` as `pub struct Cli` and getting
-//! one line in `commands()`.
+//! command line in `crates/<bin>/src/cli.rs` as `pub struct Cli` (depending
+//! only on clap and `vserver_core::cli`); build.rs finds it.
 
 use std::fs;
 use std::path::Path;
@@ -13,18 +13,7 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 use clap_complete::Shell;
 
-#[allow(dead_code)]
-#[path = "../../vserver/src/cli.rs"]
-mod vserver_cli;
-
-#[allow(dead_code)]
-#[path = "../../vserver-info/src/cli.rs"]
-mod vserver_info_cli;
-
-/// Every binary's command line.
-fn commands() -> Vec<clap::Command> {
-    vec![vserver_cli::Cli::command(), vserver_info_cli::Cli::command()]
-}
+include!(concat!(env!("OUT_DIR"), "/clis.rs"));
 
 #[derive(Parser)]
 #[command(name = "vserver-docs", version, about = "Write the man pages and shell completions of vserver-rs")]

@@ -1,0 +1,76 @@
+//! The systemd units pass `systemd-analyze verify` as installed by
+//! util/install.sh (ExecStart pointing at the installed binaries), the
+//! template also as an instance. Man page references are checked by
+//! install_docs.rs, so `--man=no` here.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn require(ok: bool, what: &str) -> bool {
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("precondition missing in CI: {what}");
+    }
+    if !ok {
+        eprintln!("skipping: {what}");
+    }
+    ok
+}
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn installed_units_pass_systemd_analyze_verify() {
+    let have = Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !require(have, "systemd-analyze (apt-get install systemd)") {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let root = Scratch(std::env::temp_dir().join(format!("vs-units-{}", std::process::id())));
+    let _ = fs::remove_dir_all(&root.0);
+    let prefix = root.0.join("usr");
+    let out = Command::new("sh")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/util/install.sh"))
+        .env_remove("DESTDIR")
+        .env("PREFIX", &prefix)
+        .env("SYSCONFDIR", root.0.join("etc"))
+        .env("RUNDIR", root.0.join("run/vservers"))
+        .env("BUILD_DIR", &bin_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "install.sh: {}", describe(&out));
+
+    let unit_dir = prefix.join("lib/systemd/system");
+    let service = fs::read_to_string(unit_dir.join("vservers.service")).unwrap();
+    let exec = format!("ExecStart={}/bin/vserver --all-marked default start", prefix.display());
+    assert!(service.contains(&exec), "install.sh did not point the unit at PREFIX/bin: {service}");
+    fs::copy(unit_dir.join("vservers@.service"), unit_dir.join("vservers@web.service")).unwrap();
+
+    let mut units: Vec<PathBuf> = fs::read_dir(&unit_dir).unwrap().flatten().map(|e| e.path()).collect();
+    units.sort();
+    assert_eq!(units.len(), 5, "{units:?}");
+    let out = Command::new("systemd-analyze").arg("verify").arg("--man=no").args(&units).output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "systemd-analyze verify: {}", describe(&out));
+
+    // The check can fail: a unit whose ExecStart binary does not exist.
+    let broken = unit_dir.join("vservers-broken.service");
+    fs::write(&broken, service.replace(&format!("{}/bin/vserver ", prefix.display()), "/nonexistent/vserver ")).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg("--man=no").arg(&broken).output().unwrap();
+    assert!(!out.status.success() || !out.stderr.is_empty(), "verify accepted a broken unit: {}", describe(&out));
+}
