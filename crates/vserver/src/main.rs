@@ -59,8 +59,8 @@ fn run(cli: Cli) -> Result<u8> {
             context::start_guest(&paths, &guest)?;
             Ok(0)
         }
-        Command::Enter => exit_code(context::enter_shell(&paths, &load(&paths, name)?)?),
-        Command::Exec { argv } => exit_code(context::exec_in_guest(&paths, &load(&paths, name)?, argv, None)?),
+        Command::Enter => exit_code(context::enter_shell(&paths, name)?),
+        Command::Exec { argv } => exit_code(context::exec_in_guest(&paths, name, argv, None)?),
         Command::Status { json } => status(&paths, name, *json),
         Command::Running => Ok(if runstate::is_running(&paths, name) { 0 } else { 1 }),
         Command::Delete => {

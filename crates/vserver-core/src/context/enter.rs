@@ -18,7 +18,6 @@ use super::restrict::{self, Restrictions};
 use super::setup::exec_clean;
 use super::{pty, require_running};
 use crate::caps::CapSet;
-use crate::config::Guest;
 use crate::limits::rlimit::ALL_RESOURCES;
 use crate::paths::Paths;
 use crate::runstate::RunState;
@@ -35,13 +34,19 @@ pub(super) struct Join {
 }
 
 impl Join {
-    pub(super) fn prepare(paths: &Paths, guest: &Guest) -> Result<Join> {
-        let state = require_running(paths, &guest.name)?;
+    pub(super) fn prepare(paths: &Paths, name: &str) -> Result<Join> {
+        // Only the run state is read, not the configuration: joining must
+        // be quick, and the guest runs as it was started.
+        crate::paths::validate_guest_name(name).map_err(anyhow::Error::msg)?;
+        if !paths.guest_confdir(name).is_dir() {
+            bail!("no such guest {name:?} (no {})", paths.guest_confdir(name).display());
+        }
+        let state = require_running(paths, name)?;
         let init_fd = pidfd::open(state.init.pid).context("opening the guest's init")?;
         // The pidfd pins this exact process; check it is still the guest's
         // init and not a newcomer that got the pid in between.
         if !state.init.is_alive() {
-            bail!("guest {:?} stopped while joining it", guest.name);
+            bail!("guest {name:?} stopped while joining it");
         }
         let procs_files = state
             .cgroups
@@ -148,18 +153,18 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 /// Runs `argv` inside the guest with our stdin, stdout and stderr; returns
 /// its exit code (128+N when killed by signal N). With a timeout, the command
 /// is killed when it runs longer.
-pub fn exec_in_guest(paths: &Paths, guest: &Guest, argv: &[String], timeout: Option<Duration>) -> Result<i32> {
+pub fn exec_in_guest(paths: &Paths, name: &str, argv: &[String], timeout: Option<Duration>) -> Result<i32> {
     if argv.is_empty() {
-        bail!("no command given to run in guest {:?}", guest.name);
+        bail!("no command given to run in guest {name:?}");
     }
-    let join = Join::prepare(paths, guest)?;
+    let join = Join::prepare(paths, name)?;
     join.join_pid_namespace()?;
     // SAFETY: single-threaded; the child only sets itself up and execs.
     match unsafe { fork() }? {
         ForkResult::Child => {
             let term = std::env::var("TERM").ok();
             let err = join.become_guest_process().and_then(|()| join.restrict()).err().unwrap_or_else(|| exec_clean(argv, term.as_deref()));
-            eprintln!("vserver {}: {err:#}", guest.name);
+            eprintln!("vserver {name}: {err:#}");
             // SAFETY: leaving the forked child without unwinding.
             unsafe { libc::_exit(127) }
         }
@@ -198,7 +203,7 @@ pub(super) fn wait_child(child: Pid, timeout: Option<Duration>) -> Result<i32> {
 }
 
 /// An interactive login shell on a new pty inside the guest.
-pub fn enter_shell(paths: &Paths, guest: &Guest) -> Result<i32> {
-    let join = Join::prepare(paths, guest)?;
-    pty::enter(&join, guest)
+pub fn enter_shell(paths: &Paths, name: &str) -> Result<i32> {
+    let join = Join::prepare(paths, name)?;
+    pty::enter(&join, name)
 }

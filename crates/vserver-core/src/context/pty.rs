@@ -16,7 +16,6 @@ use nix::unistd::{fork, ForkResult};
 
 use super::enter::{wait_child, Join};
 use super::setup::exec_clean;
-use crate::config::Guest;
 
 static WINCH: AtomicBool = AtomicBool::new(false);
 
@@ -24,7 +23,7 @@ extern "C" fn on_winch(_: libc::c_int) {
     WINCH.store(true, Ordering::Relaxed);
 }
 
-pub(super) fn enter(join: &Join, guest: &Guest) -> Result<i32> {
+pub(super) fn enter(join: &Join, name: &str) -> Result<i32> {
     let (host_end, guest_end) =
         socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).context("creating a socket pair")?;
     join.join_pid_namespace()?;
@@ -33,13 +32,13 @@ pub(super) fn enter(join: &Join, guest: &Guest) -> Result<i32> {
         ForkResult::Child => {
             drop(host_end);
             let err = guest_side(join, guest_end).err().unwrap_or_else(|| anyhow::anyhow!("unreachable"));
-            eprintln!("vserver {}: {err:#}", guest.name);
+            eprintln!("vserver {name}: {err:#}");
             // SAFETY: leaving the forked child without unwinding.
             unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child } => {
             drop(guest_end);
-            let master = receive_fd(&host_end).with_context(|| format!("no terminal came back from guest {:?}", guest.name))?;
+            let master = receive_fd(&host_end).with_context(|| format!("no terminal came back from guest {name:?}"))?;
             let code = relay(&master, &host_end);
             let _ = wait_child(child, None);
             code

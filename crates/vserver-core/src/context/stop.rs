@@ -79,7 +79,7 @@ fn run_stop_command(paths: &Paths, guest: &Guest, timeout: Duration) {
         }
         _ => return,
     };
-    if let Err(e) = exec_in_guest(paths, guest, &argv, Some(timeout)) {
+    if let Err(e) = exec_in_guest(paths, &guest.name, &argv, Some(timeout)) {
         eprintln!("vserver {}: stop command: {e:#}", guest.name);
     }
 }

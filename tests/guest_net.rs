@@ -1,0 +1,119 @@
+//! A guest's IP set from the inside: a busybox guest with one loopback
+//! address (127.0.0.0/8 only, as every network test here) and a static probe
+//! program, against listeners of the host.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use vserver_rs_tests::guest::World;
+use vserver_rs_tests::{describe, require, require_busybox, require_root};
+
+fn guest_with_probe(w: &World, ip: &str) -> Option<String> {
+    if !(require_root() && require_busybox()) {
+        return None;
+    }
+    if !require(Command::new("gcc").arg("--version").output().is_ok(), "gcc for the probe program") {
+        return None;
+    }
+    let (g, _) = w.busybox_guest("net");
+    w.write_conf(&g, "interfaces/0/ip", &format!("{ip}\n"));
+    w.write_conf(&g, "interfaces/0/prefix", "8\n");
+    w.write_conf(&g, "interfaces/0/nodev", "");
+    let bin = w.guest_root(&g).join("bin/netprobe");
+    let out = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&bin).arg("tests/guest-tools/netprobe.c").output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    w.ok(&g, &["start"]);
+    Some(g)
+}
+
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn guest_binds_only_its_own_address_and_the_wildcard_lands_on_it() {
+    let w = World::new("gnet");
+    let ip = "127.0.0.61";
+    let Some(g) = guest_with_probe(&w, ip) else { return };
+    let port = free_port("127.0.0.1").to_string();
+    let own = w.sh_ok(&g, &format!("netprobe bind {ip} {port}"));
+    assert_eq!(own.trim(), format!("ok {ip}:{port}"));
+    let wildcard = w.sh_ok(&g, &format!("netprobe bind 0.0.0.0 {port}"));
+    assert_eq!(wildcard.trim(), format!("ok {ip}:{port}"), "0.0.0.0 must land on the guest's first address");
+    let other = w.sh(&g, &format!("netprobe bind 127.0.0.62 {port}"));
+    assert!(!other.status.success(), "binding another address must fail: {}", describe(&other));
+    assert_eq!(String::from_utf8_lossy(&other.stdout).trim(), format!("err {}", libc::EADDRNOTAVAIL));
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+}
+
+#[test]
+fn guest_to_host_and_host_to_guest_over_loopback() {
+    let w = World::new("gnet2");
+    let ip = "127.0.0.63";
+    let Some(g) = guest_with_probe(&w, ip) else { return };
+    let xid: u32 = std::fs::read_to_string(w.guest_conf(&g).join("context")).unwrap().trim().parse().unwrap();
+    let lback = vserver_core::net::lback_for_xid(xid).unwrap().to_string();
+
+    // Guest to host: a host listener on another loopback address is reached,
+    // and the connection comes from the guest's address.
+    let host = TcpListener::bind("127.0.0.64:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, peer) = host.accept().unwrap();
+        s.write_all(b"host").unwrap();
+        peer
+    });
+    let out = w.sh_ok(&g, &format!("netprobe connect 127.0.0.64 {port}"));
+    let peer = server.join().unwrap();
+    // Towards 127/8 the source is the guest's own loopback address.
+    let source = peer.ip().to_string();
+    assert!(source == ip || source == lback, "the source {source} must be pinned to the guest's set ({ip}, {lback})");
+    assert!(out.contains("host"), "{out}");
+
+    // Host to guest: a guest server on the wildcard serves its own address.
+    let gport = free_port(ip);
+    let mut server = w.cmd("vserver").args([&g, "exec", "/bin/netprobe", "serve", &gport.to_string()])
+        .stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = [0u8; 64];
+    let n = server.stdout.as_mut().unwrap().read(&mut line).unwrap();
+    assert!(String::from_utf8_lossy(&line[..n]).contains(&format!("listening {ip}:{gport}")));
+    let mut c = TcpStream::connect((ip, gport)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = String::new();
+    c.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "guest");
+    assert!(server.wait().unwrap().success());
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+}
+
+#[test]
+fn guest_without_interfaces_binds_nothing_unless_unrestricted() {
+    if !(require_root() && require_busybox()) {
+        return;
+    }
+    if !require(Command::new("gcc").arg("--version").output().is_ok(), "gcc for the probe program") {
+        return;
+    }
+    let w = World::new("gnet3");
+    let (g, _) = w.busybox_guest("nonet");
+    let bin = w.guest_root(&g).join("bin/netprobe");
+    assert!(Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&bin).arg("tests/guest-tools/netprobe.c").status().unwrap().success());
+    w.ok(&g, &["start"]);
+    let port = free_port("127.0.0.1");
+    // Its own 127.0.0.1 (remapped to its private loopback address) is all it has.
+    let own = w.sh_ok(&g, &format!("netprobe bind 127.0.0.1 {port}"));
+    assert!(own.starts_with("ok 127.0.0.1"), "{own}");
+    let out = w.sh(&g, &format!("netprobe bind 127.0.0.66 {port}"));
+    assert!(!out.status.success(), "a guest with no interfaces may bind no host address: {}", describe(&out));
+    w.ok(&g, &["stop"]);
+    w.write_conf(&g, "interfaces/unrestricted", "");
+    w.ok(&g, &["start"]);
+    let out = w.sh_ok(&g, &format!("netprobe bind 127.0.0.66 {port}"));
+    assert!(out.starts_with("ok 127.0.0.66"), "{out}");
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+}
