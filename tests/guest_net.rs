@@ -117,3 +117,21 @@ fn guest_without_interfaces_binds_nothing_unless_unrestricted() {
     w.ok(&g, &["stop"]);
     w.assert_nothing_left(&g);
 }
+
+#[test]
+fn a_guest_with_its_own_network_namespace_sees_only_its_devices() {
+    if !(require_root() && require_busybox()) {
+        return;
+    }
+    let w = World::new("gnetns");
+    let (g, xid) = w.busybox_guest("ns");
+    w.write_conf(&g, "namespaces", "net\n");
+    w.ok(&g, &["start"]);
+    let devices = w.sh_ok(&g, "ls /sys/class/net | sort | tr '\\n' ' '");
+    assert_eq!(devices.trim(), "eth0 lo", "only its own devices: {devices}");
+    assert!(std::path::Path::new(&format!("/sys/class/net/vs{xid}")).exists(), "the host end of the veth pair");
+    assert!(w.sh_ok(&g, "cat /sys/class/net/lo/operstate /sys/class/net/lo/flags").contains("0x9"), "lo is up");
+    w.ok(&g, &["stop"]);
+    assert!(!std::path::Path::new(&format!("/sys/class/net/vs{xid}")).exists(), "the veth pair must go with the guest");
+    w.assert_nothing_left(&g);
+}

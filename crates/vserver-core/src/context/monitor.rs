@@ -150,6 +150,7 @@ impl<'a> Boot<'a> {
         let init_fd = pidfd::open(pid.as_raw())?;
         let result = (|| -> Result<()> {
             cgroup.add_process(pid.as_raw())?;
+            network.connect_namespace(guest, pid.as_raw())?;
             (&go.write).write_all(b"g")?;
             drop(go.write);
             match read_report(report.read)? {
@@ -255,6 +256,8 @@ impl<'a> Boot<'a> {
 struct Network {
     programs: Option<net::AttachedPrograms>,
     added: Vec<net::AddedAddress>,
+    /// Host end of the veth pair of a guest with its own network namespace.
+    veth: Option<String>,
 }
 
 impl Network {
@@ -272,7 +275,29 @@ impl Network {
         Ok(())
     }
 
+    /// A guest with a network namespace of its own gets a veth pair carrying
+    /// its `interfaces/` addresses; its pid 1 must exist (the pair's guest
+    /// end moves into its namespace) but not yet run guest code.
+    fn connect_namespace(&mut self, guest: &Guest, init_pid: i32) -> Result<()> {
+        if !guest.wants_namespace(ExtraNamespace::Net) {
+            return Ok(());
+        }
+        let cfg = net::VethConfig {
+            host_if: format!("vs{}", guest.xid),
+            guest_if: "eth0".to_string(),
+            addresses: guest.net.interfaces.iter().map(|i| (i.ip, i.prefix)).collect(),
+        };
+        net::setup_veth(&cfg, init_pid)?;
+        self.veth = Some(cfg.host_if);
+        Ok(())
+    }
+
     fn undo(&mut self, name: &str) {
+        if let Some(host_if) = self.veth.take() {
+            if let Err(e) = net::remove_veth(&host_if) {
+                eprintln!("vserver monitor {name}: {e:#}");
+            }
+        }
         if let Some(mut p) = self.programs.take() {
             if let Err(e) = p.detach() {
                 eprintln!("vserver monitor {name}: {e:#}");
