@@ -97,6 +97,13 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
             other.name
         );
     }
+    if guest.namespaces.contains(&crate::config::ExtraNamespace::User) {
+        bail!(
+            "guest {:?}: {}: \"user\" is not supported yet (its uid mapping needs a guest tree owned by the mapped ids); remove it",
+            guest.name,
+            guest.confdir.join("namespaces").display()
+        );
+    }
     check_network(paths, guest)?;
     check_guest_root(guest)
 }
