@@ -113,9 +113,11 @@ fn this_machine_is_reported_as_it_is_mounted() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let r = json(&out);
     assert_eq!(r["live"], true);
+    assert_eq!(r["missing_required"], serde_json::json!([]));
     assert_eq!(r["cgroup"]["layout"], "hybrid");
     assert_eq!(r["cgroup"]["v2_mount"], "/sys/fs/cgroup/unified");
-    let listed: Vec<&str> = r["cgroup"]["v1"].as_array().unwrap().iter().map(|h| h["mount"].as_str().unwrap()).collect();
+    let listed: Vec<&str> =
+        r["cgroup"]["v1"].as_array().unwrap().iter().map(|h| h["mount"].as_str().unwrap()).collect();
     for mount in &v1 {
         let m = mount.to_str().unwrap();
         if ["memory", "pids", "cpuset"].iter().any(|c| m.ends_with(c)) {
@@ -156,7 +158,10 @@ impl Fixture {
     fn new(tag: &str, namespaces: &[&str], symbols: &[&str]) -> Fixture {
         let f = Fixture { dir: Scratch::new(tag) };
         f.write("proc/sys/kernel/osrelease", "6.1.0-28-amd64\n");
-        f.write("proc/sys/kernel/seccomp/actions_avail", "kill_process kill_thread trap errno user_notif trace log allow\n");
+        f.write(
+            "proc/sys/kernel/seccomp/actions_avail",
+            "kill_process kill_thread trap errno user_notif trace log allow\n",
+        );
         fs::create_dir_all(f.proc().join("self/ns")).unwrap();
         for ns in namespaces {
             symlink(format!("{ns}:[4026531836]"), f.proc().join("self/ns").join(ns)).unwrap();
@@ -238,6 +243,7 @@ fn a_host_without_cgroup_bpf_names_what_stops_working() {
     let bpf = check(&r, "cgroup.bpf");
     assert_eq!(bpf["status"], "missing");
     assert_eq!(bpf["required"], true);
+    assert_eq!(r["missing_required"], serde_json::json!(["cgroup.bpf"]));
     assert!(bpf["detail"].as_str().unwrap().contains("CONFIG_CGROUP_BPF"), "{bpf}");
     assert!(bpf["needed_for"].as_str().unwrap().contains("interfaces/"), "{bpf}");
     // The controller missing from cgroup.controllers is reported, but optional.
@@ -247,7 +253,10 @@ fn a_host_without_cgroup_bpf_names_what_stops_working() {
     let text = String::from_utf8_lossy(&f.run(false).stdout).into_owned();
     let line = text.lines().position(|l| l.starts_with("missing") && l.contains("cgroup.bpf")).expect(&text);
     let next = text.lines().nth(line + 1).unwrap();
-    assert!(next.contains("without it: network contexts") && next.contains("needed by the default configuration"), "{text}");
+    assert!(
+        next.contains("without it: network contexts") && next.contains("needed by the default configuration"),
+        "{text}"
+    );
     assert!(text.contains("the default configuration cannot run here: cgroup.bpf missing"), "{text}");
 }
 

@@ -104,7 +104,8 @@ fn man_renders_every_page_without_warnings() {
 #[test]
 fn completion_scripts_parse_in_their_shells() {
     let docs = generate();
-    let bash: Vec<PathBuf> = fs::read_dir(docs.0.join("completions/bash")).unwrap().flatten().map(|e| e.path()).collect();
+    let bash: Vec<PathBuf> =
+        fs::read_dir(docs.0.join("completions/bash")).unwrap().flatten().map(|e| e.path()).collect();
     assert!(!bash.is_empty());
     for f in bash {
         let out = Command::new("bash").arg("-n").arg(&f).output().unwrap();

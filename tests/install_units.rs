@@ -70,7 +70,8 @@ fn installed_units_pass_systemd_analyze_verify() {
 
     // The check can fail: a unit whose ExecStart binary does not exist.
     let broken = unit_dir.join("vservers-broken.service");
-    fs::write(&broken, service.replace(&format!("{}/bin/vserver ", prefix.display()), "/nonexistent/vserver ")).unwrap();
+    fs::write(&broken, service.replace(&format!("{}/bin/vserver ", prefix.display()), "/nonexistent/vserver "))
+        .unwrap();
     let out = Command::new("systemd-analyze").arg("verify").arg("--man=no").arg(&broken).output().unwrap();
     assert!(!out.status.success() || !out.stderr.is_empty(), "verify accepted a broken unit: {}", describe(&out));
 }

@@ -24,5 +24,5 @@ fn main() -> ExitCode {
     } else {
         print!("{}", hostinfo::render_text(&report));
     }
-    ExitCode::from(u8::from(!report.missing_required().is_empty()))
+    ExitCode::from(u8::from(!report.missing_required.is_empty()))
 }

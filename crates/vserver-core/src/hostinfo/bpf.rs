@@ -80,7 +80,10 @@ pub fn check(cgroup: &CgroupSummary, symbols: Option<&Symbols>) -> Check {
             ),
             Some((h, e)) => make(
                 Status::Missing,
-                format!("the kernel cannot load {} programs ({e}): it needs CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF", h.what),
+                format!(
+                    "the kernel cannot load {} programs ({e}): it needs CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF",
+                    h.what
+                ),
             ),
         },
         Some(symbols) => {

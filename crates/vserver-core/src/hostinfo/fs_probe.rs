@@ -87,7 +87,9 @@ fn immutable(place: &Place) -> Check {
     })();
     match result {
         Ok(true) => make(Status::Ok, format!("FS_IMMUTABLE_FL works on {}", place.describe())),
-        Ok(false) => make(Status::Missing, format!("FS_IMMUTABLE_FL is accepted but not enforced on {}", place.describe())),
+        Ok(false) => {
+            make(Status::Missing, format!("FS_IMMUTABLE_FL is accepted but not enforced on {}", place.describe()))
+        }
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => make(
             Status::Limited,
             format!("setting FS_IMMUTABLE_FL on {} was refused ({e}): needs CAP_LINUX_IMMUTABLE", place.describe()),

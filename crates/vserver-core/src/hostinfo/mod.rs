@@ -62,7 +62,13 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(id: impl Into<String>, status: Status, detail: impl Into<String>, needed_for: &str, required: bool) -> Check {
+    fn new(
+        id: impl Into<String>,
+        status: Status,
+        detail: impl Into<String>,
+        needed_for: &str,
+        required: bool,
+    ) -> Check {
         Check { id: id.into(), status, detail: detail.into(), needed_for: needed_for.to_string(), required }
     }
 }
@@ -108,14 +114,12 @@ pub struct Report {
     pub live: bool,
     pub cgroup: CgroupSummary,
     pub checks: Vec<Check>,
+    /// Ids of the missing checks the default configuration needs (empty:
+    /// guests with the default configuration can run here).
+    pub missing_required: Vec<String>,
 }
 
 impl Report {
-    /// Checks the default configuration needs that are missing.
-    pub fn missing_required(&self) -> Vec<&Check> {
-        self.checks.iter().filter(|c| c.required && c.status == Status::Missing).collect()
-    }
-
     pub fn count(&self, status: Status) -> usize {
         self.checks.iter().filter(|c| c.status == status).count()
     }
@@ -135,7 +139,9 @@ pub fn probe(host: &Host) -> Report {
     checks.push(syscalls::openat2(symbols.as_ref()));
     checks.extend(fs_probe::checks(host));
     checks.extend(tools::checks());
-    Report { kernel, live: host.live, cgroup, checks }
+    let missing_required =
+        checks.iter().filter(|c| c.required && c.status == Status::Missing).map(|c| c.id.clone()).collect();
+    Report { kernel, live: host.live, cgroup, checks, missing_required }
 }
 
 /// The report for people: one line per check, what stops working under each
@@ -151,17 +157,21 @@ pub fn render_text(report: &Report) -> String {
             out.push_str(&format!("{:<8} {:<28} without it: {} ({need})\n", "", "", c.needed_for));
         }
     }
-    let missing: Vec<&str> = report.missing_required().iter().map(|c| c.id.as_str()).collect();
+    let missing = &report.missing_required;
     out.push_str(&format!(
         "summary: {} ok, {} limited, {} missing",
         report.count(Status::Ok),
         report.count(Status::Limited),
         report.count(Status::Missing)
     ));
-    if missing.is_empty() {
-        out.push_str("; the default configuration can run here\n");
-    } else {
+    let unconfirmed: Vec<&str> =
+        report.checks.iter().filter(|c| c.required && c.status == Status::Limited).map(|c| c.id.as_str()).collect();
+    if !missing.is_empty() {
         out.push_str(&format!("; the default configuration cannot run here: {} missing\n", missing.join(", ")));
+    } else if !unconfirmed.is_empty() {
+        out.push_str(&format!("; not confirmed for the default configuration: {}\n", unconfirmed.join(", ")));
+    } else {
+        out.push_str("; the default configuration can run here\n");
     }
     out
 }

@@ -20,11 +20,16 @@ pub fn seccomp(host: &Host) -> Check {
     let path = host.proc("sys/kernel/seccomp/actions_avail");
     let actions = match std::fs::read_to_string(&path) {
         Ok(s) => s,
-        Err(e) => return make(Status::Missing, format!("{}: {e}: the kernel has no seccomp filter mode", path.display())),
+        Err(e) => {
+            return make(Status::Missing, format!("{}: {e}: the kernel has no seccomp filter mode", path.display()))
+        }
     };
     let has = |a: &str| actions.split_whitespace().any(|w| w == a);
     if !has("errno") || !has("allow") {
-        return make(Status::Missing, format!("{} lacks the errno or allow action: {}", path.display(), actions.trim()));
+        return make(
+            Status::Missing,
+            format!("{} lacks the errno or allow action: {}", path.display(), actions.trim()),
+        );
     }
     if !host.live {
         return make(Status::Ok, format!("filter mode, actions: {}", actions.trim()));
@@ -41,7 +46,7 @@ pub fn seccomp(host: &Host) -> Check {
 pub fn pidfd(symbols: Option<&Symbols>) -> Check {
     let make = |status, detail: String| Check::new("pidfd", status, detail, PIDFD_NEEDED_FOR, true);
     if let Some(symbols) = symbols {
-        return from_symbols(symbols, "pidfd_open", |status, detail| make(status, detail));
+        return from_symbols(symbols, "pidfd_open", make);
     }
     match pidfd::open(std::process::id() as libc::pid_t) {
         Ok(_) => make(Status::Ok, "pidfd_open on this process works".into()),
@@ -52,7 +57,7 @@ pub fn pidfd(symbols: Option<&Symbols>) -> Check {
 pub fn openat2(symbols: Option<&Symbols>) -> Check {
     let make = |status, detail: String| Check::new("openat2", status, detail, OPENAT2_NEEDED_FOR, true);
     if let Some(symbols) = symbols {
-        return from_symbols(symbols, "openat2", |status, detail| make(status, detail));
+        return from_symbols(symbols, "openat2", make);
     }
     match confined_lookup_works() {
         Ok(()) => make(Status::Ok, "RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS refuse a planted symlink".into()),

@@ -29,10 +29,9 @@ fn busybox() -> Check {
     let make = |status, detail: String| Check::new("build.busybox", status, detail, BUSYBOX_NEEDED_FOR, false);
     match elf_is_static(&path) {
         Ok(true) => make(Status::Ok, format!("{} is statically linked", path.display())),
-        Ok(false) => make(
-            Status::Missing,
-            format!("{} is dynamically linked and would not run inside a guest", path.display()),
-        ),
+        Ok(false) => {
+            make(Status::Missing, format!("{} is dynamically linked and would not run inside a guest", path.display()))
+        }
         Err(e) => make(Status::Missing, format!("{}: {e}", path.display())),
     }
 }
@@ -60,17 +59,29 @@ pub fn elf_is_static(path: &Path) -> std::io::Result<bool> {
     }
     let is64 = bytes[4] == 2;
     let le = bytes[5] == 1;
-    let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) });
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+    };
     let u32_at = |o: usize| {
         bytes.get(o..o + 4).map(|b| {
             let a = [b[0], b[1], b[2], b[3]];
-            if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
+            if le {
+                u32::from_le_bytes(a)
+            } else {
+                u32::from_be_bytes(a)
+            }
         })
     };
     let u64_at = |o: usize| {
         bytes.get(o..o + 8).map(|b| {
             let a: [u8; 8] = b.try_into().unwrap();
-            if le { u64::from_le_bytes(a) } else { u64::from_be_bytes(a) }
+            if le {
+                u64::from_le_bytes(a)
+            } else {
+                u64::from_be_bytes(a)
+            }
         })
     };
     let (phoff, phentsize, phnum) = if is64 {
