@@ -413,3 +413,33 @@ fn clone_and_delete() {
     w.ok(&b, &["delete"]);
     assert!(!w.guest_conf(&b).exists() && !w.guest_root(&b).exists());
 }
+
+#[test]
+fn hashified_files_are_shared_and_a_running_guest_cannot_change_them() {
+    if !ready() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let w = World::new("unified");
+    let (a, _) = w.busybox_guest("ua");
+    let (b, _) = w.busybox_guest("ub");
+    for g in [&a, &b] {
+        fs::create_dir_all(w.guest_conf(g).join("apps/vunify")).unwrap();
+        w.ok(g, &["hashify"]);
+    }
+    let ino = |g: &str| fs::metadata(w.guest_root(g).join("bin/busybox")).unwrap().ino();
+    assert_eq!(ino(&a), ino(&b), "both guests' busybox must be one inode");
+    w.ok(&b, &["start"]);
+    for (what, script) in [
+        ("write to it", "echo x >> /bin/busybox"),
+        ("remove it", "rm -f /bin/busybox; [ ! -e /bin/busybox ]"),
+        ("clear its immutable flag", "chattr -i /bin/busybox"),
+    ] {
+        let out = w.sh(&b, script);
+        assert!(!out.status.success(), "a guest process must not {what} of a shared file: {}", describe(&out));
+    }
+    assert_eq!(ino(&a), ino(&b));
+    w.ok(&b, &["stop"]);
+    w.ok(&a, &["delete"]);
+    assert!(w.guest_root(&b).join("bin/busybox").exists(), "deleting one guest keeps the other's shared files");
+}

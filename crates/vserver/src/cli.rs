@@ -76,5 +76,17 @@ pub enum Command {
     Running,
     /// Remove a stopped guest's root and configuration
     Delete,
+    /// Unify this guest's files with the hash store (vhashify NAME)
+    Hashify {
+        /// Count what would be done; change nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Make the mtime part of the key
+        #[arg(long)]
+        respect_mtime: bool,
+        /// Also unify setuid and setgid files
+        #[arg(long)]
+        insecure: bool,
+    },
 }
 

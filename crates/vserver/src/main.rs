@@ -67,7 +67,28 @@ fn run(cli: Cli) -> Result<u8> {
             builder::delete_guest(&paths, name)?;
             Ok(0)
         }
+        Command::Hashify { dry_run, respect_mtime, insecure } => hashify(&paths, name, *dry_run, *respect_mtime, *insecure),
     }
+}
+
+/// `vserver NAME hashify`: vhashify for one guest, quiet unless on a terminal.
+fn hashify(paths: &Paths, name: &str, dry_run: bool, respect_mtime: bool, insecure: bool) -> Result<u8> {
+    use std::io::IsTerminal;
+    let opts = vserver_core::unify::UnifyOptions {
+        dry_run,
+        respect_mtime,
+        insecure,
+        progress: std::io::stdout().is_terminal(),
+        ..Default::default()
+    };
+    let summary = vserver_core::unify::hashify(paths, &[name.to_string()], &opts)?;
+    for m in &summary.error_messages {
+        eprintln!("vserver {name}: {m}");
+    }
+    if dry_run || std::io::stdout().is_terminal() {
+        println!("{summary}");
+    }
+    Ok(u8::from(summary.errors > 0))
 }
 
 fn load(paths: &Paths, name: &str) -> Result<Guest> {
