@@ -23,6 +23,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::copy;
 use super::hash::{Key, Meta};
@@ -44,24 +45,49 @@ pub struct LinkOptions {
     pub dry_run: bool,
     pub reflink: bool,
     pub progress: bool,
+    pub threads: usize,
 }
 
 pub fn link_all(store: &mut Store, trees: &[Tree], mut hashed: Vec<Hashed>, opts: &LinkOptions, sum: &mut Summary) {
     hashed.sort_unstable_by(|a, b| (a.key, a.target, &a.rel).cmp(&(b.key, b.target, &b.rel)));
-    let total = hashed.len() as u64;
-    let mut progress = Progress::new(opts.progress);
-    let mut done = 0u64;
-    for group in hashed.chunk_by(|a, b| a.key == b.key) {
-        done += group.len() as u64;
-        progress.show("linking", done, Some(total));
-        if opts.dry_run {
-            dry_run_group(store, group, sum);
-        } else {
-            let mut g = Group { store: &mut *store, trees, reflink: opts.reflink, held: Vec::new(), sum: &mut *sum };
-            g.run(group);
+    let groups: Vec<&[Hashed]> = hashed.chunk_by(|a, b| a.key == b.key).collect();
+    if opts.dry_run {
+        for g in groups {
+            dry_run_group(store, g, sum);
+        }
+        return;
+    }
+    // Groups touch disjoint entries and paths, so they can be linked side by
+    // side; more workers than cores, since this phase mostly waits on the disk.
+    let next = AtomicUsize::new(0);
+    let results: Vec<(Summary, Vec<(Key, u64)>)> = std::thread::scope(|s| {
+        let shared: &Store = store;
+        let workers: Vec<_> = (0..opts.threads.max(1))
+            .map(|w| {
+                let (groups, next) = (&groups, &next);
+                s.spawn(move || {
+                    let mut progress = Progress::new(opts.progress && w == 0);
+                    let (mut sum, mut new) = (Summary::default(), Vec::new());
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(group) = groups.get(i) else { break };
+                        progress.show("linking", i as u64, Some(groups.len() as u64));
+                        let mut g = Group { store: shared, trees, reflink: opts.reflink, held: Vec::new(), sum: &mut sum, new: &mut new };
+                        g.run(group);
+                    }
+                    progress.finish();
+                    (sum, new)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("link worker panicked")).collect()
+    });
+    for (s, new) in results {
+        sum.merge(s);
+        for (key, ino) in new {
+            store.record(key, ino);
         }
     }
-    progress.finish();
 }
 
 fn dry_run_group(store: &mut Store, group: &[Hashed], sum: &mut Summary) {
@@ -80,7 +106,7 @@ fn dry_run_group(store: &mut Store, group: &[Hashed], sum: &mut Summary) {
 
 /// One key's guest paths being made one inode.
 struct Group<'a> {
-    store: &'a mut Store,
+    store: &'a Store,
     trees: &'a [Tree],
     reflink: bool,
     /// Guest inodes verified in this group, with their leases still held: a
@@ -88,6 +114,8 @@ struct Group<'a> {
     /// of the first name changed its ctime).
     held: Vec<(u64, File)>,
     sum: &'a mut Summary,
+    /// Entries this worker created, recorded in the store index afterwards.
+    new: &'a mut Vec<(Key, u64)>,
 }
 
 /// An entry being linked: its fd (read-only, leased) and metadata to keep.
@@ -152,7 +180,7 @@ impl Group<'_> {
             let copy = tree.running || self.reflink;
             match self.make_entry(key, m, copy) {
                 Ok(entry) => {
-                    self.store.record(*key, entry.ino);
+                    self.new.push((*key, entry.ino));
                     self.sum.new_entries += 1;
                     // An adopted member is the entry already; a copied one still needs linking.
                     return Some((entry, if copy { i } else { i + 1 }));

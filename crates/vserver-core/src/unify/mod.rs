@@ -173,7 +173,12 @@ fn run_store(store_root: &Path, targets: Vec<config::Target>, opts: &UnifyOption
     }
     let link_trees: Vec<link::Tree> =
         trees.into_iter().map(|(t, root)| link::Tree { name: t.name.clone(), root, running: t.running }).collect();
-    let link_opts = link::LinkOptions { dry_run: opts.dry_run, reflink: opts.reflink, progress: opts.progress };
+    let link_opts = link::LinkOptions {
+        dry_run: opts.dry_run,
+        reflink: opts.reflink,
+        progress: opts.progress,
+        threads: scan_options(opts).threads * 2,
+    };
     link::link_all(&mut store, &link_trees, hashed, &link_opts, sum);
     if !opts.dry_run {
         store.finish().context("cannot remove the store's dirty marker")?;

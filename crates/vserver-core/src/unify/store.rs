@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{bail, Context};
 
@@ -31,7 +31,7 @@ pub struct Store {
     _lock: Option<OwnedFd>,
     dirty_marked: bool,
     /// An entry may still lack its immutable flag: leave the marker.
-    keep_dirty: bool,
+    keep_dirty: AtomicBool,
     tmp_counter: AtomicU64,
 }
 
@@ -95,7 +95,7 @@ impl Store {
             inodes: HashSet::new(),
             _lock: lock,
             dirty_marked: false,
-            keep_dirty: false,
+            keep_dirty: AtomicBool::new(false),
             tmp_counter: AtomicU64::new(0),
         }
     }
@@ -207,13 +207,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn keep_dirty(&mut self) {
-        self.keep_dirty = true;
+    pub fn keep_dirty(&self) {
+        self.keep_dirty.store(true, Ordering::Relaxed);
     }
 
     /// Ends a run: the marker goes unless some entry may still be mutable.
     pub fn finish(&mut self) -> io::Result<()> {
-        if self.dirty_marked && !self.keep_dirty {
+        if self.dirty_marked && !self.keep_dirty.load(Ordering::Relaxed) {
             self.clear_dirty()?;
         }
         Ok(())
