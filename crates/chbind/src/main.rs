@@ -1,50 +1,17 @@
 //! chbind: run a command bound to a set of IP addresses (util-vserver's
 //! command line), enforced by cgroup-BPF programs on a transient cgroup.
 
-use std::ffi::OsString;
+mod cli;
+
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use vserver_core::cli::{report_error, PathArgs, EXIT_USAGE};
+use cli::Cli;
+use vserver_core::cli::{report_error, EXIT_USAGE};
 use vserver_core::net::{self, run::run_in_transient_context, IpSet, NetContext};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "chbind",
-    version,
-    about = "Run a command that may bind and send only from the given addresses",
-    after_help = "Examples:\n  chbind --ip 192.0.2.10 -- nginx -g 'daemon off;'\n  \
-                  chbind --ip 127.0.0.2 --ip ::1 --lback 127.0.7.1 -- python3 -m http.server\n\n\
-                  0.0.0.0 and :: become the first address of the family; 127.0.0.1 becomes the\n\
-                  --lback address (default: derived from --nid, else the first IPv4 address).\n\
-                  Exit status: the command's (128+N if killed by signal N); 1 if chbind fails,\n\
-                  2 for bad usage."
-)]
-struct Cli {
-    /// An address of the set; the prefix or netmask is accepted and ignored
-    /// (the set holds exact addresses). Repeatable.
-    #[arg(long = "ip", value_name = "ADDR[/PREFIX]")]
-    ips: Vec<String>,
-    /// Where 127.0.0.1 goes inside the context (127.0.0.1 itself: no remapping)
-    #[arg(long, value_name = "ADDR")]
-    lback: Option<Ipv4Addr>,
-    /// Network context id; only used to derive the loopback address 127.<hi>.<lo>.1
-    #[arg(long, value_name = "N")]
-    nid: Option<u32>,
-    /// util-vserver's broadcast address: not supported (a set holds exact addresses)
-    #[arg(long, value_name = "ADDR", hide = true)]
-    bcast: Option<String>,
-    /// Say nothing about the context
-    #[arg(long)]
-    silent: bool,
-    #[command(flatten)]
-    paths: PathArgs,
-    /// The command and its arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
-    command: Vec<OsString>,
-}
 
 /// `ADDR`, `ADDR/PREFIX` or util-vserver's `ADDR/NETMASK`.
 fn parse_ip(arg: &str) -> anyhow::Result<IpAddr> {

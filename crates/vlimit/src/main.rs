@@ -2,74 +2,20 @@
 //! command line. `-S`, `-H` and `-M` pick soft, hard or minimum for the next
 //! `--<resource>` only (none means hard); they can be combined (`-SH`).
 
+mod cli;
+
 use std::os::unix::process::CommandExt;
 use std::process::exit;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
-use vserver_core::cli::{report_error, PathArgs, EXIT_USAGE};
+use clap::FromArgMatches;
+use cli::{Args, VSERVER_ONLY};
+use vserver_core::cli::{report_error, EXIT_USAGE};
 use vserver_core::limits::live::{apply_to_running, resolve_target};
 use vserver_core::limits::rlimit::{apply_to_self, LimitValue, Resource, RlimitSetting, ALL_RESOURCES};
 use vserver_core::limits::save::{save, Kind, SavedValue};
 use vserver_core::limits::show::{all_limits, layout_info, stats_json, stats_table, ShowOptions};
 use vserver_core::limits::context_stats;
 
-/// Linux-VServer limits with no counterpart on a stock kernel: accepted as
-/// options so that the error says so instead of "unknown option".
-const VSERVER_ONLY: &[&str] = &["nsock", "openfd", "anon", "shmem", "semary", "nsems", "dentry"];
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "vlimit",
-    about = "Show and change the resource limits of a running guest",
-    after_help = "Resources: cpu fsize data stack core rss nproc nofile memlock as locks sigpending msgqueue nice rtprio.\n\
-rss and nproc are context-wide (the guest's cgroup); rss is in pages, or bytes with a K/M/G suffix.\n\
-Values: 42, 1k (1000), 1K (1024), 1m, 1M, 1g, 1G, inf.\n\n\
-Examples:\n  vlimit -c web1 --rss 64M --nproc 200      hard limits of a running guest\n  \
-vlimit -c 49000 -S --nofile 1024 --save    soft limit, also saved in rlimits/nofile.soft\n  \
-vlimit -c web1 --stats                     usage, limits, maxima and hits\n  \
-vlimit --nofile 64 -- ./server             run a command under a limit\n\n\
-Exit codes: 0 success, 1 failure, 2 bad usage."
-)]
-struct Cli {
-    /// The guest, by context id or name
-    #[arg(short = 'c', long = "xid", value_name = "XID|NAME")]
-    context: Option<String>,
-    /// Show every limit (util-vserver's columns: minimum, soft, hard)
-    #[arg(short = 'a', long = "all")]
-    all: bool,
-    /// Show limits in decimal instead of hex
-    #[arg(short = 'd')]
-    decimal: bool,
-    /// Show resource numbers instead of names
-    #[arg(short = 'n')]
-    numeric: bool,
-    /// The next resource option sets the minimum (rss only)
-    #[arg(short = 'M', action = ArgAction::Count)]
-    min: u8,
-    /// The next resource option sets the soft limit
-    #[arg(short = 'S', action = ArgAction::Count)]
-    soft: u8,
-    /// The next resource option sets the hard limit (the default)
-    #[arg(short = 'H', action = ArgAction::Count)]
-    hard: u8,
-    /// Show usage, limits, maximum seen and limit hits of the context
-    #[arg(long)]
-    stats: bool,
-    /// With --stats: JSON instead of a table
-    #[arg(long, requires = "stats")]
-    json: bool,
-    /// Also write the changes to <confdir>/NAME/rlimits/ (atomically)
-    #[arg(long)]
-    save: bool,
-    /// Show the cgroup layout and which controllers the limits use
-    #[arg(long)]
-    info: bool,
-    #[command(flatten)]
-    paths: PathArgs,
-    /// Command to run under the given per-process limits (after --)
-    #[arg(last = true, value_name = "CMD")]
-    command: Vec<String>,
-}
 
 /// One `--<res> VALUE` as given, with the kinds the -M/-S/-H before it chose.
 struct Change {
@@ -80,15 +26,8 @@ struct Change {
 }
 
 fn main() {
-    let mut cmd = Cli::command();
-    for r in ALL_RESOURCES {
-        cmd = cmd.arg(clap::Arg::new(r.name()).long(r.name()).value_name("VALUE").action(ArgAction::Append).help_heading("Resources"));
-    }
-    for name in VSERVER_ONLY {
-        cmd = cmd.arg(clap::Arg::new(*name).long(name).value_name("VALUE").action(ArgAction::Append).hide(true));
-    }
-    let matches = cmd.get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = cli::Cli::command().get_matches();
+    let cli = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let changes = match changes(&matches) {
         Ok(c) => c,
         Err(msg) => {
@@ -101,7 +40,7 @@ fn main() {
     }
 }
 
-fn run(cli: &Cli, changes: &[Change]) -> anyhow::Result<()> {
+fn run(cli: &Args, changes: &[Change]) -> anyhow::Result<()> {
     let paths = cli.paths.resolve()?;
     if cli.info {
         print!("{}", layout_info(&paths.cgroup_root)?);
@@ -142,7 +81,7 @@ fn run(cli: &Cli, changes: &[Change]) -> anyhow::Result<()> {
 }
 
 /// Without -c: the limits of this process, then the command runs under them.
-fn run_on_self(cli: &Cli, settings: &[RlimitSetting], opts: ShowOptions) -> anyhow::Result<()> {
+fn run_on_self(cli: &Args, settings: &[RlimitSetting], opts: ShowOptions) -> anyhow::Result<()> {
     if cli.stats || cli.save {
         anyhow::bail!("--stats and --save need a guest: -c XID|NAME");
     }
