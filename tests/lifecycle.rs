@@ -108,6 +108,13 @@ fn inside_the_guest_only_the_guest_is_visible() {
     assert_eq!(w.sh_ok(&g, "ulimit -n").trim(), "123");
     assert_eq!(w.sh_ok(&g, "ulimit -c").trim(), "0");
 
+    // No cgroup filesystem to write to or move out through.
+    assert_eq!(w.sh_ok(&g, "ls -A /sys/fs/cgroup 2>/dev/null | wc -l").trim(), "0");
+    // Nothing of the host's descriptors: only stdin, stdout, stderr (and ls's own).
+    let fds = w.sh_ok(&g, "ls /proc/self/fd | tr '\\n' ' '");
+    let fds: Vec<u32> = fds.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    assert!(fds.iter().filter(|f| **f > 3).count() == 0, "host descriptors leaked: {fds:?}");
+
     // The environment is clean.
     let env = w.sh_ok(&g, "env | cut -d= -f1 | sort | tr '\\n' ' '");
     for var in env.split_whitespace() {
