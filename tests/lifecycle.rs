@@ -450,3 +450,43 @@ fn hashified_files_are_shared_and_a_running_guest_cannot_change_them() {
     w.ok(&a, &["delete"]);
     assert!(w.guest_root(&b).join("bin/busybox").exists(), "deleting one guest keeps the other's shared files");
 }
+
+#[test]
+fn enter_gives_a_login_shell_on_a_pty_inside_the_guest() {
+    if !ready() {
+        return;
+    }
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let w = World::new("enter");
+    let (g, _) = w.busybox_guest("en");
+    w.ok(&g, &["start"]);
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors we then own.
+    assert_eq!(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let mut master = fs::File::from(unsafe { OwnedFd::from_raw_fd(master) });
+    let mut child = w
+        .cmd("vserver")
+        .args([&g, "enter"])
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    master.write_all(b"echo tty=$(tty) host=$(hostname) sum=$((40+2)); exit 5\n").unwrap();
+    let status = child.wait().unwrap();
+    let mut out = vec![0u8; 65536];
+    let mut text = String::new();
+    // SAFETY: non-blocking reads of what the session printed.
+    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&master), libc::F_SETFL, libc::O_NONBLOCK) };
+    while let Ok(n) = master.read(&mut out) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&out[..n]));
+    }
+    assert_eq!(status.code(), Some(5), "the shell's exit code passes through: {text}");
+    assert!(text.contains(&format!("tty=/dev/pts/0 host={g} sum=42")), "{text}");
+    w.ok(&g, &["stop"]);
+}
