@@ -144,6 +144,12 @@ fn the_package_installs_runs_a_guest_and_removes_cleanly() {
     }
     assert!(Path::new("/etc/vservers/.defaults").is_dir());
     assert!(Path::new("/run/vservers/.locks").is_dir(), "postinst made no lock dir");
+    let units: Vec<&PathBuf> = files.iter().copied().filter(|p| p.starts_with("/lib/systemd/system")).collect();
+    assert_eq!(units.len(), 4, "{units:?}");
+    if Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let out = run(Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units));
+        assert!(out.status.success() && out.stderr.is_empty(), "packaged units: {}", describe(&out));
+    }
     let conf = conffiles();
     assert!(conf.iter().any(|p| p == Path::new("/etc/cron.d/vhashify")), "{conf:?}");
 
