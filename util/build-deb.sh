@@ -19,7 +19,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
     cargo install --locked cargo-deb
 fi
 
-cargo build --release --workspace
+cargo build --release --workspace --locked
 
 # Man pages and completions from the binaries' own clap definitions; where
 # cargo-deb looks for target/release/docs.
