@@ -490,3 +490,19 @@ fn enter_gives_a_login_shell_on_a_pty_inside_the_guest() {
     assert!(text.contains(&format!("tty=/dev/pts/0 host={g} sum=42")), "{text}");
     w.ok(&g, &["stop"]);
 }
+
+#[test]
+fn a_guest_root_reachable_by_host_users_is_refused() {
+    if !ready() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new("barrier");
+    let (g, _) = w.busybox_guest("ba");
+    assert_eq!(fs::metadata(&w.vdirbase).unwrap().permissions().mode() & 0o777, 0, "build sets the barrier");
+    fs::set_permissions(&w.vdirbase, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = w.vserver(&[&g, "start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("searchable by other users"), "{}", describe(&out));
+    w.assert_nothing_left(&g);
+}

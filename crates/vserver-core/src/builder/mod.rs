@@ -123,8 +123,9 @@ pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<()>
         Method::Debootstrap(args) => debootstrap::build(&confdir, &vdir, args)?,
         Method::Clone(source) => clone_from(paths, source, &confdir, &vdir)?,
     }
-    // The base of all guest roots is no place for guests' users to wander.
-    fs::set_permissions(&paths.vdirbase, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    // util-vserver's barrier: no host user may reach into a guest root, where
+    // guest root can plant setuid programs. Root passes regardless.
+    fs::set_permissions(&paths.vdirbase, std::os::unix::fs::PermissionsExt::from_mode(0o000))?;
     undo.done = true;
     Ok(())
 }

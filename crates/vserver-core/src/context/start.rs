@@ -154,6 +154,7 @@ fn check_guest_root(guest: &Guest) -> Result<()> {
     if !meta.is_dir() {
         bail!("guest {:?}: its root {} is not a directory", guest.name, vdir.display());
     }
+    check_barrier(guest)?;
     if guest.init.style == InitStyle::Plain {
         let init = super::setup::plain_init_argv(guest).remove(0);
         let inside = vdir.join(init.trim_start_matches('/'));
@@ -164,6 +165,26 @@ fn check_guest_root(guest: &Guest) -> Result<()> {
                 vdir.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// The directory above a guest root must not be searchable by other host
+/// users: guest root can plant setuid programs in its tree, and a host user
+/// who can reach them could run them (util-vserver's barrier, chmod 000).
+fn check_barrier(guest: &Guest) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(parent) = guest.vdir.parent() else { return Ok(()) };
+    let mode = fs::metadata(parent).with_context(|| format!("guest {:?}: {}", guest.name, parent.display()))?.permissions().mode();
+    if mode & 0o011 != 0 {
+        bail!(
+            "guest {:?}: {} (above its root) is searchable by other users (mode {:04o}), who could run setuid \
+             programs the guest planted; chmod 000 {}",
+            guest.name,
+            parent.display(),
+            mode & 0o7777,
+            parent.display()
+        );
     }
     Ok(())
 }
