@@ -6,37 +6,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use vserver_rs_tests::{describe, is_root, require, run};
 
 const PACKAGE: &str = "vserver-rs";
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn require(ok: bool, what: &str) -> bool {
-    if !ok && std::env::var_os("CI").is_some() {
-        panic!("precondition missing in CI: {what}");
-    }
-    if !ok {
-        eprintln!("skipping: {what}");
-    }
-    ok
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
-}
 
 fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);

@@ -7,6 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use vserver_rs_tests::{Scratch, describe};
 
 const BINARIES: &[&str] = &["vserver", "vlimit", "vhashify", "chbind", "vserver-stat", "vserver-info"];
 const UNITS: &[&str] = &["vservers.service", "vservers@.service", "vhashify.service", "vhashify.timer"];
@@ -23,34 +24,6 @@ fn bin_dir() -> PathBuf {
         assert!(dir.join(b).exists(), "{}/{b} is missing: run `cargo build --workspace` first", dir.display());
     }
     dir
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("vs-install-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 fn install_sh(destdir: &Path, extra: &[&str]) -> Output {

@@ -3,42 +3,11 @@
 //! binaries' clap definitions; `man -l` renders each page without warnings.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
+use vserver_rs_tests::{Scratch, bin_dir, describe, require};
 
 const BINARIES: &[&str] = &["vserver", "vlimit", "vhashify", "chbind", "vserver-stat", "vserver-info"];
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn require(ok: bool, what: &str) -> bool {
-    if !ok && std::env::var_os("CI").is_some() {
-        panic!("precondition missing in CI: {what}");
-    }
-    if !ok {
-        eprintln!("skipping: {what}");
-    }
-    ok
-}
-
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn generate() -> Scratch {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -5,34 +5,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn require(ok: bool, what: &str) -> bool {
-    if !ok && std::env::var_os("CI").is_some() {
-        panic!("precondition missing in CI: {what}");
-    }
-    if !ok {
-        eprintln!("skipping: {what}");
-    }
-    ok
-}
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use std::process::Command;
+use vserver_rs_tests::{Scratch, describe, require};
 
 #[test]
 fn installed_units_pass_systemd_analyze_verify() {
