@@ -72,7 +72,11 @@ impl ExcludeList {
     fn deciding_rule(&self, rel: &[u8]) -> Option<&Rule> {
         let mut best: Option<&Rule> = None;
         for rule in self.rules.iter().filter(|r| covers(r.path.as_bytes(), rel)) {
-            if best.map_or(true, |b| rule.path.len() >= b.path.len()) {
+            let better = match best {
+                None => true,
+                Some(b) => rule.path.len() >= b.path.len(),
+            };
+            if better {
                 best = Some(rule);
             }
         }

@@ -207,7 +207,7 @@ fn dry_run_without_store(targets: Vec<config::Target>, opts: &UnifyOptions, sum:
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut hashed = scan::scan(scan_trees, &scan_options(opts), sum);
-    hashed.sort_unstable_by(|a, b| (a.key, a.id.ino).cmp(&(b.key, b.id.ino)));
+    hashed.sort_unstable_by_key(|a| (a.key, a.id.ino));
     for group in hashed.chunk_by(|a, b| a.key == b.key) {
         sum.new_entries += 1;
         for m in group.iter().filter(|m| m.id.ino != group[0].id.ino) {
