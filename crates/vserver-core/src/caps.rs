@@ -10,6 +10,7 @@
 //! - CAP_SETPCAP is added: daemons drop capabilities with it, and it can only
 //!   shrink what the bounding set already allows;
 //! - CAP_AUDIT_WRITE is added: login, sshd and su write audit records.
+//!
 //! CAP_NET_RAW and CAP_NET_ADMIN are never in the default: the guest shares the
 //! host network, and raw sockets bypass its IP set.
 

@@ -123,7 +123,7 @@ pub fn deny_filter(opts: FilterOptions) -> Result<BpfProgram, String> {
     rules.insert(libc::SYS_clone, flag_rules(NAMESPACE_FLAGS)?);
     // A guest process handed a host terminal (`vserver exec` from a shell)
     // could push keystrokes into the host shell's input with TIOCSTI.
-    rules.insert(libc::SYS_ioctl, ioctl_rules(&[libc::TIOCSTI as u64, libc::TIOCLINUX as u64])?);
+    rules.insert(libc::SYS_ioctl, ioctl_rules(&[libc::TIOCSTI, libc::TIOCLINUX])?);
     compile(rules, libc::EPERM as u32)
 }
 

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
 
 pub struct Channel {
     pub read: File,
@@ -14,7 +13,7 @@ pub struct Channel {
 impl Channel {
     pub fn new() -> io::Result<Channel> {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        Ok(Channel { read: File::from(OwnedFd::from(r)), write: File::from(OwnedFd::from(w)) })
+        Ok(Channel { read: File::from(r), write: File::from(w) })
     }
 }
 

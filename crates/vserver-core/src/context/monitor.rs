@@ -55,7 +55,7 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
     let sigfd = SignalFd::new(&signals)?;
     let mut report = Some(report);
     loop {
-        let boot = match Boot::start(paths, guest, layout) {
+        let mut boot = match Boot::start(paths, guest, layout) {
             Ok(b) => b,
             Err(e) => {
                 if let Some(r) = report.take() {
@@ -67,7 +67,6 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
         if let Some(r) = report.take() {
             send(&r, "OK");
         }
-        let mut boot = boot;
         let ending = boot.supervise(&sigfd);
         boot.teardown();
         if ending == Ending::Halt || stop_requested(paths, guest) {
@@ -205,13 +204,13 @@ impl<'a> Boot<'a> {
                 break waitpid(self.init, None);
             }
         };
-        let ending = match status {
+        match status {
             _ if self.halt_requested => Ending::Halt,
             Ok(WaitStatus::Signaled(_, Signal::SIGHUP, _)) => Ending::Reboot,
+            // The built-in init's exit code when reboot(2) was refused to it.
             Ok(WaitStatus::Exited(_, 129)) if self.guest.init.style == InitStyle::Sysv => Ending::Reboot,
             _ => Ending::Halt,
-        };
-        ending
+        }
     }
 
     fn handle_signal(&mut self, sigfd: &SignalFd) {
