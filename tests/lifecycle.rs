@@ -506,3 +506,40 @@ fn a_guest_root_reachable_by_host_users_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("searchable by other users"), "{}", describe(&out));
     w.assert_nothing_left(&g);
 }
+
+#[test]
+fn a_user_namespace_makes_guest_root_an_unprivileged_host_uid() {
+    if !ready() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let w = World::new("userns");
+    // Guests built while .defaults asks for a user namespace get shifted ids.
+    fs::write(w.confdir.join(".defaults/namespaces"), "user\n").unwrap();
+    let (g, xid) = w.busybox_guest("un");
+    let base = vserver_core::context::userns::base(xid);
+    assert_eq!(fs::metadata(w.guest_root(&g).join("bin/busybox")).unwrap().uid(), base);
+    w.ok(&g, &["start"]);
+    assert_eq!(w.sh_ok(&g, "id -u").trim(), "0", "root inside");
+    assert_eq!(w.sh_ok(&g, "cat /proc/self/uid_map").split_whitespace().collect::<Vec<_>>(), ["0", &base.to_string(), "65536"]);
+    let state = vserver_core::runstate::RunState::load(&paths(&w), &g).unwrap().unwrap();
+    let status = fs::read_to_string(format!("/proc/{}/status", state.init.pid)).unwrap();
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().next().unwrap().to_string();
+    assert_eq!(uid, base.to_string(), "the guest's init is an unprivileged uid on the host");
+    w.sh_ok(&g, "echo data > /root/made-inside");
+    assert_eq!(fs::metadata(w.guest_root(&g).join("root/made-inside")).unwrap().uid(), base);
+    // The same confinement as ever: the bounding set, /dev, no new namespaces.
+    assert_eq!(w.sh_ok(&g, "ls /dev | wc -l").trim(), "9");
+    assert!(!w.sh(&g, "unshare -U true").status.success());
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+
+    // A tree that was not shifted is refused with a message saying why.
+    fs::remove_file(w.confdir.join(".defaults/namespaces")).unwrap();
+    let (h, _) = w.busybox_guest("un");
+    w.write_conf(&h, "namespaces", "user\n");
+    let out = w.vserver(&[&h, "start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to uid 0"), "{}", describe(&out));
+    w.assert_nothing_left(&h);
+}

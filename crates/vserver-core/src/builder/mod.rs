@@ -5,6 +5,7 @@
 mod busybox;
 mod debootstrap;
 mod delete;
+mod shift;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -123,10 +124,22 @@ pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<()>
         Method::Debootstrap(args) => debootstrap::build(&confdir, &vdir, args)?,
         Method::Clone(source) => clone_from(paths, source, &confdir, &vdir)?,
     }
+    shift_for_user_namespace(paths, name, &vdir)?;
     // util-vserver's barrier: no host user may reach into a guest root, where
     // guest root can plant setuid programs. Root passes regardless.
     fs::set_permissions(&paths.vdirbase, std::os::unix::fs::PermissionsExt::from_mode(0o000))?;
     undo.done = true;
+    Ok(())
+}
+
+/// A guest whose configuration (its own or `.defaults/namespaces`) asks for
+/// a user namespace gets its tree owned by the mapped ids.
+fn shift_for_user_namespace(paths: &Paths, name: &str, vdir: &Path) -> Result<()> {
+    let guest = config::load_guest(paths, name)?;
+    if guest.namespaces.contains(&config::ExtraNamespace::User) {
+        shift::shift_ids(vdir, crate::context::userns::base(guest.xid))
+            .with_context(|| format!("shifting {} into the user namespace's ids", vdir.display()))?;
+    }
     Ok(())
 }
 

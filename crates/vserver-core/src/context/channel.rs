@@ -28,10 +28,15 @@ pub fn send(mut w: &File, msg: &str) {
     let _ = w.write_all(msg.as_bytes());
 }
 
-pub fn wait_for_go(mut r: File) -> io::Result<()> {
+pub fn wait_for_go(r: &mut File) -> io::Result<()> {
+    wait_for(r, b'g')
+}
+
+/// Reads one byte and checks it is `expected`; EOF means the other side gave up.
+pub fn wait_for(r: &mut File, expected: u8) -> io::Result<()> {
     let mut b = [0u8; 1];
     match r.read(&mut b)? {
-        1 if b[0] == b'g' => Ok(()),
-        _ => Err(io::Error::other("the monitor gave up before the guest could start")),
+        1 if b[0] == expected => Ok(()),
+        _ => Err(io::Error::other("the other side gave up before the guest could start")),
     }
 }

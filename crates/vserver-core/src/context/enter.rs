@@ -63,6 +63,8 @@ impl Join {
 
     /// In the forked child: cgroup, namespaces, restrictions, in that order.
     pub(super) fn become_guest_process(&self) -> Result<()> {
+        // Limits first, while we are still host root (see restrict::apply_limits).
+        restrict::apply_limits(&self.restrictions)?;
         // The cgroup first: after entering the mount namespace the host's
         // cgroup files are out of reach. "0" is the writing process.
         for mut f in &self.procs_files {
@@ -73,12 +75,15 @@ impl Join {
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
         pidfd::setns(&self.init_fd, self.namespaces).context("joining the guest's namespaces")?;
+        if self.namespaces & libc::CLONE_NEWUSER != 0 {
+            super::userns::become_root()?;
+        }
         std::env::set_current_dir("/").context("entering the guest root")?;
         Ok(())
     }
 
     pub(super) fn restrict(&self) -> Result<()> {
-        restrict::apply(&self.restrictions)
+        restrict::apply_confinement(&self.restrictions)
     }
 
     /// The pid namespace applies to children: the parent joins it, then forks.
@@ -98,6 +103,7 @@ fn guest_namespaces(init: i32) -> Result<libc::c_int> {
         ("net", libc::CLONE_NEWNET),
         ("cgroup", libc::CLONE_NEWCGROUP),
         ("time", 0x80),
+        ("user", libc::CLONE_NEWUSER),
     ] {
         let theirs = fs::read_link(format!("/proc/{init}/ns/{name}"));
         let ours = fs::read_link(format!("/proc/self/ns/{name}"));

@@ -11,6 +11,7 @@ pub mod restrict;
 mod setup;
 pub mod start;
 pub mod stop;
+pub mod userns;
 
 pub use enter::{enter_shell, exec_in_guest};
 pub use start::start_guest;

@@ -15,7 +15,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::channel::{read_report, send, Channel};
+use super::channel::{read_report, send, wait_for, Channel};
 use super::restrict::Restrictions;
 use super::{init, setup};
 use crate::cgroup::{GuestCgroup, Layout};
@@ -136,14 +136,17 @@ impl<'a> Boot<'a> {
         let (console_r, console_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let go = Channel::new()?;
         let report = Channel::new()?;
+        let userns_ready = Channel::new()?;
         let pid = clone::fork_into(namespace_flags(guest)).context("creating the guest's namespaces")?;
         if pid == 0 {
             drop(go.write);
             drop(report.read);
-            guest_main(guest, go.read, report.write, console_w.as_fd(), &restrictions);
+            drop(userns_ready.read);
+            guest_main(guest, go.read, report.write, userns_ready.write, console_w.as_fd(), &restrictions);
         }
         drop(go.read);
         drop(report.write);
+        drop(userns_ready.write);
         drop(console_w);
         let pid = Pid::from_raw(pid);
         let init_fd = pidfd::open(pid.as_raw())?;
@@ -151,6 +154,13 @@ impl<'a> Boot<'a> {
             cgroup.add_process(pid.as_raw())?;
             network.connect_namespace(guest, pid.as_raw())?;
             (&go.write).write_all(b"g")?;
+            if guest.wants_namespace(ExtraNamespace::User) {
+                // The child has made its mounts and unshared its user namespace.
+                if wait_for(&mut { userns_ready.read }, b'u').is_ok() {
+                    super::userns::write_maps(pid.as_raw(), guest.xid)?;
+                    (&go.write).write_all(b"m")?;
+                }
+            }
             drop(go.write);
             match read_report(report.read)? {
                 None => Ok(()),
@@ -315,6 +325,7 @@ fn guest_main(
     guest: &Guest,
     go: File,
     report: File,
+    userns_ready: File,
     console: std::os::fd::BorrowedFd<'_>,
     restrictions: &Restrictions,
 ) -> ! {
@@ -325,12 +336,12 @@ fn guest_main(
     // The monitor's descriptors (its signalfd, the pipe to `vserver start`)
     // must not reach the guest: the built-in init never execs, so
     // close-on-exec alone would not drop them.
-    crate::sys::fds::close_all_except(&[go.as_raw_fd(), report.as_raw_fd()]);
+    crate::sys::fds::close_all_except(&[go.as_raw_fd(), report.as_raw_fd(), userns_ready.as_raw_fd()]);
     if let Ok(null) = File::open("/dev/null") {
         // SAFETY: as above, for stdin.
         unsafe { libc::dup2(null.as_raw_fd(), 0) };
     }
-    let err = match setup::setup_guest(guest, go, restrictions) {
+    let err = match setup::setup_guest(guest, go, userns_ready, restrictions) {
         Err(e) => e,
         Ok(()) => match guest.init.style {
             InitStyle::Plain => setup::exec_clean(&setup::plain_init_argv(guest), None),

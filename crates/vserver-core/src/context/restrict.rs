@@ -34,10 +34,11 @@ impl Restrictions {
     }
 }
 
-pub fn apply(r: &Restrictions) -> Result<()> {
+/// Personality and resource limits. Before the capability drop and before
+/// a user namespace: raising a hard limit needs CAP_SYS_RESOURCE in the
+/// host's user namespace.
+pub fn apply_limits(r: &Restrictions) -> Result<()> {
     set_personality(r.personality)?;
-    // Limits first: raising a hard limit needs CAP_SYS_RESOURCE, which the
-    // bounding-set drop below takes away from whatever we exec.
     rlimit::apply_to_self(&r.rlimits).map_err(anyhow::Error::msg)?;
     for (res, lim) in &r.raw_rlimits {
         // SAFETY: setrlimit reads the struct we pass.
@@ -45,6 +46,12 @@ pub fn apply(r: &Restrictions) -> Result<()> {
             return Err(std::io::Error::last_os_error()).context("copying the guest's resource limits");
         }
     }
+    Ok(())
+}
+
+/// The bounding set, the descriptors, the seccomp filter: the last steps
+/// before exec.
+pub fn apply_confinement(r: &Restrictions) -> Result<()> {
     caps::restrict_to(&r.bcaps).map_err(anyhow::Error::msg)?;
     // Nothing of the host survives exec but stdin, stdout and stderr.
     fds::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;

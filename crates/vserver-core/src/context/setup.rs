@@ -10,18 +10,19 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::channel::wait_for_go;
+use super::userns;
 use super::restrict::{self, Restrictions};
 use super::GUEST_PATH;
 use crate::config::{ExtraNamespace, Guest, InitStyle};
 use crate::rootfs::{self, GuestRoot};
 
-pub(super) fn setup_guest(guest: &Guest, go: File, restrictions: &Restrictions) -> Result<()> {
+pub(super) fn setup_guest(guest: &Guest, mut go: File, userns_ready: File, restrictions: &Restrictions) -> Result<()> {
     // If the monitor dies, the guest must not outlive it unsupervised.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // The monitor moves us into the guest's cgroup (and attaches the network
     // context to it) before it says go: no guest code may run outside it.
-    wait_for_go(go)?;
+    wait_for_go(&mut go)?;
     if guest.wants_namespace(ExtraNamespace::Cgroup) {
         // After joining the cgroup: the new namespace's root is the guest cgroup.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).context("creating the cgroup namespace")?;
@@ -40,7 +41,14 @@ pub(super) fn setup_guest(guest: &Guest, go: File, restrictions: &Restrictions) 
     // Needs the guest's own /dev/null and its fresh /proc.
     rootfs::proc::mask().context("masking /proc")?;
     set_uts(guest)?;
-    restrict::apply(restrictions)
+    restrict::apply_limits(restrictions)?;
+    if guest.wants_namespace(ExtraNamespace::User) {
+        // The last step as host root: the mounts, uts and limits above are
+        // made; from here guest root is an unprivileged uid on the host.
+        userns::enter_new(&userns_ready, &mut go)?;
+    }
+    drop(userns_ready);
+    restrict::apply_confinement(restrictions)
 }
 
 /// pivot_root needs the new root to be a mount point: bind the guest's

@@ -97,12 +97,8 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
             other.name
         );
     }
-    if guest.namespaces.contains(&crate::config::ExtraNamespace::User) {
-        bail!(
-            "guest {:?}: {}: \"user\" is not supported yet (its uid mapping needs a guest tree owned by the mapped ids); remove it",
-            guest.name,
-            guest.confdir.join("namespaces").display()
-        );
+    if guest.wants_namespace(crate::config::ExtraNamespace::User) {
+        super::userns::check_tree_owner(guest)?;
     }
     check_network(paths, guest)?;
     check_guest_root(guest)
