@@ -290,7 +290,9 @@ impl Drop for TestGuest {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for p in &self.made_parents {
+        // The parents, also those another test made: the last one out removes them.
+        let parents: Vec<PathBuf> = self.dirs.iter().filter_map(|d| d.parent().map(Path::to_path_buf)).collect();
+        for p in self.made_parents.iter().chain(&parents) {
             let _ = fs::remove_dir(p);
         }
         let _ = fs::remove_dir_all(&self.root);

@@ -65,7 +65,14 @@ impl Drop for TransientCgroup {
         // process was reaped.
         for _ in 0..50 {
             match std::fs::remove_dir(&self.dir) {
-                Ok(()) => return,
+                Ok(()) => {
+                    // The shared `vserver` parent goes with the last context
+                    // in it; while others remain, rmdir fails and that is fine.
+                    if let Some(parent) = self.dir.parent() {
+                        let _ = std::fs::remove_dir(parent);
+                    }
+                    return;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
                 Err(e) => {
