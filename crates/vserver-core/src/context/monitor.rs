@@ -150,23 +150,7 @@ impl<'a> Boot<'a> {
         drop(console_w);
         let pid = Pid::from_raw(pid);
         let init_fd = pidfd::open(pid.as_raw())?;
-        let result = (|| -> Result<()> {
-            cgroup.add_process(pid.as_raw())?;
-            network.connect_namespace(guest, pid.as_raw())?;
-            (&go.write).write_all(b"g")?;
-            if guest.wants_namespace(ExtraNamespace::User) {
-                // The child has made its mounts and unshared its user namespace.
-                if wait_for(&mut { userns_ready.read }, b'u').is_ok() {
-                    super::userns::write_maps(pid.as_raw(), guest.xid)?;
-                    (&go.write).write_all(b"m")?;
-                }
-            }
-            drop(go.write);
-            match read_report(report.read)? {
-                None => Ok(()),
-                Some(msg) => Err(anyhow::anyhow!("{msg}")),
-            }
-        })();
+        let result = release_child(guest, cgroup, network, pid, go.write, userns_ready.read, report.read);
         if let Err(e) = result {
             let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
             let _ = waitpid(pid, None);
@@ -315,6 +299,34 @@ impl Network {
         if let Err(e) = net::remove_host_addresses(&std::mem::take(&mut self.added)) {
             eprintln!("vserver monitor {name}: {e:#}");
         }
+    }
+}
+
+/// The monitor's half of the hand-shake with the guest's first process: it
+/// joins the cgroup (and gets its veth end) before it may run, its user
+/// namespace gets its id maps once it asks, and its report (EOF on exec, or
+/// the error) ends the start.
+fn release_child(
+    guest: &Guest,
+    cgroup: &GuestCgroup,
+    network: &mut Network,
+    pid: Pid,
+    mut go: File,
+    mut userns_ready: File,
+    report: File,
+) -> Result<()> {
+    cgroup.add_process(pid.as_raw())?;
+    network.connect_namespace(guest, pid.as_raw())?;
+    go.write_all(b"g")?;
+    // The child makes its mounts, then unshares its user namespace and asks.
+    if guest.wants_namespace(ExtraNamespace::User) && wait_for(&mut userns_ready, b'u').is_ok() {
+        super::userns::write_maps(pid.as_raw(), guest.xid)?;
+        go.write_all(b"m")?;
+    }
+    drop(go);
+    match read_report(report)? {
+        None => Ok(()),
+        Some(msg) => Err(anyhow::anyhow!("{msg}")),
     }
 }
 
