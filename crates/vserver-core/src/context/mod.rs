@@ -6,6 +6,7 @@ mod channel;
 pub mod enter;
 mod init;
 mod monitor;
+mod network;
 mod pty;
 pub mod restrict;
 mod setup;

@@ -17,10 +17,10 @@ use nix::unistd::Pid;
 
 use super::channel::{read_report, send, wait_for, Channel};
 use super::restrict::Restrictions;
+use super::network::Network;
 use super::{init, setup};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
-use crate::net;
 use crate::paths::Paths;
 use crate::rootfs::dev::DEVICE_ALLOW_RULES;
 use crate::runstate::{now_secs, ProcessId, RunState};
@@ -240,65 +240,6 @@ impl<'a> Boot<'a> {
             eprintln!("vserver monitor {}: {e}", self.guest.name);
         }
         self.network.undo(&self.guest.name);
-    }
-}
-
-/// The guest's network context on the host: BPF programs on its cgroup v2
-/// directory and the addresses added to host devices.
-#[derive(Default)]
-struct Network {
-    programs: Option<net::AttachedPrograms>,
-    added: Vec<net::AddedAddress>,
-    /// Host end of the veth pair of a guest with its own network namespace.
-    veth: Option<String>,
-}
-
-impl Network {
-    fn set_up(&mut self, guest: &Guest, cgroup: &GuestCgroup) -> Result<()> {
-        if guest.wants_namespace(ExtraNamespace::Net) {
-            // A network namespace of its own: nothing of the host's to restrict.
-            return Ok(());
-        }
-        let net::GuestNetwork::Restricted(ctx) = net::guest_network(&guest.confdir, &guest.net, guest.xid)? else {
-            return Ok(());
-        };
-        let v2 = cgroup.v2_dir().context("network contexts need a cgroup v2 directory for the guest")?;
-        self.programs = Some(ctx.apply_to_cgroup(v2)?);
-        self.added = ctx.add_host_addresses()?;
-        Ok(())
-    }
-
-    /// A guest with a network namespace of its own gets a veth pair carrying
-    /// its `interfaces/` addresses; its pid 1 must exist (the pair's guest
-    /// end moves into its namespace) but not yet run guest code.
-    fn connect_namespace(&mut self, guest: &Guest, init_pid: i32) -> Result<()> {
-        if !guest.wants_namespace(ExtraNamespace::Net) {
-            return Ok(());
-        }
-        let cfg = net::VethConfig {
-            host_if: format!("vs{}", guest.xid),
-            guest_if: "eth0".to_string(),
-            addresses: guest.net.interfaces.iter().map(|i| (i.ip, i.prefix)).collect(),
-        };
-        net::setup_veth(&cfg, init_pid)?;
-        self.veth = Some(cfg.host_if);
-        Ok(())
-    }
-
-    fn undo(&mut self, name: &str) {
-        if let Some(host_if) = self.veth.take() {
-            if let Err(e) = net::remove_veth(&host_if) {
-                eprintln!("vserver monitor {name}: {e:#}");
-            }
-        }
-        if let Some(mut p) = self.programs.take() {
-            if let Err(e) = p.detach() {
-                eprintln!("vserver monitor {name}: {e:#}");
-            }
-        }
-        if let Err(e) = net::remove_host_addresses(&std::mem::take(&mut self.added)) {
-            eprintln!("vserver monitor {name}: {e:#}");
-        }
     }
 }
 

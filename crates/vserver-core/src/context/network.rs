@@ -1,0 +1,69 @@
+//! The guest's network on the host side, set up by the monitor for every
+//! boot and undone when the guest ends: the IP set's BPF programs on its
+//! cgroup v2 directory and its addresses on host devices, or, for a guest
+//! with a network namespace of its own, the veth pair.
+
+use anyhow::{Context, Result};
+
+use crate::cgroup::GuestCgroup;
+use crate::config::{ExtraNamespace, Guest};
+use crate::net;
+
+/// The guest's network context on the host: BPF programs on its cgroup v2
+/// directory and the addresses added to host devices.
+#[derive(Default)]
+pub(super) struct Network {
+    programs: Option<net::AttachedPrograms>,
+    pub(super) added: Vec<net::AddedAddress>,
+    /// Host end of the veth pair of a guest with its own network namespace.
+    veth: Option<String>,
+}
+
+impl Network {
+    pub(super) fn set_up(&mut self, guest: &Guest, cgroup: &GuestCgroup) -> Result<()> {
+        if guest.wants_namespace(ExtraNamespace::Net) {
+            // A network namespace of its own: nothing of the host's to restrict.
+            return Ok(());
+        }
+        let net::GuestNetwork::Restricted(ctx) = net::guest_network(&guest.confdir, &guest.net, guest.xid)? else {
+            return Ok(());
+        };
+        let v2 = cgroup.v2_dir().context("network contexts need a cgroup v2 directory for the guest")?;
+        self.programs = Some(ctx.apply_to_cgroup(v2)?);
+        self.added = ctx.add_host_addresses()?;
+        Ok(())
+    }
+
+    /// A guest with a network namespace of its own gets a veth pair carrying
+    /// its `interfaces/` addresses; its pid 1 must exist (the pair's guest
+    /// end moves into its namespace) but not yet run guest code.
+    pub(super) fn connect_namespace(&mut self, guest: &Guest, init_pid: i32) -> Result<()> {
+        if !guest.wants_namespace(ExtraNamespace::Net) {
+            return Ok(());
+        }
+        let cfg = net::VethConfig {
+            host_if: format!("vs{}", guest.xid),
+            guest_if: "eth0".to_string(),
+            addresses: guest.net.interfaces.iter().map(|i| (i.ip, i.prefix)).collect(),
+        };
+        net::setup_veth(&cfg, init_pid)?;
+        self.veth = Some(cfg.host_if);
+        Ok(())
+    }
+
+    pub(super) fn undo(&mut self, name: &str) {
+        if let Some(host_if) = self.veth.take() {
+            if let Err(e) = net::remove_veth(&host_if) {
+                eprintln!("vserver monitor {name}: {e:#}");
+            }
+        }
+        if let Some(mut p) = self.programs.take() {
+            if let Err(e) = p.detach() {
+                eprintln!("vserver monitor {name}: {e:#}");
+            }
+        }
+        if let Err(e) = net::remove_host_addresses(&std::mem::take(&mut self.added)) {
+            eprintln!("vserver monitor {name}: {e:#}");
+        }
+    }
+}
