@@ -135,3 +135,36 @@ fn a_guest_with_its_own_network_namespace_sees_only_its_devices() {
     assert!(!std::path::Path::new(&format!("/sys/class/net/vs{xid}")).exists(), "the veth pair must go with the guest");
     w.assert_nothing_left(&g);
 }
+
+#[test]
+fn ping_sockets_only_with_raw_icmp() {
+    let w = World::new("gping");
+    let Some(g) = guest_with_probe(&w, "127.0.0.67") else { return };
+    let out = w.sh(&g, "netprobe ping x");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("err {}", libc::EPERM), "seccomp refuses ping sockets without RAW_ICMP");
+    w.ok(&g, &["stop"]);
+
+    // With RAW_ICMP and the host's network, the host-wide sysctl decides;
+    // this test never changes it.
+    w.write_conf(&g, "ccapabilities", "RAW_ICMP\n");
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let r: Vec<u64> = range.split_whitespace().map(|v| v.parse().unwrap()).collect();
+    let out = w.vserver(&[&g, "start"]);
+    if r[0] == 0 && r[1] >= r[0] {
+        assert!(out.status.success(), "{}", describe(&out));
+        assert_eq!(w.sh_ok(&g, "netprobe ping x").trim(), "ok");
+        w.ok(&g, &["stop"]);
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("ping_group_range"), "{}", describe(&out));
+        w.assert_nothing_left(&g);
+    }
+
+    // In a network namespace of its own the guest gets the sysctl set there.
+    w.write_conf(&g, "namespaces", "net\n");
+    w.ok(&g, &["start"]);
+    assert_eq!(w.sh_ok(&g, "netprobe ping x").trim(), "ok");
+    w.ok(&g, &["stop"]);
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap(), range, "the host's setting is unchanged");
+    w.assert_nothing_left(&g);
+}

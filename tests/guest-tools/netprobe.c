@@ -3,6 +3,7 @@
  *   netprobe serve PORT          bind 0.0.0.0:PORT, print the local address,
  *                                accept one connection, send "guest", exit
  *   netprobe connect ADDR PORT   connect; print "ok LOCAL" then what came back
+ *   netprobe ping x              open an ICMP datagram socket; "ok" or "err ERRNO"
  * IPv4 only; that is all the tests need. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +31,12 @@ static void print_local(int fd, const char *prefix) {
 
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
+    if (!strcmp(argv[1], "ping")) {
+        int p = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+        if (p < 0) { printf("err %d\n", errno); return 1; }
+        printf("ok\n");
+        return 0;
+    }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

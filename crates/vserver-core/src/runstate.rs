@@ -51,6 +51,9 @@ pub struct RunState {
     /// The seccomp filter allows io_uring (cflag IO_URING at start).
     #[serde(default)]
     pub allow_io_uring: bool,
+    /// Ping sockets are allowed (ccapability RAW_ICMP at start).
+    #[serde(default)]
+    pub allow_ping_sockets: bool,
 }
 
 /// What the run dir says about a guest.

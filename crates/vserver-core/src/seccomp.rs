@@ -74,6 +74,8 @@ const CLONE_NEWTIME: u64 = 0x80;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FilterOptions {
     pub allow_io_uring: bool,
+    /// ICMP datagram ("ping") sockets: only with ccapability RAW_ICMP.
+    pub allow_ping_sockets: bool,
 }
 
 fn target_arch() -> TargetArch {
@@ -104,6 +106,25 @@ fn ioctl_rules(requests: &[u64]) -> Result<Vec<SeccompRule>, String> {
         .collect()
 }
 
+/// socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) and its IPv6 twin: the ping
+/// sockets that ccapability RAW_ICMP grants (raw sockets need CAP_NET_RAW,
+/// which guests never have).
+fn ping_socket_rules() -> Result<Vec<SeccompRule>, String> {
+    let cond = |arg, op, value| SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(|e| e.to_string());
+    [(libc::AF_INET, libc::IPPROTO_ICMP), (libc::AF_INET6, libc::IPPROTO_ICMPV6)]
+        .into_iter()
+        .map(|(family, proto)| {
+            SeccompRule::new(vec![
+                cond(0, SeccompCmpOp::Eq, family as u64)?,
+                // The type's low bits; SOCK_NONBLOCK and SOCK_CLOEXEC may be or-ed in.
+                cond(1, SeccompCmpOp::MaskedEq(0xf), libc::SOCK_DGRAM as u64)?,
+                cond(2, SeccompCmpOp::Eq, proto as u64)?,
+            ])
+            .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
 /// The EPERM filter: denied calls, and namespace creation.
 pub fn deny_filter(opts: FilterOptions) -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -124,6 +145,9 @@ pub fn deny_filter(opts: FilterOptions) -> Result<BpfProgram, String> {
     // A guest process handed a host terminal (`vserver exec` from a shell)
     // could push keystrokes into the host shell's input with TIOCSTI.
     rules.insert(libc::SYS_ioctl, ioctl_rules(&[libc::TIOCSTI, libc::TIOCLINUX])?);
+    if !opts.allow_ping_sockets {
+        rules.insert(libc::SYS_socket, ping_socket_rules()?);
+    }
     compile(rules, libc::EPERM as u32)
 }
 

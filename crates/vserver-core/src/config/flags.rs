@@ -63,8 +63,6 @@ pub fn parse_flag(name: &str) -> Result<FlagMeaning, String> {
 pub enum ContextCap {
     /// ping through ICMP sockets (net.ipv4.ping_group_range), not raw sockets.
     RawIcmp,
-    /// The guest may raise its own rlimits up to the configured hard values.
-    SetRlimit,
 }
 
 const UNSUPPORTED_CCAPS: &[&str] = &[
@@ -77,7 +75,10 @@ pub fn parse_ccap(name: &str) -> Result<ContextCap, String> {
     let lower = lower.strip_prefix("vxc_").unwrap_or(&lower);
     match lower {
         "raw_icmp" => Ok(ContextCap::RawIcmp),
-        "set_rlimit" => Ok(ContextCap::SetRlimit),
+        "set_rlimit" => Err(
+            "would need CAP_SYS_RESOURCE on a stock kernel; a guest may always raise a soft limit up to its hard limit; remove it"
+                .into(),
+        ),
         other if UNSUPPORTED_CCAPS.contains(&other) => Err(
             "is a Linux-VServer context capability that a stock kernel cannot grant without CAP_SYS_ADMIN; remove it"
                 .into(),

@@ -142,7 +142,7 @@ fn restrictions_of_init(state: &RunState) -> Result<Restrictions> {
         rlimits: Vec::new(),
         raw_rlimits,
         personality,
-        seccomp: FilterOptions { allow_io_uring: state.allow_io_uring },
+        seccomp: FilterOptions { allow_io_uring: state.allow_io_uring, allow_ping_sockets: state.allow_ping_sockets },
     })
 }
 

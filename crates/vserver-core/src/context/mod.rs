@@ -7,6 +7,7 @@ pub mod enter;
 mod init;
 mod monitor;
 mod network;
+mod ping;
 mod pty;
 pub mod restrict;
 mod setup;

@@ -165,6 +165,7 @@ impl<'a> Boot<'a> {
             cgroups: cgroup.dirs().to_vec(),
             added_addresses: network.added.iter().map(|a| a.to_string()).collect(),
             allow_io_uring: restrictions.seccomp.allow_io_uring,
+            allow_ping_sockets: restrictions.seccomp.allow_ping_sockets,
         };
         state.save(paths).context("writing the run state")?;
         Ok((pid, init_fd, File::from(console_r)))

@@ -29,6 +29,7 @@ impl Restrictions {
             personality: guest.personality.raw(),
             seccomp: FilterOptions {
                 allow_io_uring: guest.cflags.contains(&crate::config::ContextFlag::IoUring),
+                allow_ping_sockets: guest.ccaps.contains(&crate::config::ContextCap::RawIcmp),
             },
         }
     }

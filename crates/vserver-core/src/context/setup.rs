@@ -23,6 +23,8 @@ pub(super) fn setup_guest(guest: &Guest, mut go: File, userns_ready: File, restr
     // The monitor moves us into the guest's cgroup (and attaches the network
     // context to it) before it says go: no guest code may run outside it.
     wait_for_go(&mut go)?;
+    // A sysctl of the guest's own network namespace, while /proc/sys is writable.
+    super::ping::allow_in_own_namespace(guest)?;
     if guest.wants_namespace(ExtraNamespace::Cgroup) {
         // After joining the cgroup: the new namespace's root is the guest cgroup.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).context("creating the cgroup namespace")?;

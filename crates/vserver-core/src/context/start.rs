@@ -101,6 +101,7 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
         super::userns::check_tree_owner(guest)?;
     }
     check_network(paths, guest)?;
+    super::ping::check_host_range(guest)?;
     check_guest_root(guest)
 }
 
