@@ -543,3 +543,28 @@ fn a_user_namespace_makes_guest_root_an_unprivileged_host_uid() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to uid 0"), "{}", describe(&out));
     w.assert_nothing_left(&h);
 }
+
+#[test]
+fn devices_outside_the_list_cannot_be_opened_even_when_bound_in() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("devcg");
+    let (g, _) = w.busybox_guest("dv");
+    // An admin's fstab (or a guest-root mistake) brings a host device node in.
+    w.write_conf(&g, "fstab", "/dev/kmsg /kmsg bind bind 0 0\n/dev/zero /zero2 bind bind 0 0\n");
+    w.ok(&g, &["start"]);
+    let out = w.sh(&g, "head -c1 /kmsg");
+    assert!(!out.status.success(), "the host's kernel log must stay closed: {}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not permitted"), "{}", describe(&out));
+    assert_eq!(w.sh_ok(&g, "head -c3 /zero2 | wc -c").trim(), "3", "a listed device works wherever it is");
+    // The cgroup v2 device filter is attached (it is the only device control on v2-only hosts).
+    let state = vserver_core::runstate::RunState::load(&paths(&w), &g).unwrap().unwrap();
+    let v2 = state.cgroups.iter().find(|d| d.join("cgroup.controllers").exists()).expect("a cgroup v2 directory");
+    if vserver_rs_tests::require(Command::new("bpftool").arg("version").output().is_ok(), "bpftool") {
+        let out = Command::new("bpftool").args(["cgroup", "show"]).arg(v2).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("vs_devices"), "{}", describe(&out));
+    }
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+}

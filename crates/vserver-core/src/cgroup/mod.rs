@@ -8,6 +8,7 @@
 //! `cgroup.controllers`, a v1 one has not), so fixtures in a temp dir work the
 //! same as the real mount.
 
+pub mod device_filter;
 mod guest;
 
 use std::fs;

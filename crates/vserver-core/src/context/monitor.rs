@@ -124,6 +124,10 @@ impl<'a> Boot<'a> {
 
     fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network) -> Result<(Pid, OwnedFd, File)> {
         cgroup.restrict_devices(DEVICE_ALLOW_RULES)?;
+        if let Some(v2) = cgroup.v2_dir() {
+            // cgroup v2's device controller; on hybrid hosts the v1 rules apply too.
+            crate::cgroup::device_filter::attach(v2)?;
+        }
         // Context-wide limits before the first process joins the cgroup.
         crate::limits::apply_context_limits(cgroup, guest)?;
         // The IP set, too: sockets belong to the cgroup they are made in.

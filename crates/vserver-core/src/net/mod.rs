@@ -13,9 +13,9 @@
 //! 5. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`].
 
 mod addr;
-mod asm;
+pub(crate) mod asm;
 mod attach;
-mod bpf_sys;
+pub(crate) mod bpf_sys;
 mod emit;
 mod filter;
 mod ipset;
