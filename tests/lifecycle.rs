@@ -554,7 +554,7 @@ fn devices_outside_the_list_cannot_be_opened_even_when_bound_in() {
     // An admin's fstab (or a guest-root mistake) brings a host device node in.
     w.write_conf(&g, "fstab", "/dev/kmsg /kmsg bind bind 0 0\n/dev/zero /zero2 bind bind 0 0\n");
     w.ok(&g, &["start"]);
-    let out = w.sh(&g, "head -c1 /kmsg");
+    let out = w.sh(&g, ": < /kmsg");
     assert!(!out.status.success(), "the host's kernel log must stay closed: {}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not permitted"), "{}", describe(&out));
     assert_eq!(w.sh_ok(&g, "head -c3 /zero2 | wc -c").trim(), "3", "a listed device works wherever it is");
