@@ -70,7 +70,7 @@ pub struct Cli {
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
-    /// Hashing threads (default: one per core)
+    /// Hashing threads (default: four per core)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
     #[command(flatten)]

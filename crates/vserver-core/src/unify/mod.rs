@@ -58,7 +58,7 @@ pub struct UnifyOptions {
     pub wait: bool,
     /// Show a progress line on stderr.
     pub progress: bool,
-    /// Hashing threads; 0 means one per core.
+    /// Hashing threads; 0 means four per core.
     pub threads: usize,
 }
 
@@ -242,7 +242,10 @@ fn scan_options(opts: &UnifyOptions) -> scan::ScanOptions {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     scan::ScanOptions {
         respect_mtime: opts.respect_mtime,
-        threads: if opts.threads == 0 { cores } else { opts.threads },
+        // Hashing waits on the disk more than on the CPU when the page cache
+        // is cold: four readers per core keep the device busy (measured: 8
+        // threads took 3.9 s where 2 took 6.8 s on a cold 693 MB corpus).
+        threads: if opts.threads == 0 { cores * 4 } else { opts.threads },
         progress: opts.progress,
     }
 }
