@@ -90,10 +90,11 @@ pub fn cgroup2_root() -> Option<PathBuf> {
     ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].iter().map(PathBuf::from).find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.controllers").exists())
 }
 
-/// The probe written to a temp file (one per test process).
+/// The probe, written next to the test binaries (a build artifact, so
+/// nothing is left in /tmp).
 pub fn probe_path() -> PathBuf {
-    let p = std::env::temp_dir().join(format!("vs-net-probe-{}.py", std::process::id()));
-    if !p.exists() {
+    let p = crate::bin_dir().join("vs-net-probe.py");
+    if std::fs::read_to_string(&p).ok().as_deref() != Some(PROBE) {
         let tmp = p.with_extension(format!("tmp{}", crate::unique()));
         std::fs::write(&tmp, PROBE).unwrap();
         std::fs::rename(&tmp, &p).unwrap();
