@@ -177,16 +177,33 @@ pub(crate) mod tests {
         assert!(read_path_entry(&dir.join("rel")).is_err());
     }
 
+    /// A fresh directory for one unit test. They all live under one
+    /// directory per test process, removed when the process exits (also
+    /// after failed tests: the harness exits normally), since fixture
+    /// helpers hand out plain paths.
     pub(crate) fn tempdir() -> PathBuf {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "vs-parse-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&d);
+        let d = parent().join(N.fetch_add(1, Ordering::Relaxed).to_string());
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    static PARENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+    fn parent() -> &'static PathBuf {
+        PARENT.get_or_init(|| {
+            let p = std::env::temp_dir().join(format!("vserver-core-tests-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            // SAFETY: registering a plain extern "C" function with atexit(3).
+            unsafe { libc::atexit(remove_parent) };
+            p
+        })
+    }
+
+    extern "C" fn remove_parent() {
+        if let Some(p) = PARENT.get() {
+            let _ = fs::remove_dir_all(p);
+        }
     }
 }
