@@ -119,15 +119,24 @@ impl TestGuest {
     fn make_cgroups(&mut self) {
         for h in hierarchies() {
             let parent = h.mount.join("vserver");
-            if !parent.exists() {
-                fs::create_dir(&parent).unwrap();
-                self.made_parents.push(parent.clone());
-            }
-            if h.v2 {
-                enable_v2(&h.mount, &parent);
-            }
             let dir = parent.join(&self.name);
-            fs::create_dir(&dir).unwrap();
+            // Tests run in parallel and the last one out removes the shared
+            // parent: make it (again) until the guest's own directory exists.
+            let mut attempt = 0;
+            loop {
+                match fs::create_dir(&parent) {
+                    Ok(()) => self.made_parents.push(parent.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => panic!("creating {}: {e}", parent.display()),
+                }
+                if h.v2 {
+                    enable_v2(&h.mount, &parent);
+                }
+                match fs::create_dir(&dir) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 10 => attempt += 1,
+                    other => break other.unwrap(),
+                }
+            }
             self.dirs.push(dir.clone());
             if !h.v2 && h.mount.file_name().unwrap().to_string_lossy().split(',').any(|c| c == "cpuset") {
                 for (d, from) in [(&parent, &h.mount), (&dir, &parent)] {
