@@ -20,7 +20,9 @@ pub(super) fn build(confdir: &Path, vdir: &Path) -> Result<()> {
     if !source.exists() {
         bail!("{} does not exist: install Debian's busybox-static package (apt-get install busybox-static)", source.display());
     }
-    if has_interpreter(&source)? {
+    let is_static = crate::hostinfo::tools::elf_is_static(&source)
+        .with_context(|| format!("reading {}", source.display()))?;
+    if !is_static {
         bail!("{} is dynamically linked; the guest needs a static one (apt-get install busybox-static)", source.display());
     }
     skeleton_root(vdir)?;
@@ -74,20 +76,4 @@ fn write_etc(vdir: &Path) -> Result<()> {
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode))?;
     }
     Ok(())
-}
-
-/// Whether an ELF file asks for a dynamic loader (has a PT_INTERP header).
-fn has_interpreter(path: &Path) -> Result<bool> {
-    let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
-    if data.get(..5) != Some(b"\x7fELF\x02") {
-        bail!("{} is not a 64-bit ELF executable", path.display());
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
-        bail!("{} has a truncated ELF header", path.display());
-    };
-    const PT_INTERP: u32 = 3;
-    Ok((0..phnum).any(|i| u32_at(phoff + i * phentsize) == Some(PT_INTERP)))
 }

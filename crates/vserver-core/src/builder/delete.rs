@@ -5,15 +5,14 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
 use crate::paths::Paths;
+use crate::unify::sys;
 use crate::runstate;
-
-const FS_IMMUTABLE_FL: libc::c_long = 0x10;
 
 pub fn delete_guest(paths: &Paths, name: &str) -> Result<()> {
     if runstate::is_running(paths, name) {
@@ -56,19 +55,13 @@ fn remove_file(path: &Path) -> io::Result<()> {
 
 fn unlink_immutable(path: &Path) -> io::Result<()> {
     let f = fs::OpenOptions::new().read(true).custom_flags_nofollow().open(path)?;
-    let mut flags: libc::c_long = 0;
-    // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write a long we own.
-    unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-    if flags & FS_IMMUTABLE_FL == 0 {
+    if !sys::is_immutable(f.as_fd())? {
         return fs::remove_file(path);
     }
-    let cleared = flags & !FS_IMMUTABLE_FL;
-    // SAFETY: as above.
-    unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &cleared) };
+    sys::set_immutable(f.as_fd(), false)?;
     let result = fs::remove_file(path);
     // The inode lives on in the hash store and the other guests: protect it again.
-    // SAFETY: as above.
-    unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) };
+    sys::set_immutable(f.as_fd(), true)?;
     result
 }
 

@@ -94,13 +94,13 @@ fn stop_requested(paths: &Paths, guest: &Guest) -> bool {
 
 /// One boot of the guest: its cgroup, its pid 1, the console pipe.
 struct Boot<'a> {
-    paths: &'a Paths,
     guest: &'a Guest,
     cgroup: GuestCgroup,
     network: Network,
     init: Pid,
     init_fd: OwnedFd,
     console: Option<File>,
+    console_log: ConsoleLog,
     halt_requested: bool,
 }
 
@@ -110,7 +110,16 @@ impl<'a> Boot<'a> {
         let mut network = Network::default();
         match Self::start_in(paths, guest, &cgroup, &mut network) {
             Ok((init, init_fd, console)) => {
-                Ok(Boot { paths, guest, cgroup, network, init, init_fd, console: Some(console), halt_requested: false })
+                Ok(Boot {
+                guest,
+                cgroup,
+                network,
+                init,
+                init_fd,
+                console: Some(console),
+                console_log: ConsoleLog::new(paths, &guest.name),
+                halt_requested: false,
+            })
             }
             Err(e) => {
                 // Nothing of a failed start stays: addresses, programs and
@@ -227,7 +236,7 @@ impl<'a> Boot<'a> {
         let mut buf = [0u8; 8192];
         match c.read(&mut buf) {
             Ok(0) | Err(_) => self.console = None,
-            Ok(n) => append_console(self.paths, &self.guest.name, &buf[..n]),
+            Ok(n) => self.console_log.append(&buf[..n]),
         }
     }
 
@@ -339,12 +348,26 @@ fn enter_fresh_time_namespace() -> Result<()> {
     fs::write("/proc/self/timens_offsets", offsets).context("setting the time namespace offsets")
 }
 
-fn append_console(paths: &Paths, name: &str, data: &[u8]) {
-    let file = paths.guest_rundir(name).join("console.log");
-    if fs::metadata(&file).map(|m| m.len() > CONSOLE_LIMIT).unwrap_or(false) {
-        let _ = fs::remove_file(&file);
+/// `<rundir>/NAME/console.log`, opened once per boot; it starts over when it
+/// grows past CONSOLE_LIMIT, so a chatty guest cannot fill the host's disk.
+struct ConsoleLog {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl ConsoleLog {
+    fn new(paths: &Paths, name: &str) -> ConsoleLog {
+        ConsoleLog { path: paths.guest_rundir(name).join("console.log"), file: None }
     }
-    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&file) {
+
+    fn append(&mut self, data: &[u8]) {
+        if self.file.is_none() {
+            self.file = OpenOptions::new().create(true).append(true).open(&self.path).ok();
+        }
+        let Some(f) = self.file.as_mut() else { return };
+        if f.metadata().map(|m| m.len() > CONSOLE_LIMIT).unwrap_or(false) {
+            let _ = f.set_len(0);
+        }
         let _ = f.write_all(data);
     }
 }

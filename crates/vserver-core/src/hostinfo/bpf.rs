@@ -3,18 +3,17 @@
 //! attaches is loaded with bpf(2) and closed again; a described host is
 //! judged by the hook functions in its kallsyms. Either way the programs
 //! need a cgroup2 mount to attach to.
-//!
-//! The loader is here, not borrowed from `net`, whose bpf module is private
-//! to it; it is one command with one attribute layout.
+//! The programs are built and loaded with `net`'s assembler and bpf(2)
+//! wrapper, the same code a context uses.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::net::asm::Asm;
+use crate::net::bpf_sys::{self, ProgSpec};
 
 use super::cgroups::CgroupSummary;
 use super::kallsyms::{Evidence, Symbols};
 use super::{Check, Status};
-
-const BPF_PROG_LOAD: libc::c_int = 5;
 
 // enum bpf_prog_type
 const PROG_TYPE_CGROUP_SKB: u32 = 8;
@@ -109,42 +108,16 @@ pub fn check(cgroup: &CgroupSummary, symbols: Option<&Symbols>) -> Check {
     }
 }
 
-/// `union bpf_attr` for BPF_PROG_LOAD: 8-byte aligned, zero past the fields set.
-#[repr(C, align(8))]
-struct Attr([u8; 128]);
-
 /// Loads `r0 = 1; exit` as a program of the hook's kind; the fd is closed on return.
 fn load_trivial(hook: &Hook) -> io::Result<()> {
-    // BPF_ALU64|BPF_MOV|BPF_K r0 = 1, then BPF_JMP|BPF_EXIT (code, regs, off, imm).
-    let insns: [u64; 2] = [insn(0xb7, 0, 0, 1), insn(0x95, 0, 0, 0)];
-    let license = c"GPL";
-    let mut a = Attr([0; 128]);
-    put(&mut a, 0, &hook.prog_type.to_ne_bytes());
-    put(&mut a, 4, &(insns.len() as u32).to_ne_bytes());
-    put(&mut a, 8, &(insns.as_ptr() as u64).to_ne_bytes());
-    put(&mut a, 16, &(license.as_ptr() as u64).to_ne_bytes());
-    put(&mut a, 48, b"vs_info_probe\0");
-    put(&mut a, 68, &hook.expected_attach_type.to_ne_bytes());
-    // SAFETY: `a` is a writable buffer laid out as union bpf_attr for
-    // BPF_PROG_LOAD; insns and license outlive the call.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, a.0.as_mut_ptr(), a.0.len() as u32) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a successful BPF_PROG_LOAD returns a new fd nobody else owns.
-    drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-    Ok(())
-}
-
-fn insn(code: u8, regs: u8, off: i16, imm: i32) -> u64 {
-    let mut b = [0u8; 8];
-    b[0] = code;
-    b[1] = regs;
-    b[2..4].copy_from_slice(&off.to_ne_bytes());
-    b[4..8].copy_from_slice(&imm.to_ne_bytes());
-    u64::from_ne_bytes(b)
-}
-
-fn put(a: &mut Attr, off: usize, bytes: &[u8]) {
-    a.0[off..off + bytes.len()].copy_from_slice(bytes);
+    let mut a = Asm::new();
+    a.ret(1);
+    let insns = a.finish().map_err(io::Error::other)?;
+    let spec = ProgSpec {
+        prog_type: hook.prog_type,
+        expected_attach_type: hook.expected_attach_type,
+        attach_btf_id: 0,
+        name: "vs_info_probe",
+    };
+    bpf_sys::try_prog_load(&spec, &insns).map(drop)
 }

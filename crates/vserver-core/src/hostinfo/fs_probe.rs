@@ -10,6 +10,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::fsops::{self, ScratchDir, FS_IMMUTABLE_FL};
+use crate::unify::sys;
+use std::os::fd::AsFd;
 use super::{Check, Host, Status};
 
 const IMMUTABLE_NEEDED_FOR: &str =
@@ -79,10 +81,10 @@ fn immutable(place: &Place) -> Check {
     let make = |status, detail: String| Check::new(id.clone(), status, detail, IMMUTABLE_NEEDED_FOR, false);
     let result = (|| -> io::Result<bool> {
         let f = new_file(dir.path(), "immutable", b"probe")?;
-        let flags = fsops::get_flags(&f)?;
-        fsops::set_flags(&f, flags | FS_IMMUTABLE_FL)?;
+        let flags = sys::get_flags(f.as_fd())?;
+        sys::set_flags(f.as_fd(), flags | FS_IMMUTABLE_FL)?;
         let refused = OpenOptions::new().write(true).open(dir.path().join("immutable")).is_err();
-        fsops::set_flags(&f, flags & !FS_IMMUTABLE_FL)?;
+        sys::set_flags(f.as_fd(), flags & !FS_IMMUTABLE_FL)?;
         Ok(refused)
     })();
     match result {
@@ -108,7 +110,7 @@ fn reflink(place: &Place) -> Check {
     let result = (|| -> io::Result<()> {
         let src = new_file(dir.path(), "source", &[0x5a; 4096])?;
         let dst = new_file(dir.path(), "clone", b"")?;
-        fsops::ficlone(&dst, &src)
+        sys::ficlone(dst.as_fd(), src.as_fd())
     })();
     match result {
         Ok(()) => make(Status::Ok, format!("FICLONE works on {}", place.describe())),

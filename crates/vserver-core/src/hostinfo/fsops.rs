@@ -1,14 +1,14 @@
-//! The filesystem calls the probes make (inode flags, FICLONE,
-//! RENAME_EXCHANGE) and a scratch directory that cleans up after them.
+//! RENAME_EXCHANGE by path for the probes, and a scratch directory that
+//! cleans up after them. Inode flags and FICLONE are `unify::sys`'s.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+pub use crate::unify::sys::FS_IMMUTABLE_FL;
 
 fn cvt(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
@@ -16,24 +16,6 @@ fn cvt(rc: libc::c_int) -> io::Result<()> {
     } else {
         Ok(())
     }
-}
-
-pub fn get_flags(f: &File) -> io::Result<libc::c_int> {
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one int into `flags`.
-    cvt(unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) })?;
-    Ok(flags)
-}
-
-pub fn set_flags(f: &File, flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: FS_IOC_SETFLAGS reads one int from `flags`.
-    cvt(unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) })
-}
-
-/// FICLONE: `dst` shares `src`'s extents.
-pub fn ficlone(dst: &File, src: &File) -> io::Result<()> {
-    // SAFETY: FICLONE takes the source fd as its integer argument.
-    cvt(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) })
 }
 
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
@@ -70,8 +52,8 @@ impl Drop for ScratchDir {
             for entry in entries.flatten() {
                 let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
                 if let (true, Ok(f)) = (is_file, File::open(entry.path())) {
-                    if let Ok(flags) = get_flags(&f) {
-                        let _ = set_flags(&f, flags & !FS_IMMUTABLE_FL);
+                    if let Ok(flags) = crate::unify::sys::get_flags(f.as_fd()) {
+                        let _ = crate::unify::sys::set_flags(f.as_fd(), flags & !FS_IMMUTABLE_FL);
                     }
                 }
             }

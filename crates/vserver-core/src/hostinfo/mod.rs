@@ -19,7 +19,7 @@ mod kallsyms;
 mod kernel;
 mod namespaces;
 mod syscalls;
-mod tools;
+pub(crate) mod tools;
 
 use std::path::{Path, PathBuf};
 

@@ -93,33 +93,42 @@ pub struct ProgSpec<'a> {
 
 /// BPF_PROG_LOAD. On a verifier rejection the error carries the verifier log.
 pub fn prog_load(spec: &ProgSpec, insns: &[Insn]) -> Result<OwnedFd, String> {
-    let license = c"GPL";
-    let mut log = vec![0u8; 1 << 16];
-    let load = |log_level: u32, log: &mut [u8]| {
-        let mut a = Attr::new();
-        a.put_u32(0, spec.prog_type)
-            .put_u32(4, insns.len() as u32)
-            .put_u64(8, insns.as_ptr() as u64)
-            .put_u64(16, license.as_ptr() as u64)
-            .put_u32(24, log_level)
-            .put_u32(28, if log_level > 0 { log.len() as u32 } else { 0 })
-            .put_u64(32, if log_level > 0 { log.as_mut_ptr() as u64 } else { 0 })
-            .put_bytes(48, &object_name(spec.name))
-            .put_u32(68, spec.expected_attach_type)
-            .put_u32(108, spec.attach_btf_id);
-        bpf(BPF_PROG_LOAD, &mut a).map(fd_from)
-    };
-    match load(0, &mut log) {
+    match load_with_log(spec, insns, &mut []) {
         Ok(fd) => Ok(fd),
         Err(first) => {
             // Load again with the verifier log on, only to explain the failure.
-            let _ = load(1, &mut log);
+            let mut log = vec![0u8; 1 << 16];
+            let _ = load_with_log(spec, insns, &mut log);
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]);
             let tail: Vec<&str> = text.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
             Err(if tail.is_empty() { first.to_string() } else { format!("{first}; verifier: {}", tail.join(" | ")) })
         }
     }
+}
+
+/// BPF_PROG_LOAD with the kernel's errno (for probes that tell EPERM from
+/// a missing feature).
+pub fn try_prog_load(spec: &ProgSpec, insns: &[Insn]) -> io::Result<OwnedFd> {
+    load_with_log(spec, insns, &mut [])
+}
+
+/// One BPF_PROG_LOAD; an empty `log` leaves the verifier log off.
+fn load_with_log(spec: &ProgSpec, insns: &[Insn], log: &mut [u8]) -> io::Result<OwnedFd> {
+    let license = c"GPL";
+    let log_level = u32::from(!log.is_empty());
+    let mut a = Attr::new();
+    a.put_u32(0, spec.prog_type)
+        .put_u32(4, insns.len() as u32)
+        .put_u64(8, insns.as_ptr() as u64)
+        .put_u64(16, license.as_ptr() as u64)
+        .put_u32(24, log_level)
+        .put_u32(28, log.len() as u32)
+        .put_u64(32, if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 })
+        .put_bytes(48, &object_name(spec.name))
+        .put_u32(68, spec.expected_attach_type)
+        .put_u32(108, spec.attach_btf_id);
+    bpf(BPF_PROG_LOAD, &mut a).map(fd_from)
 }
 
 /// BPF_PROG_ATTACH of `prog` to the cgroup open as `cgroup`.

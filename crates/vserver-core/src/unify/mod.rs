@@ -18,7 +18,7 @@ mod revert;
 mod scan;
 pub mod store;
 pub mod summary;
-mod sys;
+pub(crate) mod sys;
 mod walk;
 
 use std::collections::BTreeMap;
