@@ -1,0 +1,131 @@
+//! Real Debian guests for the tests, as admins build them: one
+//! `vserver build -m debootstrap` per init flavour and test run (cached under
+//! `target/test-cache/`, shared by the test processes through a lock), then
+//! one `vserver build -m clone` of that tree per test guest.
+//!
+//! The first build needs the host's Debian mirror; without it the tests
+//! that need a Debian guest are skipped outside CI and fail under CI.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use super::guest::World;
+use super::{bin_dir, describe, require, run};
+
+/// The services every Debian test guest has (issue 10's recipe).
+pub const SERVICES: &[&str] = &["openssh-server", "nginx-light", "cron", "rsyslog"];
+
+/// The suite the test guests are built from.
+pub const SUITE: &str = "bookworm";
+
+/// A cached template older than this is built again (outside CI the target
+/// directory lives long).
+const MAX_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebianInit {
+    /// systemd as the guest's pid 1 (init style `systemd`).
+    Systemd,
+    /// sysvinit's rc scripts under the built-in init (init style `sysv`).
+    Sysv,
+}
+
+impl DebianInit {
+    pub fn name(self) -> &'static str {
+        match self {
+            DebianInit::Systemd => "systemd",
+            DebianInit::Sysv => "sysv",
+        }
+    }
+}
+
+/// The cache directory of this build tree: `target/test-cache`.
+fn cache_root() -> PathBuf {
+    bin_dir().parent().expect("target dir").join("test-cache")
+}
+
+/// Is the host's Debian mirror there? (A skip outside CI, a failure in it.)
+pub fn require_mirror() -> bool {
+    let ok = Command::new("debootstrap").arg("--version").output().is_ok_and(|o| o.status.success())
+        && Command::new("sh")
+            .args(["-c", "apt-get -qq --print-uris download base-files 2>/dev/null | grep -q ://"])
+            .status()
+            .is_ok_and(|s| s.success());
+    require(ok, "debootstrap and the host's Debian mirror (apt-get update; apt-get install debootstrap)")
+}
+
+/// The root of a freshly debootstrapped guest with [`SERVICES`] and the
+/// given init, built once per test run with the real `vserver build`.
+/// None when the preconditions are missing (outside CI).
+pub fn template(init: DebianInit) -> Option<PathBuf> {
+    if !super::require_root() || !require_mirror() {
+        return None;
+    }
+    let dir = cache_root().join(format!("debian-{SUITE}-{}", init.name()));
+    fs::create_dir_all(&dir).unwrap();
+    let lock = fs::File::create(dir.with_extension("lock")).unwrap();
+    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let root = dir.join("vservers").join("template");
+    let done = dir.join("complete");
+    let fresh = fs::metadata(&done)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < MAX_AGE);
+    if !fresh {
+        build_template(&dir, init);
+        fs::write(&done, b"").unwrap();
+    }
+    Some(root)
+}
+
+fn build_template(dir: &Path, init: DebianInit) {
+    let _ = vserver_core::builder::remove_tree(dir.join("vservers").as_path());
+    let _ = fs::remove_dir_all(dir.join("etc"));
+    fs::create_dir_all(dir.join("etc/.defaults")).unwrap();
+    fs::create_dir_all(dir.join("vservers")).unwrap();
+    // debootstrap keeps only the last --include and --exclude: one of each.
+    let mut include: Vec<&str> = SERVICES.to_vec();
+    include.extend(["procps", "iproute2", "less"]);
+    let exclude = match init {
+        DebianInit::Systemd => {
+            include.push("systemd-sysv");
+            None
+        }
+        DebianInit::Sysv => {
+            include.push("sysvinit-core");
+            Some("--exclude=systemd-sysv")
+        }
+    };
+    let include = format!("--include={}", include.join(","));
+    let mut args = vec!["template", "build", "-m", "debootstrap", "--context", "49000", "--", "-d", SUITE, &include];
+    args.extend(exclude);
+    let out = run(Command::new(super::bin("vserver"))
+        .args(&args)
+        .env("VSERVER_CONFDIR", dir.join("etc"))
+        .env("VSERVER_VDIRBASE", dir.join("vservers"))
+        .env("VSERVER_RUNDIR", dir.join("run")));
+    assert!(out.status.success(), "building the Debian {} template: {}", init.name(), describe(&out));
+}
+
+impl World {
+    /// A Debian guest with [`SERVICES`] and `init`, cloned from the cached
+    /// template; `interfaces` are `--interface` specs (`lo:127.x.y.z/32`).
+    /// None when the preconditions are missing (outside CI).
+    pub fn debian_guest(&self, base: &str, init: DebianInit, interfaces: &[&str]) -> Option<(String, u32)> {
+        let template = template(init)?;
+        let (name, xid) = self.new_guest_name(base);
+        let xid_s = xid.to_string();
+        let source = template.to_string_lossy().into_owned();
+        let mut args = vec![name.as_str(), "build", "-m", "clone", "--context", &xid_s];
+        for i in interfaces {
+            args.extend(["--interface", i]);
+        }
+        args.extend(["--", source.as_str()]);
+        self.ok(args[0], &args[1..]);
+        self.write_conf(&name, "apps/init/style", &format!("{}\n", init.name()));
+        Some((name, xid))
+    }
+}
