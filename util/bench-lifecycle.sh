@@ -1,44 +1,28 @@
 #!/bin/sh
-# Lifecycle speed, side by side in one run (figures in the README):
-#  - `vserver NAME exec /bin/true` on a running busybox guest against
-#    `nsenter -t PID -a /bin/true` on the same guest (target: at most 1.5x);
-#  - `vserver NAME start` to a running guest, and `stop` (target: < 50 ms each,
-#    median of 20).
-# Usage: util/bench-lifecycle.sh [RUNS]   (as root; builds the release binaries)
+# bench-lifecycle.sh: vserver-rs's lifecycle next to its peers, interleaved in
+# one run on whatever load the machine has (figures in the README).
+#
+#   exec    `vserver NAME exec /bin/true` vs `nsenter -t PID -a /bin/true` (same
+#           guest) vs `lxc-attach -n C -- /bin/true`; wall time and CPU time
+#   start   `vserver NAME start` of a busybox guest with one address on lo vs
+#           `lxc-start -d` + `lxc-wait -s RUNNING` (busybox template, no network)
+#   stop    `vserver NAME stop` vs `lxc-stop -k`
+#   many    N guests started one after another: first vs last start; monitor
+#           memory per guest (anonymous RSS) vs LXC's `[lxc monitor]` per container
+#   debian  (with --debian) start-to-ready of a Debian systemd guest vs
+#           `systemd-nspawn -b --notify-ready=yes` of the same tree, and start of a
+#           sysv guest, both with openssh-server, nginx-light, cron and rsyslog
+#
+# Each measure prints min, median and the median of the per-round ratios; the
+# commands of one round run back to back in random order, so load changes hit
+# both sides alike. Needs root; installs lxc, hyperfine-free.
+#
+# Usage: util/bench-lifecycle.sh [--rounds N] [--guests N] [--debian] [--only exec,start,many,debian]
 set -eu
-runs=${1:-20}
 cd "$(dirname "$0")/.."
-cargo build --release -q -p vserver
-V=$PWD/target/release/vserver
-command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
-work=$(mktemp -d /tmp/vserver-bench.XXXXXX)
-export VSERVER_CONFDIR=$work/etc VSERVER_VDIRBASE=$work/vservers VSERVER_RUNDIR=$work/run
-mkdir -p "$VSERVER_CONFDIR/.defaults"
-cleanup() { "$V" bench stop >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
-"$V" bench build -m busybox --context 4999 >/dev/null
-"$V" bench start
-pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VSERVER_RUNDIR/bench/state.json" | head -n 1)
-
-echo "== exec /bin/true: vserver exec vs nsenter -a on the same guest"
-hyperfine -N -w 20 -r 200 --export-json "$work/exec.json" \
-  "$V bench exec /bin/true" "nsenter -t $pid -a /bin/true" >/dev/null
-python3 - "$work/exec.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-ours, anchor = r[0]["median"] * 1e3, r[1]["median"] * 1e3
-print(f"vserver exec {ours:.2f} ms, nsenter {anchor:.2f} ms, ratio {ours / anchor:.2f}x (target <= 1.5x)")
-PY
-"$V" bench stop
-
-echo "== start and stop, median of $runs"
-python3 - "$V" "$runs" <<'PY'
-import subprocess, sys, time, statistics
-v, n = sys.argv[1], int(sys.argv[2])
-start, stop = [], []
-for _ in range(n):
-    t = time.perf_counter(); subprocess.run([v, "bench", "start"], check=True); start.append(time.perf_counter() - t)
-    t = time.perf_counter(); subprocess.run([v, "bench", "stop"], check=True); stop.append(time.perf_counter() - t)
-ms = lambda xs: statistics.median(xs) * 1e3
-print(f"start {ms(start):.1f} ms, stop {ms(stop):.1f} ms (median of {n}; target < 50 ms each)")
-PY
+here=$PWD
+command -v lxc-start >/dev/null || apt-get install -y -qq lxc >/dev/null
+command -v nsenter >/dev/null || apt-get install -y -qq util-linux >/dev/null
+echo "== building the release binaries"
+cargo build --release --workspace --locked 2>&1 | tail -n 1
+exec python3 "$here/util/bench_lifecycle.py" --bin "$here/target/release" "$@"
