@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Create the guest's configuration and root
     #[command(after_help = BUILD_HELP)]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Start the guest
     Start,
     /// Stop the guest: its stop command, SIGTERM, then SIGKILL after the timeout

@@ -156,7 +156,7 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
     let c = sys::cstr(path.as_os_str().as_encoded_bytes())?;
     // SAFETY: AT_FDCWD is valid for *at calls; the path is host configuration.
     let cwd = unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-    Ok(sys::open_at(cwd, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0).with_context(|| format!("opening {}", path.display()))?)
+    sys::open_at(cwd, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0).with_context(|| format!("opening {}", path.display()))
 }
 
 /// The source's configuration (host files, written by the admin).

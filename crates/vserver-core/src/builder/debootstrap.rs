@@ -12,7 +12,8 @@
 //! first line of `.distributions/SUITE/debootstrap.options` or
 //! `.defaults/apps/debootstrap/options` goes before the admin's options.
 //! `VSERVER_DEBOOTSTRAP_CACHE=DIR` keeps the downloaded packages in DIR
-//! (debootstrap's `--cache-dir`), for repeated builds.
+//! (debootstrap's `--cache-dir`), for repeated builds; builds sharing it
+//! take turns (a lock file in DIR).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,7 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
     }
     let mut cmd = Command::new("debootstrap");
     cmd.args(&options);
+    let mut _cache_lock = None;
     if let Some(cache) = std::env::var_os(CACHE_ENV).filter(|c| !c.is_empty()) {
         if !options.iter().any(|o| o.starts_with("--cache-dir")) {
             let cache = PathBuf::from(cache);
@@ -90,6 +92,8 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
                 bail!("{CACHE_ENV}={}: needs an absolute path", cache.display());
             }
             fs::create_dir_all(&cache).with_context(|| format!("{CACHE_ENV}: creating {}", cache.display()))?;
+            // debootstrap moves files in and out of its cache: one build at a time.
+            _cache_lock = Some(lock(&cache.join(".vserver-build.lock"))?);
             cmd.arg(format!("--cache-dir={}", cache.display()));
         }
     }
@@ -118,6 +122,16 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
         bail!("debootstrap {} {suite} {} {mirror} failed ({status}); the end of its log:{tail}", options.join(" "), vdir.display());
     }
     Ok(())
+}
+
+/// An exclusive lock on `file`, held until the returned file is dropped.
+fn lock(file: &Path) -> Result<fs::File> {
+    let f = fs::File::create(file).with_context(|| format!("creating {}", file.display()))?;
+    // SAFETY: flock on a descriptor we own; released when it is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", file.display()));
+    }
+    Ok(f)
 }
 
 /// debootstrap keeps only the last `--include` and `--exclude`: one of each,

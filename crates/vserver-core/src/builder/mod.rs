@@ -130,7 +130,7 @@ pub struct BuildReport {
 }
 
 pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<BuildReport> {
-    validate_guest_name(name).map_err(|m| UsageError(m))?;
+    validate_guest_name(name).map_err(UsageError)?;
     for f in &opts.flags {
         config::flags::parse_flag(f).map_err(|e| UsageError(format!("--flags {f}: {e}")))?;
     }
