@@ -4,7 +4,10 @@
 //! one `vserver build -m clone` of that tree per test guest.
 //!
 //! The first build needs the host's Debian mirror; without it the tests
-//! that need a Debian guest are skipped outside CI and fail under CI.
+//! that need a Debian guest are skipped outside CI and fail under CI. The
+//! packages debootstrap downloads are kept in `target/test-cache/debs`
+//! (`VSERVER_DEBOOTSTRAP_CACHE`), and a template is built again when the
+//! builder's code changed (a fingerprint of its sources) or after three days.
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -71,14 +74,31 @@ pub fn template(init: DebianInit) -> Option<PathBuf> {
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     let root = dir.join("vservers").join("template");
     let done = dir.join("complete");
+    let fingerprint = format!("{:016x}\n", fingerprint());
     let fresh = fs::metadata(&done)
         .and_then(|m| m.modified())
-        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < MAX_AGE);
+        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < MAX_AGE)
+        && fs::read_to_string(&done).is_ok_and(|f| f == fingerprint);
     if !fresh {
         build_template(&dir, init);
-        fs::write(&done, b"").unwrap();
+        fs::write(&done, fingerprint).unwrap();
     }
     Some(root)
+}
+
+/// The sources that decide what a built template contains: when one of
+/// them changes, the cached templates are built again.
+fn fingerprint() -> u64 {
+    let sources: &[&[u8]] = &[
+        include_bytes!("debian.rs"),
+        include_bytes!("../../crates/vserver-core/src/builder/mod.rs"),
+        include_bytes!("../../crates/vserver-core/src/builder/debootstrap.rs"),
+        include_bytes!("../../crates/vserver-core/src/builder/personalise.rs"),
+        include_bytes!("../../crates/vserver-core/src/builder/resolv.rs"),
+        include_bytes!("../../crates/vserver-core/src/builder/guestfs.rs"),
+    ];
+    // FNV-1a: stable across runs and Rust versions, unlike DefaultHasher.
+    sources.iter().flat_map(|s| s.iter()).fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
 }
 
 fn build_template(dir: &Path, init: DebianInit) {
@@ -86,27 +106,18 @@ fn build_template(dir: &Path, init: DebianInit) {
     let _ = fs::remove_dir_all(dir.join("etc"));
     fs::create_dir_all(dir.join("etc/.defaults")).unwrap();
     fs::create_dir_all(dir.join("vservers")).unwrap();
-    // debootstrap keeps only the last --include and --exclude: one of each.
+    // The init comes with --initstyle (systemd-sysv, or sysvinit-core
+    // instead of it); the builder merges its packages with these.
     let mut include: Vec<&str> = SERVICES.to_vec();
     include.extend(["procps", "iproute2", "less"]);
-    let exclude = match init {
-        DebianInit::Systemd => {
-            include.push("systemd-sysv");
-            None
-        }
-        DebianInit::Sysv => {
-            include.push("sysvinit-core");
-            Some("--exclude=systemd-sysv")
-        }
-    };
     let include = format!("--include={}", include.join(","));
-    let mut args = vec!["template", "build", "-m", "debootstrap", "--context", "49000", "--", "-d", SUITE, &include];
-    args.extend(exclude);
+    let args = ["template", "build", "-m", "debootstrap", "--context", "49000", "--initstyle", init.name(), "--", "-d", SUITE, "--", &include];
     let out = run(Command::new(super::bin("vserver"))
-        .args(&args)
+        .args(args)
         .env("VSERVER_CONFDIR", dir.join("etc"))
         .env("VSERVER_VDIRBASE", dir.join("vservers"))
-        .env("VSERVER_RUNDIR", dir.join("run")));
+        .env("VSERVER_RUNDIR", dir.join("run"))
+        .env("VSERVER_DEBOOTSTRAP_CACHE", cache_root().join("debs")));
     assert!(out.status.success(), "building the Debian {} template: {}", init.name(), describe(&out));
 }
 
@@ -119,13 +130,12 @@ impl World {
         let (name, xid) = self.new_guest_name(base);
         let xid_s = xid.to_string();
         let source = template.to_string_lossy().into_owned();
-        let mut args = vec![name.as_str(), "build", "-m", "clone", "--context", &xid_s];
+        let mut args = vec![name.as_str(), "build", "-m", "clone", "--context", &xid_s, "--initstyle", init.name()];
         for i in interfaces {
             args.extend(["--interface", i]);
         }
         args.extend(["--", source.as_str()]);
         self.ok(args[0], &args[1..]);
-        self.write_conf(&name, "apps/init/style", &format!("{}\n", init.name()));
         Some((name, xid))
     }
 }

@@ -29,25 +29,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Create the guest's configuration and root
-    Build {
-        /// skeleton, busybox, debootstrap or clone
-        #[arg(short = 'm', long = "method", value_name = "METHOD")]
-        method: String,
-        /// Context id (2-49151); default: the lowest free id from 100
-        #[arg(long = "context", value_name = "XID")]
-        context: Option<u32>,
-        #[arg(long)]
-        hostname: Option<String>,
-        /// [name=]dev:ip[/prefix], repeatable; dev "nodev" for set-only addresses
-        #[arg(long = "interface", value_name = "SPEC")]
-        interfaces: Vec<String>,
-        /// Replace an existing (stopped) guest
-        #[arg(long)]
-        force: bool,
-        /// Method arguments after "--": debootstrap -d SUITE [-m MIRROR]; clone SOURCE
-        #[arg(last = true)]
-        method_args: Vec<String>,
-    },
+    #[command(after_help = BUILD_HELP)]
+    Build(Box<BuildArgs>),
     /// Start the guest
     Start,
     /// Stop the guest: its stop command, SIGTERM, then SIGKILL after the timeout
@@ -74,7 +57,7 @@ pub enum Command {
     },
     /// Exit 0 if the guest runs, 1 if not (quiet)
     Running,
-    /// Remove a stopped guest's root and configuration
+    /// Remove a stopped guest's root and configuration (and store entries only it used)
     Delete,
     /// Unify this guest's files with the hash store (vhashify NAME)
     Hashify {
@@ -90,3 +73,65 @@ pub enum Command {
     },
 }
 
+
+const BUILD_HELP: &str = "Methods and their arguments (after --):
+  skeleton                          the configuration and an empty root
+  busybox                           a small guest from the host's static busybox
+  debootstrap -d SUITE [-m MIRROR] [-s SCRIPT] [-- DEBOOTSTRAP-OPTIONS]
+                                    a Debian guest (init: --initstyle, default systemd)
+  clone [--source] SOURCE [--exclude-from FILE]
+                                    a copy of a guest (name or root directory) as a new machine
+  template -t ARCHIVE [-t ARCHIVE]  a guest from root-filesystem tarballs (tar, .gz, .xz, .zst)
+
+Default options: one per line in .defaults/apps/build/options (the command line wins).
+Environment: VSERVER_DEBOOTSTRAP_CACHE=DIR keeps debootstrap's packages in DIR.
+
+Examples:
+  vserver web1 build -m debootstrap --context 101 --interface eth0:192.0.2.11/24 -- -d bookworm
+  vserver web2 build -m debootstrap --initstyle sysv -- -d bookworm -- --include=openssh-server
+  vserver web3 build -m clone --interface eth0:192.0.2.13/255.255.255.0 -- web1
+  vserver ct1 build -m template -- -t /srv/templates/debian-12-amd64.tar.xz
+
+Exit codes: 0 built, 1 failed (nothing is left behind), 2 bad usage.";
+
+/// `vserver NAME build`: util-vserver's build options.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BuildArgs {
+    /// How to make the root: skeleton, busybox, debootstrap, clone or template
+    #[arg(short = 'm', long = "method", value_name = "METHOD",
+          value_parser = ["skeleton", "busybox", "debootstrap", "clone", "template"])]
+    pub method: Option<String>,
+    /// Context id (2-49151); default: .defaults/context.next, else the lowest free id from 100
+    #[arg(long = "context", value_name = "XID")]
+    pub context: Option<u32>,
+    /// Host name (uts/nodename, /etc/hostname, /etc/hosts); default: the guest's name
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// [name=][dev:]ip[/prefix|/netmask], repeatable; dev "nodev" for set-only addresses
+    #[arg(long = "interface", value_name = "SPEC")]
+    pub interfaces: Vec<String>,
+    /// Host device for interfaces that name none
+    #[arg(long, value_name = "DEV")]
+    pub netdev: Option<String>,
+    /// Prefix length for interfaces that give none
+    #[arg(long, value_name = "LEN", conflicts_with = "netmask")]
+    pub netprefix: Option<u8>,
+    /// Netmask (a.b.c.d) for IPv4 interfaces that give none
+    #[arg(long, value_name = "MASK")]
+    pub netmask: Option<String>,
+    /// The directory the guest root goes into (default: the vdirbase)
+    #[arg(long, value_name = "DIR")]
+    pub rootdir: Option<std::path::PathBuf>,
+    /// Context flags (cflags), comma-separated, repeatable
+    #[arg(long = "flags", value_name = "FLAG,...", value_delimiter = ',')]
+    pub flags: Vec<String>,
+    /// Init style: systemd, sysv or plain (debootstrap default: systemd)
+    #[arg(long, value_name = "STYLE", value_parser = ["systemd", "sysv", "plain"])]
+    pub initstyle: Option<String>,
+    /// Replace an existing, stopped guest (the old one is kept as PATH.~UNIXTIME~)
+    #[arg(long)]
+    pub force: bool,
+    /// Method arguments after "--" (see below)
+    #[arg(last = true, value_name = "METHOD-ARGS")]
+    pub method_args: Vec<String>,
+}

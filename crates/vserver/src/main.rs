@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use vserver_core::builder::{self, BuildOptions, InterfaceSpec, Method};
 use vserver_core::config::{self, Guest};
 use vserver_core::context::{self, StopOptions, Stopped};
 use vserver_core::runstate::{self, Status};
 use vserver_core::Paths;
 
 mod cli;
+mod cmd_build;
 
 use cli::{Cli, Command, EXIT_STOPPED};
 
@@ -36,16 +36,7 @@ fn run(cli: Cli) -> Result<u8> {
         return Ok(2);
     };
     match &cli.command {
-        Command::Build { method, context, hostname, interfaces, force, method_args } => {
-            let method = parse_method(method, method_args)?;
-            let interfaces = interfaces
-                .iter()
-                .map(|s| InterfaceSpec::parse(s).map_err(|e| anyhow::anyhow!("--interface {s}: {e}")))
-                .collect::<Result<Vec<_>>>()?;
-            let opts = BuildOptions { method, context: *context, hostname: hostname.clone(), interfaces, force: *force };
-            builder::build_guest(&paths, name, &opts)?;
-            Ok(0)
-        }
+        Command::Build(args) => cmd_build::build(&paths, name, args),
         Command::Start => {
             context::start_guest(&paths, &load(&paths, name)?)?;
             Ok(0)
@@ -63,10 +54,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Exec { argv } => exit_code(context::exec_in_guest(&paths, name, argv, None)?),
         Command::Status { json } => status(&paths, name, *json),
         Command::Running => Ok(if runstate::is_running(&paths, name) { 0 } else { 1 }),
-        Command::Delete => {
-            builder::delete_guest(&paths, name)?;
-            Ok(0)
-        }
+        Command::Delete => cmd_build::delete(&paths, name),
         Command::Hashify { dry_run, respect_mtime, insecure } => hashify(&paths, name, *dry_run, *respect_mtime, *insecure),
     }
 }
@@ -97,23 +85,6 @@ fn load(paths: &Paths, name: &str) -> Result<Guest> {
 
 fn exit_code(code: i32) -> Result<u8> {
     Ok(code.clamp(0, 255) as u8)
-}
-
-fn parse_method(method: &str, args: &[String]) -> Result<Method> {
-    Ok(match method {
-        "skeleton" => Method::Skeleton,
-        "busybox" => Method::Busybox,
-        "debootstrap" => Method::Debootstrap(args.to_vec()),
-        "clone" => {
-            let source = match args {
-                [s] => s.clone(),
-                [flag, s] if flag == "--source" => s.clone(),
-                _ => anyhow::bail!("build -m clone needs the source: -- SOURCE (a guest name or a root directory)"),
-            };
-            Method::Clone(source)
-        }
-        other => anyhow::bail!("unknown build method {other:?} (skeleton, busybox, debootstrap or clone)"),
-    })
 }
 
 fn stop(paths: &Paths, guest: &Guest, timeout: u64) -> Result<u8> {

@@ -15,7 +15,7 @@ fn busybox_source() -> PathBuf {
     std::env::var_os("VSERVER_BUSYBOX").map(PathBuf::from).unwrap_or_else(|| "/bin/busybox".into())
 }
 
-pub(super) fn build(confdir: &Path, vdir: &Path) -> Result<()> {
+pub(super) fn build(vdir: &Path) -> Result<()> {
     let source = busybox_source();
     if !source.exists() {
         bail!("{} does not exist: install Debian's busybox-static package (apt-get install busybox-static)", source.display());
@@ -33,11 +33,8 @@ pub(super) fn build(confdir: &Path, vdir: &Path) -> Result<()> {
     fs::copy(&source, &target).with_context(|| format!("copying {}", source.display()))?;
     fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
     link_applets(&source, vdir)?;
-    write_etc(vdir)?;
-    // busybox's init reads /etc/inittab; it runs as the guest's pid 1.
-    fs::create_dir_all(confdir.join("apps/init"))?;
-    fs::write(confdir.join("apps/init/style"), "plain\n")?;
-    Ok(())
+    write_etc(vdir)
+    // /etc/hostname and /etc/hosts are the guest's own (personalise.rs).
 }
 
 fn link_applets(busybox: &Path, vdir: &Path) -> Result<()> {
@@ -67,7 +64,6 @@ fn write_etc(vdir: &Path) -> Result<()> {
         ("etc/shadow", "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n", 0o600),
         ("etc/inittab", "::sysinit:/etc/init.d/rcS\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/sync\n", 0o644),
         ("etc/init.d/rcS", "#!/bin/sh\n# Runs once at guest start (busybox init, ::sysinit:).\nmkdir -p /run /var/run /tmp\n", 0o755),
-        ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n", 0o644),
         ("etc/profile", "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nPS1='\\h:\\w\\$ '\n", 0o644),
     ];
     for (rel, content, mode) in files {

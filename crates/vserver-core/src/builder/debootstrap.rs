@@ -1,47 +1,187 @@
-//! `build -m debootstrap -- -d SUITE [-m MIRROR] [DEBOOTSTRAP-OPTIONS...]`: a
-//! real Debian guest. The mirror defaults to the one the host's apt uses.
+//! `build -m debootstrap -- -d SUITE [-m MIRROR] [-s SCRIPT] [-- DEBOOTSTRAP-OPTIONS...]`:
+//! a Debian guest that boots. debootstrap's own default variant (the
+//! admin's `--variant` wins) and the init of the chosen style:
+//! - `systemd` (Debian's default): systemd-sysv, the guest's systemd as pid 1;
+//! - `sysv`: sysvinit-core instead of systemd-sysv, its rc scripts run by the
+//!   built-in init;
+//! - `plain`: sysvinit-core too, its own /sbin/init as pid 1.
+//!
+//! As util-vserver's method, the mirror comes from `-m`, else
+//! `.distributions/SUITE/debootstrap.mirror` or
+//! `.defaults/apps/debootstrap/mirror`, else the host's apt sources; the
+//! first line of `.distributions/SUITE/debootstrap.options` or
+//! `.defaults/apps/debootstrap/options` goes before the admin's options.
+//! `VSERVER_DEBOOTSTRAP_CACHE=DIR` keeps the downloaded packages in DIR
+//! (debootstrap's `--cache-dir`), for repeated builds; builds sharing it
+//! take turns (a lock file in DIR).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-pub(super) fn build(confdir: &Path, vdir: &Path, args: &[String]) -> Result<()> {
-    let mut suite = None;
-    let mut mirror = None;
-    let mut extra = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-d" => suite = Some(it.next().context("-d needs a distribution (e.g. bookworm)")?.clone()),
-            "-m" => mirror = Some(it.next().context("-m needs a mirror URL")?.clone()),
-            "--" => extra.extend(it.by_ref().cloned()),
-            other => extra.push(other.to_string()),
+use super::{InitChoice, UsageError};
+use crate::paths::Paths;
+
+pub const CACHE_ENV: &str = "VSERVER_DEBOOTSTRAP_CACHE";
+
+/// The method's arguments, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Args {
+    pub suite: Option<String>,
+    pub mirror: Option<String>,
+    pub script: Option<String>,
+    /// Options for debootstrap itself.
+    pub options: Vec<String>,
+}
+
+impl Args {
+    pub fn parse(args: &[String]) -> Result<Args, UsageError> {
+        let mut out = Args::default();
+        let mut it = args.iter();
+        let need = |v: Option<&String>, what: &str| v.cloned().ok_or_else(|| UsageError(format!("build -m debootstrap: {what}")));
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "-d" => out.suite = Some(need(it.next(), "-d needs a distribution (e.g. bookworm)")?),
+                "-m" => out.mirror = Some(need(it.next(), "-m needs a mirror URL")?),
+                "-s" => out.script = Some(need(it.next(), "-s needs a debootstrap script")?),
+                "--" => out.options.extend(it.by_ref().cloned()),
+                other => out.options.push(other.to_string()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What the init style needs from debootstrap.
+fn init_packages(init: InitChoice) -> (&'static [&'static str], &'static [&'static str]) {
+    match init {
+        InitChoice::Systemd => (&["systemd-sysv"], &[]),
+        InitChoice::Sysv | InitChoice::Plain => (&["sysvinit-core"], &["systemd-sysv"]),
+    }
+}
+
+pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -> Result<()> {
+    let suite = args.suite.clone().unwrap_or_else(host_suite);
+    let defaults = paths.defaults_dir();
+    let per_suite = paths.confdir.join(".distributions").join(&suite);
+    let mirror = match &args.mirror {
+        Some(m) => m.clone(),
+        None => first_line(&[per_suite.join("debootstrap.mirror"), defaults.join("apps/debootstrap/mirror")])?
+            .or_else(host_mirror)
+            .context("no -m MIRROR given, none in .defaults/apps/debootstrap/mirror, and none found in /etc/apt/sources.list*")?,
+    };
+    let mut options: Vec<String> = first_line(&[per_suite.join("debootstrap.options"), defaults.join("apps/debootstrap/options")])?
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    options.extend(args.options.iter().cloned());
+    let options = with_init(options, init)?;
+    if Command::new("debootstrap").arg("--version").output().is_err() {
+        let uri = defaults.join("apps/debootstrap/uri");
+        let hint = if uri.exists() { format!(" ({} is not used here: vserver runs the host's debootstrap)", uri.display()) } else { String::new() };
+        bail!("debootstrap is not installed (apt-get install debootstrap){hint}");
+    }
+    let mut cmd = Command::new("debootstrap");
+    cmd.args(&options);
+    let mut _cache_lock = None;
+    if let Some(cache) = std::env::var_os(CACHE_ENV).filter(|c| !c.is_empty()) {
+        if !options.iter().any(|o| o.starts_with("--cache-dir")) {
+            let cache = PathBuf::from(cache);
+            if !cache.is_absolute() {
+                bail!("{CACHE_ENV}={}: needs an absolute path", cache.display());
+            }
+            fs::create_dir_all(&cache).with_context(|| format!("{CACHE_ENV}: creating {}", cache.display()))?;
+            // debootstrap moves files in and out of its cache: one build at a time.
+            _cache_lock = Some(lock(&cache.join(".vserver-build.lock"))?);
+            cmd.arg(format!("--cache-dir={}", cache.display()));
         }
     }
-    let suite = suite.unwrap_or_else(host_suite);
-    let mirror = match mirror {
-        Some(m) => m,
-        None => host_mirror().context("no -m MIRROR given and none found in /etc/apt/sources.list*")?,
-    };
-    if Command::new("debootstrap").arg("--version").output().is_err() {
-        bail!("debootstrap is not installed (apt-get install debootstrap)");
+    cmd.arg(&suite).arg(vdir).arg(&mirror);
+    if let Some(s) = &args.script {
+        cmd.arg(s);
     }
-    let status = Command::new("debootstrap")
-        .arg("--variant=minbase")
-        .args(&extra)
-        .arg(&suite)
-        .arg(vdir)
-        .arg(&mirror)
-        .status()
-        .context("running debootstrap")?;
+    // debootstrap mounts /proc and /sys in the new tree; in a mount
+    // namespace of its own they go away with it, even if it fails half-way.
+    // SAFETY: unshare and mount are async-signal-safe system calls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.status().context("running debootstrap")?;
     if !status.success() {
-        bail!("debootstrap {suite} {} {mirror} failed ({status})", vdir.display());
+        let log = fs::read_to_string(vdir.join("debootstrap/debootstrap.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        let tail: String = tail.into_iter().rev().map(|l| format!("\n  {l}")).collect();
+        bail!("debootstrap {} {suite} {} {mirror} failed ({status}); the end of its log:{tail}", options.join(" "), vdir.display());
     }
-    fs::create_dir_all(confdir.join("apps/init"))?;
-    fs::write(confdir.join("apps/init/style"), "sysv\n")?;
     Ok(())
+}
+
+/// An exclusive lock on `file`, held until the returned file is dropped.
+fn lock(file: &Path) -> Result<fs::File> {
+    let f = fs::File::create(file).with_context(|| format!("creating {}", file.display()))?;
+    // SAFETY: flock on a descriptor we own; released when it is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", file.display()));
+    }
+    Ok(f)
+}
+
+/// debootstrap keeps only the last `--include` and `--exclude`: one of each,
+/// the admin's packages and the init's together.
+fn with_init(options: Vec<String>, init: InitChoice) -> Result<Vec<String>> {
+    let (mut include, mut exclude, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    let mut it = options.into_iter();
+    while let Some(o) = it.next() {
+        let list = |v: String| v.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect::<Vec<_>>();
+        if let Some(v) = o.strip_prefix("--include=") {
+            include.extend(list(v.to_string()));
+        } else if let Some(v) = o.strip_prefix("--exclude=") {
+            exclude.extend(list(v.to_string()));
+        } else if o == "--include" || o == "--exclude" {
+            let v = it.next().with_context(|| format!("debootstrap option {o} needs a package list"))?;
+            if o == "--include" { include.extend(list(v)) } else { exclude.extend(list(v)) }
+        } else {
+            rest.push(o);
+        }
+    }
+    let (want, unwanted) = init_packages(init);
+    for p in want {
+        if exclude.iter().any(|e| e == p) {
+            bail!("--exclude={p} conflicts with --initstyle {} (which needs {p})", init.name());
+        }
+    }
+    for p in unwanted {
+        if include.iter().any(|i| i == p) {
+            bail!("--include={p} conflicts with --initstyle {} (use --initstyle systemd for {p})", init.name());
+        }
+    }
+    include.extend(want.iter().map(|p| p.to_string()).filter(|p| !include.contains(p)).collect::<Vec<_>>());
+    exclude.extend(unwanted.iter().map(|p| p.to_string()).filter(|p| !exclude.contains(p)).collect::<Vec<_>>());
+    if !include.is_empty() {
+        rest.push(format!("--include={}", include.join(",")));
+    }
+    if !exclude.is_empty() {
+        rest.push(format!("--exclude={}", exclude.join(",")));
+    }
+    Ok(rest)
+}
+
+/// The first meaningful line of the first file that exists.
+fn first_line(files: &[PathBuf]) -> Result<Option<String>> {
+    for f in files {
+        if let Some(line) = crate::config::parse::read_lines(f)?.and_then(|l| l.into_iter().next()) {
+            return Ok(Some(line.text));
+        }
+    }
+    Ok(None)
 }
 
 fn host_suite() -> String {
@@ -53,7 +193,7 @@ fn host_suite() -> String {
 
 /// The first Debian archive URL in the host's apt sources (one-line or deb822).
 pub fn host_mirror() -> Option<String> {
-    let mut files = vec![std::path::PathBuf::from("/etc/apt/sources.list")];
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
     if let Ok(d) = fs::read_dir("/etc/apt/sources.list.d") {
         let mut more: Vec<_> = d.flatten().map(|e| e.path()).collect();
         more.sort();
@@ -73,4 +213,32 @@ pub fn host_mirror() -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_admins_packages_and_the_inits_become_one_include() {
+        let o = with_init(s(&["--include=nginx-light,cron", "--variant=minbase", "--include", "less"]), InitChoice::Sysv).unwrap();
+        assert_eq!(o, s(&["--variant=minbase", "--include=nginx-light,cron,less,sysvinit-core", "--exclude=systemd-sysv"]));
+        let o = with_init(s(&[]), InitChoice::Systemd).unwrap();
+        assert_eq!(o, s(&["--include=systemd-sysv"]));
+        assert!(with_init(s(&["--include=systemd-sysv"]), InitChoice::Sysv).is_err());
+        assert!(with_init(s(&["--exclude=systemd-sysv"]), InitChoice::Systemd).is_err());
+    }
+
+    #[test]
+    fn method_arguments() {
+        let a = Args::parse(&s(&["-d", "trixie", "-m", "http://m/debian", "--", "--include=x"])).unwrap();
+        assert_eq!(a.suite.as_deref(), Some("trixie"));
+        assert_eq!(a.mirror.as_deref(), Some("http://m/debian"));
+        assert_eq!(a.options, s(&["--include=x"]));
+        assert!(Args::parse(&s(&["-d"])).is_err());
+    }
 }

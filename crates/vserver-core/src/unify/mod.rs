@@ -9,7 +9,7 @@
 //! is in config.rs and exclude.rs.
 
 pub mod config;
-mod copy;
+pub(crate) mod copy;
 pub mod exclude;
 pub mod hash;
 mod hook;

@@ -293,6 +293,68 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Removes the entries among `inodes` that no guest links to any more
+    /// (link count 1: the store's own name), without looking at the rest of
+    /// the store: what `vserver NAME delete` calls with the inodes whose
+    /// last guest link it removed. Returns (entries removed, bytes freed).
+    pub fn gc_inodes(&mut self, inodes: &HashSet<u64>) -> anyhow::Result<(u64, u64)> {
+        let keys: Vec<Key> = self.index.iter().filter(|(_, ino)| inodes.contains(ino)).map(|(k, _)| *k).collect();
+        let (mut removed, mut bytes) = (0, 0);
+        for key in keys {
+            let fan = self.fan_dir(&key)?;
+            let name = Store::entry_name(&key);
+            let st = match sys::fstatat_nofollow(fan.as_fd(), &name) {
+                Ok(st) => st,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(e).with_context(|| format!("store entry {}", self.entry_path(&key).display())),
+            };
+            if st.st_nlink != 1 {
+                continue;
+            }
+            let fd = sys::open_at(fan.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+            sys::set_immutable(fd.as_fd(), false)?;
+            sys::unlink_at(fan.as_fd(), &name, 0).with_context(|| format!("cannot remove store entry {}", self.entry_path(&key).display()))?;
+            removed += 1;
+            bytes += st.st_blocks as u64 * 512;
+            if let Some(ino) = self.index.remove(&key) {
+                self.inodes.remove(&ino);
+            }
+        }
+        Ok((removed, bytes))
+    }
+
+    /// Adds the name `dir/name` for a store entry, given as a read-only
+    /// descriptor of its inode (`build -m clone` keeps a unified guest's
+    /// files linked). The same steps as linking a guest path (link.rs): a
+    /// read lease so nobody opens it for writing meanwhile, the immutable
+    /// flag off only for the link, then on again, and metadata a guest may
+    /// have changed in that moment put back.
+    pub fn add_link(&mut self, entry: BorrowedFd, dir: BorrowedFd, name: &std::ffi::CStr) -> io::Result<()> {
+        let st = sys::fstat(entry)?;
+        if st.st_dev != self.dev || !self.inodes.contains(&st.st_ino) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not an entry of this hash store"));
+        }
+        sys::take_read_lease(entry)?;
+        let before = super::hash::Meta::read(entry, &st, false)?;
+        self.mark_dirty()?;
+        sys::set_immutable(entry, false)?;
+        let linked = sys::link_fd(entry, dir, name);
+        sys::set_immutable(entry, true)?;
+        let now_st = sys::fstat(entry)?;
+        let now = super::hash::Meta::read(entry, &now_st, false)?;
+        if now != before {
+            sys::set_immutable(entry, false)?;
+            let restored = super::copy::restore_meta(entry, &before, &now);
+            sys::set_immutable(entry, true)?;
+            restored?;
+        }
+        // SAFETY: F_SETLEASE with F_UNLCK releases our own lease on this descriptor.
+        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&entry), libc::F_SETLEASE, libc::F_UNLCK) };
+        linked
+    }
+}
+
 fn lock(meta_fd: &OwnedFd, root: &Path, wait: bool) -> anyhow::Result<OwnedFd> {
     let fd = sys::open_at(meta_fd.as_fd(), c"lock", libc::O_RDWR | libc::O_CREAT, 0o600)?;
     match sys::flock(fd.as_fd(), wait) {

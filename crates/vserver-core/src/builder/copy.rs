@@ -1,0 +1,358 @@
+//! Copying a guest tree for `build -m clone` (util-vserver's vclone), walked
+//! by descriptor like the unifier walks it: every child is opened with
+//! openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV) from its
+//! parent's descriptor, files first as O_PATH so that a fifo or device is
+//! never opened, so a symlink of the source is copied as a symlink and
+//! never followed, and a mount point inside the source is not entered.
+//!
+//! Kept: owners (moved out of the source's user-namespace id range, if it
+//! has one), modes, extended attributes, access and modification times,
+//! hard links within the tree, sparse files (or shared extents, FICLONE,
+//! where the filesystem can). Unified files (store entries) get one more
+//! link to the same immutable inode instead of a copy. Not copied: device
+//! nodes (a guest's /dev is made afresh at every start and devices outside
+//! it cannot be opened from a guest) and sockets (they mean nothing without
+//! their process).
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use anyhow::{bail, Result};
+
+use super::guestfs::{read_dir, readlinkat};
+use crate::unify::{self, sys, ExcludeList, Store};
+
+/// Deeper source trees are refused (each level holds two descriptors).
+const MAX_DEPTH: usize = 2000;
+
+/// Maps owner ids of a source tree shifted for a user namespace
+/// (`base + n`) back to `n`; ids outside that range stay as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdMap {
+    pub from_base: u32,
+}
+
+impl IdMap {
+    fn map(self, id: u32) -> u32 {
+        let range = crate::context::userns::RANGE;
+        if self.from_base != 0 && (self.from_base..self.from_base + range).contains(&id) {
+            id - self.from_base
+        } else {
+            id
+        }
+    }
+}
+
+pub struct CopyRules<'a> {
+    pub excludes: ExcludeList,
+    /// Directories whose content is left behind (stale run state).
+    pub emptied: &'a [&'a str],
+    pub ids: IdMap,
+    /// The store the source's unified files belong to.
+    pub store: Option<&'a mut Store>,
+}
+
+#[derive(Debug, Default)]
+pub struct CopyReport {
+    pub files: u64,
+    pub unified_links: u64,
+    pub devices_skipped: u64,
+    pub sockets_skipped: u64,
+    /// Mount points (and other filesystems) inside the source, not entered.
+    pub mounts_skipped: Vec<String>,
+}
+
+/// A directory being copied: both descriptors, its entries and where we are.
+struct Frame {
+    src: OwnedFd,
+    dst: OwnedFd,
+    rel: Vec<u8>,
+    entries: Vec<CString>,
+    next: usize,
+    st: libc::stat,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Copies the tree below `src` into the empty directory `dst`.
+pub fn copy_tree(src: OwnedFd, dst: OwnedFd, rules: &mut CopyRules) -> Result<CopyReport> {
+    raise_fd_limit(2 * MAX_DEPTH as u64 + 64);
+    let st = sys::fstat(src.as_fd())?;
+    let mut c = Copier { rules, dev: st.st_dev, links: HashMap::new(), report: CopyReport::default(), dst_root: dst.try_clone()? };
+    let mut stack = vec![c.frame(src, dst, Vec::new(), st)?];
+    while let Some(top) = stack.last_mut() {
+        let Some(name) = top.entries.get(top.next).cloned() else {
+            let done = stack.pop().expect("not empty");
+            c.finish_dir(&done)?;
+            continue;
+        };
+        top.next += 1;
+        let rel = join(&top.rel, name.as_bytes());
+        if let Some(sub) = c.entry(top, &name, rel)? {
+            if stack.len() >= MAX_DEPTH {
+                bail!("{}: the source tree is deeper than {MAX_DEPTH} levels; not cloned", show(&sub.rel));
+            }
+            stack.push(sub);
+        }
+    }
+    Ok(c.report)
+}
+
+struct Copier<'r, 'a> {
+    rules: &'r mut CopyRules<'a>,
+    dev: u64,
+    /// Source (dev, ino) of files with several names -> the copy's path.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    report: CopyReport,
+    dst_root: OwnedFd,
+}
+
+impl Copier<'_, '_> {
+    fn frame(&self, src: OwnedFd, dst: OwnedFd, rel: Vec<u8>, st: libc::stat) -> Result<Frame> {
+        let entries = if self.rules.emptied.iter().any(|e| e.as_bytes() == rel.as_slice()) {
+            Vec::new()
+        } else {
+            read_dir(src.as_fd()).map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", show(&rel)))?.into_iter().map(|(n, _)| n).collect()
+        };
+        let xattrs = sys::xattrs(src.as_fd()).map_err(|e| anyhow::anyhow!("{}: extended attributes: {e}", show(&rel)))?;
+        Ok(Frame { src, dst, rel, entries, next: 0, st, xattrs })
+    }
+
+    /// Copies one entry; a directory comes back as a frame to descend into.
+    fn entry(&mut self, dir: &Frame, name: &CStr, rel: Vec<u8>) -> Result<Option<Frame>> {
+        let st = match sys::fstatat_nofollow(dir.src.as_fd(), name) {
+            Ok(st) => st,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => bail!("{}: {e}", show(&rel)),
+        };
+        if self.rules.excludes.is_excluded(&rel) && !(is_dir(&st) && self.rules.excludes.must_enter(&rel)) {
+            return Ok(None);
+        }
+        let fail = |what: &str, e: io::Error| anyhow::anyhow!("{}: {what}: {e}", show(&rel));
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => return self.dir(dir, name, rel.clone(), st).map_err(|e| fail("copying directory", e)),
+            libc::S_IFREG => self.file(dir, name, &rel, &st).map_err(|e| fail("copying", e))?,
+            libc::S_IFLNK => self.symlink(dir, name, &st).map_err(|e| fail("copying symlink", e))?,
+            libc::S_IFIFO => self.fifo(dir, name, &st).map_err(|e| fail("making fifo", e))?,
+            libc::S_IFSOCK => self.report.sockets_skipped += 1,
+            _ => self.report.devices_skipped += 1,
+        }
+        Ok(None)
+    }
+
+    fn dir(&mut self, parent: &Frame, name: &CStr, rel: Vec<u8>, st: libc::stat) -> io::Result<Option<Frame>> {
+        if st.st_dev != self.dev {
+            self.report.mounts_skipped.push(show(&rel));
+            return Ok(None);
+        }
+        let src = match sys::open_beneath(parent.src.as_fd(), name, libc::O_RDONLY | libc::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                self.report.mounts_skipped.push(show(&rel));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let st = sys::fstat(src.as_fd())?;
+        if st.st_dev != self.dev {
+            self.report.mounts_skipped.push(show(&rel));
+            return Ok(None);
+        }
+        sys::mkdir_at(parent.dst.as_fd(), name, 0o700)?;
+        let dst = sys::open_at(parent.dst.as_fd(), name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        self.frame(src, dst, rel, st).map(Some).map_err(io::Error::other)
+    }
+
+    fn finish_dir(&mut self, f: &Frame) -> Result<()> {
+        let apply = || -> io::Result<()> {
+            sys::fchown(f.dst.as_fd(), self.rules.ids.map(f.st.st_uid), self.rules.ids.map(f.st.st_gid))?;
+            sys::fchmod(f.dst.as_fd(), f.st.st_mode & 0o7777)?;
+            for (n, v) in &f.xattrs {
+                sys::set_xattr(f.dst.as_fd(), n, v)?;
+            }
+            sys::set_times(f.dst.as_fd(), &f.st)
+        };
+        apply().map_err(|e| anyhow::anyhow!("{}: owner, mode, xattrs or times: {e}", show(&f.rel)))
+    }
+
+    fn file(&mut self, dir: &Frame, name: &CStr, rel: &[u8], seen: &libc::stat) -> io::Result<()> {
+        // O_PATH first: whatever the name is now, opening it has no effect.
+        let path_fd = sys::open_beneath(dir.src.as_fd(), name, libc::O_PATH)?;
+        let st = sys::fstat(path_fd.as_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino) {
+            return Err(io::Error::other("changed while being copied"));
+        }
+        if st.st_nlink > 1 {
+            if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)) {
+                if link_at(self.dst_root.as_fd(), first, dir.dst.as_fd(), name).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        let src = reopen(path_fd.as_fd())?;
+        if self.link_unified(src.as_fd(), &st, dir.dst.as_fd(), name)? {
+            self.report.unified_links += 1;
+            return Ok(());
+        }
+        let dst = sys::open_at(dir.dst.as_fd(), name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+        copy_data(src.as_fd(), dst.as_fd(), st.st_size as u64)?;
+        sys::fchown(dst.as_fd(), self.rules.ids.map(st.st_uid), self.rules.ids.map(st.st_gid))?;
+        sys::fchmod(dst.as_fd(), st.st_mode & 0o7777)?;
+        for (n, v) in sys::xattrs(src.as_fd())? {
+            sys::set_xattr(dst.as_fd(), &n, &v)?;
+        }
+        sys::set_times(dst.as_fd(), &st)?;
+        self.report.files += 1;
+        if st.st_nlink > 1 {
+            self.links.insert((st.st_dev, st.st_ino), rel.to_vec());
+        }
+        Ok(())
+    }
+
+    /// A store entry of the source gets a link in the copy, when the copy is
+    /// on the store's filesystem.
+    fn link_unified(&mut self, src: BorrowedFd, st: &libc::stat, dir: BorrowedFd, name: &CStr) -> io::Result<bool> {
+        let Some(store) = self.rules.store.as_deref_mut() else { return Ok(false) };
+        if st.st_dev != store.dev || !store.is_entry_inode(st.st_ino) {
+            return Ok(false);
+        }
+        match store.add_link(src, dir, name) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn symlink(&mut self, dir: &Frame, name: &CStr, st: &libc::stat) -> io::Result<()> {
+        let target = readlinkat(dir.src.as_fd(), name)?;
+        let target = sys::cstr(target.as_os_str().as_encoded_bytes())?;
+        // SAFETY: both strings are NUL-terminated, the descriptor valid.
+        if unsafe { libc::symlinkat(target.as_ptr(), dir.dst.as_raw_fd(), name.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.own_and_time(dir.dst.as_fd(), name, st)
+    }
+
+    fn fifo(&mut self, dir: &Frame, name: &CStr, st: &libc::stat) -> io::Result<()> {
+        // SAFETY: name is NUL-terminated; a fifo needs no device number.
+        if unsafe { libc::mknodat(dir.dst.as_raw_fd(), name.as_ptr(), libc::S_IFIFO | 0o600, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.own_and_time(dir.dst.as_fd(), name, st)?;
+        // SAFETY: name is NUL-terminated and names the fifo just made.
+        if unsafe { libc::fchmodat(dir.dst.as_raw_fd(), name.as_ptr(), st.st_mode & 0o7777, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Owner and times of an entry of the copy that is not opened (symlink, fifo).
+    fn own_and_time(&self, dir: BorrowedFd, name: &CStr, st: &libc::stat) -> io::Result<()> {
+        let (uid, gid) = (self.rules.ids.map(st.st_uid), self.rules.ids.map(st.st_gid));
+        // SAFETY: name is NUL-terminated; AT_SYMLINK_NOFOLLOW acts on the entry itself.
+        if unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let times = [
+            libc::timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec },
+            libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
+        ];
+        // SAFETY: times points to two timespecs; name is NUL-terminated.
+        if unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Opens the regular file an O_PATH descriptor holds for reading. A lease a
+/// guest holds makes the non-blocking open fail; then it waits (at most the
+/// kernel's lease-break time) for the lease to go.
+fn reopen(path_fd: BorrowedFd) -> io::Result<OwnedFd> {
+    match sys::reopen_read(path_fd) {
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+            std::fs::File::open(format!("/proc/self/fd/{}", path_fd.as_raw_fd())).map(OwnedFd::from)
+        }
+        other => other,
+    }
+}
+
+/// Shared extents where the filesystem can, else a sparse copy; across
+/// filesystems copy_file_range may refuse, then plain reads and writes.
+fn copy_data(src: BorrowedFd, dst: BorrowedFd, size: u64) -> io::Result<()> {
+    if size > 0 && sys::ficlone(dst, src).is_ok() {
+        return Ok(());
+    }
+    match unify::copy::copy_content(src, dst, size) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)) => {
+            sys::ftruncate(dst, 0)?;
+            copy_by_reads(src, dst, size)
+        }
+        other => other,
+    }
+}
+
+fn copy_by_reads(src: BorrowedFd, dst: BorrowedFd, size: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut off = 0i64;
+    while (off as u64) < size {
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe { libc::pread(src.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            break;
+        }
+        let mut done = 0usize;
+        while done < n as usize {
+            // SAFETY: the slice is within the buffer.
+            let w = unsafe { libc::pwrite(dst.as_raw_fd(), buf[done..].as_ptr().cast(), n as usize - done, off + done as i64) };
+            if w < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            done += w as usize;
+        }
+        off += n as i64;
+    }
+    sys::ftruncate(dst, size as i64)
+}
+
+fn link_at(root: BorrowedFd, rel: &[u8], dir: BorrowedFd, name: &CStr) -> io::Result<()> {
+    let old = sys::cstr(rel)?;
+    // SAFETY: both names are NUL-terminated. `rel` lies in the copy, which
+    // only we write to, and passes only through directories we made.
+    if unsafe { libc::linkat(root.as_raw_fd(), old.as_ptr(), dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = rel.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+fn show(rel: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(rel))
+}
+
+/// Lets the walk hold a descriptor pair per level (up to the hard limit).
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: lim is a valid out pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < want {
+        lim.rlim_cur = want.min(lim.rlim_max);
+        // SAFETY: raising the soft limit up to the hard one needs no privilege.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
