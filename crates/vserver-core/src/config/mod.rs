@@ -3,11 +3,17 @@
 //! lists (`bcapabilities`, `ccapabilities`, `cflags`) are edits applied in
 //! order: built-in default, then `.defaults`, then the guest's own file.
 
+pub mod cgroup_files;
+pub mod devices;
 pub mod flags;
 pub mod fstab;
+pub mod init;
 pub mod interfaces;
+pub mod known;
 pub mod parse;
+pub mod process;
 pub mod sched;
+pub mod sysctl;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,11 +21,16 @@ use std::path::{Path, PathBuf};
 use crate::caps::{self, CapSet};
 use crate::limits::rlimit::{LimitValue, Resource, RlimitSetting};
 use crate::paths::{validate_guest_name, Paths};
-pub use flags::{ContextCap, ContextFlag, ExtraNamespace, FlagMeaning, Personality};
+pub use cgroup_files::CgroupSetting;
+pub use flags::{ContextCap, ContextFlag, ExtraNamespace, FlagMeaning, NetFlag, Personality};
 pub use fstab::FstabEntry;
+pub use init::KillStep;
 pub use interfaces::{Interface, NetConfig};
 use parse::{name_edits, parse_single, read_lines, read_path_entry, read_single, ConfigError};
+pub use process::{IoPriority, ProcessSettings};
 pub use sched::SchedConfig;
+pub use sysctl::Sysctl;
+use crate::rootfs::dev::{DeviceRule, GuestDevices};
 
 /// The lowest and highest xid util-vserver allows for a guest (0 is the host,
 /// 1 the spectator context).
@@ -46,6 +57,30 @@ pub struct Guest {
     pub namespaces: BTreeSet<ExtraNamespace>,
     pub net: NetConfig,
     pub sched: SchedConfig,
+    /// `disabled`: `start` refuses the guest, `--all-marked` skips it.
+    pub disabled: bool,
+    /// Personality flags (the lines of `personality` after the first).
+    pub personality_flags: libc::c_ulong,
+    /// `nice`, `ionice/`, `badness`: inherited by every guest process.
+    pub process: ProcessSettings,
+    /// `sysctl/`: settings of the guest's own namespaces.
+    pub sysctls: Vec<Sysctl>,
+    /// `shell` (or `.defaults/shell`): the shell of `enter`, as argv.
+    pub shell: Option<Vec<String>>,
+    /// Devices added to the base list (`apps/vdevmap/`, `devices`).
+    pub devices: Vec<DeviceRule>,
+    /// `cgroup/` (or `.defaults/cgroup/`): control files for `vserver/NAME`.
+    pub cgroup_settings: Vec<CgroupSetting>,
+    /// What `start` refuses and what it warns about.
+    pub findings: Findings,
+}
+
+/// Settings that loaded but that `start` must refuse, and warnings to
+/// print; each names its file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    pub refused: Vec<ConfigError>,
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,11 +99,33 @@ pub enum InitStyle {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitConfig {
+    /// The first line of `apps/init/mark`.
     pub mark: Option<String>,
+    /// Every line of `apps/init/mark` (util-vserver matches any of them).
+    pub marks: Vec<String>,
     pub style: InitStyle,
     pub cmd_start: Option<Vec<String>>,
     pub cmd_stop: Option<Vec<String>>,
+    /// `runlevel.start`, else `runlevel`, else 3.
     pub runlevel: String,
+    /// `runlevel.stop`: the runlevel style sysv stops with (default 0).
+    pub runlevel_stop: Option<String>,
+    /// `environment`: the init's environment, added to the clean one.
+    pub environment: Option<Vec<(String, String)>>,
+    /// `killseq`: what stop sends after the stop command.
+    pub killseq: Option<Vec<KillStep>>,
+    /// `depends`: guests to start before this one.
+    pub depends: Vec<String>,
+    /// `tty`: where `--all-marked` sends this guest's start/stop output.
+    pub tty: Option<PathBuf>,
+    /// `cmd.prepare`: a host command run in the guest root before pre-start.
+    pub cmd_prepare: Option<Vec<String>>,
+    /// `cmd.start-sync` (only with `sync`): a host command after start.
+    pub cmd_start_sync: Option<Vec<String>>,
+    /// `cmd.stop-sync`: a host command after the stop command.
+    pub cmd_stop_sync: Option<Vec<String>>,
+    /// `apps/init/mtab` or `.defaults/init/mtab`: the initial /etc/mtab.
+    pub mtab: Option<PathBuf>,
 }
 
 impl Guest {
@@ -82,6 +139,50 @@ impl Guest {
 
     pub fn hostname(&self) -> &str {
         self.uts.nodename.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The value for personality(2): the domain and its flags.
+    pub fn personality_raw(&self) -> libc::c_ulong {
+        self.personality.raw() | self.personality_flags
+    }
+
+    /// The guest's devices: the base list and what its configuration adds.
+    pub fn device_list(&self) -> GuestDevices {
+        GuestDevices::with_extra(&self.devices)
+    }
+
+    /// Does `apps/init/mark` say MARK? `MARK` may be a comma-separated list;
+    /// `!MARK` or `~MARK` selects guests without that mark (util-vserver's
+    /// `--mark`).
+    pub fn has_mark(&self, spec: &str) -> bool {
+        let mut any = false;
+        let mut inverted = false;
+        for m in spec.split(',').filter(|m| !m.is_empty()) {
+            let plain = m.trim_start_matches(['!', '~']);
+            inverted |= plain.len() != m.len();
+            any |= self.init.marks.iter().any(|own| own == plain);
+        }
+        any != inverted
+    }
+
+    /// Everything `start` refuses, as one error naming each file and why.
+    pub fn check_startable(&self) -> anyhow::Result<()> {
+        if self.disabled {
+            anyhow::bail!(
+                "guest {:?} is disabled ({} exists); remove that file to start it",
+                self.name,
+                self.confdir.join("disabled").display()
+            );
+        }
+        match self.findings.refused.as_slice() {
+            [] => Ok(()),
+            [one] => anyhow::bail!("guest {:?} cannot start on this kernel: {one}", self.name),
+            many => anyhow::bail!(
+                "guest {:?} cannot start on this kernel:\n  {}",
+                self.name,
+                many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  ")
+            ),
+        }
     }
 }
 
@@ -111,7 +212,9 @@ impl Lookup<'_> {
     }
 }
 
-/// Loads and validates one guest's configuration.
+/// Loads and validates one guest's configuration. A bad value is an error;
+/// a setting `start` cannot give goes to `findings.refused`, so that stop,
+/// status and exec still work on a guest whose configuration changed.
 pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     let confdir = paths.guest_confdir(name);
     validate_guest_name(name).map_err(|m| ConfigError::new(&confdir, 0, m))?;
@@ -123,6 +226,7 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
         ));
     }
     let at = Lookup { guest: &confdir, defaults: paths.defaults_dir() };
+    let mut findings = Findings::default();
 
     let context_file = at.file("context");
     let xid = parse_single(&context_file, parse_xid)?.ok_or_else(|| {
@@ -130,24 +234,57 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     })?;
     let display_name = read_single(&confdir.join("name"))?.map(|l| l.text).unwrap_or_else(|| name.to_string());
     let vdir = read_path_entry(&confdir.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(name));
-    let personality = parse_single(&at.file("personality"), Personality::parse)?.unwrap_or(Personality::Linux);
+    let (personality, personality_flags) = load_personality(&at.file("personality"))?;
+    let mut rlimits = load_rlimits(&at)?;
+    process::merge_under(&mut rlimits, process::parse_ulimits(&at.file("ulimits"))?);
+    let cflags = load_cflags(&at)?;
+    let mut ccaps = load_edits(&at, "ccapabilities", BTreeSet::new(), flags::parse_ccap)?;
+    ccaps = load_edits(&at, "ncapabilities", ccaps, flags::parse_ncap)?;
+    let mut namespaces = load_list(&at.file("namespaces"), ExtraNamespace::parse)?;
+    if load_net_spaces(&at, &cflags, &mut findings)? {
+        namespaces.insert(ExtraNamespace::Net);
+    }
+    let own_netns = namespaces.contains(&ExtraNamespace::Net) || cflags.contains(&ContextFlag::HideNetif);
+    check_compat(&at, xid, own_netns, &mut findings)?;
+
+    let mut net_notes = interfaces::InterfaceNotes::default();
+    let net = interfaces::parse_interfaces_noting(&confdir.join("interfaces"), Some(&at.defaults.join("interfaces/vlandev")), &mut net_notes)?;
+    findings.refused.append(&mut net_notes.refused);
+    findings.warnings.append(&mut net_notes.warnings);
+    let sysctls = sysctl::parse_sysctls(&at.file("sysctl"), own_netns, &mut findings.refused)?;
+    let devices = devices::parse_devices(&at.file("apps/vdevmap"), &at.file("devices"), Path::new("/dev"), &mut findings.refused)?;
+    let cgroup_settings = cgroup_files::parse_cgroup_dir(&confdir, &at.defaults, name, &mut findings.refused)?;
+    for (file, why) in known::refused_files(&confdir, &at.defaults) {
+        findings.refused.push(ConfigError::new(&file, 0, why));
+    }
+    for (file, why) in known::warned_files(&confdir, &at.defaults) {
+        findings.warnings.push(ConfigError::new(&file, 0, format!("has no effect here: {why}")));
+    }
 
     Ok(Guest {
         name: name.to_string(),
         xid,
         display_name,
         vdir,
-        uts: load_uts(&at, personality)?,
+        uts: load_uts(&at, personality, &mut findings)?,
         bcaps: load_edits(&at, "bcapabilities", caps::default_bounding_set(), caps::parse_capability)?,
-        ccaps: load_edits(&at, "ccapabilities", BTreeSet::new(), flags::parse_ccap)?,
-        cflags: load_cflags(&at)?,
-        rlimits: load_rlimits(&at)?,
-        fstab: load_fstab(&at)?,
+        ccaps,
+        cflags,
+        rlimits,
+        fstab: load_fstab(&at, &mut findings)?,
         init: load_init(&at)?,
         personality,
-        namespaces: load_list(&at.file("namespaces"), ExtraNamespace::parse)?,
-        net: interfaces::parse_interfaces(&confdir.join("interfaces"))?,
-        sched: sched::parse_sched(&at.file("sched"), &at.file("cpuset"))?,
+        namespaces,
+        net,
+        sched: load_sched(&at)?,
+        disabled: confdir.join("disabled").exists(),
+        personality_flags,
+        process: process::parse_process_settings(&at.file("nice"), &at.file("ionice"), &at.file("badness"))?,
+        sysctls,
+        shell: load_shell(&at)?,
+        devices,
+        cgroup_settings,
+        findings,
         confdir,
     })
 }
@@ -159,7 +296,7 @@ pub fn parse_xid(s: &str) -> Result<u32, String> {
     }
 }
 
-fn load_uts(at: &Lookup, personality: Personality) -> Result<Uts, ConfigError> {
+fn load_uts(at: &Lookup, personality: Personality, findings: &mut Findings) -> Result<Uts, ConfigError> {
     let hostname = |s: &str| -> Result<String, &'static str> {
         if s.len() <= 64 && !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
             Ok(s.to_string())
@@ -167,11 +304,14 @@ fn load_uts(at: &Lookup, personality: Personality) -> Result<Uts, ConfigError> {
             Err("is not a host or domain name (1-64 characters of A-Z a-z 0-9 - . _)")
         }
     };
+    let host = nix::sys::utsname::uname().ok();
+    let host_field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        host.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+    };
     let machine_file = at.guest.join("uts/machine");
     if let Some(line) = read_single(&machine_file)? {
         let wanted32 = matches!(line.text.as_str(), "i386" | "i486" | "i586" | "i686");
-        let host = nix::sys::utsname::uname().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default();
-        let consistent = (wanted32 && personality == Personality::Linux32) || line.text == host;
+        let consistent = (wanted32 && personality == Personality::Linux32) || line.text == host_field(|u| u.machine());
         if !consistent {
             return Err(ConfigError::bad_value(
                 &machine_file,
@@ -181,10 +321,162 @@ fn load_uts(at: &Lookup, personality: Personality) -> Result<Uts, ConfigError> {
             ));
         }
     }
-    Ok(Uts {
-        nodename: parse_single(&at.guest.join("uts/nodename"), hostname)?,
-        domainname: parse_single(&at.guest.join("uts/domainname"), hostname)?,
-    })
+    // A stock kernel has one kernel name, release and version for everybody.
+    for (file, host_value) in [
+        ("uts/sysname", host_field(|u| u.sysname())),
+        ("uts/release", host_field(|u| u.release())),
+        ("uts/version", host_field(|u| u.version())),
+    ] {
+        let path = at.file(file);
+        if let Some(line) = read_single(&path)? {
+            if line.text != host_value {
+                findings.refused.push(ConfigError::bad_value(
+                    &path,
+                    line.number,
+                    &line.text,
+                    format!("cannot be set on a stock kernel, which reports {host_value:?} to every guest; remove the file"),
+                ));
+            }
+        }
+    }
+    // util-vserver's older names, read when the uts/ ones are missing.
+    let mut legacy = |new: &str, old: &str| -> Result<Option<String>, ConfigError> {
+        let own = at.guest.join(new);
+        let old_file = at.guest.join(old);
+        if own.exists() || !old_file.exists() {
+            return parse_single(&own, hostname);
+        }
+        findings.warnings.push(ConfigError::new(&old_file, 0, format!("is util-vserver's old name of {new}; rename it")));
+        parse_single(&old_file, hostname)
+    };
+    Ok(Uts { nodename: legacy("uts/nodename", "hostname")?, domainname: legacy("uts/domainname", "domainname")? })
+}
+
+/// `personality`: the domain on the first line, then flags one per line.
+fn load_personality(file: &Path) -> Result<(Personality, libc::c_ulong), ConfigError> {
+    let Some(lines) = read_lines(file)? else { return Ok((Personality::Linux, 0)) };
+    let Some((first, rest)) = lines.split_first() else {
+        return Err(ConfigError::new(file, 0, "is empty; remove the file or give it a value"));
+    };
+    let domain = Personality::parse(&first.text).map_err(|e| ConfigError::bad_value(file, first.number, &first.text, e))?;
+    let mut flags = 0;
+    for l in rest {
+        flags |= flags::parse_personality_flag(&l.text).map_err(|e| ConfigError::bad_value(file, l.number, &l.text, e))?;
+    }
+    Ok((domain, flags))
+}
+
+/// The network-namespace options of util-vserver: `nflags` HIDE_NETIF,
+/// `spaces/net` (empty: a namespace of its own; `0`: none; a guest's xid:
+/// shared, refused), and a `netns/` directory (also from `.defaults`
+/// unless `nonetns`). True when one of them asks for a namespace.
+fn load_net_spaces(at: &Lookup, cflags: &BTreeSet<ContextFlag>, findings: &mut Findings) -> Result<bool, ConfigError> {
+    let nflags = load_edits(at, "nflags", BTreeSet::new(), flags::parse_nflag)?;
+    let mut wanted = nflags.contains(&NetFlag::HideNetif);
+    let spaces_net = at.file("spaces/net");
+    if let Some(text) = parse::read_optional(&spaces_net)? {
+        match text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')) {
+            None => wanted = true,
+            Some("0") => {}
+            Some(other) => findings.refused.push(ConfigError::bad_value(
+                &spaces_net,
+                1,
+                other,
+                "would share another guest's network namespace; every guest here has its own (leave the file empty)",
+            )),
+        }
+    }
+    let netns = at.guest.join("netns");
+    if netns.is_dir() || (!at.guest.join("nonetns").exists() && at.defaults.join("netns").is_dir()) {
+        wanted = true;
+    }
+    if nflags.contains(&NetFlag::HideLback) && !wanted && !cflags.contains(&ContextFlag::HideNetif) {
+        findings.refused.push(ConfigError::new(
+            &at.file("nflags"),
+            0,
+            "HIDE_LBACK hides lo, which a guest sharing the host network cannot do without hiding the host's; use it with HIDE_NETIF",
+        ));
+    }
+    Ok(wanted)
+}
+
+/// util-vserver files whose value decides whether start can honour them.
+fn check_compat(at: &Lookup, xid: u32, own_netns: bool, findings: &mut Findings) -> Result<(), ConfigError> {
+    let same_id = |file: &str, what: &str, findings: &mut Findings| -> Result<(), ConfigError> {
+        let path = at.file(file);
+        if let Some(id) = parse_single(&path, |s| s.parse::<u32>().map_err(|_| "is not a number"))? {
+            if id != xid {
+                findings.refused.push(ConfigError::bad_value(&path, 1, &id.to_string(), format!("differs from the context id {xid}: {what}")));
+            }
+        }
+        Ok(())
+    };
+    same_id("ncontext", "a network context shared with other guests is not possible here", findings)?;
+    same_id("tag", "files are tagged with the context id", findings)?;
+    let noncontext = at.file("noncontext");
+    if noncontext.exists() && !own_netns {
+        findings.refused.push(ConfigError::new(
+            &noncontext,
+            0,
+            "switches the guest's IP set off while it shares the host network; say so with interfaces/unrestricted",
+        ));
+    }
+    for f in ["cpuset/cpu_exclusive", "cpuset/mem_exclusive", "cpuset/mems_exclusive"] {
+        let path = at.file(f);
+        if let Some(line) = read_single(&path)? {
+            if line.text != "0" {
+                findings.refused.push(ConfigError::bad_value(&path, line.number, &line.text, "an exclusive cpuset takes the CPUs from the host and every other guest"));
+            }
+        }
+    }
+    let action = at.file("apps/vshelper/action");
+    if let Some(line) = read_single(&action)? {
+        if line.text != "restart" {
+            findings.refused.push(ConfigError::bad_value(&action, line.number, &line.text, "is not restart: a reboot inside a guest restarts it, a halt stops it"));
+        }
+    }
+    let umask = at.file("umask");
+    if let Some(lines) = read_lines(&umask)? {
+        for (line, name, add) in name_edits(&lines) {
+            match flags::parse_umask_entry(name, add) {
+                Ok(()) => {}
+                Err(e) if add && !e.starts_with("is not") => findings.refused.push(ConfigError::bad_value(&umask, line.number, name, e)),
+                Err(e) => return Err(ConfigError::bad_value(&umask, line.number, name, e)),
+            }
+        }
+    }
+    if at.guest.join("fstab.local").exists() {
+        findings.warnings.push(ConfigError::new(&at.guest.join("fstab.local"), 0, "is util-vserver's obsolete second fstab; it is mounted after fstab: merge it into fstab"));
+    }
+    Ok(())
+}
+
+/// `sched/`, or util-vserver's older `schedule` file when there is no
+/// `sched/` directory.
+fn load_sched(at: &Lookup) -> Result<SchedConfig, ConfigError> {
+    let sched_dir = at.file("sched");
+    let mut cfg = sched::parse_sched(&sched_dir, &at.file("cpuset"))?;
+    if !sched_dir.is_dir() {
+        sched::parse_schedule(&at.file("schedule"), &mut cfg)?;
+    }
+    Ok(cfg)
+}
+
+/// `shell`, else `.defaults/shell`: the command line of `enter`'s shell.
+fn load_shell(at: &Lookup) -> Result<Option<Vec<String>>, ConfigError> {
+    Ok(read_single(&at.file("shell"))?.map(|l| l.text.split_whitespace().map(str::to_string).collect()))
+}
+
+/// The shell `enter` starts: `shell` if set, else util-vserver's choice of
+/// the first the guest has of `/bin/bash -login`, `/bin/sh -l`, `/bin/csh`.
+/// `exists` answers inside the guest.
+pub fn enter_shell_argv(guest: &Guest, exists: impl Fn(&str) -> bool) -> Vec<String> {
+    if let Some(shell) = guest.shell.clone().filter(|s| !s.is_empty()) {
+        return shell;
+    }
+    let candidates: [&[&str]; 3] = [&["/bin/bash", "-login"], &["/bin/sh", "-l"], &["/bin/csh"]];
+    let pick = candidates.iter().find(|c| exists(c[0])).copied().unwrap_or(&["/bin/sh", "-l"]);
+    pick.iter().map(|s| s.to_string()).collect()
 }
 
 /// Applies `NAME` / `~NAME` / `!NAME` edits from `.defaults` and the guest.
@@ -301,12 +593,18 @@ fn load_rlimits(at: &Lookup) -> Result<Vec<RlimitSetting>, ConfigError> {
     Ok(by_res.into_values().collect())
 }
 
-fn load_fstab(at: &Lookup) -> Result<Vec<FstabEntry>, ConfigError> {
-    let file = at.file("fstab");
-    match read_lines(&file)? {
-        Some(lines) => fstab::parse_fstab(&file, &lines),
-        None => Ok(Vec::new()),
+/// `fstab` (else `.defaults/fstab`), then util-vserver's obsolete
+/// `fstab.local`, then `fstab.remote`: the guest's network is up before
+/// any of them is mounted, and the mounts are made inside its network
+/// context.
+fn load_fstab(at: &Lookup, _findings: &mut Findings) -> Result<Vec<FstabEntry>, ConfigError> {
+    let mut out = Vec::new();
+    for file in [at.file("fstab"), at.guest.join("fstab.local"), at.file("fstab.remote")] {
+        if let Some(lines) = read_lines(&file)? {
+            out.extend(fstab::parse_fstab(&file, &lines)?);
+        }
     }
+    Ok(out)
 }
 
 fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
@@ -320,20 +618,34 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
         let file = at.file(rel);
         Ok(read_lines(&file)?.map(|lines| lines.into_iter().map(|l| l.text).collect::<Vec<_>>()))
     };
-    let runlevel = parse_single(&at.file("apps/init/runlevel"), |s| {
-        if s.len() == 1 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
-            Ok(s.to_string())
-        } else {
-            Err("is not a runlevel (a single character such as 3)")
-        }
-    })?
-    .unwrap_or_else(|| "3".to_string());
+    let runlevel_of = |rel: &str| {
+        parse_single(&at.file(rel), |s| {
+            if s.len() == 1 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
+                Ok(s.to_string())
+            } else {
+                Err("is not a runlevel (a single character such as 3)")
+            }
+        })
+    };
+    let runlevel = runlevel_of("apps/init/runlevel.start")?.or(runlevel_of("apps/init/runlevel")?).unwrap_or_else(|| "3".to_string());
+    let marks = init::parse_marks(&at.file("apps/init/mark"))?;
+    let sync = at.file("apps/init/sync").exists();
     Ok(InitConfig {
-        mark: read_single(&at.guest.join("apps/init/mark"))?.map(|l| l.text),
+        mark: marks.first().cloned(),
+        marks,
         style,
         cmd_start: argv("apps/init/cmd.start")?,
         cmd_stop: argv("apps/init/cmd.stop")?,
         runlevel,
+        runlevel_stop: runlevel_of("apps/init/runlevel.stop")?,
+        environment: init::parse_environment(&at.file("apps/init/environment"))?,
+        killseq: init::parse_killseq(&at.file("apps/init/killseq"))?,
+        depends: init::parse_depends(&at.file("apps/init/depends"))?,
+        tty: init::existing(at.file("apps/init/tty")),
+        cmd_prepare: init::parse_argv(&at.file("apps/init/cmd.prepare"))?,
+        cmd_start_sync: if sync { init::parse_argv(&at.file("apps/init/cmd.start-sync"))? } else { None },
+        cmd_stop_sync: init::parse_argv(&at.file("apps/init/cmd.stop-sync"))?,
+        mtab: init::existing(at.guest.join("apps/init/mtab")).or_else(|| init::existing(at.defaults.join("init/mtab"))),
     })
 }
 

@@ -22,7 +22,6 @@ use super::{init, setup};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
 use crate::paths::Paths;
-use crate::rootfs::dev::DEVICE_ALLOW_RULES;
 use crate::runstate::{now_secs, ProcessId, RunState};
 use crate::sys::{clone, pidfd};
 
@@ -55,6 +54,10 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
     let sigfd = SignalFd::new(&signals)?;
     let mut report = Some(report);
     loop {
+        if report.is_none() {
+            // compat: a reboot runs what `vserver start` runs before the monitor exists.
+            super::scripts::before_reboot(paths, guest)?;
+        }
         let mut boot = match Boot::start(paths, guest, layout) {
             Ok(b) => b,
             Err(e) => {
@@ -64,11 +67,19 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
                 return Err(e);
             }
         };
-        if let Some(r) = report.take() {
-            send(&r, "OK");
+        match report.take() {
+            Some(r) => send(&r, "OK"),
+            // compat: on a reboot nobody else runs post-start.
+            None => {
+                if let Err(e) = super::scripts::post_start(paths, guest) {
+                    eprintln!("vserver monitor {}: {e:#}", guest.name);
+                }
+            }
         }
+        // compat: from now on scriptlets write to this log, not to `start`'s terminal.
+        super::scripts::release_caller_terminal();
         let ending = boot.supervise(&sigfd);
-        boot.teardown();
+        boot.teardown(paths);
         if ending == Ending::Halt || stop_requested(paths, guest) {
             return Ok(());
         }
@@ -132,15 +143,19 @@ impl<'a> Boot<'a> {
     }
 
     fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network) -> Result<(Pid, OwnedFd, File)> {
-        cgroup.restrict_devices(DEVICE_ALLOW_RULES)?;
+        // compat: one device list gives the v1 rules, the v2 filter and /dev.
+        let devices = guest.device_list();
+        cgroup.restrict_devices(&devices.v1_rules().iter().map(String::as_str).collect::<Vec<_>>())?;
         if let Some(v2) = cgroup.v2_dir() {
             // cgroup v2's device controller; on hybrid hosts the v1 rules apply too.
-            crate::cgroup::device_filter::attach(v2)?;
+            crate::cgroup::device_filter::attach(v2, &devices)?;
         }
         // Context-wide limits before the first process joins the cgroup.
         crate::limits::apply_context_limits(cgroup, guest)?;
         // The IP set, too: sockets belong to the cgroup they are made in.
         network.set_up(guest, cgroup)?;
+        // compat: pre-start scriptlets see the cgroup and the addresses; a failure undoes them.
+        super::scripts::pre_start(paths, guest)?;
         if guest.wants_namespace(ExtraNamespace::Time) {
             // Before the clone: the time namespace applies to our children.
             enter_fresh_time_namespace()?;
@@ -249,11 +264,15 @@ impl<'a> Boot<'a> {
         }
     }
 
-    fn teardown(&mut self) {
+    fn teardown(&mut self, paths: &Paths) {
         if let Err(e) = self.cgroup.remove() {
             eprintln!("vserver monitor {}: {e}", self.guest.name);
         }
+        // compat: post-stop with every guest process gone, the network still up.
+        super::scripts::post_stop(paths, self.guest);
         self.network.undo(&self.guest.name);
+        // compat: postpost-stop once everything is undone.
+        super::scripts::postpost_stop(paths, self.guest);
     }
 }
 

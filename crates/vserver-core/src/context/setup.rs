@@ -25,6 +25,8 @@ pub(super) fn setup_guest(guest: &Guest, mut go: File, userns_ready: File, restr
     wait_for_go(&mut go)?;
     // A sysctl of the guest's own network namespace, while /proc/sys is writable.
     super::ping::allow_in_own_namespace(guest)?;
+    // compat: sysctl/, nice, ionice/, badness; same reason, and before the capability drop.
+    super::settings::apply_in_guest(guest)?;
     if guest.wants_namespace(ExtraNamespace::Cgroup) {
         // After joining the cgroup: the new namespace's root is the guest cgroup.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).context("creating the cgroup namespace")?;
@@ -36,7 +38,7 @@ pub(super) fn setup_guest(guest: &Guest, mut go: File, userns_ready: File, restr
     rootfs::fstab::apply(&root, &guest.fstab).with_context(|| format!("{}/fstab", guest.confdir.display()))?;
     // We are pid 1 of the new pid namespace, so this proc shows only the guest.
     rootfs::proc::mount_proc(&root)?;
-    rootfs::dev::populate(&root)?;
+    rootfs::dev::populate(&root, &guest.device_list())?;
     rootfs::proc::mount_sys_readonly(&root)?;
     // From here on the host's tree is out of reach.
     rootfs::pivot::pivot_into(&root)?;
