@@ -234,23 +234,30 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     })?;
     let display_name = read_single(&confdir.join("name"))?.map(|l| l.text).unwrap_or_else(|| name.to_string());
     let vdir = read_path_entry(&confdir.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(name));
+    // In the order the fields were read before util-vserver's files were
+    // added, so the first error reported for a broken tree stays the same.
     let (personality, personality_flags) = load_personality(&at.file("personality"))?;
-    let mut rlimits = load_rlimits(&at)?;
-    process::merge_under(&mut rlimits, process::parse_ulimits(&at.file("ulimits"))?);
-    let cflags = load_cflags(&at)?;
+    let uts = load_uts(&at, personality, &mut findings)?;
+    let bcaps = load_edits(&at, "bcapabilities", caps::default_bounding_set(), caps::parse_capability)?;
     let mut ccaps = load_edits(&at, "ccapabilities", BTreeSet::new(), flags::parse_ccap)?;
     ccaps = load_edits(&at, "ncapabilities", ccaps, flags::parse_ncap)?;
+    let cflags = load_cflags(&at)?;
+    let mut rlimits = load_rlimits(&at)?;
+    process::merge_under(&mut rlimits, process::parse_ulimits(&at.file("ulimits"))?);
+    let fstab = load_fstab(&at, &mut findings)?;
+    let init = load_init(&at)?;
     let mut namespaces = load_list(&at.file("namespaces"), ExtraNamespace::parse)?;
     if load_net_spaces(&at, &cflags, &mut findings)? {
         namespaces.insert(ExtraNamespace::Net);
     }
     let own_netns = namespaces.contains(&ExtraNamespace::Net) || cflags.contains(&ContextFlag::HideNetif);
-    check_compat(&at, xid, own_netns, &mut findings)?;
-
     let mut net_notes = interfaces::InterfaceNotes::default();
     let net = interfaces::parse_interfaces_noting(&confdir.join("interfaces"), Some(&at.defaults.join("interfaces/vlandev")), &mut net_notes)?;
     findings.refused.append(&mut net_notes.refused);
     findings.warnings.append(&mut net_notes.warnings);
+    let sched = load_sched(&at)?;
+
+    check_compat(&at, xid, own_netns, &mut findings)?;
     let sysctls = sysctl::parse_sysctls(&at.file("sysctl"), own_netns, &mut findings.refused)?;
     let devices = devices::parse_devices(&at.file("apps/vdevmap"), &at.file("devices"), Path::new("/dev"), &mut findings.refused)?;
     let cgroup_settings = cgroup_files::parse_cgroup_dir(&confdir, &at.defaults, name, &mut findings.refused)?;
@@ -266,17 +273,17 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
         xid,
         display_name,
         vdir,
-        uts: load_uts(&at, personality, &mut findings)?,
-        bcaps: load_edits(&at, "bcapabilities", caps::default_bounding_set(), caps::parse_capability)?,
+        uts,
+        bcaps,
         ccaps,
         cflags,
         rlimits,
-        fstab: load_fstab(&at, &mut findings)?,
-        init: load_init(&at)?,
+        fstab,
+        init,
         personality,
         namespaces,
         net,
-        sched: load_sched(&at)?,
+        sched,
         disabled: confdir.join("disabled").exists(),
         personality_flags,
         process: process::parse_process_settings(&at.file("nice"), &at.file("ionice"), &at.file("badness"))?,

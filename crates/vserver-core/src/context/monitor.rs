@@ -330,7 +330,8 @@ fn guest_main(
     let err = match setup::setup_guest(guest, go, userns_ready, restrictions) {
         Err(e) => e,
         Ok(()) => match guest.init.style {
-            InitStyle::Plain => setup::exec_clean(&setup::plain_init_argv(guest), None),
+            // compat: apps/init/environment for the guest's own init.
+            InitStyle::Plain => setup::exec_clean_with(&setup::plain_init_argv(guest), None, guest.init.environment.as_deref().unwrap_or(&[])),
             InitStyle::Sysv => match super::restrict::limit_own_capabilities(&restrictions.bcaps) {
                 Ok(()) => init::run(guest, report),
                 Err(e) => e,

@@ -85,12 +85,24 @@ pub(super) fn plain_init_argv(guest: &Guest) -> Vec<String> {
 /// Replaces this process with `argv` inside the guest, with a clean
 /// environment. Returns only on failure.
 pub(super) fn exec_clean(argv: &[String], term: Option<&str>) -> anyhow::Error {
+    exec_clean_with(argv, term, &[])
+}
+
+/// compat: as [`exec_clean`], with `extra` (`apps/init/environment`) set
+/// on top of the clean environment.
+pub(super) fn exec_clean_with(argv: &[String], term: Option<&str>, extra: &[(String, String)]) -> anyhow::Error {
     let cargs: Result<Vec<CString>, _> = argv.iter().map(|a| CString::new(a.as_str())).collect();
     let Ok(cargs) = cargs else { return anyhow::anyhow!("a command argument contains a NUL byte") };
     let Some(prog) = cargs.first() else { return anyhow::anyhow!("no command given") };
     let mut env = vec![format!("PATH={GUEST_PATH}"), "HOME=/root".to_string(), "container=vserver".to_string()];
     env.push(format!("TERM={}", term.unwrap_or("linux")));
-    let cenv: Vec<CString> = env.into_iter().map(|e| CString::new(e).expect("no NUL")).collect();
+    for (name, value) in extra {
+        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(name.as_str()));
+        env.push(format!("{name}={value}"));
+    }
+    let Ok(cenv) = env.into_iter().map(CString::new).collect::<Result<Vec<CString>, _>>() else {
+        return anyhow::anyhow!("apps/init/environment: a value contains a NUL byte");
+    };
     // Search PATH inside the guest for a bare command name.
     let path = if argv[0].contains('/') {
         prog.clone()
