@@ -12,7 +12,11 @@ use crate::cli::EXIT_STOPPED;
 use crate::guest_arg::Named;
 
 pub fn run(paths: &Paths, guest: &Named, json: bool) -> Result<u8> {
-    config::load_guest(paths, &guest.name)?;
+    // Only the run state counts (a broken configuration does not stop a
+    // guest from running or from being reported stopped).
+    if !paths.guest_confdir(&guest.name).is_dir() {
+        config::load_guest(paths, &guest.name)?; // the "no such guest" error
+    }
     let status = runstate::status(paths, &guest.name).context("reading the run state")?;
     if json {
         println!("{}", json_doc(paths, &guest.name, &status));

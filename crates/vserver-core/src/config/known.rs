@@ -226,7 +226,11 @@ fn known(rel: &[String], place: Place) -> bool {
 /// Does a pattern end in `**` exactly at this directory or above (so its
 /// contents are all known)?
 fn is_subtree(rel: &[String], place: Place) -> bool {
-    entries(place).any(|k| {
+    subtree_entry(rel, place).is_some()
+}
+
+fn subtree_entry(rel: &[String], place: Place) -> Option<&'static KnownFile> {
+    entries(place).find(|k| {
         let p = components(k.pattern);
         p.last() == Some(&"**") && p.len() - 1 <= rel.len() && matches_all(&p[..p.len() - 1], &rel[..p.len() - 1])
     })
@@ -293,7 +297,7 @@ fn collect_refused(dir: &Path, rel: &mut Vec<String>, place: Place, out: &mut Ve
             continue;
         }
         rel.push(name);
-        match lookup(rel, place) {
+        match lookup(rel, place).or_else(|| subtree_entry(rel, place)) {
             Some(k) if k.treatment == Refused => out.push((entry.path(), k.meaning)),
             _ => {
                 let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
@@ -387,8 +391,13 @@ mod tests {
         fs::write(d.join("interfaces/0/tun"), "").unwrap();
         fs::write(defaults.join("nonamespace"), "").unwrap();
         fs::write(d.join("context"), "5\n").unwrap();
+        fs::create_dir_all(d.join("sched/0")).unwrap();
+        fs::write(d.join("sched/0/fill-rate"), "1\n").unwrap();
+        fs::write(d.join("sched/fill-rate"), "1\n").unwrap();
         let r = refused_files(&d, &defaults);
-        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!(r[1].0, d.join("sched/0"));
+        let r: Vec<_> = r.into_iter().filter(|(p, _)| !p.starts_with(d.join("sched"))).collect();
         assert_eq!(r[0].0, d.join("interfaces/0/tun"));
         assert!(r[0].1.contains("tun/tap"));
         assert_eq!(r[1].0, defaults.join("nonamespace"));
