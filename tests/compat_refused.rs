@@ -51,7 +51,9 @@ fn each_refused_file_is_named_and_nothing_is_left() {
     let w = World::new("refused");
     let (g, xid) = w.busybox_guest("rf");
     let other = (xid + 1).to_string();
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    // (files to write, the path the message must name, what it must say)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("nonamespace", "")], "nonamespace", "always has its own mount namespace"),
         (vec![("nonamespace-cleanup", "")], "nonamespace-cleanup", "always detached"),
         (vec![("capabilities", "CAP_NET_ADMIN\n")], "capabilities", "Linux 2.4"),

@@ -35,9 +35,11 @@ const NEVER: &[(u32, u32, &str)] = &[(1, 1, "mem (the host's physical memory)"),
 /// Reads both sources. Syntax errors are errors; devices that would give
 /// the guest the host go to `refused`, naming the file.
 pub fn parse_devices(vdevmap_dir: &Path, list: &Path, dev_root: &Path, refused: &mut Vec<ConfigError>) -> Result<Vec<DeviceRule>, ConfigError> {
-    let host = HostDisks::read();
+    let wanted: Vec<(PathBuf, DeviceRule)> = parse_vdevmap(vdevmap_dir, dev_root)?.into_iter().chain(parse_list(list, dev_root)?).collect();
+    // What the host's disks are is only read when a block device is asked for.
+    let host = if wanted.iter().any(|(_, r)| r.kind == DevKind::Block) { HostDisks::read() } else { HostDisks { used: Vec::new() } };
     let mut out = Vec::new();
-    for (file, rule) in parse_vdevmap(vdevmap_dir, dev_root)?.into_iter().chain(parse_list(list, dev_root)?) {
+    for (file, rule) in wanted {
         match check_safe(&rule, &host) {
             Ok(()) => out.push(rule),
             Err(why) => refused.push(ConfigError::new(&file, 0, why)),

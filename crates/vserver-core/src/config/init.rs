@@ -40,7 +40,7 @@ pub fn parse_environment(file: &Path) -> Result<Option<Vec<(String, String)>>, C
 pub fn parse_killseq(file: &Path) -> Result<Option<Vec<KillStep>>, ConfigError> {
     let Some(lines) = read_lines(file)? else { return Ok(None) };
     let items: Vec<(usize, &str)> = lines.iter().flat_map(|l| l.text.split_whitespace().map(move |w| (l.number, w))).collect();
-    if items.is_empty() || items.len() % 2 == 0 {
+    if items.is_empty() || items.len().is_multiple_of(2) {
         return Err(ConfigError::new(file, 0, "is not a kill sequence SIGNAL [WAIT SIGNAL]... (e.g. 15 5 9)"));
     }
     let mut steps = Vec::new();

@@ -217,6 +217,9 @@ pub fn translate(name: &str, values: &[String], version: Version, all: &[CgroupS
         (Version::V1, n) if n.starts_with("hugetlb.") && n.ends_with(".max") => {
             one(&n.replace(".max", ".limit_in_bytes"), v2_limit_to_v1(single()?))
         }
+        (_, "cpuset.cpus.partition" | "cpuset.cpus.exclusive") => {
+            Err("an exclusive cpuset takes the CPUs from the host and every other guest".into())
+        }
         (_, "cpuset.cpu_exclusive" | "cpuset.mem_exclusive") if values.iter().any(|v| v != "0") => {
             Err("an exclusive cpuset takes the CPUs from the host and every other guest".into())
         }
