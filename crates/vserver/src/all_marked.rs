@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use vserver_core::config::{self, Guest};
 use vserver_core::{runstate, Paths};
 
@@ -156,10 +156,14 @@ fn execute(paths: &Paths, guests: &BTreeMap<String, Guest>, plan: &Plan, action:
                 break;
             };
             let name = pending.remove(i).clone();
-            match spawn(paths, &exe, &guests[&name], action)? {
-                Some(child) => running.push((name, child)),
-                None => {
+            match spawn(paths, &exe, &guests[&name], action) {
+                Ok(Some(child)) => running.push((name, child)),
+                Ok(None) => {
                     ok.insert(name);
+                }
+                Err(e) => {
+                    eprintln!("vserver {name}: cannot run: {e:#}");
+                    failed.insert(name);
                 }
             }
         }
@@ -200,7 +204,7 @@ fn spawn(paths: &Paths, exe: &std::path::Path, guest: &Guest, action: Action) ->
     };
     if let Some(tty) = &guest.init.tty {
         // util-vserver's --defaulttty: a terminal is input and output, a plain file output only.
-        let out = OpenOptions::new().append(true).create(false).open(tty)?;
+        let out = OpenOptions::new().append(true).create(false).open(tty).with_context(|| format!("opening {} (apps/init/tty)", tty.display()))?;
         let input = if tty.metadata().map(|m| m.is_file()).unwrap_or(true) { Stdio::null() } else { Stdio::from(OpenOptions::new().read(true).open(tty)?) };
         cmd.stdin(input).stdout(Stdio::from(out.try_clone()?)).stderr(Stdio::from(out));
     }

@@ -244,7 +244,7 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     let cflags = load_cflags(&at)?;
     let mut rlimits = load_rlimits(&at)?;
     process::merge_under(&mut rlimits, process::parse_ulimits(&at.file("ulimits"))?);
-    let fstab = load_fstab(&at, &mut findings)?;
+    let fstab = load_fstab(&at)?;
     let init = load_init(&at)?;
     let mut namespaces = load_list(&at.file("namespaces"), ExtraNamespace::parse)?;
     if load_net_spaces(&at, &cflags, &mut findings)? {
@@ -604,7 +604,7 @@ fn load_rlimits(at: &Lookup) -> Result<Vec<RlimitSetting>, ConfigError> {
 /// `fstab.local`, then `fstab.remote`: the guest's network is up before
 /// any of them is mounted, and the mounts are made inside its network
 /// context.
-fn load_fstab(at: &Lookup, _findings: &mut Findings) -> Result<Vec<FstabEntry>, ConfigError> {
+fn load_fstab(at: &Lookup) -> Result<Vec<FstabEntry>, ConfigError> {
     let mut out = Vec::new();
     for file in [at.file("fstab"), at.guest.join("fstab.local"), at.file("fstab.remote")] {
         if let Some(lines) = read_lines(&file)? {
