@@ -112,7 +112,8 @@ pub const KNOWN_FILES: &[KnownFile] = &[
     f("sched/*/**", Both, Refused, "per-CPU buckets: CFS bandwidth is one for the whole guest"),
     f("cpuset/{cpus,mems}", Both, Honoured, "the guest's cpuset (CPUs and memory nodes)"),
     f("cpuset/name", Both, AlwaysSo, "every guest's cpuset is its own cgroup"),
-    f("cpuset/{cpu_exclusive,mem_exclusive,mems_exclusive}", Both, Honoured, "`0` accepted; `1` refused (an exclusive cpuset takes the CPUs from the host and every other guest)"),
+    f("cpuset/{cpu_exclusive,cpus_exclusive,mem_exclusive,mems_exclusive}", Both, Honoured, "`0` accepted; `1` refused (an exclusive cpuset takes the CPUs from the host and every other guest)"),
+    f("cpuset/virtualized", Both, Honoured, "`0` accepted; `1` refused (no stock-kernel mechanism shows a guest only its cpuset's CPUs)"),
     f("cpuset/nocreate", Both, Refused, "every guest's cpuset is its own cgroup; put the CPUs in `cpuset/cpus`"),
     f("cgroup/*", Both, Honoured, "written into the guest's cgroup `vserver/NAME` before its first process runs (the guest's own directory, or else `.defaults/cgroup/`); cgroup v1 names are translated on v2-only hosts (`memory.limit_in_bytes` → `memory.max`, `cpu.shares` → `cpu.weight`, `blkio.*` → `io.*`, ...) and v2 names on v1; files that would open devices or move processes are refused"),
     f("cgroup/{mnt,subsys,inherit,base,per-ss}", Both, AlwaysSo, "where util-vserver mounts the cgroup hierarchies; here the layout is read from `/sys/fs/cgroup` and guests live under `vserver/`"),
@@ -133,7 +134,8 @@ pub const KNOWN_FILES: &[KnownFile] = &[
     f("apps/init/depends", Both, Honoured, "guests `--all-marked ... start` starts first (and stops after this one)"),
     f("apps/init/environment", Both, Honoured, "`VAR=VALUE` lines: the environment of the guest's init"),
     f("apps/init/tty", Both, Honoured, "where `--all-marked` sends a guest's start and stop output (util-vserver's `--defaulttty`)"),
-    f("{apps/init/mtab,init/mtab}", Both, Honoured, "the guest's initial `/etc/mtab`, written at start unless `/etc/mtab` is a symlink (current distributions link it to /proc)"),
+    f("apps/init/mtab", Both, Honoured, "the guest's initial `/etc/mtab` when it has an fstab, written at start unless `/etc/mtab` is a symlink (current distributions link it to /proc)"),
+    f("init/mtab", Defaults, Honoured, "the initial `/etc/mtab` of guests without `apps/init/mtab`"),
     f("shell", Both, Honoured, "the shell of `vserver NAME enter` (default: bash, sh or csh, whichever the guest has)"),
     f("scripts/{initialize,prepre-start,pre-start,post-start,pre-stop,post-stop,postpost-stop}", Both, Honoured, "scriptlets run on the host with the stage and the guest's name as arguments (see \"Scriptlets\")"),
     f("scripts/{initialize,prepre-start,pre-start,post-start,pre-stop,post-stop,postpost-stop}.d/*", Both, Honoured, "more scriptlets of that stage, in sorted order"),
@@ -143,7 +145,7 @@ pub const KNOWN_FILES: &[KnownFile] = &[
     f("apps/vshelper/action", Both, Honoured, "`restart` (what a reboot inside does here) accepted; other actions refused"),
     f("apps/vshelper/{sync-timeout,disabled,debug,warning-disabled,logfile}", Both, AlwaysSo, "util-vserver's reboot helper; here the monitor handles a reboot or halt inside the guest itself"),
     f("apps/vshelper/{restart,halt,poweroff,swsusp,restart2}", Both, Refused, "per-event reboot helper scripts; a reboot restarts the guest, a halt stops it"),
-    f("apps/vshelper-methods/**", Both, Refused, "reboot helper methods; a reboot restarts the guest, a halt stops it"),
+    f("apps/{vshelper-methods,vshelper-delegate}/**", Both, AlwaysSo, "util-vserver's reboot helper methods and delegation; only an `action` other than restart (refused) would use them"),
     f("apps/vprocunhide/files", Defaults, AlwaysSo, "a guest sees its own /proc; only the entries listed in the README's security section are masked"),
     f("apps/vlogin/disable", Both, Warned, "`enter` always relays through a pty allocated inside the guest"),
     f("apps/pkgmgmt/**", Both, Warned, "util-vserver's external package management; the guest's own package manager is used"),
@@ -368,6 +370,18 @@ mod tests {
         assert!(lookup(&rel("context.next"), Guest).is_none(), "context.next is a .defaults file");
         assert!(lookup(&rel("context.next"), Defaults).is_some());
         assert_eq!(lookup(&rel("nonamespace"), Guest).unwrap().treatment, Refused);
+    }
+
+    #[test]
+    fn alternatives_stay_inside_one_component() {
+        for k in KNOWN_FILES {
+            for c in k.pattern.split('/') {
+                assert_eq!(c.matches('{').count(), c.matches('}').count(), "{}: braces must not span a /", k.pattern);
+            }
+        }
+        assert!(lookup(&rel("apps/init/mtab"), Guest).is_some());
+        assert!(lookup(&rel("init/mtab"), Defaults).is_some());
+        assert!(lookup(&rel("apps/vshelper-delegate/x"), Defaults).is_some());
     }
 
     #[test]

@@ -428,11 +428,17 @@ fn check_compat(at: &Lookup, xid: u32, own_netns: bool, findings: &mut Findings)
             "switches the guest's IP set off while it shares the host network; say so with interfaces/unrestricted",
         ));
     }
-    for f in ["cpuset/cpu_exclusive", "cpuset/mem_exclusive", "cpuset/mems_exclusive"] {
+    for (f, why) in [
+        ("cpuset/cpu_exclusive", "an exclusive cpuset takes the CPUs from the host and every other guest"),
+        ("cpuset/cpus_exclusive", "an exclusive cpuset takes the CPUs from the host and every other guest"),
+        ("cpuset/mem_exclusive", "an exclusive cpuset takes the memory nodes from the host and every other guest"),
+        ("cpuset/mems_exclusive", "an exclusive cpuset takes the memory nodes from the host and every other guest"),
+        ("cpuset/virtualized", "no stock-kernel mechanism shows a guest only its cpuset's CPUs"),
+    ] {
         let path = at.file(f);
         if let Some(line) = read_single(&path)? {
             if line.text != "0" {
-                findings.refused.push(ConfigError::bad_value(&path, line.number, &line.text, "an exclusive cpuset takes the CPUs from the host and every other guest"));
+                findings.refused.push(ConfigError::bad_value(&path, line.number, &line.text, why));
             }
         }
     }
