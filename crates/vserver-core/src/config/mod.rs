@@ -658,7 +658,7 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
         cmd_prepare: init::parse_argv(&at.file("apps/init/cmd.prepare"))?,
         cmd_start_sync: if sync { init::parse_argv(&at.file("apps/init/cmd.start-sync"))? } else { None },
         cmd_stop_sync: init::parse_argv(&at.file("apps/init/cmd.stop-sync"))?,
-        mtab: init::existing(at.guest.join("apps/init/mtab")).or_else(|| init::existing(at.defaults.join("init/mtab"))),
+        mtab: init::existing(at.file("apps/init/mtab")).or_else(|| init::existing(at.defaults.join("init/mtab"))),
     })
 }
 
