@@ -213,7 +213,11 @@ fn network_namespace_options_and_its_own_sysctls() {
         w.write_conf(&g, "sysctl/0/setting", "net.ipv4.tcp_fin_timeout\n");
         w.write_conf(&g, "sysctl/0/value", "37\n");
         let host_fin = fs::read_to_string("/proc/sys/net/ipv4/tcp_fin_timeout").unwrap();
+        // pre-start runs once the veth pair is there.
+        let seen = w.root.join(format!("veth-{g}"));
+        executable(&w.guest_conf(&g).join("scripts/pre-start"), &format!("[ -e /sys/class/net/vs{xid} ] && touch {}", seen.display()));
         w.ok(&g, &["start"]);
+        assert!(seen.exists(), "{file}: pre-start did not see the veth pair");
         assert_eq!(w.sh_ok(&g, "ls /sys/class/net | sort | tr '\\n' ' '").trim(), "eth0 lo", "{file}");
         assert!(w.sh_ok(&g, "ip -4 addr show dev eth0").contains("10.77.0.2/24"), "{file}: the mask as a prefix");
         assert!(Path::new(&format!("/sys/class/net/vs{xid}")).exists());

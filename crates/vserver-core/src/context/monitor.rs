@@ -154,8 +154,6 @@ impl<'a> Boot<'a> {
         crate::limits::apply_context_limits(cgroup, guest)?;
         // The IP set, too: sockets belong to the cgroup they are made in.
         network.set_up(guest, cgroup)?;
-        // compat: pre-start scriptlets see the cgroup and the addresses; a failure undoes them.
-        super::scripts::pre_start(paths, guest)?;
         if guest.wants_namespace(ExtraNamespace::Time) {
             // Before the clone: the time namespace applies to our children.
             enter_fresh_time_namespace()?;
@@ -178,7 +176,7 @@ impl<'a> Boot<'a> {
         drop(console_w);
         let pid = Pid::from_raw(pid);
         let init_fd = pidfd::open(pid.as_raw())?;
-        let result = release_child(guest, cgroup, network, pid, go.write, userns_ready.read, report.read);
+        let result = release_child(paths, guest, cgroup, network, pid, go.write, userns_ready.read, report.read);
         if let Err(e) = result {
             let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
             let _ = waitpid(pid, None);
@@ -280,7 +278,9 @@ impl<'a> Boot<'a> {
 /// joins the cgroup (and gets its veth end) before it may run, its user
 /// namespace gets its id maps once it asks, and its report (EOF on exec, or
 /// the error) ends the start.
+#[allow(clippy::too_many_arguments)]
 fn release_child(
+    paths: &Paths,
     guest: &Guest,
     cgroup: &GuestCgroup,
     network: &mut Network,
@@ -291,6 +291,9 @@ fn release_child(
 ) -> Result<()> {
     cgroup.add_process(pid.as_raw())?;
     network.connect_namespace(guest, pid.as_raw())?;
+    // compat: pre-start scriptlets once the cgroup, the addresses or the veth
+    // pair are there, before the guest runs anything; a failure undoes the start.
+    super::scripts::pre_start(paths, guest)?;
     go.write_all(b"g")?;
     // The child makes its mounts, then unshares its user namespace and asks.
     if guest.wants_namespace(ExtraNamespace::User) && wait_for(&mut userns_ready, b'u').is_ok() {

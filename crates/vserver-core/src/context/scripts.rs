@@ -12,7 +12,7 @@
 //! | --- | --- | --- | --- |
 //! | initialize | `vserver start`, before the configuration is read | config dir | aborts the start |
 //! | prepre-start | `vserver start`, after its checks | config dir | aborts the start |
-//! | pre-start | the monitor, after the cgroup and the network are set up, before the guest's first process runs | guest root | aborts the start; everything set up is undone |
+//! | pre-start | the monitor, once the cgroup and the network (addresses, or the veth pair) are set up, before the guest's first process runs anything | guest root | aborts the start; everything set up is undone |
 //! | post-start | `vserver start`, once the guest runs | guest root | `start` fails; the guest keeps running |
 //! | pre-stop | `vserver stop`, before the stop command | guest root | a warning |
 //! | post-stop | the monitor, once every guest process is gone, before the network is undone | guest root | a warning |
