@@ -128,6 +128,30 @@ pub struct InitConfig {
     pub mtab: Option<PathBuf>,
 }
 
+impl InitConfig {
+    /// The environment util-vserver gives the start command on top of a
+    /// clean one: `apps/init/environment`, and for style sysv
+    /// `PREVLEVEL=N RUNLEVEL=<start runlevel>` (Debian's rc scripts read them).
+    pub fn start_environment(&self) -> Vec<(String, String)> {
+        let mut env = self.environment.clone().unwrap_or_default();
+        if self.style == InitStyle::Sysv {
+            env.push(("PREVLEVEL".into(), "N".into()));
+            env.push(("RUNLEVEL".into(), self.runlevel.clone()));
+        }
+        env
+    }
+
+    /// The same for the stop command: `PREVLEVEL=<start> RUNLEVEL=<stop>`.
+    pub fn stop_environment(&self) -> Vec<(String, String)> {
+        let mut env = self.environment.clone().unwrap_or_default();
+        if self.style == InitStyle::Sysv {
+            env.push(("PREVLEVEL".into(), self.runlevel.clone()));
+            env.push(("RUNLEVEL".into(), self.runlevel_stop.clone().unwrap_or_else(|| "0".into())));
+        }
+        env
+    }
+}
+
 impl Guest {
     /// The guest's extra namespaces, with the time namespace implied by
     /// VIRT_UPTIME and the network namespace by HIDE_NETIF.
