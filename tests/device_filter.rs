@@ -39,7 +39,7 @@ fn only_listed_devices_open_in_a_filtered_cgroup() {
     };
     let cg = TestCgroup(root.join(format!("vserver-devtest-{}", std::process::id())));
     fs::create_dir(&cg.0).unwrap();
-    vserver_core::cgroup::device_filter::attach(&cg.0).unwrap();
+    vserver_core::cgroup::device_filter::attach(&cg.0, &vserver_core::rootfs::dev::GuestDevices::default()).unwrap();
     let procs = cg.0.join("cgroup.procs");
     // The shell moves itself into the cgroup, then tries both devices.
     let out = Command::new("/bin/sh")

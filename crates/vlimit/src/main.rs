@@ -26,6 +26,12 @@ struct Change {
 }
 
 fn main() {
+    if std::env::args_os().len() == 1 {
+        // Nothing to show or change: say how, as a usage error.
+        eprintln!("{}", cli::Cli::command().render_usage());
+        eprintln!("Show or change a guest's limits with -c XID|NAME; see vlimit --help.");
+        exit(EXIT_USAGE);
+    }
     let matches = cli::Cli::command().get_matches();
     let cli = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let changes = match changes(&matches) {

@@ -12,15 +12,21 @@ pub const EXIT_STOPPED: u8 = 3;
     name = "vserver",
     version,
     about = "Build, start, stop and enter Linux-VServer style guests on a stock kernel",
-    after_help = "Examples:\n  vserver web1 build -m busybox --context 101 --interface lo:127.0.0.101/8\n  vserver web1 start\n  vserver web1 exec ps ax\n  vserver web1 enter\n  vserver --all-marked default start\n\nExit codes: 0 success, 1 failure, 2 bad usage; `status` exits 3 when the guest is stopped."
+    after_help = "Examples:\n  vserver web1 build -m busybox --context 101 --interface lo:127.0.0.101/8\n  vserver web1 start\n  vserver web1 exec ps ax\n  vserver web1 enter\n  vserver 101 status\n  vserver --all-marked default -j 4 start\n\nExit codes: 0 success, 1 failure, 2 bad usage; `status` exits 3 when the guest is stopped; `start` of a running and `stop` of a stopped guest warn and exit 0; `delete` exits 2 when not confirmed."
 )]
 pub struct Cli {
     #[command(flatten)]
     pub paths: PathArgs,
-    /// Act on every guest whose apps/init/mark is MARK (start or stop only)
+    /// Act on every guest whose apps/init/mark is MARK (start or stop only;
+    /// a comma list, !MARK for the guests without it); disabled guests are
+    /// skipped, apps/init/depends is honoured
     #[arg(long, value_name = "MARK")]
     pub all_marked: Option<String>,
-    /// The guest (a directory under the configuration root)
+    /// With --all-marked: how many guests to start or stop at once (default 6)
+    #[arg(short = 'j', long = "jobs", value_name = "N", requires = "all_marked")]
+    pub jobs: Option<usize>,
+    /// The guest: its name, the context id of a running guest, or its
+    /// configuration directory (/etc/vservers/NAME)
     pub name: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -57,8 +63,12 @@ pub enum Command {
     },
     /// Exit 0 if the guest runs, 1 if not (quiet)
     Running,
-    /// Remove a stopped guest's root and configuration (and store entries only it used)
-    Delete,
+    /// Remove a guest's root and configuration, and store entries only it used (asks on a terminal; a running guest is stopped first)
+    Delete {
+        /// Do not ask
+        #[arg(long)]
+        force: bool,
+    },
     /// Unify this guest's files with the hash store (vhashify NAME)
     Hashify {
         /// Count what would be done; change nothing

@@ -1,19 +1,21 @@
 //! `vserver NAME COMMAND`: build, start, stop, enter and inspect guests.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
-use vserver_core::config::{self, Guest};
-use vserver_core::context::{self, StopOptions, Stopped};
-use vserver_core::runstate::{self, Status};
+use vserver_core::context;
+use vserver_core::runstate;
 use vserver_core::Paths;
 
+mod all_marked;
 mod cli;
 mod cmd_build;
+mod guest_arg;
+mod lifecycle;
+mod status;
 
-use cli::{Cli, Command, EXIT_STOPPED};
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,32 +31,37 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     let paths = cli.paths.resolve()?;
     if let Some(mark) = &cli.all_marked {
-        return all_marked(&paths, mark, &cli.command);
+        let action = match &cli.command {
+            Command::Start => all_marked::Action::Start,
+            Command::Stop { timeout } => all_marked::Action::Stop { timeout: *timeout },
+            _ => {
+                eprintln!("vserver: --all-marked only goes with start or stop");
+                return Ok(2);
+            }
+        };
+        return all_marked::run(&paths, mark, action, cli.jobs.unwrap_or(all_marked::DEFAULT_JOBS));
     }
-    let Some(name) = cli.name.as_deref() else {
+    let Some(given) = cli.name.as_deref() else {
         eprintln!("vserver: name a guest (vserver NAME COMMAND) or use --all-marked MARK");
         return Ok(2);
     };
+    // A guest by name, by the context id of a running guest, or by its configuration directory.
+    let named = if matches!(cli.command, Command::Build { .. }) {
+        guest_arg::Named { name: given.to_string(), as_given: given.to_string() }
+    } else {
+        guest_arg::resolve(&paths, given)?
+    };
+    let name = named.name.as_str();
     match &cli.command {
         Command::Build(args) => cmd_build::build(&paths, name, args),
-        Command::Start => {
-            context::start_guest(&paths, &load(&paths, name)?)?;
-            Ok(0)
-        }
-        Command::Stop { timeout } => stop(&paths, &load(&paths, name)?, *timeout),
-        Command::Restart { timeout } => {
-            let guest = load(&paths, name)?;
-            if runstate::is_running(&paths, name) {
-                stop(&paths, &guest, *timeout)?;
-            }
-            context::start_guest(&paths, &guest)?;
-            Ok(0)
-        }
+        Command::Start => lifecycle::start(&paths, name),
+        Command::Stop { timeout } => lifecycle::stop(&paths, name, *timeout),
+        Command::Restart { timeout } => lifecycle::restart(&paths, name, *timeout),
         Command::Enter => exit_code(context::enter_shell(&paths, name)?),
         Command::Exec { argv } => exit_code(context::exec_in_guest(&paths, name, argv, None)?),
-        Command::Status { json } => status(&paths, name, *json),
+        Command::Status { json } => status::run(&paths, &named, *json),
         Command::Running => Ok(if runstate::is_running(&paths, name) { 0 } else { 1 }),
-        Command::Delete => cmd_build::delete(&paths, name),
+        Command::Delete { force } => lifecycle::delete(&paths, &named, *force, 10),
         Command::Hashify { dry_run, respect_mtime, insecure } => hashify(&paths, name, *dry_run, *respect_mtime, *insecure),
     }
 }
@@ -79,91 +86,6 @@ fn hashify(paths: &Paths, name: &str, dry_run: bool, respect_mtime: bool, insecu
     Ok(u8::from(summary.errors > 0))
 }
 
-fn load(paths: &Paths, name: &str) -> Result<Guest> {
-    Ok(config::load_guest(paths, name)?)
-}
-
 fn exit_code(code: i32) -> Result<u8> {
     Ok(code.clamp(0, 255) as u8)
-}
-
-fn stop(paths: &Paths, guest: &Guest, timeout: u64) -> Result<u8> {
-    match context::stop_guest(paths, guest, StopOptions { timeout: Duration::from_secs(timeout) })? {
-        Stopped::Stopped => Ok(0),
-        Stopped::CleanedStale => {
-            eprintln!("vserver: guest {:?} was not running; its stale run state was removed", guest.name);
-            Ok(0)
-        }
-    }
-}
-
-fn status(paths: &Paths, name: &str, json: bool) -> Result<u8> {
-    config::load_guest(paths, name)?;
-    let status = runstate::status(paths, name).context("reading the run state")?;
-    let (word, code) = match &status {
-        Status::Running(_) => ("running", 0),
-        Status::Stopped => ("stopped", EXIT_STOPPED),
-        Status::Stale(_) => ("stale", 1),
-    };
-    if json {
-        let mut v = serde_json::json!({ "name": name, "status": word });
-        if let Status::Running(s) | Status::Stale(s) = &status {
-            v["xid"] = s.xid.into();
-            v["init_pid"] = s.init.pid.into();
-            v["monitor_pid"] = s.monitor.pid.into();
-            v["started_at"] = s.started_at.into();
-        }
-        println!("{v}");
-    } else {
-        match &status {
-            Status::Running(s) => {
-                println!(
-                    "guest {name} is running (context {}, init pid {}, up {}s)",
-                    s.xid,
-                    s.init.pid,
-                    runstate::now_secs().saturating_sub(s.started_at)
-                );
-                match vserver_core::stat::guest_status_lines(paths, name) {
-                    Ok(lines) => print!("{lines}"),
-                    Err(e) => eprintln!("vserver: {name}: figures unavailable: {e:#}"),
-                }
-            }
-            Status::Stopped => println!("guest {name} is stopped"),
-            Status::Stale(s) => println!(
-                "guest {name} is not running, but its run state is stale (monitor {} / init {} gone)",
-                s.monitor.pid, s.init.pid
-            ),
-        }
-    }
-    Ok(code)
-}
-
-/// util-vserver's `vserver --all-marked MARK start|stop` for boot-time autostart.
-fn all_marked(paths: &Paths, mark: &str, command: &Command) -> Result<u8> {
-    let mut failed = false;
-    for name in config::list_guests(paths)? {
-        let guest = match config::load_guest(paths, &name) {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("vserver: {e}");
-                failed = true;
-                continue;
-            }
-        };
-        if guest.init.mark.as_deref() != Some(mark) {
-            continue;
-        }
-        let running = runstate::is_running(paths, &name);
-        let result = match command {
-            Command::Start if !running => context::start_guest(paths, &guest),
-            Command::Stop { timeout } if running => stop(paths, &guest, *timeout).map(|_| ()),
-            Command::Start | Command::Stop { .. } => Ok(()),
-            _ => anyhow::bail!("--all-marked only goes with start or stop"),
-        };
-        if let Err(e) = result {
-            eprintln!("vserver {name}: {e:#}");
-            failed = true;
-        }
-    }
-    Ok(u8::from(failed))
 }

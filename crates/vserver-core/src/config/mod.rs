@@ -3,11 +3,18 @@
 //! lists (`bcapabilities`, `ccapabilities`, `cflags`) are edits applied in
 //! order: built-in default, then `.defaults`, then the guest's own file.
 
+pub mod cgroup_files;
+mod compat;
+pub mod devices;
 pub mod flags;
 pub mod fstab;
+pub mod init;
 pub mod interfaces;
+pub mod known;
 pub mod parse;
+pub mod process;
 pub mod sched;
+pub mod sysctl;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,11 +22,18 @@ use std::path::{Path, PathBuf};
 use crate::caps::{self, CapSet};
 use crate::limits::rlimit::{LimitValue, Resource, RlimitSetting};
 use crate::paths::{validate_guest_name, Paths};
-pub use flags::{ContextCap, ContextFlag, ExtraNamespace, FlagMeaning, Personality};
+pub use cgroup_files::CgroupSetting;
+pub use compat::enter_shell_argv;
+use compat::{check_compat, load_net_spaces, load_personality, load_sched, load_shell, load_uts};
+pub use flags::{ContextCap, ContextFlag, ExtraNamespace, FlagMeaning, NetFlag, Personality};
 pub use fstab::FstabEntry;
+pub use init::KillStep;
 pub use interfaces::{Interface, NetConfig};
 use parse::{name_edits, parse_single, read_lines, read_path_entry, read_single, ConfigError};
+pub use process::{IoPriority, ProcessSettings};
 pub use sched::SchedConfig;
+pub use sysctl::Sysctl;
+use crate::rootfs::dev::{DeviceRule, GuestDevices};
 
 /// The lowest and highest xid util-vserver allows for a guest (0 is the host,
 /// 1 the spectator context).
@@ -46,6 +60,30 @@ pub struct Guest {
     pub namespaces: BTreeSet<ExtraNamespace>,
     pub net: NetConfig,
     pub sched: SchedConfig,
+    /// `disabled`: `start` refuses the guest, `--all-marked` skips it.
+    pub disabled: bool,
+    /// Personality flags (the lines of `personality` after the first).
+    pub personality_flags: libc::c_ulong,
+    /// `nice`, `ionice/`, `badness`: inherited by every guest process.
+    pub process: ProcessSettings,
+    /// `sysctl/`: settings of the guest's own namespaces.
+    pub sysctls: Vec<Sysctl>,
+    /// `shell` (or `.defaults/shell`): the shell of `enter`, as argv.
+    pub shell: Option<Vec<String>>,
+    /// Devices added to the base list (`apps/vdevmap/`, `devices`).
+    pub devices: Vec<DeviceRule>,
+    /// `cgroup/` (or `.defaults/cgroup/`): control files for `vserver/NAME`.
+    pub cgroup_settings: Vec<CgroupSetting>,
+    /// What `start` refuses and what it warns about.
+    pub findings: Findings,
+}
+
+/// Settings that loaded but that `start` must refuse, and warnings to
+/// print; each names its file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    pub refused: Vec<ConfigError>,
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,11 +102,57 @@ pub enum InitStyle {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitConfig {
+    /// The first line of `apps/init/mark`.
     pub mark: Option<String>,
+    /// Every line of `apps/init/mark` (util-vserver matches any of them).
+    pub marks: Vec<String>,
     pub style: InitStyle,
     pub cmd_start: Option<Vec<String>>,
     pub cmd_stop: Option<Vec<String>>,
+    /// `runlevel.start`, else `runlevel`, else 3.
     pub runlevel: String,
+    /// `runlevel.stop`: the runlevel style sysv stops with (default 0).
+    pub runlevel_stop: Option<String>,
+    /// `environment`: the init's environment, added to the clean one.
+    pub environment: Option<Vec<(String, String)>>,
+    /// `killseq`: what stop sends after the stop command.
+    pub killseq: Option<Vec<KillStep>>,
+    /// `depends`: guests to start before this one.
+    pub depends: Vec<String>,
+    /// `tty`: where `--all-marked` sends this guest's start/stop output.
+    pub tty: Option<PathBuf>,
+    /// `cmd.prepare`: a host command run in the guest root before pre-start.
+    pub cmd_prepare: Option<Vec<String>>,
+    /// `cmd.start-sync` (only with `sync`): a host command after start.
+    pub cmd_start_sync: Option<Vec<String>>,
+    /// `cmd.stop-sync`: a host command after the stop command.
+    pub cmd_stop_sync: Option<Vec<String>>,
+    /// `apps/init/mtab` or `.defaults/init/mtab`: the initial /etc/mtab.
+    pub mtab: Option<PathBuf>,
+}
+
+impl InitConfig {
+    /// The environment util-vserver gives the start command on top of a
+    /// clean one: `apps/init/environment`, and for style sysv
+    /// `PREVLEVEL=N RUNLEVEL=<start runlevel>` (Debian's rc scripts read them).
+    pub fn start_environment(&self) -> Vec<(String, String)> {
+        let mut env = self.environment.clone().unwrap_or_default();
+        if self.style == InitStyle::Sysv {
+            env.push(("PREVLEVEL".into(), "N".into()));
+            env.push(("RUNLEVEL".into(), self.runlevel.clone()));
+        }
+        env
+    }
+
+    /// The same for the stop command: `PREVLEVEL=<start> RUNLEVEL=<stop>`.
+    pub fn stop_environment(&self) -> Vec<(String, String)> {
+        let mut env = self.environment.clone().unwrap_or_default();
+        if self.style == InitStyle::Sysv {
+            env.push(("PREVLEVEL".into(), self.runlevel.clone()));
+            env.push(("RUNLEVEL".into(), self.runlevel_stop.clone().unwrap_or_else(|| "0".into())));
+        }
+        env
+    }
 }
 
 impl Guest {
@@ -83,16 +167,60 @@ impl Guest {
     pub fn hostname(&self) -> &str {
         self.uts.nodename.as_deref().unwrap_or(&self.name)
     }
+
+    /// The value for personality(2): the domain and its flags.
+    pub fn personality_raw(&self) -> libc::c_ulong {
+        self.personality.raw() | self.personality_flags
+    }
+
+    /// The guest's devices: the base list and what its configuration adds.
+    pub fn device_list(&self) -> GuestDevices {
+        GuestDevices::with_extra(&self.devices)
+    }
+
+    /// Does `apps/init/mark` say MARK? `MARK` may be a comma-separated list;
+    /// `!MARK` or `~MARK` selects guests without that mark (util-vserver's
+    /// `--mark`).
+    pub fn has_mark(&self, spec: &str) -> bool {
+        let mut any = false;
+        let mut inverted = false;
+        for m in spec.split(',').filter(|m| !m.is_empty()) {
+            let plain = m.trim_start_matches(['!', '~']);
+            inverted |= plain.len() != m.len();
+            any |= self.init.marks.iter().any(|own| own == plain);
+        }
+        any != inverted
+    }
+
+    /// Everything `start` refuses, as one error naming each file and why.
+    pub fn check_startable(&self) -> anyhow::Result<()> {
+        if self.disabled {
+            anyhow::bail!(
+                "guest {:?} is disabled ({} exists); remove that file to start it",
+                self.name,
+                self.confdir.join("disabled").display()
+            );
+        }
+        match self.findings.refused.as_slice() {
+            [] => Ok(()),
+            [one] => anyhow::bail!("guest {:?} cannot start on this kernel: {one}", self.name),
+            many => anyhow::bail!(
+                "guest {:?} cannot start on this kernel:\n  {}",
+                self.name,
+                many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  ")
+            ),
+        }
+    }
 }
 
 /// Looks a file up in the guest's directory, then in `.defaults`.
-struct Lookup<'a> {
-    guest: &'a Path,
-    defaults: PathBuf,
+pub(crate) struct Lookup<'a> {
+    pub(crate) guest: &'a Path,
+    pub(crate) defaults: PathBuf,
 }
 
 impl Lookup<'_> {
-    fn file(&self, rel: &str) -> PathBuf {
+    pub(crate) fn file(&self, rel: &str) -> PathBuf {
         let own = self.guest.join(rel);
         if own.symlink_metadata().is_ok() {
             return own;
@@ -111,7 +239,9 @@ impl Lookup<'_> {
     }
 }
 
-/// Loads and validates one guest's configuration.
+/// Loads and validates one guest's configuration. A bad value is an error;
+/// a setting `start` cannot give goes to `findings.refused`, so that stop,
+/// status and exec still work on a guest whose configuration changed.
 pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     let confdir = paths.guest_confdir(name);
     validate_guest_name(name).map_err(|m| ConfigError::new(&confdir, 0, m))?;
@@ -123,6 +253,7 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
         ));
     }
     let at = Lookup { guest: &confdir, defaults: paths.defaults_dir() };
+    let mut findings = Findings::default();
 
     let context_file = at.file("context");
     let xid = parse_single(&context_file, parse_xid)?.ok_or_else(|| {
@@ -130,24 +261,64 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     })?;
     let display_name = read_single(&confdir.join("name"))?.map(|l| l.text).unwrap_or_else(|| name.to_string());
     let vdir = read_path_entry(&confdir.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(name));
-    let personality = parse_single(&at.file("personality"), Personality::parse)?.unwrap_or(Personality::Linux);
+    // In the order the fields were read before util-vserver's files were
+    // added, so the first error reported for a broken tree stays the same.
+    let (personality, personality_flags) = load_personality(&at.file("personality"))?;
+    let uts = load_uts(&at, personality, &mut findings)?;
+    let bcaps = load_edits(&at, "bcapabilities", caps::default_bounding_set(), caps::parse_capability)?;
+    let mut ccaps = load_edits(&at, "ccapabilities", BTreeSet::new(), flags::parse_ccap)?;
+    ccaps = load_edits(&at, "ncapabilities", ccaps, flags::parse_ncap)?;
+    let cflags = load_cflags(&at)?;
+    let mut rlimits = load_rlimits(&at)?;
+    process::merge_under(&mut rlimits, process::parse_ulimits(&at.file("ulimits"))?);
+    let fstab = load_fstab(&at)?;
+    let init = load_init(&at)?;
+    let mut namespaces = load_list(&at.file("namespaces"), ExtraNamespace::parse)?;
+    if load_net_spaces(&at, &cflags, &mut findings)? {
+        namespaces.insert(ExtraNamespace::Net);
+    }
+    let own_netns = namespaces.contains(&ExtraNamespace::Net) || cflags.contains(&ContextFlag::HideNetif);
+    let mut net_notes = interfaces::InterfaceNotes::default();
+    let net = interfaces::parse_interfaces_noting(&confdir.join("interfaces"), Some(&at.defaults.join("interfaces/vlandev")), &mut net_notes)?;
+    findings.refused.append(&mut net_notes.refused);
+    findings.warnings.append(&mut net_notes.warnings);
+    let sched = load_sched(&at)?;
+
+    check_compat(&at, xid, own_netns, &mut findings)?;
+    let sysctls = sysctl::parse_sysctls(&at.file("sysctl"), own_netns, &mut findings.refused)?;
+    let devices = devices::parse_devices(&at.file("apps/vdevmap"), &at.file("devices"), Path::new("/dev"), &mut findings.refused)?;
+    let cgroup_settings = cgroup_files::parse_cgroup_dir(&confdir, &at.defaults, name, &mut findings.refused)?;
+    for (file, why) in known::refused_files(&confdir, &at.defaults) {
+        findings.refused.push(ConfigError::new(&file, 0, why));
+    }
+    for (file, why) in known::warned_files(&confdir, &at.defaults) {
+        findings.warnings.push(ConfigError::new(&file, 0, format!("has no effect here: {why}")));
+    }
 
     Ok(Guest {
         name: name.to_string(),
         xid,
         display_name,
         vdir,
-        uts: load_uts(&at, personality)?,
-        bcaps: load_edits(&at, "bcapabilities", caps::default_bounding_set(), caps::parse_capability)?,
-        ccaps: load_edits(&at, "ccapabilities", BTreeSet::new(), flags::parse_ccap)?,
-        cflags: load_cflags(&at)?,
-        rlimits: load_rlimits(&at)?,
-        fstab: load_fstab(&at)?,
-        init: load_init(&at)?,
+        uts,
+        bcaps,
+        ccaps,
+        cflags,
+        rlimits,
+        fstab,
+        init,
         personality,
-        namespaces: load_list(&at.file("namespaces"), ExtraNamespace::parse)?,
-        net: interfaces::parse_interfaces(&confdir.join("interfaces"))?,
-        sched: sched::parse_sched(&at.file("sched"), &at.file("cpuset"))?,
+        namespaces,
+        net,
+        sched,
+        disabled: confdir.join("disabled").exists(),
+        personality_flags,
+        process: process::parse_process_settings(&at.file("nice"), &at.file("ionice"), &at.file("badness"))?,
+        sysctls,
+        shell: load_shell(&at)?,
+        devices,
+        cgroup_settings,
+        findings,
         confdir,
     })
 }
@@ -159,36 +330,8 @@ pub fn parse_xid(s: &str) -> Result<u32, String> {
     }
 }
 
-fn load_uts(at: &Lookup, personality: Personality) -> Result<Uts, ConfigError> {
-    let hostname = |s: &str| -> Result<String, &'static str> {
-        if s.len() <= 64 && !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-            Ok(s.to_string())
-        } else {
-            Err("is not a host or domain name (1-64 characters of A-Z a-z 0-9 - . _)")
-        }
-    };
-    let machine_file = at.guest.join("uts/machine");
-    if let Some(line) = read_single(&machine_file)? {
-        let wanted32 = matches!(line.text.as_str(), "i386" | "i486" | "i586" | "i686");
-        let host = nix::sys::utsname::uname().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default();
-        let consistent = (wanted32 && personality == Personality::Linux32) || line.text == host;
-        if !consistent {
-            return Err(ConfigError::bad_value(
-                &machine_file,
-                line.number,
-                &line.text,
-                "cannot be set on a stock kernel; uname -m follows `personality` (linux32 gives i686)",
-            ));
-        }
-    }
-    Ok(Uts {
-        nodename: parse_single(&at.guest.join("uts/nodename"), hostname)?,
-        domainname: parse_single(&at.guest.join("uts/domainname"), hostname)?,
-    })
-}
-
 /// Applies `NAME` / `~NAME` / `!NAME` edits from `.defaults` and the guest.
-fn load_edits<T, S: EditSet<T>>(
+pub(crate) fn load_edits<T, S: EditSet<T>>(
     at: &Lookup,
     rel: &str,
     mut set: S,
@@ -210,7 +353,7 @@ fn load_edits<T, S: EditSet<T>>(
 
 /// The sets name lists edit: ordered sets, and the capability set (the caps
 /// crate's `Capability` is hashable but not ordered).
-trait EditSet<T> {
+pub(crate) trait EditSet<T> {
     fn add(&mut self, item: T);
     fn del(&mut self, item: &T);
 }
@@ -301,12 +444,18 @@ fn load_rlimits(at: &Lookup) -> Result<Vec<RlimitSetting>, ConfigError> {
     Ok(by_res.into_values().collect())
 }
 
+/// `fstab` (else `.defaults/fstab`), then util-vserver's obsolete
+/// `fstab.local`, then `fstab.remote`: the guest's network is up before
+/// any of them is mounted, and the mounts are made inside its network
+/// context.
 fn load_fstab(at: &Lookup) -> Result<Vec<FstabEntry>, ConfigError> {
-    let file = at.file("fstab");
-    match read_lines(&file)? {
-        Some(lines) => fstab::parse_fstab(&file, &lines),
-        None => Ok(Vec::new()),
+    let mut out = Vec::new();
+    for file in [at.file("fstab"), at.guest.join("fstab.local"), at.file("fstab.remote")] {
+        if let Some(lines) = read_lines(&file)? {
+            out.extend(fstab::parse_fstab(&file, &lines)?);
+        }
     }
+    Ok(out)
 }
 
 fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
@@ -320,20 +469,34 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
         let file = at.file(rel);
         Ok(read_lines(&file)?.map(|lines| lines.into_iter().map(|l| l.text).collect::<Vec<_>>()))
     };
-    let runlevel = parse_single(&at.file("apps/init/runlevel"), |s| {
-        if s.len() == 1 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
-            Ok(s.to_string())
-        } else {
-            Err("is not a runlevel (a single character such as 3)")
-        }
-    })?
-    .unwrap_or_else(|| "3".to_string());
+    let runlevel_of = |rel: &str| {
+        parse_single(&at.file(rel), |s| {
+            if s.len() == 1 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
+                Ok(s.to_string())
+            } else {
+                Err("is not a runlevel (a single character such as 3)")
+            }
+        })
+    };
+    let runlevel = runlevel_of("apps/init/runlevel.start")?.or(runlevel_of("apps/init/runlevel")?).unwrap_or_else(|| "3".to_string());
+    let marks = init::parse_marks(&at.file("apps/init/mark"))?;
+    let sync = at.file("apps/init/sync").exists();
     Ok(InitConfig {
-        mark: read_single(&at.guest.join("apps/init/mark"))?.map(|l| l.text),
+        mark: marks.first().cloned(),
+        marks,
         style,
         cmd_start: argv("apps/init/cmd.start")?,
         cmd_stop: argv("apps/init/cmd.stop")?,
         runlevel,
+        runlevel_stop: runlevel_of("apps/init/runlevel.stop")?,
+        environment: init::parse_environment(&at.file("apps/init/environment"))?,
+        killseq: init::parse_killseq(&at.file("apps/init/killseq"))?,
+        depends: init::parse_depends(&at.file("apps/init/depends"))?,
+        tty: init::existing(at.file("apps/init/tty")),
+        cmd_prepare: init::parse_argv(&at.file("apps/init/cmd.prepare"))?,
+        cmd_start_sync: if sync { init::parse_argv(&at.file("apps/init/cmd.start-sync"))? } else { None },
+        cmd_stop_sync: init::parse_argv(&at.file("apps/init/cmd.stop-sync"))?,
+        mtab: init::existing(at.file("apps/init/mtab")).or_else(|| init::existing(at.defaults.join("init/mtab"))),
     })
 }
 

@@ -5,11 +5,14 @@
 mod channel;
 pub mod enter;
 mod init;
+pub mod killseq;
 mod monitor;
 mod network;
 mod ping;
 mod pty;
 pub mod restrict;
+pub mod scripts;
+pub mod settings;
 mod setup;
 pub mod start;
 pub mod stop;

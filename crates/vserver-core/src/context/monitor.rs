@@ -22,7 +22,6 @@ use super::{init, setup};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
 use crate::paths::Paths;
-use crate::rootfs::dev::DEVICE_ALLOW_RULES;
 use crate::runstate::{now_secs, ProcessId, RunState};
 use crate::sys::{clone, pidfd};
 
@@ -55,6 +54,10 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
     let sigfd = SignalFd::new(&signals)?;
     let mut report = Some(report);
     loop {
+        if report.is_none() {
+            // compat: a reboot runs what `vserver start` runs before the monitor exists.
+            super::scripts::before_reboot(paths, guest)?;
+        }
         let mut boot = match Boot::start(paths, guest, layout) {
             Ok(b) => b,
             Err(e) => {
@@ -64,11 +67,19 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
                 return Err(e);
             }
         };
-        if let Some(r) = report.take() {
-            send(&r, "OK");
+        match report.take() {
+            Some(r) => send(&r, "OK"),
+            // compat: on a reboot nobody else runs post-start.
+            None => {
+                if let Err(e) = super::scripts::post_start(paths, guest) {
+                    eprintln!("vserver monitor {}: {e:#}", guest.name);
+                }
+            }
         }
+        // compat: from now on scriptlets write to this log, not to `start`'s terminal.
+        super::scripts::release_caller_terminal();
         let ending = boot.supervise(&sigfd);
-        boot.teardown();
+        boot.teardown(paths);
         if ending == Ending::Halt || stop_requested(paths, guest) {
             return Ok(());
         }
@@ -132,10 +143,12 @@ impl<'a> Boot<'a> {
     }
 
     fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network) -> Result<(Pid, OwnedFd, File)> {
-        cgroup.restrict_devices(DEVICE_ALLOW_RULES)?;
+        // compat: one device list gives the v1 rules, the v2 filter and /dev.
+        let devices = guest.device_list();
+        cgroup.restrict_devices(&devices.v1_rules().iter().map(String::as_str).collect::<Vec<_>>())?;
         if let Some(v2) = cgroup.v2_dir() {
             // cgroup v2's device controller; on hybrid hosts the v1 rules apply too.
-            crate::cgroup::device_filter::attach(v2)?;
+            crate::cgroup::device_filter::attach(v2, &devices)?;
         }
         // Context-wide limits before the first process joins the cgroup.
         crate::limits::apply_context_limits(cgroup, guest)?;
@@ -163,7 +176,7 @@ impl<'a> Boot<'a> {
         drop(console_w);
         let pid = Pid::from_raw(pid);
         let init_fd = pidfd::open(pid.as_raw())?;
-        let result = release_child(guest, cgroup, network, pid, go.write, userns_ready.read, report.read);
+        let result = release_child(paths, guest, cgroup, network, pid, go.write, userns_ready.read, report.read);
         if let Err(e) = result {
             let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
             let _ = waitpid(pid, None);
@@ -249,11 +262,15 @@ impl<'a> Boot<'a> {
         }
     }
 
-    fn teardown(&mut self) {
+    fn teardown(&mut self, paths: &Paths) {
         if let Err(e) = self.cgroup.remove() {
             eprintln!("vserver monitor {}: {e}", self.guest.name);
         }
+        // compat: post-stop with every guest process gone, the network still up.
+        super::scripts::post_stop(paths, self.guest);
         self.network.undo(&self.guest.name);
+        // compat: postpost-stop once everything is undone.
+        super::scripts::postpost_stop(paths, self.guest);
     }
 }
 
@@ -261,7 +278,9 @@ impl<'a> Boot<'a> {
 /// joins the cgroup (and gets its veth end) before it may run, its user
 /// namespace gets its id maps once it asks, and its report (EOF on exec, or
 /// the error) ends the start.
+#[allow(clippy::too_many_arguments)]
 fn release_child(
+    paths: &Paths,
     guest: &Guest,
     cgroup: &GuestCgroup,
     network: &mut Network,
@@ -272,6 +291,9 @@ fn release_child(
 ) -> Result<()> {
     cgroup.add_process(pid.as_raw())?;
     network.connect_namespace(guest, pid.as_raw())?;
+    // compat: pre-start scriptlets once the cgroup, the addresses or the veth
+    // pair are there, before the guest runs anything; a failure undoes the start.
+    super::scripts::pre_start(paths, guest)?;
     go.write_all(b"g")?;
     // The child makes its mounts, then unshares its user namespace and asks.
     if guest.wants_namespace(ExtraNamespace::User) && wait_for(&mut userns_ready, b'u').is_ok() {
@@ -311,7 +333,8 @@ fn guest_main(
     let err = match setup::setup_guest(guest, go, userns_ready, restrictions) {
         Err(e) => e,
         Ok(()) => match guest.init.style {
-            InitStyle::Plain => setup::exec_clean(&setup::plain_init_argv(guest), None),
+            // compat: apps/init/environment for the guest's own init.
+            InitStyle::Plain => setup::exec_clean_with(&setup::plain_init_argv(guest), None, guest.init.environment.as_deref().unwrap_or(&[])),
             InitStyle::Sysv => match super::restrict::limit_own_capabilities(&restrictions.bcaps) {
                 Ok(()) => init::run(guest, report),
                 Err(e) => e,

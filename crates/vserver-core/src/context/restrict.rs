@@ -26,7 +26,7 @@ impl Restrictions {
             bcaps: guest.bcaps.clone(),
             rlimits: guest.rlimits.clone(),
             raw_rlimits: Vec::new(),
-            personality: guest.personality.raw(),
+            personality: guest.personality_raw(), // compat: domain and flags
             seccomp: FilterOptions {
                 allow_io_uring: guest.cflags.contains(&crate::config::ContextFlag::IoUring),
                 allow_ping_sockets: guest.ccaps.contains(&crate::config::ContextCap::RawIcmp),

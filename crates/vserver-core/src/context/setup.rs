@@ -25,6 +25,8 @@ pub(super) fn setup_guest(guest: &Guest, mut go: File, userns_ready: File, restr
     wait_for_go(&mut go)?;
     // A sysctl of the guest's own network namespace, while /proc/sys is writable.
     super::ping::allow_in_own_namespace(guest)?;
+    // compat: sysctl/, nice, ionice/, badness; same reason, and before the capability drop.
+    super::settings::apply_in_guest(guest)?;
     if guest.wants_namespace(ExtraNamespace::Cgroup) {
         // After joining the cgroup: the new namespace's root is the guest cgroup.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).context("creating the cgroup namespace")?;
@@ -36,7 +38,7 @@ pub(super) fn setup_guest(guest: &Guest, mut go: File, userns_ready: File, restr
     rootfs::fstab::apply(&root, &guest.fstab).with_context(|| format!("{}/fstab", guest.confdir.display()))?;
     // We are pid 1 of the new pid namespace, so this proc shows only the guest.
     rootfs::proc::mount_proc(&root)?;
-    rootfs::dev::populate(&root)?;
+    rootfs::dev::populate(&root, &guest.device_list())?;
     rootfs::proc::mount_sys_readonly(&root)?;
     // From here on the host's tree is out of reach.
     rootfs::pivot::pivot_into(&root)?;
@@ -83,12 +85,24 @@ pub(super) fn plain_init_argv(guest: &Guest) -> Vec<String> {
 /// Replaces this process with `argv` inside the guest, with a clean
 /// environment. Returns only on failure.
 pub(super) fn exec_clean(argv: &[String], term: Option<&str>) -> anyhow::Error {
+    exec_clean_with(argv, term, &[])
+}
+
+/// compat: as [`exec_clean`], with `extra` (`apps/init/environment`) set
+/// on top of the clean environment.
+pub(super) fn exec_clean_with(argv: &[String], term: Option<&str>, extra: &[(String, String)]) -> anyhow::Error {
     let cargs: Result<Vec<CString>, _> = argv.iter().map(|a| CString::new(a.as_str())).collect();
     let Ok(cargs) = cargs else { return anyhow::anyhow!("a command argument contains a NUL byte") };
     let Some(prog) = cargs.first() else { return anyhow::anyhow!("no command given") };
     let mut env = vec![format!("PATH={GUEST_PATH}"), "HOME=/root".to_string(), "container=vserver".to_string()];
     env.push(format!("TERM={}", term.unwrap_or("linux")));
-    let cenv: Vec<CString> = env.into_iter().map(|e| CString::new(e).expect("no NUL")).collect();
+    for (name, value) in extra {
+        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(name.as_str()));
+        env.push(format!("{name}={value}"));
+    }
+    let Ok(cenv) = env.into_iter().map(CString::new).collect::<Result<Vec<CString>, _>>() else {
+        return anyhow::anyhow!("apps/init/environment: a value contains a NUL byte");
+    };
     // Search PATH inside the guest for a bare command name.
     let path = if argv[0].contains('/') {
         prog.clone()

@@ -21,23 +21,31 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     // never both see an xid as free.
     let _lock = StartLock::take(paths)?;
     preflight(paths, guest)?;
+    // compat: the admin's prepre-start scriptlets, before anything is set up.
+    super::scripts::prepre_start(paths, guest)?;
     let layout = Layout::detect(&paths.cgroup_root)?;
     fs::create_dir_all(paths.guest_rundir(&guest.name))
         .with_context(|| format!("creating {}", paths.guest_rundir(&guest.name).display()))?;
     let _ = fs::remove_file(monitor::stop_marker(paths, &guest.name));
     let report = Channel::new()?;
+    // compat: the monitor's scriptlets write to this terminal until the guest is up.
+    let terminal = super::scripts::keep_caller_terminal();
     // SAFETY: the vserver binary is single-threaded here; both children
     // either exec nothing and run our own code, or _exit.
     match unsafe { fork() }? {
         ForkResult::Child => {
             drop(report.read);
-            detach_and_run_monitor(paths, guest, &layout, report.write)
+            detach_and_run_monitor(paths, guest, &layout, report.write, &terminal)
         }
         ForkResult::Parent { child } => {
             drop(report.write);
+            super::scripts::release_caller_terminal();
             let _ = nix::sys::wait::waitpid(child, None);
             match read_report(report.read)?.as_deref() {
-                Some("OK") => Ok(()),
+                // compat: post-start once the guest runs; a failure leaves it running, as util-vserver does.
+                Some("OK") => super::scripts::post_start(paths, guest).with_context(|| {
+                    format!("guest {:?} started, but its post-start failed; it keeps running (vserver {} stop)", guest.name, guest.name)
+                }),
                 Some(msg) => Err(anyhow::anyhow!("guest {:?} did not start: {msg}", guest.name)),
                 None => bail!(
                     "guest {:?} did not start: its monitor ended without a word (see {})",
@@ -51,9 +59,9 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
 
 /// The intermediate child starts a new session and forks the monitor, so the
 /// monitor is re-parented to the host's init and outlives `vserver start`.
-fn detach_and_run_monitor(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> ! {
+fn detach_and_run_monitor(paths: &Paths, guest: &Guest, layout: &Layout, report: File, terminal: &[i32]) -> ! {
     let _ = setsid();
-    crate::sys::fds::close_all_except(&[report.as_raw_fd()]);
+    crate::sys::fds::close_all_except(&[&[report.as_raw_fd()], terminal].concat());
     // SAFETY: single-threaded, as above.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
@@ -83,6 +91,8 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("starting guest {:?} needs root (run it as root or with sudo)", guest.name);
     }
+    // compat: `disabled`, and settings a stock kernel cannot give, by file.
+    guest.check_startable()?;
     match runstate::status(paths, &guest.name)? {
         Status::Running(s) => bail!("guest {:?} is already running (init pid {})", guest.name, s.init.pid),
         Status::Stale(s) => clean_stale(paths, guest, &s)?,

@@ -54,13 +54,22 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
     // From now on a reboot from inside must not bring the guest back.
     fs::write(stop_marker(paths, &guest.name), b"").context("marking the guest as stopping")?;
     let deadline = Instant::now() + opts.timeout;
+    // compat: pre-stop scriptlets before the stop command.
+    super::scripts::pre_stop(paths, guest);
     run_stop_command(paths, guest, opts.timeout);
+    // compat: apps/init/cmd.stop-sync after the stop command.
+    super::scripts::stop_sync(guest);
     let layout = Layout::detect(&paths.cgroup_root)?;
     let cgroup = GuestCgroup::from_dirs(&layout, state.cgroups.clone());
-    terminate_all_but_init(&cgroup, &state, deadline);
+    match &guest.init.killseq {
+        // compat: apps/init/killseq, util-vserver's way of ending the rest.
+        Some(steps) => super::killseq::send(&cgroup, steps),
+        None => terminate_all_but_init(&cgroup, &state, deadline),
+    }
     // The monitor kills pid 1 on SIGTERM, reaps it and removes the cgroup.
     pidfd::send_signal(&monitor, libc::SIGTERM).context("signalling the guest's monitor")?;
-    if !wait_exit(&monitor, Duration::from_secs(10)) {
+    // compat: the monitor runs the post-stop scriptlets before it ends; give them time.
+    if !wait_exit(&monitor, super::scripts::teardown_grace(paths, guest)) {
         let _ = pidfd::send_signal(&monitor, libc::SIGKILL);
         cgroup.remove()?;
         super::start::remove_recorded_addresses(&state);
@@ -75,7 +84,8 @@ fn run_stop_command(paths: &Paths, guest: &Guest, timeout: Duration) {
     let argv = match (&guest.init.cmd_stop, guest.init.style) {
         (Some(cmd), _) if !cmd.is_empty() => cmd.clone(),
         (_, InitStyle::Sysv) if guest.vdir.join("etc/init.d/rc").exists() => {
-            vec!["/etc/init.d/rc".to_string(), "0".to_string()]
+            // compat: apps/init/runlevel.stop
+            vec!["/etc/init.d/rc".to_string(), guest.init.runlevel_stop.clone().unwrap_or_else(|| "0".to_string())]
         }
         _ => return,
     };

@@ -12,7 +12,8 @@ use super::cpuset::CpusetLimits;
 use super::memory::MemoryLimits;
 use super::pids::PidsLimits;
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
-use super::{cpu, cpuset, memory, pids};
+use super::cgroup_files::{self, CgroupWrite};
+use super::{cpu, cpuset, defaults, memory, pids};
 use crate::cgroup::GuestCgroup;
 use crate::config::{Guest, SchedConfig};
 
@@ -25,12 +26,33 @@ pub struct ContextLimits {
     pub cpuset: CpusetLimits,
 }
 
-/// Sets the guest's context-wide limits on its freshly made cgroup, before
-/// the guest's first process runs. All or nothing: on an error every file
-/// already written gets its old value back.
+/// Sets the guest's context-wide limits on its freshly made cgroup
+/// `vserver/NAME`, before the guest's first process runs: `rlimits/`,
+/// `sched/`, `cpuset/`, the `cgroup/` files, and the default process limit
+/// where none is configured. Everything is checked before anything is
+/// written; the limits are all or nothing (on an error every file already
+/// written gets its old value back).
 pub fn apply_context_limits(cgroup: &GuestCgroup, guest: &Guest) -> anyhow::Result<()> {
-    let limits = ContextLimits::from_guest(guest).with_context(|| format!("guest {:?}", guest.name))?;
-    limits.apply(cgroup).with_context(|| format!("guest {:?}: applying the context limits", guest.name))
+    let in_guest = || format!("guest {:?}", guest.name);
+    let mut limits = ContextLimits::from_guest(guest).with_context(in_guest)?;
+    let cgroup_writes = cgroup_files::plan(cgroup, &guest.cgroup_settings).with_context(in_guest)?;
+    limits.check_no_overlap(&cgroup_writes).with_context(in_guest)?;
+    if limits.pids.max.is_none() && !cgroup_writes.iter().any(|w| w.file == "pids.max") {
+        locate(cgroup, "pids").with_context(|| {
+            format!(
+                "guest {:?}: its default process limit ({} processes; set rlimits/nproc for another, inf for none) cannot be applied",
+                guest.name,
+                defaults::PIDS_MAX
+            )
+        })?;
+        limits.pids.max = Some(Some(defaults::PIDS_MAX));
+    }
+    let undo = limits.apply_undoable(cgroup).with_context(|| format!("guest {:?}: applying the context limits", guest.name))?;
+    if let Err(e) = cgroup_files::apply(&cgroup_writes) {
+        undo.restore();
+        return Err(e.context(format!("guest {:?}: writing its cgroup/ settings", guest.name)));
+    }
+    Ok(())
 }
 
 impl ContextLimits {
@@ -73,20 +95,34 @@ impl ContextLimits {
         Ok(())
     }
 
-    /// `sched/` (the token bucket) and `cpuset/`. The bucket knobs that have
-    /// no counterpart in CFS are refused rather than ignored.
+    /// `sched/` (the token bucket, or the older `schedule` file) and
+    /// `cpuset/`. The bucket knobs that have no counterpart in CFS are
+    /// refused rather than ignored, unless their value changes nothing.
     pub fn add_sched(&mut self, sched: &SchedConfig, confdir: &Path) -> anyhow::Result<()> {
-        let unmapped = [
-            ("tokens-min", sched.tokens_min.is_some(), "CFS resumes a throttled context at the next period, not at a refill level"),
-            ("priority-bias", sched.priority_bias.is_some(), "priorities from the bucket fill level do not exist in CFS; use the nice rlimit or cpu weights"),
-            ("idle-time", sched.idle_time.is_some(), "CFS has no idle-time skipping for a context"),
-        ];
-        for (name, set, why) in unmapped {
-            if set {
-                bail!("{}: does not map onto a stock kernel ({why}); remove the file", confdir.join("sched").join(name).display());
+        let in_file = |n: &str| {
+            if sched.source.is_dir() || sched.source.as_os_str().is_empty() {
+                confdir.join("sched").join(n).display().to_string()
+            } else {
+                format!("{} ({n})", sched.source.display())
             }
+        };
+        // A throttled context resumes at the next refill under CFS; a
+        // tokens-min of at most one refill asks for nothing else.
+        if let Some(min) = sched.tokens_min.filter(|m| *m > sched.fill_rate.unwrap_or(0)) {
+            bail!(
+                "{}: {min} does not map onto a stock kernel (CFS resumes a throttled context at the next period, \
+                 that is after one refill of fill-rate tokens, not at a fill level); use at most fill-rate, or remove it",
+                in_file("tokens-min")
+            );
         }
-        let sched_file = |n: &str| confdir.join("sched").join(n).display().to_string();
+        if let Some(bias) = sched.priority_bias.filter(|b| *b != 0) {
+            bail!(
+                "{}: {bias} does not map onto a stock kernel (priorities from the bucket fill level do not exist in CFS); \
+                 use `nice` or 0",
+                in_file("priority-bias")
+            );
+        }
+        let sched_file = in_file;
         match (sched.fill_rate, sched.interval) {
             (Some(rate), Some(interval)) => {
                 let bw = bucket_to_bandwidth(rate, interval, sched.tokens_max).map_err(|e| anyhow::anyhow!("{}: {e}", sched_file("fill-rate")))?;
@@ -106,6 +142,33 @@ impl ContextLimits {
         }
         self.cpuset.cpus = sched.cpus.clone().or(self.cpuset.cpus.take());
         self.cpuset.mems = sched.mems.clone().or(self.cpuset.mems.take());
+        Ok(())
+    }
+
+    /// A `cgroup/` file may not set what `rlimits/`, `sched/` or `cpuset/`
+    /// already set: one of them would silently win.
+    pub fn check_no_overlap(&self, writes: &[CgroupWrite]) -> anyhow::Result<()> {
+        let set_here = |file: &str| -> Option<&'static str> {
+            Some(match file {
+                "memory.max" | "memory.limit_in_bytes" if self.memory.max.is_some() => "rlimits/rss",
+                "memory.high" | "memory.soft_limit_in_bytes" if self.memory.high.is_some() => "rlimits/rss.soft",
+                "memory.low" if self.memory.low.is_some() => "rlimits/rss.min",
+                "pids.max" if self.pids.max.is_some() => "rlimits/nproc",
+                "cpu.max" | "cpu.cfs_quota_us" | "cpu.cfs_period_us" | "cpu.max.burst" | "cpu.cfs_burst_us"
+                    if self.cpu.bandwidth.is_some() =>
+                {
+                    "the token bucket (sched/ or schedule)"
+                }
+                "cpuset.cpus" if self.cpuset.cpus.is_some() => "cpuset/cpus",
+                "cpuset.mems" if self.cpuset.mems.is_some() => "cpuset/mems",
+                _ => return None,
+            })
+        };
+        for w in writes {
+            if let Some(other) = set_here(&w.file) {
+                bail!("{}: sets {}, which {other} sets too; keep one of them", w.from.display(), w.file);
+            }
+        }
         Ok(())
     }
 

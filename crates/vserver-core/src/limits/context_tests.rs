@@ -84,9 +84,36 @@ fn a_missing_v1_hierarchy_is_named() {
 }
 
 #[test]
-fn limits_not_asked_for_need_no_controller() {
+fn limits_not_asked_for_need_no_controller_but_the_default_process_limit_does() {
     let (_root, cg) = v2_guest("");
+    let msg = format!("{:#}", apply_context_limits(&cg, &guest(&[("rlimits/nofile", "100\n")])).unwrap_err());
+    assert!(msg.contains("default process limit (4096") && msg.contains("rlimits/nproc") && msg.contains("pids controller"), "{msg}");
+    let (_root, cg) = v2_guest("pids\n");
     apply_context_limits(&cg, &guest(&[("rlimits/nofile", "100\n")])).unwrap();
+    assert_eq!(read(cg.v2_dir().unwrap(), "pids.max"), "4096");
+}
+
+#[test]
+fn the_default_process_limit_yields_to_nproc_and_cgroup_files() {
+    let (_root, cg) = v2_guest("pids memory\n");
+    apply_context_limits(&cg, &guest(&[("rlimits/nproc", "inf\n")])).unwrap();
+    assert_eq!(read(cg.v2_dir().unwrap(), "pids.max"), "max");
+    apply_context_limits(&cg, &guest(&[("cgroup/pids.max", "77\n")])).unwrap();
+    assert_eq!(read(cg.v2_dir().unwrap(), "pids.max"), "77");
+    apply_context_limits(&cg, &guest(&[("ulimits/nproc", "66\n")])).unwrap();
+    assert_eq!(read(cg.v2_dir().unwrap(), "pids.max"), "66");
+}
+
+#[test]
+fn cgroup_files_are_translated_and_may_not_repeat_a_limit() {
+    let (_root, cg) = v2_guest("pids memory\n");
+    apply_context_limits(&cg, &guest(&[("cgroup/memory.limit_in_bytes", "64M\n")])).unwrap();
+    assert_eq!(read(cg.v2_dir().unwrap(), "memory.max"), "64M");
+    let msg = format!("{:#}", apply_context_limits(&cg, &guest(&[("cgroup/memory.limit_in_bytes", "64M\n"), ("rlimits/rss", "1000\n")])).unwrap_err());
+    assert!(msg.contains("cgroup/memory.limit_in_bytes") && msg.contains("rlimits/rss sets too"), "{msg}");
+    let (root, cg) = hybrid_guest(&["memory", "pids"]);
+    apply_context_limits(&cg, &guest(&[("cgroup/memory.max", "32M\n")])).unwrap();
+    assert_eq!(read(&root.join("memory/vserver/g1"), "memory.limit_in_bytes"), "32M");
 }
 
 #[test]
@@ -104,11 +131,19 @@ fn a_failed_write_restores_the_earlier_files() {
 #[test]
 fn bucket_knobs_without_a_counterpart_are_refused() {
     let (_root, cg) = v2_guest("cpuset cpu io memory pids\n");
-    for knob in ["tokens-min", "priority-bias", "idle-time"] {
+    for knob in ["tokens-min", "priority-bias"] {
         let g = guest(&[("sched/fill-rate", "1\n"), ("sched/interval", "4\n"), (&format!("sched/{knob}"), "2\n")]);
         let msg = format!("{:#}", apply_context_limits(&cg, &g).unwrap_err());
         assert!(msg.contains(knob) && msg.contains("does not map"), "{msg}");
     }
+    // Values that change nothing under CFS are accepted.
+    let g = guest(&[("sched/fill-rate", "1\n"), ("sched/interval", "4\n"), ("sched/tokens-min", "1\n"), ("sched/priority-bias", "0\n")]);
+    apply_context_limits(&cg, &g).unwrap();
+    assert_eq!(read(cg.v2_dir().unwrap(), "cpu.max"), "25000 100000");
+    let g = guest(&[("schedule", "1\n4\n100\n50\n200\n0\n")]);
+    let msg = format!("{:#}", apply_context_limits(&cg, &g).unwrap_err());
+    assert!(msg.contains("schedule (tokens-min)") && msg.contains("does not map"), "{msg}");
+    fs::write(cg.v2_dir().unwrap().join("cpu.max"), "max 100000\n").unwrap();
     let g = guest(&[("sched/fill-rate", "1\n")]);
     assert!(format!("{:#}", apply_context_limits(&cg, &g).unwrap_err()).contains("needs sched/interval"));
     assert_eq!(read(cg.v2_dir().unwrap(), "cpu.max"), "max 100000\n");
@@ -116,10 +151,10 @@ fn bucket_knobs_without_a_counterpart_are_refused() {
 
 #[test]
 fn rss_minimum_maps_to_memory_low_on_v2_only() {
-    let (_root, cg) = v2_guest("memory\n");
+    let (_root, cg) = v2_guest("memory pids\n");
     apply_context_limits(&cg, &guest(&[("rlimits/rss.min", "1M\n")])).unwrap();
     assert_eq!(read(cg.v2_dir().unwrap(), "memory.low"), "1048576");
-    let (_root, cg) = hybrid_guest(&["memory"]);
+    let (_root, cg) = hybrid_guest(&["memory", "pids"]);
     let msg = format!("{:#}", apply_context_limits(&cg, &guest(&[("rlimits/rss.min", "1M\n")])).unwrap_err());
     assert!(msg.contains("memory.low"), "{msg}");
 }

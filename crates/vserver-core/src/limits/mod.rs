@@ -4,7 +4,9 @@
 //! backends side by side), plus what the kernel counts about them (`stats`)
 //! and changing them on a running guest (`live`, used by `vlimit`).
 
+pub mod cgroup_files;
 pub mod context;
+pub mod defaults;
 pub mod controller;
 pub mod cpu;
 pub mod cpuset;

@@ -160,19 +160,75 @@ pub fn layout_info(cgroup_root: &Path) -> anyhow::Result<String> {
         };
         out.push_str(&format!("  {ctrl:<8} {limits:<20} {place}\n"));
     }
-    let burst = match layout.v1_mount("cpu") {
-        Some(m) => m.join("cpu.cfs_burst_us").exists(),
-        None => layout.v2.as_ref().is_some_and(|r| r.join("cpu.max.burst").exists() || cpu_burst_in_children(r)),
-    };
-    out.push_str(&format!("  cpu burst (sched/tokens-max): {}\n", if burst { "available" } else { "not available on this kernel" }));
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    out.push_str(&format!("  cpu burst (sched/tokens-max): {}\n", burst_support(&layout, release.trim()).describe()));
+    if layout.kind() == crate::cgroup::LayoutKind::V2Only {
+        out.push_str("  note: start enables the controllers it needs in the cgroup root's cgroup.subtree_control; \
+                      they stay enabled after the last guest is gone\n");
+    }
     Ok(out)
 }
 
-/// The v2 root has no cpu.max files; look at one child that has.
-fn cpu_burst_in_children(root: &Path) -> bool {
-    std::fs::read_dir(root)
-        .map(|d| d.flatten().any(|e| e.path().join("cpu.max.burst").exists()))
-        .unwrap_or(false)
+/// Whether CFS burst (cpu.max.burst, cpu.cfs_burst_us: kernel 5.14) can be
+/// used, and how that is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Burst {
+    /// A cgroup of the cpu controller has the file.
+    Seen,
+    /// No cgroup has the cpu controller enabled yet (a bare v2 host), but
+    /// the kernel is new enough: start enables the controller.
+    ByKernelVersion,
+    /// The cpu controller's cgroups lack the file, or the kernel is older.
+    Missing,
+    /// No cpu controller at all.
+    NoCpuController,
+}
+
+impl Burst {
+    fn describe(self) -> &'static str {
+        match self {
+            Burst::Seen => "available",
+            Burst::ByKernelVersion => "available (kernel 5.14 or later; the cpu controller is not enabled yet, start enables it)",
+            Burst::Missing => "not available on this kernel (needs 5.14)",
+            Burst::NoCpuController => "not available: no cpu controller",
+        }
+    }
+}
+
+pub fn burst_support(layout: &Layout, kernel_release: &str) -> Burst {
+    if let Some(m) = layout.v1_mount("cpu") {
+        return if m.join("cpu.cfs_burst_us").exists() { Burst::Seen } else { Burst::Missing };
+    }
+    let Some(root) = layout.v2.as_ref() else { return Burst::NoCpuController };
+    if !layout.v2_controllers().iter().any(|c| c == "cpu") {
+        return Burst::NoCpuController;
+    }
+    // The root has no cpu.max files; a cgroup with the cpu controller has.
+    match cpu_cgroup_below(root) {
+        Some(dir) if dir.join("cpu.max.burst").exists() => Burst::Seen,
+        Some(_) => Burst::Missing,
+        None if kernel_at_least(kernel_release, (5, 14)) => Burst::ByKernelVersion,
+        None => Burst::Missing,
+    }
+}
+
+/// A cgroup (up to two levels down) where the cpu controller is enabled.
+fn cpu_cgroup_below(root: &Path) -> Option<std::path::PathBuf> {
+    let children = |d: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default()
+    };
+    children(root)
+        .into_iter()
+        .flat_map(|c| std::iter::once(c.clone()).chain(children(&c)))
+        .find(|d| d.join("cpu.max").exists())
+}
+
+fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => (major, minor) >= want,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +254,23 @@ mod tests {
         let me = prlimit::get(std::process::id() as i32, libc::RLIMIT_NOFILE).unwrap();
         let nofile = dec.lines().nth(7).unwrap();
         assert_eq!(&nofile[30..], format!("  {:<18}  {}", me.soft, me.hard).trim_end());
+    }
+
+    #[test]
+    fn burst_on_a_bare_v2_host_is_judged_by_the_kernel() {
+        use crate::config::parse::tests::tempdir;
+        let root = tempdir();
+        fill(&root, &[("cgroup.controllers", "cpuset cpu io memory pids\n"), ("cgroup.procs", ""), ("cgroup.subtree_control", "")]);
+        std::fs::create_dir_all(root.join("init.scope")).unwrap();
+        let layout = Layout::detect(&root).unwrap();
+        assert_eq!(burst_support(&layout, "6.1.0-18-amd64"), Burst::ByKernelVersion);
+        assert_eq!(burst_support(&layout, "5.10.0"), Burst::Missing);
+        fill(&root.join("init.scope"), &[("cpu.max", "max 100000\n")]);
+        assert_eq!(burst_support(&layout, "6.1.0"), Burst::Missing, "a cpu cgroup without the file");
+        fill(&root.join("init.scope"), &[("cpu.max.burst", "0\n")]);
+        assert_eq!(burst_support(&layout, "6.1.0"), Burst::Seen);
+        fill(&root, &[("cgroup.controllers", "memory pids\n")]);
+        assert_eq!(burst_support(&Layout::detect(&root).unwrap(), "6.1.0"), Burst::NoCpuController);
     }
 
     #[test]

@@ -165,6 +165,10 @@ mod tests {
             dev: dev.map(String::from),
             name: None,
             nodev: false,
+            bcast: None,
+            scope: None,
+            peer: None,
+            up: true,
         }
     }
 
