@@ -234,3 +234,28 @@ fn usage_errors_and_missing_cgroup2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no cgroup2 hierarchy"), "{}", describe(&out));
     assert!(!ran && listing.is_empty(), "{}", stdout(&out));
 }
+
+/// Many chbinds at once create and remove the shared `vserver` parent
+/// cgroup under each other's feet: every one must still get its own cgroup
+/// (issue 16: a parallel chbind removed the empty parent between the mkdir
+/// of the parent and of `chbind-PID`). Loops of short chbinds, so that the
+/// parent is often empty and removed while another one starts.
+#[test]
+fn parallel_chbinds_race_for_the_shared_parent() {
+    if !require_net() {
+        return;
+    }
+    let loops: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..40 {
+                    let out = run(Command::new(bin("chbind")).args(CTX).args(["--", "true"]));
+                    assert!(out.status.success(), "chbind failed: {}", describe(&out));
+                }
+            })
+        })
+        .collect();
+    for l in loops {
+        l.join().unwrap();
+    }
+}

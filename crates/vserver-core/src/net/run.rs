@@ -30,15 +30,24 @@ struct TransientCgroup {
 impl TransientCgroup {
     fn create(v2_root: &Path) -> anyhow::Result<TransientCgroup> {
         let parent = v2_root.join("vserver");
-        match std::fs::create_dir(&parent) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", parent.display())),
-        }
         remove_stale(&parent);
         let dir = parent.join(format!("chbind-{}", std::process::id()));
-        std::fs::create_dir(&dir).with_context(|| format!("cannot create cgroup {}", dir.display()))?;
-        Ok(TransientCgroup { dir, attached: None })
+        // The shared parent goes when the last chbind or guest in it ends
+        // (`Drop` below, guest stop): one may remove it between our mkdir
+        // of the parent and of our own cgroup. Then the parent is made again.
+        let mut tries = 0;
+        loop {
+            match std::fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", parent.display())),
+            }
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(TransientCgroup { dir, attached: None }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 20 => tries += 1,
+                Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", dir.display())),
+            }
+        }
     }
 
     fn populated(&self) -> bool {
