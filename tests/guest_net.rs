@@ -168,3 +168,99 @@ fn ping_sockets_only_with_raw_icmp() {
     assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap(), range, "the host's setting is unchanged");
     w.assert_nothing_left(&g);
 }
+
+/// Appends a script to the busybox guest's rcS, which its init (pid 1)
+/// runs at start: processes started by the guest's init are in the guest's
+/// Landlock domain (`vserver exec` joins from outside the monitor and is
+/// not, until joiners are spawned by the monitor).
+fn at_guest_start(w: &World, g: &str, script: &str) {
+    use std::io::Write as _;
+    let rcs = w.guest_root(g).join("etc/init.d/rcS");
+    let mut f = std::fs::OpenOptions::new().append(true).open(rcs).unwrap();
+    writeln!(f, "{script}").unwrap();
+}
+
+/// Waits (bounded) for a file the guest writes, then returns its content.
+fn guest_file(w: &World, g: &str, rel: &str) -> String {
+    let p = w.guest_root(g).join(rel);
+    for _ in 0..200 {
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the guest never wrote {}", p.display());
+}
+
+fn busybox_guest_with_probe(w: &World, base: &str) -> String {
+    let (g, _) = w.busybox_guest(base);
+    let bin = w.guest_root(&g).join("bin/netprobe");
+    let out = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&bin).arg("tests/guest-tools/netprobe.c").output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    g
+}
+
+#[test]
+fn abstract_unix_sockets_are_private_to_the_guest() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    use vserver_core::net::abstract_unix::{probe, Support, SHARED_FLAG};
+    if !(require_root() && require_busybox()) {
+        return;
+    }
+    if !require(Command::new("gcc").arg("--version").output().is_ok(), "gcc for the probe program") {
+        return;
+    }
+    let w = World::new("gunix");
+    let tag = format!("vs-gunix-{}", std::process::id());
+    let host = UnixListener::bind_addr(&SocketAddr::from_abstract_name(format!("{tag}-host")).unwrap()).unwrap();
+    let a = busybox_guest_with_probe(&w, "ua");
+    if let Support::Missing { reason } = probe() {
+        // A kernel without Landlock scoping: start refuses unless the config
+        // accepts shared abstract sockets by name.
+        let _ = std::fs::remove_file(w.confdir.join(".defaults/cflags"));
+        let out = w.vserver(&[&a, "start"]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(SHARED_FLAG), "{}", describe(&out));
+        w.assert_nothing_left(&a);
+        eprintln!("abstract unix socket scoping not tested: {reason}");
+        return;
+    }
+    at_guest_start(
+        &w,
+        &a,
+        &format!(
+            "netprobe unix-connect {tag}-host > /tmp/to-host 2>&1\n\
+             netprobe unix-serve {tag}-a > /tmp/serve 2>&1 &\n\
+             netprobe unix-serve {tag}-a2 > /tmp/serve2 2>&1 &\n\
+             while ! grep -q listening /tmp/serve; do usleep 20000; done\n\
+             while ! grep -q listening /tmp/serve2; do usleep 20000; done\n\
+             netprobe unix-connect {tag}-a > /tmp/own 2>&1\n\
+             echo done > /tmp/done"
+        ),
+    );
+    w.ok(&a, &["start"]);
+    guest_file(&w, &a, "tmp/done");
+    // The host's abstract socket is out of reach (Landlock refuses with EPERM).
+    assert_eq!(guest_file(&w, &a, "tmp/to-host").trim(), format!("err {}", libc::EPERM));
+    // The guest's own abstract sockets work between its processes.
+    assert_eq!(guest_file(&w, &a, "tmp/own").trim(), "ok\nguest");
+
+    // Another guest cannot reach the first one's.
+    let b = busybox_guest_with_probe(&w, "ub");
+    at_guest_start(&w, &b, &format!("netprobe unix-connect {tag}-a2 > /tmp/to-a 2>&1"));
+    w.ok(&b, &["start"]);
+    assert_eq!(guest_file(&w, &b, "tmp/to-a").trim(), format!("err {}", libc::EPERM));
+    // ...while the listener is there: the host (not scoped) still gets in.
+    let mut s = UnixStream::connect_addr(&SocketAddr::from_abstract_name(format!("{tag}-a2")).unwrap()).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "guest");
+    drop(host);
+    for g in [&a, &b] {
+        w.ok(g, &["stop"]);
+        w.assert_nothing_left(g);
+    }
+}

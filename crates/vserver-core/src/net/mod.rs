@@ -12,6 +12,7 @@
 //!    first process runs there (sockets carry the cgroup they were made in);
 //! 5. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`].
 
+pub mod abstract_unix;
 mod addr;
 pub(crate) mod asm;
 mod attach;
