@@ -14,10 +14,15 @@ fn guest_with_probe(w: &World, ip: &str) -> Option<String> {
     if !(require_root() && require_busybox()) {
         return None;
     }
+    let (g, _) = w.busybox_guest("net");
+    guest_with_probe_named(w, g, ip)
+}
+
+/// A built guest `g` gets `ip` as its only address and the probe, and starts.
+fn guest_with_probe_named(w: &World, g: String, ip: &str) -> Option<String> {
     if !require(Command::new("gcc").arg("--version").output().is_ok(), "gcc for the probe program") {
         return None;
     }
-    let (g, _) = w.busybox_guest("net");
     w.write_conf(&g, "interfaces/0/ip", &format!("{ip}\n"));
     w.write_conf(&g, "interfaces/0/prefix", "8\n");
     w.write_conf(&g, "interfaces/0/nodev", "");
@@ -53,12 +58,19 @@ fn guest_binds_only_its_own_address_and_the_wildcard_lands_on_it() {
 fn guest_to_host_and_host_to_guest_over_loopback() {
     let w = World::new("gnet2");
     let ip = "127.0.0.63";
-    let Some(g) = guest_with_probe(&w, ip) else { return };
+    if !(require_root() && require_busybox()) {
+        return;
+    }
+    let (g, _) = w.busybox_guest("net");
+    // Host loopback services are out of the guest's reach but for those
+    // its config allows.
+    w.write_conf(&g, "interfaces/allow-loopback", "127.0.0.64\n");
+    let Some(g) = guest_with_probe_named(&w, g, ip) else { return };
     let xid: u32 = std::fs::read_to_string(w.guest_conf(&g).join("context")).unwrap().trim().parse().unwrap();
     let lback = vserver_core::net::lback_for_xid(xid).unwrap().to_string();
 
-    // Guest to host: a host listener on another loopback address is reached,
-    // and the connection comes from the guest's address.
+    // Guest to host: the allowed host listener is reached, and the
+    // connection comes from the guest's own loopback address.
     let host = TcpListener::bind("127.0.0.64:0").unwrap();
     let port = host.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
@@ -68,10 +80,13 @@ fn guest_to_host_and_host_to_guest_over_loopback() {
     });
     let out = w.sh_ok(&g, &format!("netprobe connect 127.0.0.64 {port}"));
     let peer = server.join().unwrap();
-    // Towards 127/8 the source is the guest's own loopback address.
-    let source = peer.ip().to_string();
-    assert!(source == ip || source == lback, "the source {source} must be pinned to the guest's set ({ip}, {lback})");
+    assert_eq!(peer.ip().to_string(), lback, "the source must be the guest's loopback address");
     assert!(out.contains("host"), "{out}");
+    // Another host loopback address is refused at connect.
+    let other = TcpListener::bind("127.0.0.65:0").unwrap();
+    let oport = other.local_addr().unwrap().port();
+    let out = w.sh(&g, &format!("netprobe connect 127.0.0.65 {oport}"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("err {}", libc::EPERM), "{}", describe(&out));
 
     // Host to guest: a guest server on the wildcard serves its own address.
     let gport = free_port(ip);

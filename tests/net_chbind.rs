@@ -9,6 +9,9 @@ use vserver_rs_tests::net::*;
 use vserver_rs_tests::{bin, describe, run, stdout};
 
 const CTX: &[&str] = &["--ip", "127.0.0.2", "--silent"];
+/// The same context, allowed to reach the host's 127.0.0.9 (loopback
+/// addresses outside the set are out of reach otherwise).
+const CTX_TO_9: &[&str] = &["--ip", "127.0.0.2", "--silent", "--allow-loopback", "127.0.0.9"];
 
 #[test]
 fn binds_are_confined_to_the_set() {
@@ -62,11 +65,11 @@ fn connect_without_bind_gets_a_source_from_the_set() {
     }
     let mut server = Background::start(host_probe(&["listen", "127.0.0.9", "2"]));
     let port = port_of(&server.next());
-    let client = json_of(&mut chbind_probe(CTX, &["connect", "127.0.0.9", &port]));
+    let client = json_of(&mut chbind_probe(CTX_TO_9, &["connect", "127.0.0.9", &port]));
     assert_eq!(addr_of(&client, "name"), "127.0.0.2", "{client}");
     assert_eq!(addr_of(&server.next(), "peer"), "127.0.0.2");
     // An AF_INET6 socket to a v4-mapped destination too.
-    let client = json_of(&mut chbind_probe(CTX, &["connect", "::ffff:127.0.0.9", &port]));
+    let client = json_of(&mut chbind_probe(CTX_TO_9, &["connect", "::ffff:127.0.0.9", &port]));
     assert_eq!(addr_of(&client, "name"), "::ffff:127.0.0.2", "{client}");
     assert_eq!(addr_of(&server.next(), "peer"), "127.0.0.2");
 }
@@ -78,7 +81,7 @@ fn udp_sendto_without_bind_gets_a_source_from_the_set() {
     }
     let mut server = Background::start(host_probe(&["recvfrom", "127.0.0.9"]));
     let port = port_of(&server.next());
-    let sent = json_of(&mut chbind_probe(CTX, &["sendto", "127.0.0.9", &port]));
+    let sent = json_of(&mut chbind_probe(CTX_TO_9, &["sendto", "127.0.0.9", &port]));
     assert!(sent.get("errno").is_none(), "{sent}");
     assert_eq!(addr_of(&server.next(), "from"), "127.0.0.2");
 }
@@ -133,11 +136,13 @@ fn host_and_context_reach_each_other_over_loopback() {
     let mut in_ctx = Background::start(chbind_probe(CTX, &["listen", "127.0.0.2", "1"]));
     let port = port_of(&in_ctx.next());
     assert_eq!(json_of(&mut host_probe(&["connect", "127.0.0.2", &port]))["data"], "hello");
-    // Loopback addresses other than 127.0.0.1 are reached as they are,
-    // with the source pinned to the set.
+    // Other loopback addresses of the host are out of reach (EPERM for
+    // TCP and UDP alike) unless allowed; then the source is pinned to the set.
     let mut on_host9 = Background::start(host_probe(&["listen", "127.0.0.9", "1"]));
     let port9 = port_of(&on_host9.next());
-    assert_eq!(json_of(&mut chbind_probe(CTX, &["connect", "127.0.0.9", &port9]))["data"], "hello");
+    assert_eq!(json_of(&mut chbind_probe(CTX, &["connect", "127.0.0.9", &port9]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut chbind_probe(CTX, &["sendto", "127.0.0.9", &port9]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut chbind_probe(CTX_TO_9, &["connect", "127.0.0.9", &port9]))["data"], "hello");
     assert_eq!(addr_of(&on_host9.next(), "peer"), "127.0.0.2");
 }
 

@@ -140,7 +140,7 @@ impl<'a> Boot<'a> {
         // Context-wide limits before the first process joins the cgroup.
         crate::limits::apply_context_limits(cgroup, guest)?;
         // The IP set, too: sockets belong to the cgroup they are made in.
-        network.set_up(guest, cgroup)?;
+        network.set_up(paths, guest, cgroup)?;
         if guest.wants_namespace(ExtraNamespace::Time) {
             // Before the clone: the time namespace applies to our children.
             enter_fresh_time_namespace()?;
