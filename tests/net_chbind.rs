@@ -264,3 +264,58 @@ fn parallel_chbinds_race_for_the_shared_parent() {
         l.join().unwrap();
     }
 }
+
+/// Debian's default nginx site: `listen 80` and `listen [::]:80` with
+/// IPV6_V6ONLY, in a context without IPv6 addresses. The v6-only wildcard
+/// lands on the context's own IPv6 loopback address (shown as ::1), so both
+/// listens succeed and neither takes another address; a dual-stack `::`
+/// still gets the IPv4 address.
+#[test]
+fn v6only_wildcard_without_ipv6_takes_the_ipv6_loopback() {
+    if !require_net() {
+        return;
+    }
+    let ctx = ["--ip", "127.0.0.2", "--nid", "4731", "--silent"];
+    let r = json_of(&mut chbind_probe(&ctx, &["nginx"]));
+    assert_eq!(addr_of(&r, "v4"), "127.0.0.2", "{r}");
+    assert_eq!(addr_of(&r, "v6"), "::1", "{r}");
+    assert_eq!(addr_of(&r, "client"), "::1", "{r}");
+    assert_eq!(addr_of(&r, "peer"), "::1", "{r}");
+    let bind = |args: &[&str]| json_of(&mut chbind_probe(&ctx, &[&["bind"], args].concat()));
+    assert_eq!(addr_of(&bind(&["::", "dualstack"]), "name"), "::ffff:127.0.0.2");
+    assert_eq!(addr_of(&bind(&["::", "v6only"]), "name"), "::1");
+    // Another context's IPv6 loopback address is not bindable, nor ::1 of
+    // a context without one (no --nid: 127.0.0.1 stands for 127.0.0.2).
+    let other = vserver_core::net::lback6_for(vserver_core::net::lback_for_xid(4732).unwrap()).to_string();
+    assert_eq!(bind(&[&other])["errno"], "EADDRNOTAVAIL");
+    let plain = json_of(&mut chbind_probe(CTX, &["bind", "::", "v6only"]));
+    assert_eq!(plain["errno"], "EADDRNOTAVAIL", "{plain}");
+    // The address was on lo only while the context ran.
+    let lback6 = vserver_core::net::lback6_for(vserver_core::net::lback_for_xid(4731).unwrap()).to_string();
+    let lo = stdout(&run(Command::new("ip").args(["-6", "addr", "show", "dev", "lo"])));
+    assert!(!lo.contains(&lback6), "{lback6} left on lo: {lo}");
+}
+
+/// A context's own loopback address (what 127.0.0.1 is inside it) is out of
+/// reach of other contexts (EPERM at connect) and of host processes that do
+/// not send from it (dropped on the way in).
+#[test]
+fn a_contexts_loopback_is_reachable_only_from_itself() {
+    if !require_net() {
+        return;
+    }
+    let a = ["--ip", "127.0.0.2", "--nid", "4733", "--silent"];
+    let mut server = Background::start(chbind_probe(&a, &["listen", "127.0.0.1", "1"]));
+    let ready = server.next();
+    assert_eq!(addr_of(&ready, "name"), "127.0.0.1", "{ready}");
+    let port = port_of(&ready);
+    let lback = vserver_core::net::lback_for_xid(4733).unwrap().to_string();
+    let b = ["--ip", "127.0.0.3", "--nid", "4734", "--silent"];
+    assert_eq!(json_of(&mut chbind_probe(&b, &["connect", &lback, &port]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut chbind_probe(&b, &["sendto", &lback, &port]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut host_probe(&["connect", &lback, &port]))["errno"], "ETIMEDOUT");
+    // The context itself gets in.
+    let own = json_of(&mut chbind_probe(&a, &["connect", "127.0.0.1", &port]));
+    assert_eq!(own["data"], "hello", "{own}");
+    assert_eq!(addr_of(&server.next(), "peer"), "127.0.0.1");
+}

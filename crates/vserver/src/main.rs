@@ -12,6 +12,7 @@ use vserver_core::runstate::{self, Status};
 use vserver_core::Paths;
 
 mod cli;
+mod cmd_ip;
 
 use cli::{Cli, Command, EXIT_STOPPED};
 
@@ -67,6 +68,7 @@ fn run(cli: Cli) -> Result<u8> {
             builder::delete_guest(&paths, name)?;
             Ok(0)
         }
+        Command::Ip { action } => cmd_ip::run(&paths, &load(&paths, name)?, action),
         Command::Hashify { dry_run, respect_mtime, insecure } => hashify(&paths, name, *dry_run, *respect_mtime, *insecure),
     }
 }

@@ -271,17 +271,15 @@ fn hide_lback4(lback: Ipv4Addr) -> Result<Vec<Insn>, String> {
 fn hide_lback6(lback: Option<Ipv4Addr>, lback6: Option<Ipv6Addr>) -> Result<Vec<Insn>, String> {
     let mut a = Asm::new();
     if let Some(l) = lback {
-        let w = words6(l.to_ipv6_mapped());
-        for i in 0..4 {
-            a.load(Size::W, R2, R1, USER_IP6 + 4 * i as i16).jump_imm(Cond::Ne, R2, w[i], "not_mapped");
+        for (i, w) in words6(l.to_ipv6_mapped()).iter().enumerate() {
+            a.load(Size::W, R2, R1, USER_IP6 + 4 * i as i16).jump_imm(Cond::Ne, R2, *w, "not_mapped");
         }
         a.mov32_imm(R2, LOCALHOST).store(Size::W, R1, USER_IP6 + 12, R2).goto("allow");
     }
     a.label("not_mapped");
     if let Some(l6) = lback6 {
-        let w = words6(l6);
-        for i in 0..4 {
-            a.load(Size::W, R2, R1, USER_IP6 + 4 * i as i16).jump_imm(Cond::Ne, R2, w[i], "allow");
+        for (i, w) in words6(l6).iter().enumerate() {
+            a.load(Size::W, R2, R1, USER_IP6 + 4 * i as i16).jump_imm(Cond::Ne, R2, *w, "allow");
         }
         for (i, w) in words6(Ipv6Addr::LOCALHOST).iter().enumerate() {
             a.mov32_imm(R2, *w).store(Size::W, R1, USER_IP6 + 4 * i as i16, R2);
@@ -317,11 +315,11 @@ pub fn socket_programs(set: &IpSet, outer: i32, v6only_bit: Option<BitField>) ->
         skb("vs_egress", INET_EGRESS, filter::egress(outer)?),
     ];
     let lback = set.lback().filter(|_| set.hides_lback());
-    if lback.is_some() {
+    if let Some(l) = lback {
         progs.extend([
-            sock_addr("vs_sockname4", INET4_GETSOCKNAME, hide_lback4(lback.unwrap())?),
-            sock_addr("vs_peername4", INET4_GETPEERNAME, hide_lback4(lback.unwrap())?),
-            sock_addr("vs_recvmsg4", UDP4_RECVMSG, hide_lback4(lback.unwrap())?),
+            sock_addr("vs_sockname4", INET4_GETSOCKNAME, hide_lback4(l)?),
+            sock_addr("vs_peername4", INET4_GETPEERNAME, hide_lback4(l)?),
+            sock_addr("vs_recvmsg4", UDP4_RECVMSG, hide_lback4(l)?),
         ]);
     }
     if lback.is_some() || set.lback6().is_some() {
