@@ -279,3 +279,101 @@ fn abstract_unix_sockets_are_private_to_the_guest() {
         w.assert_nothing_left(g);
     }
 }
+
+/// A guest's 127.0.0.1 (its own loopback address) is reached by the guest
+/// only: another guest's connect fails with EPERM, the host's (from its
+/// 127.0.0.1) is dropped on the way in. The admin uses `vserver exec`.
+#[test]
+fn a_guests_loopback_is_reachable_only_from_itself() {
+    let w = World::new("glo");
+    let Some(a) = guest_with_probe(&w, "127.0.0.68") else { return };
+    let b = guest_with_probe_named(&w, busybox_guest_with_probe(&w, "lob"), "127.0.0.69").unwrap();
+    let xid: u32 = std::fs::read_to_string(w.guest_conf(&a).join("context")).unwrap().trim().parse().unwrap();
+    let lback = vserver_core::net::lback_for_xid(xid).unwrap();
+    let port = free_port("127.0.0.1");
+    let mut server = w.cmd("vserver").args([&a, "exec", "/bin/netprobe", "serve-on", "127.0.0.1", &port.to_string()])
+        .stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = [0u8; 64];
+    let n = server.stdout.as_mut().unwrap().read(&mut line).unwrap();
+    assert!(String::from_utf8_lossy(&line[..n]).contains(&format!("listening 127.0.0.1:{port}")), "{}", String::from_utf8_lossy(&line[..n]));
+    // Another guest: refused at connect.
+    let out = w.sh(&b, &format!("netprobe connect {lback} {port}"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("err {}", libc::EPERM), "{}", describe(&out));
+    // The host, from its own 127.0.0.1: dropped.
+    let e = TcpStream::connect_timeout(&(lback, port).into(), Duration::from_secs(1)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+    // The guest itself.
+    let own = w.sh_ok(&a, &format!("netprobe connect 127.0.0.1 {port}"));
+    assert!(own.starts_with("ok 127.0.0.1:") && own.contains("guest"), "{own}");
+    assert!(server.wait().unwrap().success());
+    for g in [&a, &b] {
+        w.ok(g, &["stop"]);
+        w.assert_nothing_left(g);
+    }
+}
+
+/// Runs `f` on a thread of its own network namespace (with lo up); every
+/// command it starts, `vserver start` included, lives there: the guests'
+/// non-loopback addresses never touch the host's network.
+fn in_test_netns(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's namespaces.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare(CLONE_NEWNET)");
+        let out = Command::new("ip").args(["link", "set", "lo", "up"]).output().unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+/// Outbound sources as the host's routing would choose among the set:
+/// a guest whose first address is a loopback service address and whose
+/// second is in 10.201.0.0/24 connects to 10.201.0.2 from 10.201.0.1 (not
+/// from the first address, which cannot leave lo), while 0.0.0.0 still
+/// binds to the first; a guest with loopback addresses only is refused
+/// with EPERM.
+#[test]
+fn sources_follow_the_subnet_and_unroutable_ones_are_refused() {
+    if !(require_root() && require_busybox()) {
+        return;
+    }
+    if !require(Command::new("gcc").arg("--version").output().is_ok(), "gcc for the probe program") {
+        return;
+    }
+    in_test_netns(|| {
+        let out = Command::new("ip").args(["addr", "add", "10.201.0.2/32", "dev", "lo"]).output().unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        let w = World::new("gsrc");
+        let a = busybox_guest_with_probe(&w, "srca");
+        w.write_conf(&a, "interfaces/0/ip", "127.0.0.71\n");
+        w.write_conf(&a, "interfaces/0/nodev", "");
+        w.write_conf(&a, "interfaces/1/ip", "10.201.0.1\n");
+        w.write_conf(&a, "interfaces/1/prefix", "24\n");
+        w.write_conf(&a, "interfaces/1/dev", "lo\n");
+        w.ok(&a, &["start"]);
+        let listener = TcpListener::bind("10.201.0.2:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = w.cmd("vserver").args([&a, "exec", "/bin/netprobe", "connect", "10.201.0.2", &port.to_string()])
+            .stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let (mut s, peer) = listener.accept().unwrap();
+        s.write_all(b"peer").unwrap();
+        drop(s);
+        let out = client.wait_with_output().unwrap();
+        assert_eq!(peer.ip().to_string(), "10.201.0.1", "{}", describe(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok 10.201.0.1:"), "{}", describe(&out));
+        let wild = w.sh_ok(&a, "netprobe bind 0.0.0.0 0");
+        assert!(wild.starts_with("ok 127.0.0.71:"), "{wild}");
+
+        let b = busybox_guest_with_probe(&w, "srcb");
+        w.write_conf(&b, "interfaces/0/ip", "127.0.0.72\n");
+        w.write_conf(&b, "interfaces/0/nodev", "");
+        w.ok(&b, &["start"]);
+        let out = w.sh(&b, &format!("netprobe connect 10.201.0.2 {port}"));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("err {}", libc::EPERM), "{}", describe(&out));
+        for g in [&a, &b] {
+            w.ok(g, &["stop"]);
+            w.assert_nothing_left(g);
+        }
+    });
+}

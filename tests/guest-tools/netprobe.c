@@ -2,6 +2,7 @@
  *   netprobe bind ADDR PORT      bind; print "ok LOCAL:PORT" or "err ERRNO"
  *   netprobe serve PORT          bind 0.0.0.0:PORT, print the local address,
  *                                accept one connection, send "guest", exit
+ *   netprobe serve-on ADDR PORT  the same on ADDR
  *   netprobe connect ADDR PORT   connect; print "ok LOCAL" then what came back
  *   netprobe ping x              open an ICMP datagram socket; "ok" or "err ERRNO"
  *   netprobe unix-serve NAME     listen on the abstract unix socket @NAME, print
@@ -83,8 +84,9 @@ int main(int argc, char **argv) {
         print_local(fd, "ok");
         return 0;
     }
-    if (!strcmp(argv[1], "serve")) {
-        struct sockaddr_in a = addr_of("0.0.0.0", argv[2]);
+    if (!strcmp(argv[1], "serve") || (!strcmp(argv[1], "serve-on") && argc == 4)) {
+        int on = !strcmp(argv[1], "serve-on");
+        struct sockaddr_in a = on ? addr_of(argv[2], argv[3]) : addr_of("0.0.0.0", argv[2]);
         if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0) { printf("err %d\n", errno); return 1; }
         print_local(fd, "listening");
         int c = accept(fd, NULL, NULL);
