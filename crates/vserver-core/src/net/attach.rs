@@ -48,11 +48,10 @@ fn load(p: &Program) -> anyhow::Result<OwnedFd> {
 pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path) -> anyhow::Result<AttachedPrograms> {
     let cgroup = open_cgroup(cgroup_dir)?;
     let table = dest::table(set, routes, &|dev| rtnl::ifindex(dev).ok());
-    let inner = dest::create_inner(&table).context("cannot create the BPF map of the IP set")?;
-    let outer = dest::create_outer(&inner).context("cannot create the BPF map of the IP set")?;
-    let loaded = load_all(set, &outer, btf::ipv6only_bit())?;
+    let maps = dest::create(&table).context("cannot create the BPF maps of the IP set")?;
+    let loaded = load_all(set, &maps, btf::ipv6only_bit())?;
     // The programs hold references to the maps now; our fds can go.
-    drop((inner, outer));
+    drop(maps);
     let mut attached = AttachedPrograms { cgroup_dir: cgroup_dir.to_path_buf(), cgroup, progs: Vec::new() };
     for (attach_type, prog) in loaded {
         if let Err(e) = bpf_sys::prog_attach(&attached.cgroup, &prog, attach_type, BPF_F_ALLOW_MULTI) {
@@ -68,13 +67,14 @@ pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path) -> anyhow::R
 /// through BTF (no BTF, or helpers it lacks), bind6 is loaded without that
 /// check: a v6-only `::` bind in a context without IPv6 addresses then
 /// fails (EINVAL) instead of landing on the IPv6 loopback address.
-fn load_all(set: &IpSet, outer: &OwnedFd, bit: Option<btf::BitField>) -> anyhow::Result<Vec<(u32, OwnedFd)>> {
-    let specs = programs::socket_programs(set, outer.as_raw_fd(), bit).map_err(anyhow::Error::msg)?;
+fn load_all(set: &IpSet, maps: &dest::Maps, bit: Option<btf::BitField>) -> anyhow::Result<Vec<(u32, OwnedFd)>> {
+    let fds = programs::MapFds { slot: maps.slot.as_raw_fd(), exact: maps.exact.as_raw_fd(), prefixes: maps.prefixes.as_raw_fd() };
+    let specs = programs::socket_programs(set, fds, bit).map_err(anyhow::Error::msg)?;
     let mut loaded = Vec::new();
     for p in &specs {
         match load(p) {
             Ok(fd) => loaded.push((p.attach_type, fd)),
-            Err(_) if bit.is_some() && p.name == "vs_bind6" => return load_all(set, outer, None),
+            Err(_) if bit.is_some() && p.name == "vs_bind6" => return load_all(set, maps, None),
             Err(e) => return Err(e),
         }
     }
@@ -131,24 +131,31 @@ pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
     Ok(count)
 }
 
-/// The outer map of the programs attached to a cgroup (`dest::OUTER_NAME`),
-/// found through the maps the bind4 program uses: how a live change of a
-/// running guest's set reaches its programs without a pinned object.
-pub fn outer_map_of(cgroup_dir: &Path) -> anyhow::Result<OwnedFd> {
+/// The maps of the programs attached to a cgroup, found through the maps
+/// the bind4 program uses: how a live change of a running guest's set
+/// reaches its programs without a pinned object.
+pub fn maps_of(cgroup_dir: &Path) -> anyhow::Result<dest::Maps> {
     let cgroup = open_cgroup(cgroup_dir)?;
     let ids = bpf_sys::prog_query(&cgroup, attach::INET4_BIND)
         .with_context(|| format!("cannot query BPF programs of {}", cgroup_dir.display()))?;
     for id in ids {
         let Ok(prog) = bpf_sys::prog_fd_by_id(id) else { continue };
-        let (name, maps) = bpf_sys::prog_info(&prog)?;
+        let (name, map_ids) = bpf_sys::prog_info(&prog)?;
         if name != "vs_bind4" {
             continue;
         }
-        for m in maps {
+        let (mut slot, mut exact, mut prefixes) = (None, None, None);
+        for m in map_ids {
             let Ok(map) = bpf_sys::map_fd_by_id(m) else { continue };
-            if bpf_sys::map_name(&map)? == dest::OUTER_NAME {
-                return Ok(map);
+            match bpf_sys::map_name(&map)?.as_str() {
+                dest::SLOT_NAME => slot = Some(map),
+                dest::EXACT_NAME => exact = Some(map),
+                dest::PREFIXES_NAME => prefixes = Some(map),
+                _ => {}
             }
+        }
+        if let (Some(slot), Some(exact), Some(prefixes)) = (slot, exact, prefixes) {
+            return Ok(dest::Maps { slot, exact, prefixes });
         }
     }
     bail!("{} has no network context programs (a guest with interfaces/unrestricted, or not running?)", cgroup_dir.display())
@@ -214,8 +221,8 @@ mod tests {
         }
         // Detaching by query finds what another process attached.
         let n = attach_set(&IpSet::new(&[ip("127.0.0.2")], lb).unwrap(), &[], &dir).unwrap().count();
-        // A live change finds the outer map again.
-        assert_eq!(bpf_sys::map_name(&outer_map_of(&dir).unwrap()).unwrap(), dest::OUTER_NAME);
+        // A live change finds the maps again.
+        assert_eq!(bpf_sys::map_name(&maps_of(&dir).unwrap().exact).unwrap(), dest::EXACT_NAME);
         assert_eq!(detach_from_cgroup(&dir).unwrap(), n);
         assert!(attached_names(&dir).unwrap().is_empty());
     }

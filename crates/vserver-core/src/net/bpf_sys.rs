@@ -9,6 +9,7 @@ use super::asm::Insn;
 
 // enum bpf_cmd
 const BPF_MAP_CREATE: i32 = 0;
+const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_PROG_ATTACH: i32 = 8;
@@ -79,6 +80,13 @@ pub fn map_create(
     a.put_u32(16, flags).put_u32(20, inner.map_or(0, |m| m.as_raw_fd() as u32));
     a.put_bytes(28, &object_name(name)); // map_name after map_flags, inner_map_fd, numa_node
     bpf(BPF_MAP_CREATE, &mut a).map(fd_from)
+}
+
+/// BPF_MAP_LOOKUP_ELEM into `value` (its length must be the map's value size).
+pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.put_u32(0, map.as_raw_fd() as u32).put_u64(8, key.as_ptr() as u64).put_u64(16, value.as_mut_ptr() as u64);
+    bpf(BPF_MAP_LOOKUP_ELEM, &mut a).map(drop)
 }
 
 /// BPF_MAP_UPDATE_ELEM with BPF_ANY.

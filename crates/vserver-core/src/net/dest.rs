@@ -7,10 +7,13 @@
 //! among the set's addresses, Linux-VServer's rule; NOSRC when only a
 //! loopback source would remain for a non-loopback destination).
 //!
-//! The trie sits in slot 0 of a one-slot array of maps that the programs
-//! are loaded with. A live change of the set builds a complete new trie and
-//! swaps it in with one map update: a program sees the old set or the new,
-//! never a mixture.
+//! Stored as two maps, so the common case costs a hash lookup: the exact
+//! (full-length) entries in a hash map, looked up first, the prefixes in an
+//! LPM trie, looked up on a miss. Both sit in one of two slots of two arrays
+//! of maps; a third map holds the current slot. A live change of the set
+//! fills the other slot with complete new maps and then flips the slot
+//! number, one aligned word: a program reads the slot once and sees the old
+//! set or the new, never a mixture.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -25,6 +28,8 @@ use super::rtnl::Route;
 pub const KEY_SIZE: u32 = 20;
 pub const VALUE_SIZE: u32 = 56;
 pub const MAX_ENTRIES: u32 = 4096;
+/// The exact entries' hash map is keyed by the 16 address bytes alone.
+pub const EXACT_KEY_SIZE: u32 = 16;
 
 // Value layout: u32 flags, u32 pad, then three 16-byte addresses.
 pub const V_FLAGS: i16 = 0;
@@ -46,8 +51,11 @@ pub const PEER: u32 = 16;
 /// The context's own dedicated loopback address (v4 or v6).
 pub const LBACK: u32 = 32;
 
+const BPF_MAP_TYPE_HASH: u32 = 1;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
 const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
+/// Elements are replaced under RCU, never reused while a program reads them.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
 /// One entry: a prefix in the 128-bit key space (IPv4 v4-mapped, its
@@ -220,28 +228,64 @@ fn key_bytes(p: &Prefix) -> [u8; KEY_SIZE as usize] {
     k
 }
 
-/// A new trie holding the table.
-pub fn create_inner(t: &BTreeMap<Prefix, Entry>) -> io::Result<OwnedFd> {
-    let map = bpf_sys::map_create(BPF_MAP_TYPE_LPM_TRIE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, "vs_dest")?;
+/// The names the maps are created with, by which a live change finds them.
+pub const SLOT_NAME: &str = "vs_slot";
+pub const EXACT_NAME: &str = "vs_exact";
+pub const PREFIXES_NAME: &str = "vs_prefixes";
+
+/// The three maps the programs are loaded with.
+pub struct Maps {
+    /// ARRAY of one u32: the slot in use (0 or 1).
+    pub slot: OwnedFd,
+    /// ARRAY_OF_MAPS[2] of the exact entries' hash maps.
+    pub exact: OwnedFd,
+    /// ARRAY_OF_MAPS[2] of the prefix tries.
+    pub prefixes: OwnedFd,
+}
+
+/// New inner maps holding the table: exact entries and prefixes.
+fn create_inner(t: &BTreeMap<Prefix, Entry>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let exact = bpf_sys::map_create(BPF_MAP_TYPE_HASH, EXACT_KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, "vs_exact_set")?;
+    let trie = bpf_sys::map_create(BPF_MAP_TYPE_LPM_TRIE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, "vs_prefix_set")?;
     for (p, e) in t {
-        bpf_sys::map_update(&map, &key_bytes(p), &e.value())?;
+        if p.0 == 128 {
+            bpf_sys::map_update(&exact, &p.1, &e.value())?;
+        } else {
+            bpf_sys::map_update(&trie, &key_bytes(p), &e.value())?;
+        }
     }
-    Ok(map)
+    Ok((exact, trie))
 }
 
-/// The one-slot array of maps the programs are loaded with, holding `inner`.
-pub fn create_outer(inner: &OwnedFd) -> io::Result<OwnedFd> {
-    let outer = bpf_sys::map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 1, 0, Some(inner), OUTER_NAME)?;
-    swap(&outer, inner)?;
-    Ok(outer)
+fn put(outer: &OwnedFd, slot: u32, inner: &OwnedFd) -> io::Result<()> {
+    bpf_sys::map_update(outer, &slot.to_ne_bytes(), &(inner.as_raw_fd() as u32).to_ne_bytes())
 }
 
-/// The outer map's name, by which a live change finds it.
-pub const OUTER_NAME: &str = "vs_net";
+/// The maps of a new context, its table in slot 0.
+pub fn create(t: &BTreeMap<Prefix, Entry>) -> io::Result<Maps> {
+    let (exact, trie) = create_inner(t)?;
+    let maps = Maps {
+        slot: bpf_sys::map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0, None, SLOT_NAME)?,
+        exact: bpf_sys::map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 2, 0, Some(&exact), EXACT_NAME)?,
+        prefixes: bpf_sys::map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 2, 0, Some(&trie), PREFIXES_NAME)?,
+    };
+    put(&maps.exact, 0, &exact)?;
+    put(&maps.prefixes, 0, &trie)?;
+    bpf_sys::map_update(&maps.slot, &0u32.to_ne_bytes(), &0u32.to_ne_bytes())?;
+    Ok(maps)
+}
 
-/// Puts `inner` into the outer map's slot: one atomic pointer update.
-pub fn swap(outer: &OwnedFd, inner: &OwnedFd) -> io::Result<()> {
-    bpf_sys::map_update(outer, &0u32.to_ne_bytes(), &(inner.as_raw_fd() as u32).to_ne_bytes())
+/// A live change: the table goes into the slot not in use, then the slot
+/// number flips. The caller serialises changes and waits for running
+/// programs (see `live.rs`) before the next one reuses the old slot.
+pub fn replace(maps: &Maps, t: &BTreeMap<Prefix, Entry>) -> io::Result<()> {
+    let mut cur = [0u8; 4];
+    bpf_sys::map_lookup(&maps.slot, &0u32.to_ne_bytes(), &mut cur)?;
+    let next = 1 - (u32::from_ne_bytes(cur) & 1);
+    let (exact, trie) = create_inner(t)?;
+    put(&maps.exact, next, &exact)?;
+    put(&maps.prefixes, next, &trie)?;
+    bpf_sys::map_update(&maps.slot, &0u32.to_ne_bytes(), &next.to_ne_bytes())
 }
 
 #[cfg(test)]

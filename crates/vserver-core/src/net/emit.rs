@@ -3,11 +3,11 @@
 //! testing and copying what it found, binding a source. `programs.rs`
 //! composes them into one program per hook.
 //!
-//! Registers across a program: r6 the context, r7 the context's trie (from
-//! slot 0 of the outer map), r8 the value the last lookup found, r9 an IPv4
+//! Registers across a program: r6 the context, r7 the context's exact-entry
+//! map (of the current slot), r8 the value the last lookup found, r9 an IPv4
 //! address being worked on. Stack: the lookup key at fp-24 (prefix length,
-//! then 16 address bytes at fp-20), the outer map's index at fp-28, a
-//! sockaddr for bpf_bind() at fp-64.
+//! then 16 address bytes at fp-20, which alone are the exact map's key),
+//! the current slot at fp-28, a sockaddr for bpf_bind() at fp-64.
 
 use super::asm::{Asm, Cond, Insn, Reg, Size};
 use super::dest::{V_FLAGS, V_SRC};
@@ -35,7 +35,7 @@ pub(super) const AF_INET6: u32 = 10;
 
 pub(super) const KEY: i16 = -24;
 pub(super) const KEY_ADDR: i16 = -20;
-const INDEX: i16 = -28;
+pub(super) const INDEX: i16 = -28;
 const SOCKADDR: i16 = -64;
 
 /// The third word of a v4-mapped address, `::ffff:0:0`.
@@ -52,25 +52,37 @@ pub(super) fn words6(a: std::net::Ipv6Addr) -> [u32; 4] {
     [0, 4, 8, 12].map(|i| u32::from_ne_bytes(o[i..i + 4].try_into().unwrap()))
 }
 
+/// The fds of a context's maps (`dest::Maps`), for loading its programs.
+#[derive(Debug, Clone, Copy)]
+pub struct MapFds {
+    pub slot: i32,
+    pub exact: i32,
+    pub prefixes: i32,
+}
+
 /// Emits the instructions shared by the programs of one context.
 pub(super) struct Gen {
-    outer_fd: i32,
+    maps: MapFds,
     pub(super) a: Asm,
 }
 
 impl Gen {
-    pub(super) fn new(outer_fd: i32) -> Gen {
+    pub(super) fn new(maps: MapFds) -> Gen {
         let mut a = Asm::new();
         a.mov_reg(R6, R1); // keep the context across helper calls
-        Gen { outer_fd, a }
+        Gen { maps, a }
     }
 
-    /// r7 = the context's trie; `fail` if the slot is empty (never, but the
-    /// verifier wants the check, and failing closed is right).
+    /// Reads the current slot (once: everything after uses that slot's
+    /// maps) and r7 = its exact-entry map; `fail` if a map is missing (never,
+    /// but the verifier wants the check, and failing closed is right).
     pub(super) fn trie(&mut self, fail: &str) {
         let a = &mut self.a;
         a.store_imm(Size::W, R10, INDEX, 0);
-        a.load_map_fd(R1, self.outer_fd).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
+        a.load_map_fd(R1, self.maps.slot).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Eq, R0, 0, fail);
+        a.load(Size::W, R1, R0, 0).store(Size::W, R10, INDEX, R1);
+        a.load_map_fd(R1, self.maps.exact).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
         a.jump64_imm(Cond::Eq, R0, 0, fail).mov_reg(R7, R0);
     }
 
@@ -90,11 +102,19 @@ impl Gen {
         }
     }
 
-    /// r8 = the entry for the key; `miss` if none.
+    /// r8 = the entry for the key: the exact entry if there is one (one
+    /// hash lookup, the common case), else the longest prefix from the
+    /// slot's trie; `miss` if none.
     pub(super) fn lookup(&mut self, miss: &str) {
+        let found = format!("found_{}", self.a.position());
         let a = &mut self.a;
-        a.mov_reg(R1, R7).mov_reg(R2, R10).add_imm(R2, KEY as i32).call(HELPER_MAP_LOOKUP);
-        a.jump64_imm(Cond::Eq, R0, 0, miss).mov_reg(R8, R0);
+        a.mov_reg(R1, R7).mov_reg(R2, R10).add_imm(R2, KEY_ADDR as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Ne, R0, 0, &found);
+        a.load_map_fd(R1, self.maps.prefixes).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Eq, R0, 0, miss);
+        a.mov_reg(R1, R0).mov_reg(R2, R10).add_imm(R2, KEY as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Eq, R0, 0, miss);
+        a.label(&found).mov_reg(R8, R0);
     }
 
     /// Goes to `label` if the entry in r8 has any of `flags`.

@@ -26,7 +26,7 @@
 
 use super::asm::{Asm, Cond, Insn, Reg::*, Size};
 use super::dest::{LBACK, MEMBER, PEER};
-use super::emit::{words6, word4, Gen, KEY, KEY_ADDR, MAPPED};
+use super::emit::{words6, word4, Gen, MapFds, KEY, KEY_ADDR, MAPPED};
 use super::ipset::IpSet;
 
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
@@ -86,10 +86,10 @@ fn if_words_equal(a: &mut Asm, off: i16, w: [u32; 4], label: &str) {
     a.goto(label).label(&differ);
 }
 
-pub fn ingress(set: &IpSet, outer: i32) -> Result<Vec<Insn>, String> {
+pub fn ingress(set: &IpSet, maps: MapFds) -> Result<Vec<Insn>, String> {
     let lback = set.lback().filter(|_| set.hides_lback());
     let lback6 = set.lback6();
-    let mut g = Gen::new(outer);
+    let mut g = Gen::new(maps);
     let a = &mut g.a;
     a.load(Size::W, R2, R6, FAMILY).jump_imm(Cond::Eq, R2, libc::AF_INET6 as u32, "sock6");
     // An IPv4 socket: bound to a member (not the loopback) is the fast path.
@@ -136,8 +136,8 @@ pub fn ingress(set: &IpSet, outer: i32) -> Result<Vec<Insn>, String> {
     g.a.finish()
 }
 
-pub fn egress(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+pub fn egress(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     let a = &mut g.a;
     // Fast path: the packet's source is the socket's own address (read
     // straight from the packet: data points at the IP header here).
@@ -169,6 +169,8 @@ pub fn egress(outer: i32) -> Result<Vec<Insn>, String> {
 mod tests {
     use super::*;
 
+    const FDS: MapFds = MapFds { slot: 3, exact: 4, prefixes: 5 };
+
     #[test]
     fn ethertypes_are_in_network_order() {
         assert_eq!(ETH_P_IP.to_ne_bytes()[..2], [0x08, 0x00]);
@@ -180,10 +182,10 @@ mod tests {
         let lb = Some("127.0.3.1".parse().unwrap());
         for (addrs, lback) in [(vec![], None), (vec!["127.0.0.2".parse().unwrap()], lb), (vec!["::1".parse().unwrap()], lb)] {
             let set = IpSet::new(&addrs, lback).unwrap();
-            let i = ingress(&set, 3).unwrap();
+            let i = ingress(&set, FDS).unwrap();
             // The loopback check compares with the context's own address.
             assert_eq!(i.iter().any(|x| x.imm == word4("127.0.3.1".parse().unwrap()) as i32), set.hides_lback());
-            assert!(!egress(3).unwrap().is_empty());
+            assert!(!egress(FDS).unwrap().is_empty());
         }
     }
 }

@@ -119,9 +119,12 @@ fn v2_dir(paths: &Paths, state: &RunState) -> anyhow::Result<PathBuf> {
 fn swap_in(cgroup_v2: &Path, set: &IpSet) -> anyhow::Result<()> {
     let routes = rtnl::Rtnl::open().and_then(|mut nl| nl.routes()).context("cannot read the host's routes")?;
     let table = dest::table(set, &routes, &|dev| rtnl::ifindex(dev).ok());
-    let inner = dest::create_inner(&table).context("cannot create the BPF map of the new set")?;
-    let outer = attach::outer_map_of(cgroup_v2)?;
-    dest::swap(&outer, &inner).context("cannot swap in the new set")
+    let maps = attach::maps_of(cgroup_v2)?;
+    dest::replace(&maps, &table).context("cannot swap in the new set")?;
+    // The next change reuses the slot just left: no program may still be
+    // reading it then.
+    wait_for_running_programs();
+    Ok(())
 }
 
 /// Waits until every BPF program that may still hold the old map has
@@ -208,8 +211,8 @@ pub fn del(paths: &Paths, name: &str, ip: IpAddr, force: bool) -> anyhow::Result
     let new = old.without(ip).map_err(|e| anyhow::anyhow!("guest {name:?}: {e}"))?;
     let cgroup_v2 = v2_dir(paths, &state)?;
     swap_in(&cgroup_v2, &new)?;
-    // From here no new socket gets the address; count those that have it.
-    wait_for_running_programs();
+    // From here no new socket gets the address (swap_in waited for
+    // programs still on the old set); count those that have it.
     let layout = Layout::detect(&paths.cgroup_root)?;
     let pids = GuestCgroup::from_dirs(&layout, state.cgroups.clone()).pids().unwrap_or_default();
     let bound = super::sockets::bound_to(&pids, canonical(ip));

@@ -36,7 +36,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 pub use addr::AddedAddress;
-pub use attach::{attached_names, detach_from_cgroup, outer_map_of, AttachedPrograms};
+pub use attach::{attached_names, detach_from_cgroup, maps_of, AttachedPrograms};
 pub use ipset::{lback6_for, lback_for_xid, IpSet, Member};
 pub use netns::{remove_veth, setup_veth, VethConfig};
 

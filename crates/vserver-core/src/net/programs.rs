@@ -25,6 +25,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::asm::{Asm, Cond, Insn, Reg, Size};
 use super::btf::BitField;
 use super::dest::{MEMBER, NOSRC, REACH, REMAP, V_ALT, V_SRC, V_V6ONLY};
+pub use super::emit::MapFds;
 use super::emit::*;
 use super::filter::{self, PROG_TYPE_CGROUP_SKB};
 use super::ipset::IpSet;
@@ -82,8 +83,8 @@ pub struct Program {
     pub insns: Vec<Insn>,
 }
 
-fn bind4(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn bind4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     g.a.load(Size::W, R9, R6, USER_IP4);
     g.key_v4(R9);
@@ -111,8 +112,8 @@ fn branch_if_v6only(g: &mut Gen, bit: BitField, v6only: &str) {
     a.label("dual_stack");
 }
 
-fn bind6(outer: i32, v6only_bit: Option<BitField>) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn bind6(maps: MapFds, v6only_bit: Option<BitField>) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     // `::` and `::ffff:0.0.0.0` look up the IPv4 wildcard entry, which
     // holds the targets of wildcard binds.
@@ -154,8 +155,8 @@ fn bind6(outer: i32, v6only_bit: Option<BitField>) -> Result<Vec<Insn>, String> 
     g.finish(Some(libc::EADDRNOTAVAIL))
 }
 
-fn post_bind4(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn post_bind4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     g.a.load(Size::W, R9, R6, SRC_IP4);
     g.key_v4(R9);
@@ -164,8 +165,8 @@ fn post_bind4(outer: i32) -> Result<Vec<Insn>, String> {
     g.finish(Some(libc::EADDRNOTAVAIL))
 }
 
-fn post_bind6(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn post_bind6(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     g.key_v6(R6, SRC_IP6);
     g.lookup("deny");
@@ -173,8 +174,8 @@ fn post_bind6(outer: i32) -> Result<Vec<Insn>, String> {
     g.finish(Some(libc::EADDRNOTAVAIL))
 }
 
-fn connect4(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn connect4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     g.a.load(Size::W, R9, R6, USER_IP4);
     g.key_v4(R9);
@@ -190,8 +191,8 @@ fn connect4(outer: i32) -> Result<Vec<Insn>, String> {
     g.finish(None)
 }
 
-fn connect6(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn connect6(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     g.key_v6(R6, USER_IP6);
     g.lookup("deny");
@@ -206,8 +207,8 @@ fn connect6(outer: i32) -> Result<Vec<Insn>, String> {
     g.finish(None)
 }
 
-fn sendmsg4(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn sendmsg4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     g.a.load(Size::W, R9, R6, USER_IP4);
     g.key_v4(R9);
@@ -229,8 +230,8 @@ fn sendmsg4(outer: i32) -> Result<Vec<Insn>, String> {
     g.finish(None)
 }
 
-fn sendmsg6(outer: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(outer);
+fn sendmsg6(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
     g.trie("deny");
     g.key_v6(R6, USER_IP6);
     g.lookup("deny");
@@ -289,9 +290,9 @@ fn hide_lback6(lback: Option<Ipv4Addr>, lback6: Option<Ipv6Addr>) -> Result<Vec<
     a.finish()
 }
 
-/// All socket programs of a context whose trie is in the outer map
-/// `outer`; `v6only_bit` where the kernel's BTF tells where IPV6_V6ONLY is.
-pub fn socket_programs(set: &IpSet, outer: i32, v6only_bit: Option<BitField>) -> Result<Vec<Program>, String> {
+/// All socket programs of a context whose maps are `maps`; `v6only_bit`
+/// where the kernel's BTF tells where IPV6_V6ONLY is.
+pub fn socket_programs(set: &IpSet, maps: MapFds, v6only_bit: Option<BitField>) -> Result<Vec<Program>, String> {
     use attach::*;
     let sock_addr = |name, attach_type, insns| Program {
         name,
@@ -303,16 +304,16 @@ pub fn socket_programs(set: &IpSet, outer: i32, v6only_bit: Option<BitField>) ->
     let sock = |name, attach_type, insns| Program { name, prog_type: PROG_TYPE_CGROUP_SOCK, attach_type, attach_btf_id: 0, insns };
     let skb = |name, attach_type, insns| Program { name, prog_type: PROG_TYPE_CGROUP_SKB, attach_type, attach_btf_id: 0, insns };
     let mut progs = vec![
-        sock_addr("vs_bind4", INET4_BIND, bind4(outer)?),
-        sock_addr("vs_bind6", INET6_BIND, bind6(outer, v6only_bit)?),
-        sock("vs_post_bind4", INET4_POST_BIND, post_bind4(outer)?),
-        sock("vs_post_bind6", INET6_POST_BIND, post_bind6(outer)?),
-        sock_addr("vs_connect4", INET4_CONNECT, connect4(outer)?),
-        sock_addr("vs_connect6", INET6_CONNECT, connect6(outer)?),
-        sock_addr("vs_sendmsg4", UDP4_SENDMSG, sendmsg4(outer)?),
-        sock_addr("vs_sendmsg6", UDP6_SENDMSG, sendmsg6(outer)?),
-        skb("vs_ingress", INET_INGRESS, filter::ingress(set, outer)?),
-        skb("vs_egress", INET_EGRESS, filter::egress(outer)?),
+        sock_addr("vs_bind4", INET4_BIND, bind4(maps)?),
+        sock_addr("vs_bind6", INET6_BIND, bind6(maps, v6only_bit)?),
+        sock("vs_post_bind4", INET4_POST_BIND, post_bind4(maps)?),
+        sock("vs_post_bind6", INET6_POST_BIND, post_bind6(maps)?),
+        sock_addr("vs_connect4", INET4_CONNECT, connect4(maps)?),
+        sock_addr("vs_connect6", INET6_CONNECT, connect6(maps)?),
+        sock_addr("vs_sendmsg4", UDP4_SENDMSG, sendmsg4(maps)?),
+        sock_addr("vs_sendmsg6", UDP6_SENDMSG, sendmsg6(maps)?),
+        skb("vs_ingress", INET_INGRESS, filter::ingress(set, maps)?),
+        skb("vs_egress", INET_EGRESS, filter::egress(maps)?),
     ];
     let lback = set.lback().filter(|_| set.hides_lback());
     if let Some(l) = lback {
@@ -337,6 +338,8 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
 
+    const FDS: MapFds = MapFds { slot: 3, exact: 4, prefixes: 5 };
+
     fn set(addrs: &[&str], lback: Option<&str>) -> IpSet {
         let a: Vec<IpAddr> = addrs.iter().map(|s| s.parse().unwrap()).collect();
         IpSet::new(&a, lback.map(|l| l.parse().unwrap())).unwrap()
@@ -360,7 +363,7 @@ mod tests {
             set(&[], Some("127.0.4.1")),
         ] {
             for b in [None, bit] {
-                let progs = socket_programs(&s, 3, b).unwrap();
+                let progs = socket_programs(&s, FDS, b).unwrap();
                 let hidden = if s.hides_lback() { 6 } else if s.lback6().is_some() { 3 } else { 0 };
                 assert_eq!(progs.len(), 10 + hidden);
                 assert!(progs.iter().all(|p| !p.insns.is_empty() && p.insns.len() < 300));
@@ -370,10 +373,10 @@ mod tests {
 
     #[test]
     fn v6only_detection_reads_the_bit_from_btf() {
-        let with = bind6(3, Some(BitField { byte: 19, mask: 0x20 })).unwrap();
+        let with = bind6(FDS, Some(BitField { byte: 19, mask: 0x20 })).unwrap();
         assert!(with.iter().any(|i| i.code == 0x85 && i.imm == HELPER_SKC_TO_TCP6_SOCK));
         assert!(with.iter().any(|i| i.code == 0x71 && i.off == 19), "a byte load of skc_ipv6only");
-        let without = bind6(3, None).unwrap();
+        let without = bind6(FDS, None).unwrap();
         assert!(!without.iter().any(|i| i.code == 0x85 && i.imm == HELPER_SKC_TO_TCP6_SOCK));
     }
 }
