@@ -237,9 +237,9 @@ pub const PREFIXES_NAME: &str = "vs_prefixes";
 pub struct Maps {
     /// ARRAY of one u32: the slot in use (0 or 1).
     pub slot: OwnedFd,
-    /// ARRAY_OF_MAPS[2] of the exact entries' hash maps.
+    /// An array of two maps: the exact entries' hash maps.
     pub exact: OwnedFd,
-    /// ARRAY_OF_MAPS[2] of the prefix tries.
+    /// An array of two maps: the prefix tries.
     pub prefixes: OwnedFd,
 }
 

@@ -2,15 +2,21 @@
 //! enforced by cgroup-BPF programs on its cgroup v2 directory (Linux-VServer's
 //! "sockets isolation": all addresses stay on the host, the guest gets a
 //! subset). `chbind` runs one command in a transient context; a guest gets
-//! its context from `interfaces/` at start.
+//! its context from `interfaces/` at start, and `vserver NAME ip` changes it
+//! while it runs (`live`). What a context may do is data in its maps
+//! (`dest`), read by small programs (`programs`, `filter`); abstract unix
+//! sockets are kept apart by Landlock (`abstract_unix`).
 //!
 //! Start order for a guest (the `context` module calls these):
-//! 1. [`guest_network`] validates the config (before anything changes);
+//! 1. [`guest_network`] validates the config (before anything changes) and
+//!    [`abstract_unix::check_guest`] refuses what the kernel cannot isolate;
 //! 2. [`probe`] checks kernel and cgroup layout;
-//! 3. [`NetContext::add_host_addresses`];
-//! 4. [`NetContext::apply_to_cgroup`] on the guest's v2 cgroup, before its
+//! 3. [`NetContext::apply_to_cgroup`] on the guest's v2 cgroup, before its
 //!    first process runs there (sockets carry the cgroup they were made in);
-//! 5. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`].
+//! 4. [`NetContext::add_host_addresses`], then [`live::record`];
+//! 5. [`abstract_unix::scope_for_guest`] in the monitor before it forks pid 1;
+//! 6. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`] of what
+//!    [`live::forget`] returns (live additions included).
 
 pub mod abstract_unix;
 mod addr;
@@ -168,6 +174,17 @@ impl NetContext {
     /// there before.
     pub fn add_host_addresses(&self) -> anyhow::Result<Vec<AddedAddress>> {
         addr::add_addresses(&self.addresses)
+    }
+}
+
+/// Can a bind program tell IPV6_V6ONLY sockets apart on this kernel (for
+/// `vserver-info`)? Needs the kernel's BTF (`/sys/kernel/btf/vmlinux`) and
+/// the bpf_skc_to_tcp6_sock/udp6_sock helpers (5.9). Without it a v6-only
+/// `::` bind in a context without IPv6 addresses fails with EINVAL.
+pub fn ipv6only_detection() -> Result<(), String> {
+    match btf::ipv6only_bit() {
+        Some(_) => Ok(()),
+        None => Err("no kernel BTF (/sys/kernel/btf/vmlinux) with struct sock_common's skc_ipv6only".into()),
     }
 }
 
