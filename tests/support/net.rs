@@ -57,14 +57,14 @@ try:
             s = socket.socket(fam(args[0])); s.bind((args[0], 0))
         s.listen(16)
         out(port=s.getsockname()[1], name=s.getsockname()[:2])
-        s.settimeout(10)
+        s.settimeout(120)  # a slow machine (a TCG VM) runs other probes first
         for _ in range(n):
             c, a = s.accept()
             c.sendall(b"hello")
             out(peer=a[:2], local=c.getsockname()[:2])
             c.close()
     elif cmd == "recvfrom":
-        s = socket.socket(fam(args[0]), socket.SOCK_DGRAM); s.bind((args[0], 0)); s.settimeout(10)
+        s = socket.socket(fam(args[0]), socket.SOCK_DGRAM); s.bind((args[0], 0)); s.settimeout(120)
         out(port=s.getsockname()[1])
         data, a = s.recvfrom(100)
         out(**{"from": a[:2]})

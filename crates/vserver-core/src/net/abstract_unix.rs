@@ -166,8 +166,11 @@ mod tests {
     /// the parent (outside its domain) listens on, but to its own.
     #[test]
     fn a_scoped_process_reaches_only_its_own_abstract_sockets() {
+        let abi = landlock_abi();
         let Support::Scoped { .. } = probe() else {
-            assert!(std::env::var_os("CI").is_none() || landlock_abi().is_err(), "CI: Landlock scoping expected here");
+            // A kernel before 6.12 (Debian 12's 6.1 has ABI 2): the probe must
+            // say so, which is what makes `start` refuse (tests/guest_net.rs).
+            assert!(abi.as_ref().map_or(true, |a| *a < SCOPE_ABI), "ABI {abi:?} but no scoping");
             return;
         };
         let host = UnixListener::bind_addr(&abstract_name("host")).unwrap();
