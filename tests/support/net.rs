@@ -150,6 +150,7 @@ impl Background {
         Background { child, lines }
     }
 
+    #[allow(clippy::should_implement_trait)] // one value per call, never ending: not an Iterator
     pub fn next(&mut self) -> serde_json::Value {
         let mut line = String::new();
         self.lines.read_line(&mut line).expect("read probe output");
