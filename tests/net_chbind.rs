@@ -9,6 +9,9 @@ use vserver_rs_tests::net::*;
 use vserver_rs_tests::{bin, describe, run, stdout};
 
 const CTX: &[&str] = &["--ip", "127.0.0.2", "--silent"];
+/// The same context, allowed to reach the host's 127.0.0.9 (loopback
+/// addresses outside the set are out of reach otherwise).
+const CTX_TO_9: &[&str] = &["--ip", "127.0.0.2", "--silent", "--allow-loopback", "127.0.0.9"];
 
 #[test]
 fn binds_are_confined_to_the_set() {
@@ -62,11 +65,11 @@ fn connect_without_bind_gets_a_source_from_the_set() {
     }
     let mut server = Background::start(host_probe(&["listen", "127.0.0.9", "2"]));
     let port = port_of(&server.next());
-    let client = json_of(&mut chbind_probe(CTX, &["connect", "127.0.0.9", &port]));
+    let client = json_of(&mut chbind_probe(CTX_TO_9, &["connect", "127.0.0.9", &port]));
     assert_eq!(addr_of(&client, "name"), "127.0.0.2", "{client}");
     assert_eq!(addr_of(&server.next(), "peer"), "127.0.0.2");
     // An AF_INET6 socket to a v4-mapped destination too.
-    let client = json_of(&mut chbind_probe(CTX, &["connect", "::ffff:127.0.0.9", &port]));
+    let client = json_of(&mut chbind_probe(CTX_TO_9, &["connect", "::ffff:127.0.0.9", &port]));
     assert_eq!(addr_of(&client, "name"), "::ffff:127.0.0.2", "{client}");
     assert_eq!(addr_of(&server.next(), "peer"), "127.0.0.2");
 }
@@ -78,7 +81,7 @@ fn udp_sendto_without_bind_gets_a_source_from_the_set() {
     }
     let mut server = Background::start(host_probe(&["recvfrom", "127.0.0.9"]));
     let port = port_of(&server.next());
-    let sent = json_of(&mut chbind_probe(CTX, &["sendto", "127.0.0.9", &port]));
+    let sent = json_of(&mut chbind_probe(CTX_TO_9, &["sendto", "127.0.0.9", &port]));
     assert!(sent.get("errno").is_none(), "{sent}");
     assert_eq!(addr_of(&server.next(), "from"), "127.0.0.2");
 }
@@ -133,11 +136,13 @@ fn host_and_context_reach_each_other_over_loopback() {
     let mut in_ctx = Background::start(chbind_probe(CTX, &["listen", "127.0.0.2", "1"]));
     let port = port_of(&in_ctx.next());
     assert_eq!(json_of(&mut host_probe(&["connect", "127.0.0.2", &port]))["data"], "hello");
-    // Loopback addresses other than 127.0.0.1 are reached as they are,
-    // with the source pinned to the set.
+    // Other loopback addresses of the host are out of reach (EPERM for
+    // TCP and UDP alike) unless allowed; then the source is pinned to the set.
     let mut on_host9 = Background::start(host_probe(&["listen", "127.0.0.9", "1"]));
     let port9 = port_of(&on_host9.next());
-    assert_eq!(json_of(&mut chbind_probe(CTX, &["connect", "127.0.0.9", &port9]))["data"], "hello");
+    assert_eq!(json_of(&mut chbind_probe(CTX, &["connect", "127.0.0.9", &port9]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut chbind_probe(CTX, &["sendto", "127.0.0.9", &port9]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut chbind_probe(CTX_TO_9, &["connect", "127.0.0.9", &port9]))["data"], "hello");
     assert_eq!(addr_of(&on_host9.next(), "peer"), "127.0.0.2");
 }
 
@@ -233,4 +238,84 @@ fn usage_errors_and_missing_cgroup2() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no cgroup2 hierarchy"), "{}", describe(&out));
     assert!(!ran && listing.is_empty(), "{}", stdout(&out));
+}
+
+/// Many chbinds at once create and remove the shared `vserver` parent
+/// cgroup under each other's feet: every one must still get its own cgroup
+/// (issue 16: a parallel chbind removed the empty parent between the mkdir
+/// of the parent and of `chbind-PID`). Loops of short chbinds, so that the
+/// parent is often empty and removed while another one starts.
+#[test]
+fn parallel_chbinds_race_for_the_shared_parent() {
+    if !require_net() {
+        return;
+    }
+    let loops: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..40 {
+                    let out = run(Command::new(bin("chbind")).args(CTX).args(["--", "true"]));
+                    assert!(out.status.success(), "chbind failed: {}", describe(&out));
+                }
+            })
+        })
+        .collect();
+    for l in loops {
+        l.join().unwrap();
+    }
+}
+
+/// Debian's default nginx site: `listen 80` and `listen [::]:80` with
+/// IPV6_V6ONLY, in a context without IPv6 addresses. The v6-only wildcard
+/// lands on the context's own IPv6 loopback address (shown as ::1), so both
+/// listens succeed and neither takes another address; a dual-stack `::`
+/// still gets the IPv4 address.
+#[test]
+fn v6only_wildcard_without_ipv6_takes_the_ipv6_loopback() {
+    if !require_net() {
+        return;
+    }
+    let ctx = ["--ip", "127.0.0.2", "--nid", "4731", "--silent"];
+    let r = json_of(&mut chbind_probe(&ctx, &["nginx"]));
+    assert_eq!(addr_of(&r, "v4"), "127.0.0.2", "{r}");
+    assert_eq!(addr_of(&r, "v6"), "::1", "{r}");
+    assert_eq!(addr_of(&r, "client"), "::1", "{r}");
+    assert_eq!(addr_of(&r, "peer"), "::1", "{r}");
+    let bind = |args: &[&str]| json_of(&mut chbind_probe(&ctx, &[&["bind"], args].concat()));
+    assert_eq!(addr_of(&bind(&["::", "dualstack"]), "name"), "::ffff:127.0.0.2");
+    assert_eq!(addr_of(&bind(&["::", "v6only"]), "name"), "::1");
+    // Another context's IPv6 loopback address is not bindable, nor ::1 of
+    // a context without one (no --nid: 127.0.0.1 stands for 127.0.0.2).
+    let other = vserver_core::net::lback6_for(vserver_core::net::lback_for_xid(4732).unwrap()).to_string();
+    assert_eq!(bind(&[&other])["errno"], "EADDRNOTAVAIL");
+    let plain = json_of(&mut chbind_probe(CTX, &["bind", "::", "v6only"]));
+    assert_eq!(plain["errno"], "EADDRNOTAVAIL", "{plain}");
+    // The address was on lo only while the context ran.
+    let lback6 = vserver_core::net::lback6_for(vserver_core::net::lback_for_xid(4731).unwrap()).to_string();
+    let lo = stdout(&run(Command::new("ip").args(["-6", "addr", "show", "dev", "lo"])));
+    assert!(!lo.contains(&lback6), "{lback6} left on lo: {lo}");
+}
+
+/// A context's own loopback address (what 127.0.0.1 is inside it) is out of
+/// reach of other contexts (EPERM at connect) and of host processes that do
+/// not send from it (dropped on the way in).
+#[test]
+fn a_contexts_loopback_is_reachable_only_from_itself() {
+    if !require_net() {
+        return;
+    }
+    let a = ["--ip", "127.0.0.2", "--nid", "4733", "--silent"];
+    let mut server = Background::start(chbind_probe(&a, &["listen", "127.0.0.1", "1"]));
+    let ready = server.next();
+    assert_eq!(addr_of(&ready, "name"), "127.0.0.1", "{ready}");
+    let port = port_of(&ready);
+    let lback = vserver_core::net::lback_for_xid(4733).unwrap().to_string();
+    let b = ["--ip", "127.0.0.3", "--nid", "4734", "--silent"];
+    assert_eq!(json_of(&mut chbind_probe(&b, &["connect", &lback, &port]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut chbind_probe(&b, &["sendto", &lback, &port]))["errno"], "EPERM");
+    assert_eq!(json_of(&mut host_probe(&["connect", &lback, &port]))["errno"], "ETIMEDOUT");
+    // The context itself gets in.
+    let own = json_of(&mut chbind_probe(&a, &["connect", "127.0.0.1", &port]));
+    assert_eq!(own["data"], "hello", "{own}");
+    assert_eq!(addr_of(&server.next(), "peer"), "127.0.0.1");
 }

@@ -29,6 +29,14 @@ impl World {
         };
         fs::create_dir_all(w.confdir.join(".defaults")).unwrap();
         fs::create_dir_all(&w.vdirbase).unwrap();
+        // A kernel without Landlock scoping (before 6.12) starts a guest on
+        // the host network only when its config accepts shared abstract unix
+        // sockets: the test worlds say so there (tests/guest_net.rs checks
+        // the refusal itself).
+        if let vserver_core::net::abstract_unix::Support::Missing { .. } = vserver_core::net::abstract_unix::probe() {
+            let flag = vserver_core::net::abstract_unix::SHARED_FLAG;
+            fs::write(w.confdir.join(".defaults/cflags"), format!("{flag}\n")).unwrap();
+        }
         w
     }
 

@@ -15,6 +15,9 @@ use crate::{bin, require, require_root};
 ///   listen ADDR|unbound|dualstack [N]       -> {"port": P, "name": ..} then {"peer": .., "local": ..} per accept
 ///   recvfrom ADDR                           -> {"port": P} then {"from": ..}
 ///   own-localhost NAME PORT                 -> listen on 127.0.0.1:PORT, connect to it, report
+///   nginx                                   -> Debian nginx's default listens: 0.0.0.0:P and [::]:P
+///                                              with IPV6_V6ONLY; then a client to [::1]:P -> names
+/// `bind ... v6only` sets IPV6_V6ONLY before binding.
 pub const PROBE: &str = r#"
 import errno, json, socket, sys, threading
 def out(**kw):
@@ -31,6 +34,7 @@ try:
         if opt == "freebind": s.setsockopt(socket.SOL_IP, 15, 1)
         if opt == "noport": s.setsockopt(socket.SOL_IP, 24, 1)
         if opt == "dualstack": s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        if opt == "v6only": s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((args[0], 0))
         out(name=s.getsockname()[:2])
     elif cmd == "connect":
@@ -53,14 +57,14 @@ try:
             s = socket.socket(fam(args[0])); s.bind((args[0], 0))
         s.listen(16)
         out(port=s.getsockname()[1], name=s.getsockname()[:2])
-        s.settimeout(10)
+        s.settimeout(120)  # a slow machine (a TCG VM) runs other probes first
         for _ in range(n):
             c, a = s.accept()
             c.sendall(b"hello")
             out(peer=a[:2], local=c.getsockname()[:2])
             c.close()
     elif cmd == "recvfrom":
-        s = socket.socket(fam(args[0]), socket.SOCK_DGRAM); s.bind((args[0], 0)); s.settimeout(10)
+        s = socket.socket(fam(args[0]), socket.SOCK_DGRAM); s.bind((args[0], 0)); s.settimeout(120)
         out(port=s.getsockname()[1])
         data, a = s.recvfrom(100)
         out(**{"from": a[:2]})
@@ -73,6 +77,14 @@ try:
         c = socket.socket(); c.settimeout(3); c.connect(("127.0.0.1", int(args[1])))
         out(listen=s.getsockname()[:2], name=c.getsockname()[:2], peer=c.getpeername()[:2], data=c.recv(100).decode())
         t.join()
+    elif cmd == "nginx":
+        s4 = socket.socket(); s4.bind(("0.0.0.0", 0)); s4.listen(4)
+        port = s4.getsockname()[1]
+        s6 = socket.socket(socket.AF_INET6); s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s6.bind(("::", port)); s6.listen(4)
+        c = socket.socket(socket.AF_INET6); c.settimeout(3); c.connect(("::1", port))
+        a, peer = s6.accept()
+        out(v4=s4.getsockname()[:2], v6=s6.getsockname()[:2], client=c.getsockname()[:2], peer=peer[:2])
     else:
         sys.exit("unknown probe command " + cmd)
 except OSError as e:
@@ -138,6 +150,7 @@ impl Background {
         Background { child, lines }
     }
 
+    #[allow(clippy::should_implement_trait)] // one value per call, never ending: not an Iterator
     pub fn next(&mut self) -> serde_json::Value {
         let mut line = String::new();
         self.lines.read_line(&mut line).expect("read probe output");

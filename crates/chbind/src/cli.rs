@@ -16,14 +16,21 @@ use vserver_core::cli::PathArgs;
                   chbind --ip 127.0.0.2 --ip ::1 --lback 127.0.7.1 -- python3 -m http.server\n\n\
                   0.0.0.0 and :: become the first address of the family; 127.0.0.1 becomes the\n\
                   --lback address (default: derived from --nid, else the first IPv4 address).\n\
+                  Loopback addresses outside the set are out of reach unless --allow-loopback\n\
+                  names them.\n\
                   Exit status: the command's (128+N if killed by signal N); 1 if chbind fails,\n\
                   2 for bad usage."
 )]
 pub struct Cli {
-    /// An address of the set; the prefix or netmask is accepted and ignored
-    /// (the set holds exact addresses). Repeatable.
+    /// An address of the set; a prefix or netmask does not widen the set
+    /// (it holds exact addresses) but names the subnet reached from it.
+    /// Repeatable.
     #[arg(long = "ip", value_name = "ADDR[/PREFIX]")]
     pub ips: Vec<String>,
+    /// A loopback address outside the set the command may connect and send
+    /// to (other loopback addresses are out of its reach). Repeatable.
+    #[arg(long = "allow-loopback", value_name = "ADDR")]
+    pub allow_loopback: Vec<std::net::IpAddr>,
     /// Where 127.0.0.1 goes inside the context (127.0.0.1 itself: no remapping)
     #[arg(long, value_name = "ADDR")]
     pub lback: Option<Ipv4Addr>,

@@ -10,40 +10,44 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use cli::Cli;
 use vserver_core::cli::{report_error, EXIT_USAGE};
-use vserver_core::net::{self, run::run_in_transient_context, IpSet, NetContext};
+use vserver_core::net::{self, run::run_in_transient_context, IpSet, Member, NetContext};
 
 
-/// `ADDR`, `ADDR/PREFIX` or util-vserver's `ADDR/NETMASK`.
-fn parse_ip(arg: &str) -> anyhow::Result<IpAddr> {
+/// `ADDR`, `ADDR/PREFIX` or util-vserver's `ADDR/NETMASK`: the address and
+/// its prefix length (full without one).
+fn parse_ip(arg: &str) -> anyhow::Result<Member> {
     let (addr, mask) = match arg.split_once('/') {
         Some((a, m)) => (a, Some(m)),
         None => (arg, None),
     };
     let ip: IpAddr = addr.parse().with_context(|| format!("--ip {arg:?}: {addr:?} is not an IPv4 or IPv6 address"))?;
-    if let Some(m) = mask {
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let ok = match m.parse::<u8>() {
-            Ok(p) => p <= max,
-            Err(_) => ip.is_ipv4() && m.parse::<Ipv4Addr>().is_ok_and(|n| u32::from(n).leading_ones() == u32::from(n).count_ones()),
-        };
-        if !ok {
-            bail!("--ip {arg:?}: {m:?} is not a prefix length (0-{max}) or netmask");
-        }
-    }
-    Ok(ip)
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match mask {
+        None => max,
+        Some(m) => match m.parse::<u8>() {
+            Ok(p) if p <= max => p,
+            _ => match m.parse::<Ipv4Addr>() {
+                Ok(n) if ip.is_ipv4() && u32::from(n).leading_ones() == u32::from(n).count_ones() => u32::from(n).count_ones() as u8,
+                _ => bail!("--ip {arg:?}: {m:?} is not a prefix length (0-{max}) or netmask"),
+            },
+        },
+    };
+    Ok(Member { ip, prefix, dev: None })
 }
 
 fn context(cli: &Cli) -> anyhow::Result<NetContext> {
     if cli.bcast.is_some() {
         bail!("--bcast is not supported: the set holds exact addresses; broadcasts reach a socket bound to one of them");
     }
-    let ips = cli.ips.iter().map(|s| parse_ip(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let members = cli.ips.iter().map(|s| parse_ip(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let ips: Vec<IpAddr> = members.iter().map(|m| m.ip).collect();
     let lback = match (cli.lback, cli.nid) {
         (Some(l), _) => Some(l),
         (None, Some(n)) => Some(net::lback_for_xid(n).map_err(|e| anyhow::anyhow!("--nid {n}: {e}"))?),
         (None, None) => net::default_chbind_lback(&ips),
     };
-    let set = IpSet::new(&ips, lback).map_err(|e| anyhow::anyhow!("--ip/--lback: {e}"))?;
+    let set = IpSet::with_members(&members, lback, &cli.allow_loopback)
+        .map_err(|e| anyhow::anyhow!("--ip/--lback/--allow-loopback: {e}"))?;
     Ok(NetContext::from_set(set))
 }
 

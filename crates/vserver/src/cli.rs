@@ -69,6 +69,16 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Change the running guest's IP set without a restart (util-vserver's naddress)
+    #[command(
+        after_help = "Examples:\n  vserver web1 ip add 192.0.2.11/24 --dev eth0 --save\n  vserver web1 ip del 192.0.2.11 --save\n  vserver web1 ip show\n\n\
+                      A change is one step for the guest: binds, connects and packets see the old set or the\n\
+                      new one. --save writes interfaces/ as well (otherwise a restart forgets the change)."
+    )]
+    Ip {
+        #[command(subcommand)]
+        action: IpAction,
+    },
     /// Unify this guest's files with the hash store (vhashify NAME)
     Hashify {
         /// Count what would be done; change nothing
@@ -144,4 +154,33 @@ pub struct BuildArgs {
     /// Method arguments after "--" (see below)
     #[arg(last = true, value_name = "METHOD-ARGS")]
     pub method_args: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum IpAction {
+    /// Add an address to the set (and to DEV on the host, if it is not there)
+    Add {
+        /// The address; the prefix names its subnet (sources for it), it does not widen the set
+        #[arg(value_name = "ADDR[/PREFIX]")]
+        address: String,
+        /// Host device to put the address on (without: it is only in the set, like nodev)
+        #[arg(long, value_name = "DEV")]
+        dev: Option<String>,
+        /// Also write it to the guest's interfaces/
+        #[arg(long)]
+        save: bool,
+    },
+    /// Remove an address from the set (and from its device, if the guest put it there)
+    Del {
+        #[arg(value_name = "ADDR")]
+        address: std::net::IpAddr,
+        /// Also remove it from the guest's interfaces/
+        #[arg(long)]
+        save: bool,
+        /// Remove it although sockets of the guest are bound to it (they keep it until they close)
+        #[arg(long)]
+        force: bool,
+    },
+    /// The set as it is now
+    Show,
 }

@@ -14,6 +14,7 @@ mod cmd_build;
 mod guest_arg;
 mod lifecycle;
 mod status;
+mod cmd_ip;
 
 use cli::{Cli, Command};
 
@@ -62,6 +63,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Status { json } => status::run(&paths, &named, *json),
         Command::Running => Ok(if runstate::is_running(&paths, name) { 0 } else { 1 }),
         Command::Delete { force } => lifecycle::delete(&paths, &named, *force, 10),
+        Command::Ip { action } => cmd_ip::run(&paths, &vserver_core::config::load_guest(&paths, name)?, action),
         Command::Hashify { dry_run, respect_mtime, insecure } => hashify(&paths, name, *dry_run, *respect_mtime, *insecure),
     }
 }

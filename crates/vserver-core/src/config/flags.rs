@@ -18,6 +18,9 @@ pub enum ContextFlag {
     IoUring,
     /// Token bucket in hard mode: the `sched/` settings cap CPU use.
     SchedHard,
+    /// Share the host's abstract unix sockets (no Landlock scoping; accepted
+    /// on kernels without it), see `net::abstract_unix`.
+    SharedAbstractUnix,
 }
 
 /// util-vserver flags that are always true here (pid namespace, private mount
@@ -52,6 +55,7 @@ pub fn parse_flag(name: &str) -> Result<FlagMeaning, String> {
         "hide_netif" | "secure" => ContextFlag::HideNetif,
         "io_uring" | "allow_io_uring" => ContextFlag::IoUring,
         "sched_hard" => ContextFlag::SchedHard,
+        "shared_abstract_unix" => ContextFlag::SharedAbstractUnix,
         other if ALWAYS_ON_FLAGS.contains(&other) => return Ok(FlagMeaning::AlwaysOn),
         other if UNSUPPORTED_FLAGS.contains(&other) => {
             return Err("is a Linux-VServer context flag with no stock-kernel equivalent; remove it".into())

@@ -2,8 +2,8 @@
 //! directory per address (`interfaces/N/{ip,prefix,mask,dev,name,nodev,
 //! disabled,bcast,scope,peer,down}`), with guest-wide defaults in
 //! `interfaces/{dev,prefix,mask,scope,bcast}` for every address that lacks
-//! its own, plus `interfaces/lback`. Parsed and validated here; enforced by
-//! `net`.
+//! its own, plus `interfaces/lback` and `interfaces/allow-loopback`. Parsed
+//! and validated here; enforced by `net`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,10 @@ pub struct NetConfig {
     pub interfaces: Vec<Interface>,
     /// The guest's own loopback address (util-vserver `lback`).
     pub lback: Option<IpAddr>,
+    /// `interfaces/allow-loopback`: loopback addresses of the host (or of
+    /// others) the guest may connect and send to, one per line; every other
+    /// loopback address but its own is out of its reach.
+    pub allow_loopback: Vec<IpAddr>,
 }
 
 /// What the caller should tell the admin about, beyond errors: deprecated
@@ -63,6 +67,14 @@ pub fn parse_interfaces_noting(
         lback: parse_single(&dir.join("lback"), |s| s.parse::<IpAddr>().map_err(|_| "is not an IP address"))?,
         ..Default::default()
     };
+    let allow_file = dir.join("allow-loopback");
+    for line in super::parse::read_lines(&allow_file)?.unwrap_or_default() {
+        match line.text.parse::<IpAddr>() {
+            Ok(a) if a.is_loopback() || a.to_canonical().is_loopback() => net.allow_loopback.push(a),
+            Ok(_) => return Err(ConfigError::bad_value(&allow_file, line.number, &line.text, "is not a loopback address (127.0.0.0/8 or ::1)")),
+            Err(_) => return Err(ConfigError::bad_value(&allow_file, line.number, &line.text, "is not an IP address")),
+        }
+    }
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(net) };
     let mut ids: Vec<String> = entries
         .filter_map(|e| e.ok())
@@ -240,12 +252,17 @@ mod tests {
         fs::create_dir_all(d.join("1")).unwrap();
         fs::write(d.join("1/ip"), "::1\n").unwrap();
         fs::write(d.join("lback"), "127.0.0.77\n").unwrap();
+        fs::write(d.join("allow-loopback"), "# resolver\n127.0.0.53\n").unwrap();
         let n = parse_interfaces(&d).unwrap();
+        assert_eq!(n.allow_loopback, vec!["127.0.0.53".parse::<IpAddr>().unwrap()]);
         assert_eq!(n.interfaces.len(), 2);
         assert_eq!(n.interfaces[1].prefix, 128);
         assert_eq!(n.lback, Some("127.0.0.77".parse().unwrap()));
         assert!(n.interfaces[0].up && n.interfaces[0].bcast.is_none());
 
+        fs::write(d.join("allow-loopback"), "10.0.0.1\n").unwrap();
+        assert!(parse_interfaces(&d).unwrap_err().to_string().contains("is not a loopback address"));
+        fs::remove_file(d.join("allow-loopback")).unwrap();
         fs::write(d.join("1/ip"), "10.0.0.300\n").unwrap();
         let e = parse_interfaces(&d).unwrap_err();
         assert!(e.to_string().contains("\"10.0.0.300\" is not an IPv4 or IPv6 address"), "{e}");

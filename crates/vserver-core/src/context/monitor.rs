@@ -153,11 +153,14 @@ impl<'a> Boot<'a> {
         // Context-wide limits before the first process joins the cgroup.
         crate::limits::apply_context_limits(cgroup, guest)?;
         // The IP set, too: sockets belong to the cgroup they are made in.
-        network.set_up(guest, cgroup)?;
+        network.set_up(paths, guest, cgroup)?;
         if guest.wants_namespace(ExtraNamespace::Time) {
             // Before the clone: the time namespace applies to our children.
             enter_fresh_time_namespace()?;
         }
+        // Before the fork: the guest's pid 1 (and everything the monitor
+        // forks later) inherits the monitor's Landlock domain.
+        crate::net::abstract_unix::scope_for_guest(guest)?;
         let restrictions = Restrictions::for_guest(guest);
         let (console_r, console_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let go = Channel::new()?;

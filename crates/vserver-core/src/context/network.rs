@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use crate::cgroup::GuestCgroup;
 use crate::config::{ExtraNamespace, Guest};
 use crate::net;
+use crate::paths::Paths;
 
 /// The guest's network context on the host: BPF programs on its cgroup v2
 /// directory and the addresses added to host devices.
@@ -17,10 +18,13 @@ pub(super) struct Network {
     pub(super) added: Vec<net::AddedAddress>,
     /// Host end of the veth pair of a guest with its own network namespace.
     veth: Option<String>,
+    /// The guest's live network state (`net::live`): what `vserver NAME ip`
+    /// changed since start is undone from there too.
+    live: Option<(Paths, String)>,
 }
 
 impl Network {
-    pub(super) fn set_up(&mut self, guest: &Guest, cgroup: &GuestCgroup) -> Result<()> {
+    pub(super) fn set_up(&mut self, paths: &Paths, guest: &Guest, cgroup: &GuestCgroup) -> Result<()> {
         if guest.wants_namespace(ExtraNamespace::Net) {
             // A network namespace of its own: nothing of the host's to restrict.
             return Ok(());
@@ -31,6 +35,8 @@ impl Network {
         let v2 = cgroup.v2_dir().context("network contexts need a cgroup v2 directory for the guest")?;
         self.programs = Some(ctx.apply_to_cgroup(v2)?);
         self.added = ctx.add_host_addresses()?;
+        self.live = Some((paths.clone(), guest.name.clone()));
+        net::live::record(paths, &guest.name, ctx.set(), &self.added)?;
         Ok(())
     }
 
@@ -62,7 +68,15 @@ impl Network {
                 eprintln!("vserver monitor {name}: {e:#}");
             }
         }
-        if let Err(e) = net::remove_host_addresses(&std::mem::take(&mut self.added)) {
+        let mut added = std::mem::take(&mut self.added);
+        if let Some((paths, name)) = self.live.take() {
+            for a in net::live::forget(&paths, &name) {
+                if !added.contains(&a) {
+                    added.push(a);
+                }
+            }
+        }
+        if let Err(e) = net::remove_host_addresses(&added) {
             eprintln!("vserver monitor {name}: {e:#}");
         }
     }

@@ -118,6 +118,7 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
 /// The IP set must be valid and enforceable before anything changes: a guest
 /// is never started unrestricted unless its config says so.
 fn check_network(paths: &Paths, guest: &Guest) -> Result<()> {
+    crate::net::abstract_unix::check_guest(guest)?;
     if guest.wants_namespace(crate::config::ExtraNamespace::Net) {
         return Ok(());
     }

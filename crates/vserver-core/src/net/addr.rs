@@ -1,14 +1,16 @@
 //! Guest addresses on host devices: added at start as
-//! `ip addr add IP/PREFIX dev DEV label DEV:NAME` would, removed at stop.
+//! `ip addr add IP/PREFIX dev DEV label DEV:NAME` would (over rtnetlink from
+//! our own process), removed at stop.
 //! An address the device had before is left alone, then and later: only
 //! what was added is recorded, in a string form the run state keeps.
 
 use std::fmt;
 use std::net::IpAddr;
-use std::process::Command;
 use std::str::FromStr;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+
+use super::rtnl::{self, NewAddress, Rtnl};
 
 /// One address this host did not have before a context added it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,37 +69,29 @@ pub struct WantedAddress {
     pub prefix: u8,
     pub dev: String,
     pub label: Option<String>,
-}
-
-fn ip_cmd(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("ip").args(args).output().context("cannot run ip(8) from iproute2")?;
-    if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    /// `scope host`: the guest's IPv6 loopback address on `lo`, which the
+    /// host must never pick as a source of its own.
+    pub scope_host: bool,
 }
 
 /// The addresses a device has now.
+#[cfg(test)]
 pub fn device_addresses(dev: &str) -> anyhow::Result<Vec<IpAddr>> {
-    let json = ip_cmd(&["-j", "addr", "show", "dev", dev])?;
-    let v: serde_json::Value =
-        serde_json::from_str(&json).with_context(|| format!("cannot parse `ip -j addr show dev {dev}`"))?;
-    let locals = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|link| link["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a["local"].as_str().and_then(|s| s.parse().ok()))
-        .collect();
-    Ok(locals)
+    let index = rtnl::ifindex(dev)?;
+    let list = Rtnl::open().and_then(|mut nl| nl.addresses(Some(index)));
+    Ok(list.with_context(|| format!("cannot list the addresses of device {dev}"))?.into_iter().map(|a| a.ip).collect())
 }
 
 /// Adds each wanted address its device does not have yet. On an error the
 /// ones added so far are removed again, so nothing is left half-done.
 pub fn add_addresses(wanted: &[WantedAddress]) -> anyhow::Result<Vec<AddedAddress>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut nl = Rtnl::open().context("cannot open an rtnetlink socket")?;
     let mut added = Vec::new();
     for w in wanted {
-        match add_one(w) {
+        match add_one(&mut nl, w) {
             Ok(Some(a)) => added.push(a),
             Ok(None) => {}
             Err(e) => {
@@ -109,39 +103,38 @@ pub fn add_addresses(wanted: &[WantedAddress]) -> anyhow::Result<Vec<AddedAddres
     Ok(added)
 }
 
-fn add_one(w: &WantedAddress) -> anyhow::Result<Option<AddedAddress>> {
-    if device_addresses(&w.dev)?.contains(&w.ip) {
-        return Ok(None); // the host's own: never ours to remove
-    }
+fn add_one(nl: &mut Rtnl, w: &WantedAddress) -> anyhow::Result<Option<AddedAddress>> {
+    let index = rtnl::ifindex(&w.dev)?;
     let addr = format!("{}/{}", w.ip, w.prefix);
-    let mut args = vec!["addr", "add", addr.as_str(), "dev", w.dev.as_str()];
-    if w.ip.is_ipv4() && w.prefix < 31 {
-        args.extend(["broadcast", "+"]);
+    if nl.addresses(Some(index)).with_context(|| format!("cannot list the addresses of {}", w.dev))?.iter().any(|a| a.ip == w.ip) {
+        return Ok(None); // the host's own (whatever its prefix): never ours to remove
     }
-    if w.ip.is_ipv6() {
-        // Usable at once: a guest binding it right after start must not
-        // find it tentative.
-        args.push("nodad");
+    let new = NewAddress { ifindex: index, ip: w.ip, prefix: w.prefix, label: w.label.as_deref(), scope_host: w.scope_host };
+    match nl.add_address(&new) {
+        Ok(()) => {}
+        // The host's own (or another guest's): never ours to remove.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot add {addr} to device {}", w.dev)),
     }
-    if let Some(l) = &w.label {
-        args.extend(["label", l.as_str()]);
-    }
-    ip_cmd(&args).with_context(|| format!("cannot add {addr} to device {}", w.dev))?;
     Ok(Some(AddedAddress { ip: w.ip, prefix: w.prefix, dev: w.dev.clone(), label: w.label.clone() }))
 }
 
-/// Removes addresses that were added; one already gone is fine. Goes on past
-/// errors and returns the first.
+/// Removes addresses that were added; one already gone (or its device) is
+/// fine. Goes on past errors and returns the first.
 pub fn remove_addresses(added: &[AddedAddress]) -> anyhow::Result<()> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    let mut nl = Rtnl::open().context("cannot open an rtnetlink socket")?;
     let mut first = None;
     for a in added {
-        let still_there = device_addresses(&a.dev).map(|l| l.contains(&a.ip)).unwrap_or(false);
-        if !still_there {
-            continue;
-        }
-        let addr = format!("{}/{}", a.ip, a.prefix);
-        if let Err(e) = ip_cmd(&["addr", "del", &addr, "dev", &a.dev]) {
-            first.get_or_insert(e.context(format!("cannot remove {addr} from device {}", a.dev)));
+        let Ok(index) = rtnl::ifindex(&a.dev) else { continue };
+        match nl.del_address(index, a.ip, a.prefix) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) || e.raw_os_error() == Some(libc::ENODEV) => {}
+            Err(e) => {
+                first.get_or_insert(anyhow::Error::new(e).context(format!("cannot remove {}/{} from device {}", a.ip, a.prefix, a.dev)));
+            }
         }
     }
     first.map_or(Ok(()), Err)
@@ -173,7 +166,8 @@ pub(crate) mod tests {
         Some(
             std::thread::spawn(move || {
                 nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-                ip_cmd(&["link", "set", "lo", "up"]).unwrap();
+                let out = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).output().unwrap();
+                assert!(out.status.success(), "ip link set lo up: {out:?}");
                 f()
             })
             .join()
@@ -189,6 +183,7 @@ pub(crate) mod tests {
                 prefix: if ip.contains(':') { 128 } else { 8 },
                 dev: "lo".into(),
                 label: label.map(String::from),
+                scope_host: false,
             };
             // 127.0.0.1 and ::1 are lo's own: neither added nor removed.
             let wanted = [w("127.0.0.1", None), w("127.0.0.55", Some("lo:test")), w("::1", None)];

@@ -34,6 +34,7 @@ pub enum Reg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     W = 0x00,
+    B = 0x10,
     DW = 0x18,
 }
 
@@ -41,6 +42,10 @@ pub enum Size {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cond {
     Eq = 0x10,
+    /// Unsigned greater than.
+    Gt = 0x20,
+    /// Any of the immediate's bits set (`dst & imm != 0`).
+    Set = 0x40,
     Ne = 0x50,
 }
 
@@ -83,6 +88,11 @@ pub struct Asm {
 impl Asm {
     pub fn new() -> Asm {
         Asm::default()
+    }
+
+    /// Instructions so far (generators use it to make labels unique).
+    pub fn position(&self) -> usize {
+        self.insns.len()
     }
 
     fn push(&mut self, code: u8, regs: u8, off: i16, imm: i32) -> &mut Self {
@@ -147,6 +157,19 @@ impl Asm {
     pub fn jump64_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &str) -> &mut Self {
         self.fixups.push((self.insns.len(), label.to_string()));
         self.push(JMP | cond as u8 | K, regs(dst, Reg::R0), 0, imm)
+    }
+
+    /// if (dst cond src) goto label, on whole 64-bit registers (pointers:
+    /// a packet access against data_end).
+    pub fn jump_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &str) -> &mut Self {
+        self.fixups.push((self.insns.len(), label.to_string()));
+        self.push(JMP | cond as u8 | X, regs(dst, src), 0, 0)
+    }
+
+    /// if ((u32)dst cond (u32)src) goto label.
+    pub fn jump32_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &str) -> &mut Self {
+        self.fixups.push((self.insns.len(), label.to_string()));
+        self.push(JMP32 | cond as u8 | X, regs(dst, src), 0, 0)
     }
 
     pub fn goto(&mut self, label: &str) -> &mut Self {
@@ -341,6 +364,22 @@ mod tests {
         assert_eq!(insns[0].off, 1); // to ret 0 at new index 2
         assert_eq!(insns[1].off, 2); // to ret 1 at new index 4
         assert!(!insns.iter().any(|i| i.imm == 5));
+    }
+
+    #[test]
+    fn register_jumps_and_small_loads() {
+        let mut a = Asm::new();
+        a.load(Size::B, Reg::R1, Reg::R0, 19)
+            .jump_reg(Cond::Gt, Reg::R4, Reg::R3, "x")
+            .jump32_reg(Cond::Eq, Reg::R2, Reg::R9, "x")
+            .jump_imm(Cond::Set, Reg::R1, 0x20, "x")
+            .label("x")
+            .exit();
+        let b = bytes(&a.finish().unwrap());
+        assert_eq!(b[0], [0x71, 0x01, 19, 0, 0, 0, 0, 0]); // BPF_LDX_MEM(BPF_B, R1, R0, 19)
+        assert_eq!(b[1][..2], [0x2d, 0x34]); // BPF_JMP_REG(BPF_JGT, R4, R3)
+        assert_eq!(b[2][..2], [0x1e, 0x92]); // BPF_JMP32_REG(BPF_JEQ, R2, R9)
+        assert_eq!(b[3][..2], [0x46, 0x01]); // BPF_JMP32_IMM(BPF_JSET, R1)
     }
 
     #[test]

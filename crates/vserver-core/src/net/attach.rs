@@ -13,6 +13,8 @@ use anyhow::{bail, Context};
 use super::bpf_sys::{self, ProgSpec, BPF_F_ALLOW_MULTI};
 use super::ipset::IpSet;
 use super::programs::{self, attach, Program};
+use super::rtnl::{self, Route};
+use super::{btf, dest};
 
 /// Every program name starts with this, which is how a detach recognises
 /// ours among what else may be attached to the cgroup.
@@ -42,14 +44,14 @@ fn load(p: &Program) -> anyhow::Result<OwnedFd> {
 
 /// Loads every program first (so a refusal changes nothing), then attaches
 /// them; if one attach fails, the ones already attached are detached again.
-pub fn attach_set(set: &IpSet, cgroup_dir: &Path) -> anyhow::Result<AttachedPrograms> {
+/// `routes` are the host's, for choosing source addresses.
+pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path) -> anyhow::Result<AttachedPrograms> {
     let cgroup = open_cgroup(cgroup_dir)?;
-    let map = set.create_map().context("cannot create the BPF map of the IP set")?;
-    let specs = programs::socket_programs(set, map.as_raw_fd()).map_err(anyhow::Error::msg)?;
-    let loaded: Vec<(u32, OwnedFd)> =
-        specs.iter().map(|p| Ok((p.attach_type, load(p)?))).collect::<anyhow::Result<_>>()?;
-    // The programs hold references to the map now; our fd can go.
-    drop(map);
+    let table = dest::table(set, routes, &|dev| rtnl::ifindex(dev).ok());
+    let maps = dest::create(&table).context("cannot create the BPF maps of the IP set")?;
+    let loaded = load_all(set, &maps, btf::ipv6only_bit())?;
+    // The programs hold references to the maps now; our fds can go.
+    drop(maps);
     let mut attached = AttachedPrograms { cgroup_dir: cgroup_dir.to_path_buf(), cgroup, progs: Vec::new() };
     for (attach_type, prog) in loaded {
         if let Err(e) = bpf_sys::prog_attach(&attached.cgroup, &prog, attach_type, BPF_F_ALLOW_MULTI) {
@@ -59,6 +61,24 @@ pub fn attach_set(set: &IpSet, cgroup_dir: &Path) -> anyhow::Result<AttachedProg
         attached.progs.push((attach_type, prog));
     }
     Ok(attached)
+}
+
+/// Loads the programs; where the kernel refuses to read IPV6_V6ONLY
+/// through BTF (no BTF, or helpers it lacks), bind6 is loaded without that
+/// check: a v6-only `::` bind in a context without IPv6 addresses then
+/// fails (EINVAL) instead of landing on the IPv6 loopback address.
+fn load_all(set: &IpSet, maps: &dest::Maps, bit: Option<btf::BitField>) -> anyhow::Result<Vec<(u32, OwnedFd)>> {
+    let fds = programs::MapFds { slot: maps.slot.as_raw_fd(), exact: maps.exact.as_raw_fd(), prefixes: maps.prefixes.as_raw_fd() };
+    let specs = programs::socket_programs(set, fds, bit).map_err(anyhow::Error::msg)?;
+    let mut loaded = Vec::new();
+    for p in &specs {
+        match load(p) {
+            Ok(fd) => loaded.push((p.attach_type, fd)),
+            Err(_) if bit.is_some() && p.name == "vs_bind6" => return load_all(set, maps, None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(loaded)
 }
 
 impl AttachedPrograms {
@@ -109,6 +129,36 @@ pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
         }
     }
     Ok(count)
+}
+
+/// The maps of the programs attached to a cgroup, found through the maps
+/// the bind4 program uses: how a live change of a running guest's set
+/// reaches its programs without a pinned object.
+pub fn maps_of(cgroup_dir: &Path) -> anyhow::Result<dest::Maps> {
+    let cgroup = open_cgroup(cgroup_dir)?;
+    let ids = bpf_sys::prog_query(&cgroup, attach::INET4_BIND)
+        .with_context(|| format!("cannot query BPF programs of {}", cgroup_dir.display()))?;
+    for id in ids {
+        let Ok(prog) = bpf_sys::prog_fd_by_id(id) else { continue };
+        let (name, map_ids) = bpf_sys::prog_info(&prog)?;
+        if name != "vs_bind4" {
+            continue;
+        }
+        let (mut slot, mut exact, mut prefixes) = (None, None, None);
+        for m in map_ids {
+            let Ok(map) = bpf_sys::map_fd_by_id(m) else { continue };
+            match bpf_sys::map_name(&map)?.as_str() {
+                dest::SLOT_NAME => slot = Some(map),
+                dest::EXACT_NAME => exact = Some(map),
+                dest::PREFIXES_NAME => prefixes = Some(map),
+                _ => {}
+            }
+        }
+        if let (Some(slot), Some(exact), Some(prefixes)) = (slot, exact, prefixes) {
+            return Ok(dest::Maps { slot, exact, prefixes });
+        }
+    }
+    bail!("{} has no network context programs (a guest with interfaces/unrestricted, or not running?)", cgroup_dir.display())
 }
 
 /// The names of our programs attached directly to a cgroup (for tests and
@@ -164,13 +214,15 @@ mod tests {
             IpSet::new(&[ip("::1"), ip("127.0.0.2"), ip("127.0.0.3")], lb).unwrap(),
         ];
         for set in shapes {
-            let mut a = attach_set(&set, &dir).unwrap_or_else(|e| panic!("{set:?}: {e:#}"));
+            let mut a = attach_set(&set, &[], &dir).unwrap_or_else(|e| panic!("{set:?}: {e:#}"));
             assert_eq!(attached_names(&dir).unwrap().len(), a.count());
             a.detach().unwrap();
             assert!(attached_names(&dir).unwrap().is_empty());
         }
         // Detaching by query finds what another process attached.
-        let n = attach_set(&IpSet::new(&[ip("127.0.0.2")], lb).unwrap(), &dir).unwrap().count();
+        let n = attach_set(&IpSet::new(&[ip("127.0.0.2")], lb).unwrap(), &[], &dir).unwrap().count();
+        // A live change finds the maps again.
+        assert_eq!(bpf_sys::map_name(&maps_of(&dir).unwrap().exact).unwrap(), dest::EXACT_NAME);
         assert_eq!(detach_from_cgroup(&dir).unwrap(), n);
         assert!(attached_names(&dir).unwrap().is_empty());
     }

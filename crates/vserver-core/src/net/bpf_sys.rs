@@ -9,16 +9,17 @@ use super::asm::Insn;
 
 // enum bpf_cmd
 const BPF_MAP_CREATE: i32 = 0;
+const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_PROG_ATTACH: i32 = 8;
 const BPF_PROG_DETACH: i32 = 9;
 const BPF_PROG_GET_FD_BY_ID: i32 = 13;
+const BPF_MAP_GET_FD_BY_ID: i32 = 14;
 const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
 const BPF_PROG_QUERY: i32 = 16;
 
 pub const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
-pub const BPF_MAP_TYPE_HASH: u32 = 1;
 
 /// `union bpf_attr` is 8-byte aligned; the kernel accepts any size up to its
 /// own as long as the bytes past what it knows are zero.
@@ -64,12 +65,28 @@ fn fd_from(r: i64) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(r as RawFd) }
 }
 
-/// BPF_MAP_CREATE.
-pub fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32, name: &str) -> io::Result<OwnedFd> {
+/// BPF_MAP_CREATE; `inner` is the template map of a map-in-map.
+pub fn map_create(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+    inner: Option<&OwnedFd>,
+    name: &str,
+) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
     a.put_u32(0, map_type).put_u32(4, key_size).put_u32(8, value_size).put_u32(12, max_entries);
+    a.put_u32(16, flags).put_u32(20, inner.map_or(0, |m| m.as_raw_fd() as u32));
     a.put_bytes(28, &object_name(name)); // map_name after map_flags, inner_map_fd, numa_node
     bpf(BPF_MAP_CREATE, &mut a).map(fd_from)
+}
+
+/// BPF_MAP_LOOKUP_ELEM into `value` (its length must be the map's value size).
+pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.put_u32(0, map.as_raw_fd() as u32).put_u64(8, key.as_ptr() as u64).put_u64(16, value.as_mut_ptr() as u64);
+    bpf(BPF_MAP_LOOKUP_ELEM, &mut a).map(drop)
 }
 
 /// BPF_MAP_UPDATE_ELEM with BPF_ANY.
@@ -169,14 +186,43 @@ pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     bpf(BPF_PROG_GET_FD_BY_ID, &mut a).map(fd_from)
 }
 
-/// The name a program was loaded with (BPF_OBJ_GET_INFO_BY_FD; `name` sits
-/// at byte 64 of struct bpf_prog_info).
-pub fn prog_name(prog: &OwnedFd) -> io::Result<String> {
+/// The name a program was loaded with and the ids of the maps it uses
+/// (BPF_OBJ_GET_INFO_BY_FD on struct bpf_prog_info: nr_map_ids at byte 52,
+/// map_ids at 56, name at 64).
+pub fn prog_info(prog: &OwnedFd) -> io::Result<(String, Vec<u32>)> {
+    let mut map_ids = vec![0u32; 16];
     let mut info = [0u64; 10];
+    info[6] = u64::from(map_ids.len() as u32) << 32; // nr_map_ids (bytes 52..56)
+    info[7] = map_ids.as_mut_ptr() as u64;
     let mut a = Attr::new();
     a.put_u32(0, prog.as_raw_fd() as u32).put_u32(4, 80).put_u64(8, info.as_mut_ptr() as u64);
     bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
     let bytes: Vec<u8> = info[8..10].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let n = ((info[6] >> 32) as usize).min(map_ids.len());
+    map_ids.truncate(n);
+    Ok((String::from_utf8_lossy(&bytes[..end]).into_owned(), map_ids))
+}
+
+/// The name a program was loaded with.
+pub fn prog_name(prog: &OwnedFd) -> io::Result<String> {
+    prog_info(prog).map(|(name, _)| name)
+}
+
+/// BPF_MAP_GET_FD_BY_ID.
+pub fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.put_u32(0, id);
+    bpf(BPF_MAP_GET_FD_BY_ID, &mut a).map(fd_from)
+}
+
+/// The name a map was created with (struct bpf_map_info: name at byte 24).
+pub fn map_name(map: &OwnedFd) -> io::Result<String> {
+    let mut info = [0u64; 6];
+    let mut a = Attr::new();
+    a.put_u32(0, map.as_raw_fd() as u32).put_u32(4, 48).put_u64(8, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    let bytes: Vec<u8> = info[3..5].iter().flat_map(|w| w.to_ne_bytes()).collect();
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
 }

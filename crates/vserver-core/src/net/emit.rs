@@ -1,11 +1,16 @@
-//! The instruction patterns the socket programs share: address lookups in
-//! the set's map, rewriting addresses in the context, picking and binding a
-//! source. `programs.rs` composes them into one program per hook.
-
-use std::net::{Ipv4Addr, Ipv6Addr};
+//! The instruction patterns the socket programs share: fetching the
+//! context's map, building a lookup key from an address, the lookup itself,
+//! testing and copying what it found, binding a source. `programs.rs`
+//! composes them into one program per hook.
+//!
+//! Registers across a program: r6 the context, r7 the context's exact-entry
+//! map (of the current slot), r8 the value the last lookup found, r9 an IPv4
+//! address being worked on. Stack: the lookup key at fp-24 (prefix length,
+//! then 16 address bytes at fp-20, which alone are the exact map's key),
+//! the current slot at fp-28, a sockaddr for bpf_bind() at fp-64.
 
 use super::asm::{Asm, Cond, Insn, Reg, Size};
-use super::ipset::IpSet;
+use super::dest::{V_FLAGS, V_SRC};
 use Reg::*;
 
 // struct bpf_sock_addr (the context of sock_addr programs).
@@ -21,107 +26,128 @@ pub(super) const SRC_PORT: i16 = 44;
 
 pub(super) const HELPER_MAP_LOOKUP: i32 = 1;
 pub(super) const HELPER_BIND: i32 = 64;
+pub(super) const HELPER_SKC_TO_TCP6_SOCK: i32 = 136;
+pub(super) const HELPER_SKC_TO_UDP6_SOCK: i32 = 140;
 pub(super) const HELPER_SET_RETVAL: i32 = 187;
 
 pub(super) const AF_INET: u32 = 2;
 pub(super) const AF_INET6: u32 = 10;
 
-/// An IPv4 address as the 32-bit word the context holds (network order).
-pub(super) fn word4(a: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(a.octets())
-}
-
-pub(super) fn words6(a: Ipv6Addr) -> [u32; 4] {
-    let o = a.octets();
-    [0, 4, 8, 12].map(|i| u32::from_ne_bytes(o[i..i + 4].try_into().unwrap()))
-}
+pub(super) const KEY: i16 = -24;
+pub(super) const KEY_ADDR: i16 = -20;
+pub(super) const INDEX: i16 = -28;
+const SOCKADDR: i16 = -64;
 
 /// The third word of a v4-mapped address, `::ffff:0:0`.
 pub(super) const MAPPED: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
 pub(super) const LOCALHOST: u32 = u32::from_ne_bytes([127, 0, 0, 1]);
 
+/// An IPv4 address as the 32-bit word the context holds (network order).
+pub(super) fn word4(a: std::net::Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
+pub(super) fn words6(a: std::net::Ipv6Addr) -> [u32; 4] {
+    let o = a.octets();
+    [0, 4, 8, 12].map(|i| u32::from_ne_bytes(o[i..i + 4].try_into().unwrap()))
+}
+
+/// The fds of a context's maps (`dest::Maps`), for loading its programs.
+#[derive(Debug, Clone, Copy)]
+pub struct MapFds {
+    pub slot: i32,
+    pub exact: i32,
+    pub prefixes: i32,
+}
+
 /// Emits the instructions shared by the programs of one context.
-pub(super) struct Gen<'a> {
-    set: &'a IpSet,
-    map_fd: i32,
+pub(super) struct Gen {
+    maps: MapFds,
     pub(super) a: Asm,
 }
 
-impl<'a> Gen<'a> {
-    pub(super) fn new(set: &'a IpSet, map_fd: i32) -> Gen<'a> {
+impl Gen {
+    pub(super) fn new(maps: MapFds) -> Gen {
         let mut a = Asm::new();
         a.mov_reg(R6, R1); // keep the context across helper calls
-        Gen { set, map_fd, a }
+        Gen { maps, a }
     }
 
-    /// Goes to `miss` unless the IPv4 address in `reg` (r6-r9) is in the set.
-    pub(super) fn lookup_v4(&mut self, reg: Reg, miss: &str) {
+    /// Reads the current slot (once: everything after uses that slot's
+    /// maps) and r7 = its exact-entry map; `fail` if a map is missing (never,
+    /// but the verifier wants the check, and failing closed is right).
+    pub(super) fn trie(&mut self, fail: &str) {
         let a = &mut self.a;
-        a.store_imm(Size::W, R10, -16, 0).store_imm(Size::W, R10, -12, 0).store_imm(Size::W, R10, -8, MAPPED);
-        a.store(Size::W, R10, -4, reg);
-        self.lookup_stack_key(miss);
+        a.store_imm(Size::W, R10, INDEX, 0);
+        a.load_map_fd(R1, self.maps.slot).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Eq, R0, 0, fail);
+        a.load(Size::W, R1, R0, 0).store(Size::W, R10, INDEX, R1);
+        a.load_map_fd(R1, self.maps.exact).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Eq, R0, 0, fail).mov_reg(R7, R0);
     }
 
-    /// Goes to `miss` unless the IPv6 address at `base + off` is in the set.
-    pub(super) fn lookup_v6(&mut self, base: Reg, off: i16, miss: &str) {
+    /// The key for the IPv4 address in `reg` (v4-mapped, full length).
+    pub(super) fn key_v4(&mut self, reg: Reg) {
+        let a = &mut self.a;
+        a.store_imm(Size::W, R10, KEY, 128);
+        a.store_imm(Size::W, R10, KEY_ADDR, 0).store_imm(Size::W, R10, KEY_ADDR + 4, 0);
+        a.store_imm(Size::W, R10, KEY_ADDR + 8, MAPPED).store(Size::W, R10, KEY_ADDR + 12, reg);
+    }
+
+    /// The key for the IPv6 address at `base + off`.
+    pub(super) fn key_v6(&mut self, base: Reg, off: i16) {
+        self.a.store_imm(Size::W, R10, KEY, 128);
         for i in 0..4 {
-            self.a.load(Size::W, R1, base, off + 4 * i).store(Size::W, R10, -16 + 4 * i, R1);
+            self.a.load(Size::W, R1, base, off + 4 * i).store(Size::W, R10, KEY_ADDR + 4 * i, R1);
         }
-        self.lookup_stack_key(miss);
     }
 
-    pub(super) fn lookup_stack_key(&mut self, miss: &str) {
+    /// r8 = the entry for the key: the exact entry if there is one (one
+    /// hash lookup, the common case), else the longest prefix from the
+    /// slot's trie; `miss` if none.
+    pub(super) fn lookup(&mut self, miss: &str) {
+        let found = format!("found_{}", self.a.position());
         let a = &mut self.a;
-        a.load_map_fd(R1, self.map_fd).mov_reg(R2, R10).add_imm(R2, -16).call(HELPER_MAP_LOOKUP);
+        a.mov_reg(R1, R7).mov_reg(R2, R10).add_imm(R2, KEY_ADDR as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Ne, R0, 0, &found);
+        a.load_map_fd(R1, self.maps.prefixes).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
         a.jump64_imm(Cond::Eq, R0, 0, miss);
+        a.mov_reg(R1, R0).mov_reg(R2, R10).add_imm(R2, KEY as i32).call(HELPER_MAP_LOOKUP);
+        a.jump64_imm(Cond::Eq, R0, 0, miss);
+        a.label(&found).mov_reg(R8, R0);
     }
 
-    pub(super) fn store4(&mut self, base: Reg, off: i16, addr: Ipv4Addr) {
-        self.a.mov32_imm(R1, word4(addr)).store(Size::W, base, off, R1);
+    /// Goes to `label` if the entry in r8 has any of `flags`.
+    pub(super) fn if_flags(&mut self, flags: u32, label: &str) {
+        self.a.load(Size::W, R1, R8, V_FLAGS).jump_imm(Cond::Set, R1, flags, label);
     }
 
-    pub(super) fn store6(&mut self, base: Reg, off: i16, words: [u32; 4]) {
-        for (i, w) in words.iter().enumerate() {
-            self.a.mov32_imm(R1, *w).store(Size::W, base, off + 4 * i as i16, R1);
+    /// Goes to `label` unless the entry in r8 has one of `flags`.
+    pub(super) fn unless_flags(&mut self, flags: u32, label: &str) {
+        let skip = format!("has_{flags}_{}", self.a_len());
+        self.if_flags(flags, &skip);
+        self.a.goto(label).label(&skip);
+    }
+
+    fn a_len(&self) -> usize {
+        // A unique suffix for generated labels.
+        self.a.position()
+    }
+
+    /// Copies the 16 bytes at r8+`from` to `base`+`to`.
+    pub(super) fn copy16(&mut self, from: i16, base: Reg, to: i16) {
+        for i in 0..4 {
+            self.a.load(Size::W, R1, R8, from + 4 * i).store(Size::W, base, to + 4 * i, R1);
         }
     }
 
-    /// Loads the first three words of the IPv6 address at r6+off into r7-r9
-    /// and goes to `mapped` for `::ffff:a.b.c.d`, falls through otherwise.
-    pub(super) fn branch_if_mapped(&mut self, off: i16, mapped: &str, not_mapped: &str) {
-        let a = &mut self.a;
-        a.load(Size::W, R7, R6, off).load(Size::W, R8, R6, off + 4).load(Size::W, R9, R6, off + 8);
-        a.jump_imm(Cond::Ne, R7, 0, not_mapped).jump_imm(Cond::Ne, R8, 0, not_mapped);
-        a.jump_imm(Cond::Eq, R9, MAPPED, mapped);
-    }
-
-    /// If the IPv4 destination in r7 is 127.0.0.1 and the context has a
-    /// loopback address, rewrite it (word at r6+off) and r7 to that address.
-    pub(super) fn remap_localhost(&mut self, off: i16, label: &str) {
-        if let Some(l) = self.set.lback() {
-            self.a.jump_imm(Cond::Ne, R7, LOCALHOST, label);
-            self.store4(R6, off, l);
-            self.a.mov32_imm(R7, word4(l));
+    /// Goes to `label` if the 16 bytes at r8+`off` are all zero.
+    pub(super) fn if_zero16(&mut self, off: i16, label: &str) {
+        let nonzero = format!("nonzero_{}", self.a_len());
+        for i in 0..4 {
+            self.a.load(Size::W, R1, R8, off + 4 * i).jump_imm(Cond::Ne, R1, 0, &nonzero);
         }
-        self.a.label(label);
-    }
-
-    /// r9 = the IPv4 source for destination r7: the loopback address for
-    /// 127.0.0.0/8 (when there is one), else the first IPv4 of the set.
-    pub(super) fn pick_source4(&mut self, none: &str) {
-        let (first, lback) = (self.set.first_v4(), self.set.lback().or(self.set.first_v4()));
-        let a = &mut self.a;
-        a.mov_reg(R1, R7).and32_imm(R1, 0xff).jump_imm(Cond::Eq, R1, 127, "src_loopback");
-        match first {
-            Some(f) => a.mov32_imm(R9, word4(f)).goto("src_picked"),
-            None => a.goto(none),
-        };
-        a.label("src_loopback");
-        match lback {
-            Some(l) => a.mov32_imm(R9, word4(l)).goto("src_picked"),
-            None => a.goto(none),
-        };
-        a.label("src_picked");
+        self.a.goto(label).label(&nonzero);
     }
 
     /// Goes to `allow` if ctx->sk is bound to an address already (a bind
@@ -130,61 +156,49 @@ impl<'a> Gen<'a> {
     /// can be given to it any more. Falls through for an unbound socket.
     pub(super) fn check_bound(&mut self, v6: bool, allow: &str, deny: &str) {
         let a = &mut self.a;
-        a.load(Size::DW, R8, R6, SK);
+        a.load(Size::DW, R2, R6, SK);
         if v6 {
             for i in 0..4 {
-                a.load(Size::W, R1, R8, SRC_IP6 + 4 * i).jump_imm(Cond::Ne, R1, 0, allow);
+                a.load(Size::W, R1, R2, SRC_IP6 + 4 * i).jump_imm(Cond::Ne, R1, 0, allow);
             }
         } else {
-            a.load(Size::W, R1, R8, SRC_IP4).jump_imm(Cond::Ne, R1, 0, allow);
+            a.load(Size::W, R1, R2, SRC_IP4).jump_imm(Cond::Ne, R1, 0, allow);
         }
-        a.load(Size::W, R1, R8, SRC_PORT).jump_imm(Cond::Ne, R1, 0, deny);
+        a.load(Size::W, R1, R2, SRC_PORT).jump_imm(Cond::Ne, R1, 0, deny);
     }
 
-    /// bpf_bind(ctx, sockaddr) with the source in r9 (IPv4) or the given
-    /// IPv6 words; goes to `deny` if the kernel refuses.
-    pub(super) fn bind_source(&mut self, v6: Option<[u32; 4]>, mapped: bool, deny: &str) {
-        let a = &mut self.a;
-        if v6.is_none() && !mapped {
-            // struct sockaddr_in at fp-16: family, port 0, address, zero pad.
-            a.store_imm(Size::W, R10, -16, AF_INET).store(Size::W, R10, -12, R9);
-            a.store_imm(Size::W, R10, -8, 0).store_imm(Size::W, R10, -4, 0);
-            a.mov_reg(R1, R6).mov_reg(R2, R10).add_imm(R2, -16).mov_imm(R3, 16);
+    /// bpf_bind(ctx, the source in the entry r8); `deny` if the kernel
+    /// refuses. IPv4 sockets get a sockaddr_in with the address's last
+    /// word, IPv6 ones a sockaddr_in6 with all 16 bytes (v4-mapped or not).
+    pub(super) fn bind_source(&mut self, v6: bool, deny: &str) {
+        if v6 {
+            let a = &mut self.a;
+            a.store_imm(Size::W, R10, SOCKADDR, AF_INET6).store_imm(Size::W, R10, SOCKADDR + 4, 0);
+            self.copy16(V_SRC, R10, SOCKADDR + 8);
+            let a = &mut self.a;
+            a.store_imm(Size::W, R10, SOCKADDR + 24, 0);
+            a.mov_reg(R1, R6).mov_reg(R2, R10).add_imm(R2, SOCKADDR as i32).mov_imm(R3, 28);
         } else {
-            // struct sockaddr_in6 at fp-32: family, port 0, flowinfo, address, scope.
-            a.store_imm(Size::W, R10, -32, AF_INET6).store_imm(Size::W, R10, -28, 0);
-            match v6 {
-                Some(w) => {
-                    for (i, w) in w.iter().enumerate() {
-                        a.store_imm(Size::W, R10, -24 + 4 * i as i16, *w);
-                    }
-                }
-                None => {
-                    a.store_imm(Size::W, R10, -24, 0).store_imm(Size::W, R10, -20, 0);
-                    a.store_imm(Size::W, R10, -16, MAPPED).store(Size::W, R10, -12, R9);
-                }
-            }
-            a.store_imm(Size::W, R10, -8, 0).store_imm(Size::W, R10, -4, 0);
-            a.mov_reg(R1, R6).mov_reg(R2, R10).add_imm(R2, -32).mov_imm(R3, 28);
+            let a = &mut self.a;
+            // struct sockaddr_in: family, port 0, address, zero pad.
+            a.store_imm(Size::W, R10, SOCKADDR, AF_INET);
+            a.load(Size::W, R1, R8, V_SRC + 12).store(Size::W, R10, SOCKADDR + 4, R1);
+            a.store_imm(Size::W, R10, SOCKADDR + 8, 0).store_imm(Size::W, R10, SOCKADDR + 12, 0);
+            a.mov_reg(R1, R6).mov_reg(R2, R10).add_imm(R2, SOCKADDR as i32).mov_imm(R3, 16);
         }
-        a.call(HELPER_BIND).jump64_imm(Cond::Ne, R0, 0, deny);
+        self.a.call(HELPER_BIND).jump64_imm(Cond::Ne, R0, 0, deny);
     }
 
-    /// Goes to `given` if the datagram has a source address already.
-    pub(super) fn branch_if_source_given(&mut self) {
-        for i in 0..4 {
-            self.a.load(Size::W, R1, R6, MSG_SRC_IP6 + 4 * i).jump_imm(Cond::Ne, R1, 0, "given");
-        }
-    }
-
-    /// `allow:` return 1; `deny:` return 0 with `errno` (EPERM if None).
+    /// `deny:` return 0 with `errno` (EPERM if None); `allow:` return 1.
+    /// Deny comes first: a path that falls off the end of the policy is
+    /// refused, so only an explicit jump allows.
     pub(super) fn finish(mut self, errno: Option<i32>) -> Result<Vec<Insn>, String> {
         let a = &mut self.a;
-        a.label("allow").ret(1).label("deny");
+        a.label("deny");
         if let Some(e) = errno {
             a.mov_imm(R1, -e).call(HELPER_SET_RETVAL);
         }
-        a.ret(0);
+        a.ret(0).label("allow").ret(1);
         self.a.finish()
     }
 }

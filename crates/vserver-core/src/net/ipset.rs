@@ -1,22 +1,48 @@
-//! The context's IP set: the exact addresses it may bind and send from, the
-//! first address of each family (what 0.0.0.0 and `::` become, and the source
-//! of unbound sockets) and the loopback address 127.0.0.1 is remapped to.
-//! Membership lives in a BPF hash map so one program serves any set size.
+//! The context's IP set: the exact addresses it may bind and send from (with
+//! the prefix and device each came with, which source selection uses), the
+//! loopback addresses 127.0.0.1 and ::1 are remapped to, and the host
+//! loopback addresses it may reach. `dest.rs` turns it into the map the
+//! programs read.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::OwnedFd;
 
-use super::bpf_sys;
+use serde::{Deserialize, Serialize};
 
-/// Map keys are IPv6-sized; IPv4 addresses are stored v4-mapped.
-pub const KEY_SIZE: u32 = 16;
-const MAX_ENTRIES: u32 = 1024;
+/// The most addresses a set can hold (plus loopback and routes, the map
+/// has room for [`super::dest::MAX_ENTRIES`]).
+pub const MAX_ADDRESSES: usize = 1023;
+
+/// The prefix the per-guest IPv6 loopback addresses come from:
+/// `fd7f:7673::/96` (a unique local prefix, "7f" for 127 and "vs"), the low
+/// 32 bits being the IPv4 loopback address. Added to `lo` with scope host
+/// while the guest runs, shown to the guest as `::1`.
+pub const LBACK6_PREFIX: [u8; 12] = [0xfd, 0x7f, 0x76, 0x73, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// One address of the set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub ip: IpAddr,
+    /// The prefix length it came with: its subnet is reached from it.
+    pub prefix: u8,
+    /// The host device it is on (config `dev`), for routes through that device.
+    #[serde(default)]
+    pub dev: Option<String>,
+}
+
+impl Member {
+    /// An address on its own (`/32`, `/128`), on no particular device.
+    pub fn exact(ip: IpAddr) -> Member {
+        let ip = canonical(ip);
+        Member { ip, prefix: if ip.is_ipv4() { 32 } else { 128 }, dev: None }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpSet {
-    addrs: Vec<IpAddr>,
+    members: Vec<Member>,
     lback: Option<Ipv4Addr>,
+    lback6: Option<Ipv6Addr>,
+    allow_loopback: Vec<IpAddr>,
 }
 
 /// util-vserver's per-guest loopback, derived from the xid when `lback` is
@@ -30,53 +56,122 @@ pub fn lback_for_xid(xid: u32) -> Result<Ipv4Addr, String> {
     Ok(Ipv4Addr::new(127, (xid >> 8) as u8, xid as u8, 1))
 }
 
+/// The IPv6 loopback address that goes with an IPv4 one.
+pub fn lback6_for(lback: Ipv4Addr) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    o[..12].copy_from_slice(&LBACK6_PREFIX);
+    o[12..].copy_from_slice(&lback.octets());
+    Ipv6Addr::from(o)
+}
+
+/// Inside `fd7f:7673::/96`?
+pub fn is_lback6_range(a: Ipv6Addr) -> bool {
+    a.octets()[..12] == LBACK6_PREFIX
+}
+
+/// A loopback address of either family, the guests' IPv6 loopback range
+/// included: such a source can reach only loopback destinations.
+pub fn is_loopback_like(a: IpAddr) -> bool {
+    match canonical(a) {
+        IpAddr::V4(v) => v.is_loopback(),
+        IpAddr::V6(v) => v.is_loopback() || is_lback6_range(v),
+    }
+}
+
 impl IpSet {
-    /// `addrs` in configuration order (duplicates dropped; v4-mapped IPv6
-    /// addresses are taken as the IPv4 address they map); `lback` is where
-    /// 127.0.0.1 goes, None for no remapping.
+    /// `addrs` in configuration order as exact addresses (duplicates
+    /// dropped; v4-mapped IPv6 addresses are taken as the IPv4 address they
+    /// map); `lback` is where 127.0.0.1 goes, None for no remapping.
     pub fn new(addrs: &[IpAddr], lback: Option<Ipv4Addr>) -> Result<IpSet, String> {
-        let mut out: Vec<IpAddr> = Vec::new();
-        for a in addrs {
-            let a = canonical(*a);
-            if a.is_unspecified() {
-                return Err(format!("{a} is the wildcard address, not an address a context can own"));
+        let members: Vec<Member> = addrs.iter().map(|a| Member::exact(*a)).collect();
+        IpSet::with_members(&members, lback, &[])
+    }
+
+    /// The full form: members with prefix and device, the loopback address
+    /// and the loopback addresses the context may reach.
+    ///
+    /// `::1` gets a loopback address of its own, [`lback6_for`] the IPv4
+    /// one, when the IPv4 loopback is dedicated ([`IpSet::hides_lback`]) and
+    /// `::1` itself is not in the set (then, as with `lback` 127.0.0.1, the
+    /// context shares the host's).
+    pub fn with_members(members: &[Member], lback: Option<Ipv4Addr>, allow_loopback: &[IpAddr]) -> Result<IpSet, String> {
+        let mut out: Vec<Member> = Vec::new();
+        for m in members {
+            let ip = canonical(m.ip);
+            check_ownable(ip)?;
+            if ip.is_ipv6() && is_lback6_range(match ip {
+                IpAddr::V6(v) => v,
+                IpAddr::V4(_) => unreachable!(),
+            }) {
+                return Err(format!("{ip} is inside fd7f:7673::/96, the range of the guests' IPv6 loopback addresses"));
             }
-            if is_multicast_or_broadcast(a) {
-                return Err(format!("{a} is a multicast or broadcast address"));
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let prefix = if m.ip.is_ipv6() && ip.is_ipv4() { m.prefix.saturating_sub(96) } else { m.prefix };
+            if prefix > max {
+                return Err(format!("{ip}/{prefix}: the prefix is longer than {max}"));
             }
-            if !out.contains(&a) {
-                out.push(a);
+            if !out.iter().any(|o| o.ip == ip) {
+                out.push(Member { ip, prefix, dev: m.dev.clone() });
             }
         }
-        if out.len() as u32 + 1 > MAX_ENTRIES {
-            return Err(format!("{} addresses are more than the {} a context can hold", out.len(), MAX_ENTRIES - 1));
+        if out.len() > MAX_ADDRESSES {
+            return Err(format!("{} addresses are more than the {MAX_ADDRESSES} a context can hold", out.len()));
         }
         if let Some(l) = lback {
-            if !l.is_loopback() {
+            // A loopback address of its own, or (chbind's default) an
+            // address of the set that 127.0.0.1 stands for.
+            if !l.is_loopback() && !out.iter().any(|m| m.ip == IpAddr::V4(l)) {
                 return Err(format!("loopback address {l} is not inside 127.0.0.0/8"));
             }
         }
-        Ok(IpSet { addrs: out, lback })
+        let mut allow = Vec::new();
+        for a in allow_loopback {
+            let a = canonical(*a);
+            if !a.is_loopback() {
+                return Err(format!("{a} is not a loopback address (127.0.0.0/8 or ::1)"));
+            }
+            if !allow.contains(&a) {
+                allow.push(a);
+            }
+        }
+        let mut set = IpSet { members: out, lback, lback6: None, allow_loopback: allow };
+        if set.hides_lback() && !set.members.iter().any(|m| m.ip == IpAddr::V6(Ipv6Addr::LOCALHOST)) {
+            set.lback6 = lback.map(lback6_for);
+        }
+        Ok(set)
     }
 
-    pub fn addrs(&self) -> &[IpAddr] {
-        &self.addrs
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        self.members.iter().map(|m| m.ip).collect()
     }
 
     pub fn lback(&self) -> Option<Ipv4Addr> {
         self.lback
     }
 
+    /// Where `::1` goes (None: no remapping).
+    pub fn lback6(&self) -> Option<Ipv6Addr> {
+        self.lback6
+    }
+
+    pub fn allow_loopback(&self) -> &[IpAddr] {
+        &self.allow_loopback
+    }
+
     pub fn first_v4(&self) -> Option<Ipv4Addr> {
-        self.addrs.iter().find_map(|a| match a {
-            IpAddr::V4(v) => Some(*v),
+        self.members.iter().find_map(|m| match m.ip {
+            IpAddr::V4(v) => Some(v),
             IpAddr::V6(_) => None,
         })
     }
 
     pub fn first_v6(&self) -> Option<Ipv6Addr> {
-        self.addrs.iter().find_map(|a| match a {
-            IpAddr::V6(v) => Some(*v),
+        self.members.iter().find_map(|m| match m.ip {
+            IpAddr::V6(v) => Some(v),
             IpAddr::V4(_) => None,
         })
     }
@@ -86,37 +181,65 @@ impl IpSet {
     /// an address of the set, or to itself: those are real addresses.
     pub fn hides_lback(&self) -> bool {
         match self.lback {
-            Some(l) => l != Ipv4Addr::LOCALHOST && !self.addrs.contains(&IpAddr::V4(l)),
+            Some(l) => l != Ipv4Addr::LOCALHOST && !self.members.iter().any(|m| m.ip == IpAddr::V4(l)),
             None => false,
         }
     }
 
-    /// Is the address bindable in this context (the set plus the loopback)?
+    /// Is the address bindable in this context (the set plus the loopbacks)?
     pub fn allows(&self, a: IpAddr) -> bool {
         let a = canonical(a);
-        self.addrs.contains(&a) || matches!(a, IpAddr::V4(v) if Some(v) == self.lback)
+        self.members.iter().any(|m| m.ip == a)
+            || matches!(a, IpAddr::V4(v) if Some(v) == self.lback)
+            || matches!(a, IpAddr::V6(v) if Some(v) == self.lback6)
     }
 
-    /// The map keys: each address and the loopback, v4-mapped where IPv4.
-    pub fn map_keys(&self) -> Vec<[u8; 16]> {
-        let mut keys: Vec<[u8; 16]> = self.addrs.iter().map(|a| key(*a)).collect();
-        if let Some(l) = self.lback {
-            let k = key(IpAddr::V4(l));
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
+    /// The set with one more address (a live change): refused when it is
+    /// there already, or when it would change how loopback is remapped.
+    pub fn with_added(&self, m: Member) -> Result<IpSet, String> {
+        let ip = canonical(m.ip);
+        if self.allows(ip) {
+            return Err(format!("{ip} is in the set already"));
         }
-        keys
+        if ip == IpAddr::V6(Ipv6Addr::LOCALHOST) {
+            return Err("::1 in the set turns the remapping of ::1 off; change interfaces/ and restart the guest".into());
+        }
+        let mut members = self.members.clone();
+        members.push(m);
+        let set = IpSet::with_members(&members, self.lback, &self.allow_loopback)?;
+        if set.hides_lback() != self.hides_lback() {
+            return Err(format!("{ip} is the loopback address 127.0.0.1 stands for; change interfaces/ and restart"));
+        }
+        Ok(set)
     }
 
-    /// A BPF hash map holding the set; the programs look addresses up in it.
-    pub fn create_map(&self) -> io::Result<OwnedFd> {
-        let map = bpf_sys::map_create(bpf_sys::BPF_MAP_TYPE_HASH, KEY_SIZE, 1, MAX_ENTRIES, "vs_ipset")?;
-        for k in self.map_keys() {
-            bpf_sys::map_update(&map, &k, &[1])?;
+    /// The set without one address (a live change).
+    pub fn without(&self, ip: IpAddr) -> Result<IpSet, String> {
+        let ip = canonical(ip);
+        if !self.members.iter().any(|m| m.ip == ip) {
+            return Err(format!("{ip} is not an address of the set"));
         }
-        Ok(map)
+        let members: Vec<Member> = self.members.iter().filter(|m| m.ip != ip).cloned().collect();
+        let set = IpSet::with_members(&members, self.lback, &self.allow_loopback)?;
+        if set.lback6 != self.lback6 || set.hides_lback() != self.hides_lback() {
+            return Err(format!("removing {ip} would change the loopback remapping; change interfaces/ and restart"));
+        }
+        Ok(set)
     }
+}
+
+fn check_ownable(a: IpAddr) -> Result<(), String> {
+    if a.is_unspecified() {
+        return Err(format!("{a} is the wildcard address, not an address a context can own"));
+    }
+    let special = match a {
+        IpAddr::V4(v) => v.is_multicast() || v.is_broadcast(),
+        IpAddr::V6(v) => v.is_multicast(),
+    };
+    if special {
+        return Err(format!("{a} is a multicast or broadcast address"));
+    }
+    Ok(())
 }
 
 /// `::ffff:a.b.c.d` is the IPv4 address a.b.c.d.
@@ -127,17 +250,11 @@ pub fn canonical(a: IpAddr) -> IpAddr {
     }
 }
 
+/// The 16-byte form the map keys use: IPv4 v4-mapped.
 pub fn key(a: IpAddr) -> [u8; 16] {
     match canonical(a) {
         IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
         IpAddr::V6(v) => v.octets(),
-    }
-}
-
-fn is_multicast_or_broadcast(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v) => v.is_multicast() || v.is_broadcast(),
-        IpAddr::V6(v) => v.is_multicast(),
     }
 }
 
@@ -166,6 +283,8 @@ mod tests {
         assert!(set.allows(ip("127.0.0.2")));
         assert!(set.allows(ip("::ffff:127.0.0.2")));
         assert_eq!(key(ip("127.0.0.2")), key(ip("::ffff:127.0.0.2")));
+        let m = IpSet::with_members(&[Member { ip: ip("::ffff:10.0.0.5"), prefix: 120, dev: None }], None, &[]).unwrap();
+        assert_eq!(m.members()[0].prefix, 24);
     }
 
     #[test]
@@ -173,9 +292,10 @@ mod tests {
         let set = IpSet::new(&[ip("127.0.0.2")], Some("127.0.9.1".parse().unwrap())).unwrap();
         assert!(set.allows(ip("127.0.0.2")));
         assert!(set.allows(ip("127.0.9.1")));
+        assert!(set.allows(ip("fd7f:7673::127.0.9.1")));
         assert!(!set.allows(ip("127.0.0.3")));
         assert!(!set.allows(ip("127.0.0.1")));
-        assert_eq!(set.map_keys().len(), 2);
+        assert!(!set.allows(ip("::1")));
     }
 
     #[test]
@@ -184,7 +304,11 @@ mod tests {
         assert!(IpSet::new(&[ip("::")], None).is_err());
         assert!(IpSet::new(&[ip("224.0.0.1")], None).is_err());
         assert!(IpSet::new(&[ip("255.255.255.255")], None).is_err());
+        assert!(IpSet::new(&[ip("fd7f:7673::1")], None).unwrap_err().contains("fd7f:7673::/96"));
         assert!(IpSet::new(&[], Some("10.0.0.1".parse().unwrap())).unwrap_err().contains("127.0.0.0/8"));
+        // chbind's default: 127.0.0.1 stands for the first address of the set.
+        assert!(IpSet::new(&[ip("10.0.0.1")], Some("10.0.0.1".parse().unwrap())).is_ok());
+        assert!(IpSet::with_members(&[], None, &[ip("10.0.0.1")]).unwrap_err().contains("not a loopback"));
     }
 
     #[test]
@@ -193,14 +317,32 @@ mod tests {
         assert_eq!(lback_for_xid(0x1234).unwrap(), Ipv4Addr::new(127, 0x12, 0x34, 1));
         assert!(lback_for_xid(0).is_err());
         assert!(lback_for_xid(70000).is_err());
+        assert_eq!(lback6_for(Ipv4Addr::new(127, 0, 42, 1)), "fd7f:7673::7f00:2a01".parse::<Ipv6Addr>().unwrap());
     }
 
     #[test]
-    fn hides_only_a_dedicated_lback() {
+    fn only_a_dedicated_lback_is_hidden_and_brings_an_ipv6_one() {
         let l = Some("127.0.5.1".parse().unwrap());
-        assert!(IpSet::new(&[ip("127.0.0.2")], l).unwrap().hides_lback());
+        let s = IpSet::new(&[ip("127.0.0.2")], l).unwrap();
+        assert!(s.hides_lback());
+        assert_eq!(s.lback6(), Some(lback6_for("127.0.5.1".parse().unwrap())));
         assert!(!IpSet::new(&[ip("127.0.5.1")], l).unwrap().hides_lback());
         assert!(!IpSet::new(&[ip("127.0.0.2")], Some(Ipv4Addr::LOCALHOST)).unwrap().hides_lback());
         assert!(!IpSet::new(&[ip("127.0.0.2")], None).unwrap().hides_lback());
+        // ::1 in the set: shared with the host, not remapped.
+        assert_eq!(IpSet::new(&[ip("::1")], l).unwrap().lback6(), None);
+    }
+
+    #[test]
+    fn live_changes_keep_the_loopback_remapping() {
+        let s = IpSet::new(&[ip("127.0.0.2")], Some("127.0.5.1".parse().unwrap())).unwrap();
+        let more = s.with_added(Member { ip: ip("10.1.0.5"), prefix: 24, dev: None }).unwrap();
+        assert!(more.allows(ip("10.1.0.5")));
+        assert!(s.with_added(Member::exact(ip("127.0.0.2"))).unwrap_err().contains("already"));
+        assert!(s.with_added(Member::exact(ip("::1"))).is_err());
+        assert!(s.with_added(Member::exact(ip("127.0.5.1"))).is_err());
+        let less = more.without(ip("10.1.0.5")).unwrap();
+        assert_eq!(less, s);
+        assert!(s.without(ip("10.9.9.9")).unwrap_err().contains("not an address"));
     }
 }

@@ -2,36 +2,48 @@
 //! enforced by cgroup-BPF programs on its cgroup v2 directory (Linux-VServer's
 //! "sockets isolation": all addresses stay on the host, the guest gets a
 //! subset). `chbind` runs one command in a transient context; a guest gets
-//! its context from `interfaces/` at start.
+//! its context from `interfaces/` at start, and `vserver NAME ip` changes it
+//! while it runs (`live`). What a context may do is data in its maps
+//! (`dest`), read by small programs (`programs`, `filter`); abstract unix
+//! sockets are kept apart by Landlock (`abstract_unix`).
 //!
 //! Start order for a guest (the `context` module calls these):
-//! 1. [`guest_network`] validates the config (before anything changes);
+//! 1. [`guest_network`] validates the config (before anything changes) and
+//!    [`abstract_unix::check_guest`] refuses what the kernel cannot isolate;
 //! 2. [`probe`] checks kernel and cgroup layout;
-//! 3. [`NetContext::add_host_addresses`];
-//! 4. [`NetContext::apply_to_cgroup`] on the guest's v2 cgroup, before its
+//! 3. [`NetContext::apply_to_cgroup`] on the guest's v2 cgroup, before its
 //!    first process runs there (sockets carry the cgroup they were made in);
-//! 5. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`].
+//! 4. [`NetContext::add_host_addresses`], then [`live::record`];
+//! 5. [`abstract_unix::scope_for_guest`] in the monitor before it forks pid 1;
+//! 6. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`] of what
+//!    [`live::forget`] returns (live additions included).
 
+pub mod abstract_unix;
 mod addr;
 pub(crate) mod asm;
 mod attach;
 pub(crate) mod bpf_sys;
+mod btf;
+pub mod dest;
 mod emit;
 mod filter;
 mod ipset;
+pub mod live;
 mod netns;
 mod probe;
+mod sockets;
 mod programs;
+pub mod rtnl;
 pub mod run;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 pub use addr::AddedAddress;
-pub use attach::{attached_names, detach_from_cgroup, AttachedPrograms};
-pub use ipset::{lback_for_xid, IpSet};
+pub use attach::{attached_names, detach_from_cgroup, maps_of, AttachedPrograms};
+pub use ipset::{lback6_for, lback_for_xid, IpSet, Member};
 pub use netns::{remove_veth, setup_veth, VethConfig};
 
 pub use probe::{cgroup_v2_root, probe};
@@ -81,18 +93,24 @@ pub fn guest_network(guest_confdir: &Path, cfg: &NetConfig, xid: u32) -> anyhow:
 }
 
 impl NetContext {
-    /// The guest's set: its `interfaces/N/ip` in order, 127.0.0.1 remapped to
-    /// `interfaces/lback` or, without one, to [`lback_for_xid`].
-    /// `lback` 127.0.0.1 switches remapping off (127.0.0.1 is shared with
-    /// the host). Devices must exist.
+    /// The guest's set: its `interfaces/N/ip` in order (with prefix and
+    /// device), 127.0.0.1 remapped to `interfaces/lback` or, without one, to
+    /// [`lback_for_xid`], `::1` to the IPv6 loopback address that goes with
+    /// it, and `interfaces/allow-loopback`. `lback` 127.0.0.1 switches
+    /// remapping off (127.0.0.1 and ::1 are shared with the host). Devices
+    /// must exist.
     pub fn from_config(cfg: &NetConfig, xid: u32) -> anyhow::Result<NetContext> {
         let lback = match cfg.lback {
             Some(IpAddr::V4(l)) => l,
             Some(IpAddr::V6(l)) => bail!("lback: {l} is not an IPv4 address"),
             None => lback_for_xid(xid).map_err(anyhow::Error::msg)?,
         };
-        let ips: Vec<IpAddr> = cfg.interfaces.iter().map(|i| i.ip).collect();
-        let set = IpSet::new(&ips, Some(lback)).map_err(anyhow::Error::msg)?;
+        let members: Vec<Member> = cfg
+            .interfaces
+            .iter()
+            .map(|i| Member { ip: i.ip, prefix: i.prefix, dev: i.dev.clone().filter(|_| !i.nodev) })
+            .collect();
+        let set = IpSet::with_members(&members, Some(lback), &cfg.allow_loopback).map_err(anyhow::Error::msg)?;
         let mut addresses = Vec::new();
         for i in &cfg.interfaces {
             let Some(dev) = i.dev.as_deref().filter(|_| !i.nodev) else { continue };
@@ -109,14 +127,33 @@ impl NetContext {
                 }
                 _ => None,
             };
-            addresses.push(addr::WantedAddress { ip: i.ip, prefix: i.prefix, dev: dev.to_string(), label });
+            addresses.push(addr::WantedAddress { ip: i.ip, prefix: i.prefix, dev: dev.to_string(), label, scope_host: false });
         }
-        Ok(NetContext { set, addresses })
+        let mut ctx = NetContext { set, addresses };
+        ctx.add_loopback6();
+        Ok(ctx)
     }
 
-    /// A context from `chbind`-style arguments; no host addresses.
+    /// A context from `chbind`-style arguments; the only host address it
+    /// needs is its IPv6 loopback address, if it has one.
     pub fn from_set(set: IpSet) -> NetContext {
-        NetContext { set, addresses: Vec::new() }
+        let mut ctx = NetContext { set, addresses: Vec::new() };
+        ctx.add_loopback6();
+        ctx
+    }
+
+    /// The IPv6 loopback address lives on `lo` while the context runs
+    /// (127.0.0.0/8 is routed to `lo` already; IPv6 has only ::1 there).
+    fn add_loopback6(&mut self) {
+        if let Some(l6) = self.set.lback6() {
+            self.addresses.push(addr::WantedAddress {
+                ip: IpAddr::V6(l6),
+                prefix: 128,
+                dev: "lo".to_string(),
+                label: None,
+                scope_host: true,
+            });
+        }
     }
 
     pub fn set(&self) -> &IpSet {
@@ -126,15 +163,28 @@ impl NetContext {
     /// Attaches the programs to a cgroup v2 directory. Call before the first
     /// process of the context enters it. The programs stay attached when the
     /// calling process exits; [`detach_from_cgroup`] or removing the cgroup
-    /// ends them.
+    /// ends them. Source addresses follow the host's routes as they are now.
     pub fn apply_to_cgroup(&self, cgroup_v2_dir: &Path) -> anyhow::Result<AttachedPrograms> {
-        attach::attach_set(&self.set, cgroup_v2_dir)
+        let routes = rtnl::Rtnl::open().and_then(|mut nl| nl.routes()).context("cannot read the host's routes")?;
+        attach::attach_set(&self.set, &routes, cgroup_v2_dir)
     }
 
-    /// Adds the addresses with a `dev` (and no `nodev`) to their devices;
-    /// returns only those that were not there before.
+    /// Adds the addresses with a `dev` (and no `nodev`), and the IPv6
+    /// loopback address, to their devices; returns only those that were not
+    /// there before.
     pub fn add_host_addresses(&self) -> anyhow::Result<Vec<AddedAddress>> {
         addr::add_addresses(&self.addresses)
+    }
+}
+
+/// Can a bind program tell IPV6_V6ONLY sockets apart on this kernel (for
+/// `vserver-info`)? Needs the kernel's BTF (`/sys/kernel/btf/vmlinux`) and
+/// the bpf_skc_to_tcp6_sock/udp6_sock helpers (5.9). Without it a v6-only
+/// `::` bind in a context without IPv6 addresses fails with EINVAL.
+pub fn ipv6only_detection() -> Result<(), String> {
+    match btf::ipv6only_bit() {
+        Some(_) => Ok(()),
+        None => Err("no kernel BTF (/sys/kernel/btf/vmlinux) with struct sock_common's skc_ipv6only".into()),
     }
 }
 
@@ -174,23 +224,29 @@ mod tests {
 
     #[test]
     fn guest_config_becomes_a_set_with_derived_lback() {
-        let cfg = NetConfig { interfaces: vec![iface("0", "127.0.0.2", Some("lo")), iface("1", "::1", None)], lback: None };
+        let cfg = NetConfig { interfaces: vec![iface("0", "127.0.0.2", Some("lo")), iface("1", "::1", None)], lback: None, allow_loopback: vec![] };
         let ctx = NetContext::from_config(&cfg, 42).unwrap();
         assert_eq!(ctx.set().lback(), Some(Ipv4Addr::new(127, 0, 42, 1)));
+        // ::1 is in this set, so there is no IPv6 loopback address to add.
         assert_eq!(ctx.addresses.len(), 1);
         assert!(ctx.set().hides_lback());
+        let v4 = NetConfig { interfaces: vec![iface("0", "127.0.0.2", None)], lback: None, allow_loopback: vec![] };
+        let ctx = NetContext::from_config(&v4, 42).unwrap();
+        assert_eq!(ctx.addresses.len(), 1, "the IPv6 loopback address on lo");
+        assert_eq!(ctx.addresses[0].ip, "fd7f:7673::127.0.42.1".parse::<IpAddr>().unwrap());
+        assert!(ctx.addresses[0].scope_host);
     }
 
     #[test]
     fn bad_devices_and_labels_are_errors() {
-        let cfg = NetConfig { interfaces: vec![iface("0", "127.0.0.2", Some("nosuchdev0"))], lback: None };
+        let cfg = NetConfig { interfaces: vec![iface("0", "127.0.0.2", Some("nosuchdev0"))], lback: None, allow_loopback: vec![] };
         let e = NetContext::from_config(&cfg, 42).unwrap_err().to_string();
         assert!(e.contains("0/dev") && e.contains("nosuchdev0"), "{e}");
         let mut i = iface("3", "127.0.0.2", Some("lo"));
         i.name = Some("averyverylongname".into());
-        let e = NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None }, 42).unwrap_err().to_string();
+        let e = NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None, allow_loopback: vec![] }, 42).unwrap_err().to_string();
         assert!(e.contains("3/name"), "{e}");
-        let e = NetContext::from_config(&NetConfig { interfaces: vec![], lback: Some("::1".parse().unwrap()) }, 42)
+        let e = NetContext::from_config(&NetConfig { interfaces: vec![], lback: Some("::1".parse().unwrap()), allow_loopback: vec![] }, 42)
             .unwrap_err()
             .to_string();
         assert!(e.contains("lback"), "{e}");
@@ -200,8 +256,8 @@ mod tests {
     fn nodev_addresses_are_only_in_the_set() {
         let mut i = iface("0", "127.0.0.2", Some("lo"));
         i.nodev = true;
-        let ctx = NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None }, 42).unwrap();
-        assert!(ctx.addresses.is_empty());
+        let ctx = NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None, allow_loopback: vec![] }, 42).unwrap();
+        assert!(ctx.addresses.iter().all(|a| a.dev == "lo" && a.scope_host), "only the IPv6 loopback address");
         assert!(ctx.set().allows("127.0.0.2".parse().unwrap()));
     }
 
@@ -213,7 +269,7 @@ mod tests {
         assert!(matches!(guest_network(&d, &none, 42).unwrap(), GuestNetwork::Restricted(_)));
         std::fs::write(d.join(UNRESTRICTED_MARKER), "").unwrap();
         assert!(matches!(guest_network(&d, &none, 42).unwrap(), GuestNetwork::Unrestricted));
-        let some = NetConfig { interfaces: vec![iface("0", "127.0.0.2", None)], lback: None };
+        let some = NetConfig { interfaces: vec![iface("0", "127.0.0.2", None)], lback: None, allow_loopback: vec![] };
         assert!(guest_network(&d, &some, 42).unwrap_err().to_string().contains("cannot also be unrestricted"));
     }
 }

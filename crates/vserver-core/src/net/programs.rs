@@ -1,21 +1,31 @@
 //! The cgroup socket programs that confine a context to its IP set, one
-//! generator per hook. Each reads as its policy:
-//! - bind4/bind6: an address of the set passes; 0.0.0.0 / `::` become the
-//!   first address of the family (`::` becomes `::ffff:<first IPv4>` when the
-//!   set has no IPv6 address); 127.0.0.1 becomes the loopback address;
-//!   anything else fails with EADDRNOTAVAIL. v4-mapped IPv6 is IPv4.
-//! - post_bind4/6: the address the socket ended up with must be in the set
+//! generator per hook. Each reads as its policy; every decision comes from
+//! one lookup in the context's trie (`dest.rs`), so a live change of the
+//! set is a swap of that map:
+//! - bind4/bind6: a member passes; 127.0.0.1 and `::1` become the context's
+//!   loopback addresses; 0.0.0.0 becomes the first IPv4 address; `::`
+//!   becomes the first IPv6 address, or without one: the IPv4 address
+//!   v4-mapped for a dual-stack socket (so it never takes IPv4 on other
+//!   addresses), the IPv6 loopback address for an IPV6_V6ONLY one (read
+//!   from the socket through BTF, see `btf.rs`); anything else fails with
+//!   EADDRNOTAVAIL.
+//! - post_bind4/6: the address the socket ended up with must be a member
 //!   (a second line behind bind, also against programs of parent cgroups).
-//! - connect4/6: 127.0.0.1 goes to the loopback address; an unbound socket is
-//!   bound to a source of the set (the loopback for loopback destinations,
-//!   else the first address) with `bpf_bind()`; failing that, EPERM.
-//! - sendmsg4/6 (unconnected UDP): the same for each datagram's source.
-//! - getsockname/getpeername/recvmsg: a dedicated loopback address shows as
-//!   127.0.0.1 again, so the remapping is invisible.
+//! - connect4/6: remapped destinations are rewritten; a destination out of
+//!   reach (another loopback address) fails with EPERM; an unbound socket is
+//!   bound to the source the trie names for the destination with
+//!   `bpf_bind()`; none (a loopback source for the outside): EPERM.
+//! - sendmsg4/6 (unconnected UDP): the same for each datagram; a source the
+//!   sender gives must be a member.
+//! - getsockname/getpeername/recvmsg: the dedicated loopback addresses show
+//!   as 127.0.0.1 and `::1` again, so the remapping is invisible.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::asm::{Asm, Cond, Insn, Reg, Size};
+use super::btf::BitField;
+use super::dest::{MEMBER, NOSRC, REACH, REMAP, V_ALT, V_SRC, V_V6ONLY};
+pub use super::emit::MapFds;
 use super::emit::*;
 use super::filter::{self, PROG_TYPE_CGROUP_SKB};
 use super::ipset::IpSet;
@@ -73,127 +83,178 @@ pub struct Program {
     pub insns: Vec<Insn>,
 }
 
-fn bind4(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.a.load(Size::W, R7, R6, USER_IP4).jump_imm(Cond::Eq, R7, 0, "wildcard");
-    g.remap_localhost(USER_IP4, "checked_localhost");
-    g.lookup_v4(R7, "deny");
-    g.a.goto("allow").label("wildcard");
-    match set.first_v4() {
-        Some(f) => g.store4(R6, USER_IP4, f),
-        None => drop(g.a.goto("deny")),
+fn bind4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    g.a.load(Size::W, R9, R6, USER_IP4);
+    g.key_v4(R9);
+    g.lookup("deny");
+    g.a.jump_imm(Cond::Ne, R9, 0, "address");
+    // 0.0.0.0: the first IPv4 address (none: refused).
+    g.a.load(Size::W, R1, R8, V_SRC + 12).jump_imm(Cond::Eq, R1, 0, "deny");
+    g.a.store(Size::W, R6, USER_IP4, R1).goto("allow").label("address");
+    g.unless_flags(REMAP, "not_remapped");
+    g.a.load(Size::W, R1, R8, V_ALT + 12).store(Size::W, R6, USER_IP4, R1).goto("allow");
+    g.a.label("not_remapped");
+    g.if_flags(MEMBER, "allow");
+    g.finish(Some(libc::EADDRNOTAVAIL))
+}
+
+/// Goes to `v6only` if the socket in ctx->sk has IPV6_V6ONLY set, falls
+/// through otherwise (also for sockets neither TCP nor UDP, which the
+/// helpers do not convert: they are taken as dual-stack).
+fn branch_if_v6only(g: &mut Gen, bit: BitField, v6only: &str) {
+    let a = &mut g.a;
+    a.load(Size::DW, R1, R6, SK).call(HELPER_SKC_TO_TCP6_SOCK).jump64_imm(Cond::Ne, R0, 0, "have_sock");
+    a.load(Size::DW, R1, R6, SK).call(HELPER_SKC_TO_UDP6_SOCK).jump64_imm(Cond::Eq, R0, 0, "dual_stack");
+    a.label("have_sock");
+    a.load(Size::B, R1, R0, bit.byte as i16).jump_imm(Cond::Set, R1, bit.mask as u32, v6only);
+    a.label("dual_stack");
+}
+
+fn bind6(maps: MapFds, v6only_bit: Option<BitField>) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    // `::` and `::ffff:0.0.0.0` look up the IPv4 wildcard entry, which
+    // holds the targets of wildcard binds.
+    for i in 0..3 {
+        g.a.load(Size::W, R1, R6, USER_IP6 + 4 * i).jump_imm(Cond::Ne, R1, if i == 2 { MAPPED } else { 0 }, if i == 2 { "not_mapped_any" } else { "address" });
     }
+    g.a.load(Size::W, R1, R6, USER_IP6 + 12).jump_imm(Cond::Ne, R1, 0, "address");
+    // ::ffff:0.0.0.0, the IPv4 wildcard on an IPv6 socket.
+    g.key_v4(R1);
+    g.lookup("deny");
+    g.if_zero16(V_SRC, "deny");
+    g.copy16(V_SRC, R6, USER_IP6);
     g.a.goto("allow");
-    g.finish(Some(libc::EADDRNOTAVAIL))
-}
-
-fn bind6(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.branch_if_mapped(USER_IP6, "mapped", "v6");
-    g.a.jump_imm(Cond::Ne, R9, 0, "v6").load(Size::W, R7, R6, USER_IP6 + 12).jump_imm(Cond::Ne, R7, 0, "v6");
-    // `::`: the first IPv6 address, or the first IPv4 one v4-mapped, so a
-    // dual-stack socket never listens on the whole host.
-    match (set.first_v6(), set.first_v4()) {
-        (Some(f), _) => g.store6(R6, USER_IP6, words6(f)),
-        (None, Some(f)) => g.store6(R6, USER_IP6, words6(f.to_ipv6_mapped())),
-        (None, None) => drop(g.a.goto("deny")),
+    g.a.label("not_mapped_any");
+    g.a.load(Size::W, R1, R6, USER_IP6 + 8).jump_imm(Cond::Ne, R1, 0, "address");
+    g.a.load(Size::W, R1, R6, USER_IP6 + 12).jump_imm(Cond::Ne, R1, 0, "address");
+    // `::`.
+    g.a.mov32_imm(R1, 0);
+    g.key_v4(R1);
+    g.lookup("deny");
+    if let Some(bit) = v6only_bit {
+        branch_if_v6only(&mut g, bit, "v6only");
     }
-    g.a.goto("allow").label("mapped").load(Size::W, R7, R6, USER_IP6 + 12);
-    g.a.jump_imm(Cond::Eq, R7, 0, "mapped_wildcard");
-    g.remap_localhost(USER_IP6 + 12, "checked_localhost");
-    g.lookup_v4(R7, "deny");
-    g.a.goto("allow").label("mapped_wildcard");
-    match set.first_v4() {
-        Some(f) => g.store4(R6, USER_IP6 + 12, f),
-        None => drop(g.a.goto("deny")),
+    g.if_zero16(V_ALT, "deny");
+    g.copy16(V_ALT, R6, USER_IP6);
+    g.a.goto("allow").label("v6only");
+    if v6only_bit.is_some() {
+        g.if_zero16(V_V6ONLY, "deny");
+        g.copy16(V_V6ONLY, R6, USER_IP6);
+        g.a.goto("allow");
     }
-    g.a.goto("allow").label("v6");
-    g.lookup_v6(R6, USER_IP6, "deny");
-    g.a.goto("allow");
+    g.a.label("address");
+    g.key_v6(R6, USER_IP6);
+    g.lookup("deny");
+    g.unless_flags(REMAP, "not_remapped");
+    g.copy16(V_ALT, R6, USER_IP6);
+    g.a.goto("allow").label("not_remapped");
+    g.if_flags(MEMBER, "allow");
     g.finish(Some(libc::EADDRNOTAVAIL))
 }
 
-fn post_bind4(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.a.load(Size::W, R7, R6, SRC_IP4);
-    g.lookup_v4(R7, "deny");
-    g.a.goto("allow");
+fn post_bind4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    g.a.load(Size::W, R9, R6, SRC_IP4);
+    g.key_v4(R9);
+    g.lookup("deny");
+    g.if_flags(MEMBER, "allow");
     g.finish(Some(libc::EADDRNOTAVAIL))
 }
 
-fn post_bind6(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.branch_if_mapped(SRC_IP6, "mapped", "v6");
-    g.a.goto("v6").label("mapped").load(Size::W, R7, R6, SRC_IP6 + 12);
-    g.lookup_v4(R7, "deny");
-    g.a.goto("allow").label("v6");
-    g.lookup_v6(R6, SRC_IP6, "deny");
-    g.a.goto("allow");
+fn post_bind6(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    g.key_v6(R6, SRC_IP6);
+    g.lookup("deny");
+    g.if_flags(MEMBER, "allow");
     g.finish(Some(libc::EADDRNOTAVAIL))
 }
 
-fn connect4(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.a.load(Size::W, R7, R6, USER_IP4);
-    g.remap_localhost(USER_IP4, "checked_localhost");
+fn connect4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    g.a.load(Size::W, R9, R6, USER_IP4);
+    g.key_v4(R9);
+    g.lookup("deny");
+    g.unless_flags(REMAP, "not_remapped");
+    g.a.load(Size::W, R1, R8, V_ALT + 12).store(Size::W, R6, USER_IP4, R1);
+    g.a.label("not_remapped");
+    g.unless_flags(REACH, "deny");
     g.check_bound(false, "allow", "deny");
-    g.pick_source4("deny");
-    g.bind_source(None, false, "deny");
+    g.if_flags(NOSRC, "deny");
+    g.bind_source(false, "deny");
     g.a.goto("allow");
     g.finish(None)
 }
 
-fn connect6(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.branch_if_mapped(USER_IP6, "mapped", "v6");
-    g.a.goto("v6").label("mapped").load(Size::W, R7, R6, USER_IP6 + 12);
-    g.remap_localhost(USER_IP6 + 12, "checked_localhost");
+fn connect6(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    g.key_v6(R6, USER_IP6);
+    g.lookup("deny");
+    g.unless_flags(REMAP, "not_remapped");
+    g.copy16(V_ALT, R6, USER_IP6);
+    g.a.label("not_remapped");
+    g.unless_flags(REACH, "deny");
     g.check_bound(true, "allow", "deny");
-    g.pick_source4("deny");
-    g.bind_source(None, true, "deny");
-    g.a.goto("allow").label("v6");
-    g.check_bound(true, "allow", "deny");
-    match set.first_v6() {
-        Some(f) => g.bind_source(Some(words6(f)), false, "deny"),
-        None => drop(g.a.goto("deny")),
-    }
+    g.if_flags(NOSRC, "deny");
+    g.bind_source(true, "deny");
     g.a.goto("allow");
     g.finish(None)
 }
 
-fn sendmsg4(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.a.load(Size::W, R7, R6, USER_IP4);
-    g.remap_localhost(USER_IP4, "checked_localhost");
-    // A source given by IP_PKTINFO or the socket's own binding must be in
-    // the set; none at all means "pick one".
-    g.a.load(Size::W, R8, R6, MSG_SRC_IP4).jump_imm(Cond::Eq, R8, 0, "pick");
-    g.lookup_v4(R8, "deny");
-    g.a.goto("allow").label("pick");
-    g.pick_source4("deny");
-    g.a.store(Size::W, R6, MSG_SRC_IP4, R9).goto("allow");
+fn sendmsg4(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    g.a.load(Size::W, R9, R6, USER_IP4);
+    g.key_v4(R9);
+    g.lookup("deny");
+    g.unless_flags(REMAP, "not_remapped");
+    g.a.load(Size::W, R1, R8, V_ALT + 12).store(Size::W, R6, USER_IP4, R1);
+    g.a.label("not_remapped");
+    g.unless_flags(REACH, "deny");
+    // A source given by IP_PKTINFO or the socket's own binding must be a
+    // member; the socket's own address was checked when it was bound.
+    g.a.load(Size::W, R9, R6, MSG_SRC_IP4).jump_imm(Cond::Eq, R9, 0, "pick");
+    g.a.load(Size::DW, R2, R6, SK).load(Size::W, R1, R2, SRC_IP4).jump32_reg(Cond::Eq, R1, R9, "allow");
+    g.key_v4(R9);
+    g.lookup("deny");
+    g.if_flags(MEMBER, "allow");
+    g.a.goto("deny").label("pick");
+    g.if_flags(NOSRC, "deny");
+    g.a.load(Size::W, R1, R8, V_SRC + 12).store(Size::W, R6, MSG_SRC_IP4, R1).goto("allow");
     g.finish(None)
 }
 
-fn sendmsg6(set: &IpSet, map_fd: i32) -> Result<Vec<Insn>, String> {
-    let mut g = Gen::new(set, map_fd);
-    g.branch_if_mapped(USER_IP6, "mapped", "v6");
-    g.a.goto("v6").label("mapped").load(Size::W, R7, R6, USER_IP6 + 12);
-    g.remap_localhost(USER_IP6 + 12, "checked_localhost");
-    g.branch_if_source_given();
-    g.pick_source4("deny");
-    g.store6(R6, MSG_SRC_IP6, words6(Ipv4Addr::UNSPECIFIED.to_ipv6_mapped()));
-    g.a.store(Size::W, R6, MSG_SRC_IP6 + 12, R9).goto("allow").label("v6");
-    g.branch_if_source_given();
-    match set.first_v6() {
-        Some(f) => g.store6(R6, MSG_SRC_IP6, words6(f)),
-        None => drop(g.a.goto("deny")),
+fn sendmsg6(maps: MapFds) -> Result<Vec<Insn>, String> {
+    let mut g = Gen::new(maps);
+    g.trie("deny");
+    g.key_v6(R6, USER_IP6);
+    g.lookup("deny");
+    g.unless_flags(REMAP, "not_remapped");
+    g.copy16(V_ALT, R6, USER_IP6);
+    g.a.label("not_remapped");
+    g.unless_flags(REACH, "deny");
+    for i in 0..4 {
+        g.a.load(Size::W, R1, R6, MSG_SRC_IP6 + 4 * i).jump_imm(Cond::Ne, R1, 0, "given");
     }
-    // A given source, also a v4-mapped one (the map keys are v4-mapped),
-    // must be in the set.
+    g.if_flags(NOSRC, "deny");
+    g.copy16(V_SRC, R6, MSG_SRC_IP6);
     g.a.goto("allow").label("given");
-    g.lookup_v6(R6, MSG_SRC_IP6, "deny");
-    g.a.goto("allow");
+    // The socket's own address passes; any other must be a member.
+    g.a.load(Size::DW, R2, R6, SK);
+    for i in 0..4 {
+        g.a.load(Size::W, R1, R2, SRC_IP6 + 4 * i).load(Size::W, R3, R6, MSG_SRC_IP6 + 4 * i);
+        g.a.jump32_reg(Cond::Ne, R1, R3, "other_source");
+    }
+    g.a.goto("allow").label("other_source");
+    g.key_v6(R6, MSG_SRC_IP6);
+    g.lookup("deny");
+    g.if_flags(MEMBER, "allow");
     g.finish(None)
 }
 
@@ -206,19 +267,32 @@ fn hide_lback4(lback: Ipv4Addr) -> Result<Vec<Insn>, String> {
     a.finish()
 }
 
-fn hide_lback6(lback: Ipv4Addr) -> Result<Vec<Insn>, String> {
+/// The same for IPv6 sockets: `::ffff:<lback>` shows as `::ffff:127.0.0.1`,
+/// the IPv6 loopback address as `::1`.
+fn hide_lback6(lback: Option<Ipv4Addr>, lback6: Option<Ipv6Addr>) -> Result<Vec<Insn>, String> {
     let mut a = Asm::new();
-    a.load(Size::W, R2, R1, USER_IP6).jump_imm(Cond::Ne, R2, 0, "allow");
-    a.load(Size::W, R2, R1, USER_IP6 + 4).jump_imm(Cond::Ne, R2, 0, "allow");
-    a.load(Size::W, R2, R1, USER_IP6 + 8).jump_imm(Cond::Ne, R2, MAPPED, "allow");
-    a.load(Size::W, R2, R1, USER_IP6 + 12).jump_imm(Cond::Ne, R2, word4(lback), "allow");
-    a.mov32_imm(R2, LOCALHOST).store(Size::W, R1, USER_IP6 + 12, R2);
+    if let Some(l) = lback {
+        for (i, w) in words6(l.to_ipv6_mapped()).iter().enumerate() {
+            a.load(Size::W, R2, R1, USER_IP6 + 4 * i as i16).jump_imm(Cond::Ne, R2, *w, "not_mapped");
+        }
+        a.mov32_imm(R2, LOCALHOST).store(Size::W, R1, USER_IP6 + 12, R2).goto("allow");
+    }
+    a.label("not_mapped");
+    if let Some(l6) = lback6 {
+        for (i, w) in words6(l6).iter().enumerate() {
+            a.load(Size::W, R2, R1, USER_IP6 + 4 * i as i16).jump_imm(Cond::Ne, R2, *w, "allow");
+        }
+        for (i, w) in words6(Ipv6Addr::LOCALHOST).iter().enumerate() {
+            a.mov32_imm(R2, *w).store(Size::W, R1, USER_IP6 + 4 * i as i16, R2);
+        }
+    }
     a.label("allow").ret(1);
     a.finish()
 }
 
-/// All socket programs of a context whose set is in the map `map_fd`.
-pub fn socket_programs(set: &IpSet, map_fd: i32) -> Result<Vec<Program>, String> {
+/// All socket programs of a context whose maps are `maps`; `v6only_bit`
+/// where the kernel's BTF tells where IPV6_V6ONLY is.
+pub fn socket_programs(set: &IpSet, maps: MapFds, v6only_bit: Option<BitField>) -> Result<Vec<Program>, String> {
     use attach::*;
     let sock_addr = |name, attach_type, insns| Program {
         name,
@@ -230,25 +304,30 @@ pub fn socket_programs(set: &IpSet, map_fd: i32) -> Result<Vec<Program>, String>
     let sock = |name, attach_type, insns| Program { name, prog_type: PROG_TYPE_CGROUP_SOCK, attach_type, attach_btf_id: 0, insns };
     let skb = |name, attach_type, insns| Program { name, prog_type: PROG_TYPE_CGROUP_SKB, attach_type, attach_btf_id: 0, insns };
     let mut progs = vec![
-        sock_addr("vs_bind4", INET4_BIND, bind4(set, map_fd)?),
-        sock_addr("vs_bind6", INET6_BIND, bind6(set, map_fd)?),
-        sock("vs_post_bind4", INET4_POST_BIND, post_bind4(set, map_fd)?),
-        sock("vs_post_bind6", INET6_POST_BIND, post_bind6(set, map_fd)?),
-        sock_addr("vs_connect4", INET4_CONNECT, connect4(set, map_fd)?),
-        sock_addr("vs_connect6", INET6_CONNECT, connect6(set, map_fd)?),
-        sock_addr("vs_sendmsg4", UDP4_SENDMSG, sendmsg4(set, map_fd)?),
-        sock_addr("vs_sendmsg6", UDP6_SENDMSG, sendmsg6(set, map_fd)?),
-        skb("vs_ingress", INET_INGRESS, filter::ingress(map_fd)?),
-        skb("vs_egress", INET_EGRESS, filter::egress(set, map_fd)?),
+        sock_addr("vs_bind4", INET4_BIND, bind4(maps)?),
+        sock_addr("vs_bind6", INET6_BIND, bind6(maps, v6only_bit)?),
+        sock("vs_post_bind4", INET4_POST_BIND, post_bind4(maps)?),
+        sock("vs_post_bind6", INET6_POST_BIND, post_bind6(maps)?),
+        sock_addr("vs_connect4", INET4_CONNECT, connect4(maps)?),
+        sock_addr("vs_connect6", INET6_CONNECT, connect6(maps)?),
+        sock_addr("vs_sendmsg4", UDP4_SENDMSG, sendmsg4(maps)?),
+        sock_addr("vs_sendmsg6", UDP6_SENDMSG, sendmsg6(maps)?),
+        skb("vs_ingress", INET_INGRESS, filter::ingress(set, maps)?),
+        skb("vs_egress", INET_EGRESS, filter::egress(maps)?),
     ];
-    if let (true, Some(l)) = (set.hides_lback(), set.lback()) {
+    let lback = set.lback().filter(|_| set.hides_lback());
+    if let Some(l) = lback {
         progs.extend([
             sock_addr("vs_sockname4", INET4_GETSOCKNAME, hide_lback4(l)?),
-            sock_addr("vs_sockname6", INET6_GETSOCKNAME, hide_lback6(l)?),
             sock_addr("vs_peername4", INET4_GETPEERNAME, hide_lback4(l)?),
-            sock_addr("vs_peername6", INET6_GETPEERNAME, hide_lback6(l)?),
             sock_addr("vs_recvmsg4", UDP4_RECVMSG, hide_lback4(l)?),
-            sock_addr("vs_recvmsg6", UDP6_RECVMSG, hide_lback6(l)?),
+        ]);
+    }
+    if lback.is_some() || set.lback6().is_some() {
+        progs.extend([
+            sock_addr("vs_sockname6", INET6_GETSOCKNAME, hide_lback6(lback, set.lback6())?),
+            sock_addr("vs_peername6", INET6_GETPEERNAME, hide_lback6(lback, set.lback6())?),
+            sock_addr("vs_recvmsg6", UDP6_RECVMSG, hide_lback6(lback, set.lback6())?),
         ]);
     }
     Ok(progs)
@@ -257,7 +336,9 @@ pub fn socket_programs(set: &IpSet, map_fd: i32) -> Result<Vec<Program>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv6Addr};
+    use std::net::IpAddr;
+
+    const FDS: MapFds = MapFds { slot: 3, exact: 4, prefixes: 5 };
 
     fn set(addrs: &[&str], lback: Option<&str>) -> IpSet {
         let a: Vec<IpAddr> = addrs.iter().map(|s| s.parse().unwrap()).collect();
@@ -273,6 +354,7 @@ mod tests {
 
     #[test]
     fn every_set_shape_assembles() {
+        let bit = Some(BitField { byte: 19, mask: 0x20 });
         for s in [
             set(&["127.0.0.2"], None),
             set(&["::1"], None),
@@ -280,29 +362,21 @@ mod tests {
             set(&[], None),
             set(&[], Some("127.0.4.1")),
         ] {
-            let progs = socket_programs(&s, 3).unwrap();
-            assert_eq!(progs.len(), if s.hides_lback() { 16 } else { 10 });
-            assert!(progs.iter().all(|p| !p.insns.is_empty() && p.insns.len() < 200));
+            for b in [None, bit] {
+                let progs = socket_programs(&s, FDS, b).unwrap();
+                let hidden = if s.hides_lback() { 6 } else if s.lback6().is_some() { 3 } else { 0 };
+                assert_eq!(progs.len(), 10 + hidden);
+                assert!(progs.iter().all(|p| !p.insns.is_empty() && p.insns.len() < 300));
+            }
         }
     }
 
     #[test]
-    fn bind4_rewrites_the_wildcard_to_the_first_address() {
-        let insns = bind4(&set(&["127.0.0.9", "127.0.0.2"], None), 3).unwrap();
-        let first = word4(Ipv4Addr::new(127, 0, 0, 9)) as i32;
-        assert!(insns.iter().any(|i| i.code == 0xb4 && i.imm == first), "mov32 of the first address");
-        // Without an IPv4 address there is nothing to rewrite to.
-        let none = bind4(&set(&["::1"], None), 3).unwrap();
-        assert!(!none.iter().any(|i| i.code == 0xb4 && i.imm == first));
-    }
-
-    #[test]
-    fn localhost_is_remapped_only_with_a_loopback_address() {
-        let lb = word4(Ipv4Addr::new(127, 0, 4, 1)) as i32;
-        let with = connect4(&set(&["127.0.0.2"], Some("127.0.4.1")), 3).unwrap();
-        assert!(with.iter().any(|i| i.imm == LOCALHOST as i32));
-        assert!(with.iter().any(|i| i.imm == lb));
-        let without = connect4(&set(&["127.0.0.2"], None), 3).unwrap();
-        assert!(!without.iter().any(|i| i.code == 0x56 && i.imm == LOCALHOST as i32));
+    fn v6only_detection_reads_the_bit_from_btf() {
+        let with = bind6(FDS, Some(BitField { byte: 19, mask: 0x20 })).unwrap();
+        assert!(with.iter().any(|i| i.code == 0x85 && i.imm == HELPER_SKC_TO_TCP6_SOCK));
+        assert!(with.iter().any(|i| i.code == 0x71 && i.off == 19), "a byte load of skc_ipv6only");
+        let without = bind6(FDS, None).unwrap();
+        assert!(!without.iter().any(|i| i.code == 0x85 && i.imm == HELPER_SKC_TO_TCP6_SOCK));
     }
 }

@@ -3,7 +3,10 @@
 //! command moves itself into it before exec, so its first socket is already
 //! confined. chbind stays as the parent (and subreaper) of the command's
 //! whole process tree, passes SIGTERM/SIGINT/SIGHUP/SIGQUIT on, and removes
-//! the cgroup and its programs when the last process is gone.
+//! the cgroup and its programs when the last process is gone. A context
+//! with an IPv6 loopback address puts it on `lo` for that time, recorded in
+//! `<rundir>/.chbind/PID` so a chbind killed with SIGKILL has it removed by
+//! the next one.
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -16,29 +19,42 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{probe, AttachedPrograms, NetContext};
+use super::{probe, AddedAddress, AttachedPrograms, NetContext};
 use crate::paths::Paths;
 
 const FORWARDED: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
 
-/// The transient cgroup; dropping it detaches the programs and removes it.
+/// The transient cgroup; dropping it detaches the programs and removes it,
+/// and the host addresses the context added.
 struct TransientCgroup {
     dir: PathBuf,
     attached: Option<AttachedPrograms>,
+    added: Vec<AddedAddress>,
+    /// Where `added` is recorded for a successor, if we die unannounced.
+    record: Option<PathBuf>,
 }
 
 impl TransientCgroup {
-    fn create(v2_root: &Path) -> anyhow::Result<TransientCgroup> {
+    fn create(v2_root: &Path, records: &Path) -> anyhow::Result<TransientCgroup> {
         let parent = v2_root.join("vserver");
-        match std::fs::create_dir(&parent) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", parent.display())),
-        }
-        remove_stale(&parent);
+        remove_stale(&parent, records);
         let dir = parent.join(format!("chbind-{}", std::process::id()));
-        std::fs::create_dir(&dir).with_context(|| format!("cannot create cgroup {}", dir.display()))?;
-        Ok(TransientCgroup { dir, attached: None })
+        // The shared parent goes when the last chbind or guest in it ends
+        // (`Drop` below, guest stop): one may remove it between our mkdir
+        // of the parent and of our own cgroup. Then the parent is made again.
+        let mut tries = 0;
+        loop {
+            match std::fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", parent.display())),
+            }
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(TransientCgroup { dir, attached: None, added: Vec::new(), record: None }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 20 => tries += 1,
+                Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", dir.display())),
+            }
+        }
     }
 
     fn populated(&self) -> bool {
@@ -60,6 +76,12 @@ impl Drop for TransientCgroup {
             if let Err(e) = a.detach() {
                 eprintln!("chbind: {e:#}");
             }
+        }
+        if let Err(e) = super::remove_host_addresses(&std::mem::take(&mut self.added)) {
+            eprintln!("chbind: {e:#}");
+        }
+        if let Some(r) = self.record.take() {
+            let _ = std::fs::remove_file(r);
         }
         // The kernel may report a cgroup busy for a moment after its last
         // process was reaped.
@@ -90,9 +112,24 @@ fn populated(dir: &Path) -> bool {
 }
 
 /// A chbind killed with SIGKILL cannot clean up: its cgroup stays, with the
-/// programs attached. The next chbind removes such a cgroup once it is
-/// empty and its chbind (the pid in the name) is gone.
-fn remove_stale(parent: &Path) {
+/// programs attached, and the addresses it recorded. The next chbind removes
+/// such a cgroup once it is empty and its chbind (the pid in the name) is
+/// gone, and the addresses with it.
+fn remove_stale(parent: &Path, records: &Path) {
+    if let Ok(entries) = std::fs::read_dir(records) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.parse::<u32>().is_ok() && !Path::new("/proc").join(&name).exists() {
+                let added: Vec<AddedAddress> = std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.parse().ok())
+                    .collect();
+                let _ = super::remove_host_addresses(&added);
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let Ok(entries) = std::fs::read_dir(parent) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -104,7 +141,7 @@ fn remove_stale(parent: &Path) {
             continue; // what that chbind ran still runs
         }
         let _ = super::detach_from_cgroup(&e.path());
-        drop(TransientCgroup { dir: e.path(), attached: None }); // removes the directory
+        drop(TransientCgroup { dir: e.path(), attached: None, added: Vec::new(), record: None }); // removes the directory
     }
 }
 
@@ -113,8 +150,18 @@ fn remove_stale(parent: &Path) {
 pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsString]) -> anyhow::Result<i32> {
     let Some((program, args)) = command.split_first() else { bail!("no command given") };
     let v2_root = probe(paths)?;
-    let mut cgroup = TransientCgroup::create(&v2_root)?;
+    let records = paths.rundir.join(".chbind");
+    let mut cgroup = TransientCgroup::create(&v2_root, &records)?;
     cgroup.attached = Some(ctx.apply_to_cgroup(&cgroup.dir)?);
+    cgroup.added = ctx.add_host_addresses()?;
+    if !cgroup.added.is_empty() {
+        let record = records.join(std::process::id().to_string());
+        let text: String = cgroup.added.iter().map(|a| format!("{a}\n")).collect();
+        std::fs::create_dir_all(&records)
+            .and_then(|()| std::fs::write(&record, text))
+            .with_context(|| format!("cannot record the added addresses in {}", record.display()))?;
+        cgroup.record = Some(record);
+    }
 
     let mut mask = SigSet::empty();
     for s in FORWARDED.iter().chain(&[Signal::SIGCHLD]) {

@@ -1,0 +1,210 @@
+//! Abstract unix sockets private to a guest. Their names live in the
+//! network namespace, which a guest shares with the host, so without more a
+//! guest could connect to a host daemon's abstract socket (and be seen there
+//! as host root) or to another guest's.
+//!
+//! The mechanism is Landlock's scoping (ABI 6, kernel >= 6.12): a process in
+//! a Landlock domain created with `LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET` can
+//! connect (or send a datagram) only to abstract sockets created inside the
+//! same domain or one nested in it. The guest's monitor calls
+//! [`scope_for_guest`] on itself once, before it forks the guest's pid 1, so
+//! the guest's whole process tree (and every joiner the monitor spawns) is
+//! one domain: its own abstract sockets work between its processes, the
+//! host's and other guests' are out of reach. Host processes are not
+//! restricted (scoping limits the scoped side only).
+//!
+//! What the kernel does not offer: a private *name space*. Names are still
+//! the host's, so a guest can bind a name first and make a host daemon (or
+//! another guest) fail to bind it, and `/proc/net/unix` lists every name.
+//! There is no cgroup BPF hook on bind(2) for AF_UNIX (the unix hooks since
+//! 6.7 cover connect, sendmsg, recvmsg, getpeername and getsockname only),
+//! so names cannot be rewritten per guest soundly.
+//!
+//! Where the kernel has no scoping, `start` refuses a guest on the host's
+//! network unless its `cflags` has [`SHARED_FLAG`], which accepts sharing.
+
+use std::io;
+
+use anyhow::bail;
+
+use crate::config::{ContextFlag, ExtraNamespace, Guest};
+
+/// The cflag that lets a guest share the host's abstract unix sockets: its
+/// start is not refused on a kernel without scoping, and it is not scoped
+/// where the kernel could.
+pub const SHARED_FLAG: &str = "SHARED_ABSTRACT_UNIX";
+
+/// The first Landlock ABI with `LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET`.
+pub const SCOPE_ABI: u32 = 6;
+
+const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1 << 0;
+const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+
+/// `struct landlock_ruleset_attr` as of ABI 6.
+#[repr(C)]
+struct RulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+/// What the running kernel offers for abstract unix socket isolation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    /// Landlock with abstract unix socket scoping (its ABI version).
+    Scoped { abi: u32 },
+    /// Nothing: why, for `vserver-info` and `start`'s refusal.
+    Missing { reason: String },
+}
+
+/// The Landlock ABI version, or why Landlock cannot be used.
+pub fn landlock_abi() -> Result<u32, String> {
+    // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the
+    // VERSION flag only returns the ABI version; no memory is passed.
+    let r = unsafe {
+        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<RulesetAttr>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
+    };
+    if r >= 0 {
+        return Ok(r as u32);
+    }
+    let e = io::Error::last_os_error();
+    Err(match e.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel has no Landlock (CONFIG_SECURITY_LANDLOCK)".to_string(),
+        Some(libc::EOPNOTSUPP) => "Landlock is built in but not enabled (add landlock to the lsm= boot parameter)".to_string(),
+        _ => format!("cannot ask the kernel for its Landlock ABI: {e}"),
+    })
+}
+
+/// Can this kernel keep a guest's processes away from other abstract sockets?
+pub fn probe() -> Support {
+    match landlock_abi() {
+        Ok(abi) if abi >= SCOPE_ABI => Support::Scoped { abi },
+        Ok(abi) => Support::Missing {
+            reason: format!(
+                "Landlock ABI {abi} has no abstract unix socket scoping (ABI {SCOPE_ABI}, kernel 6.12 or later)"
+            ),
+        },
+        Err(reason) => Support::Missing { reason },
+    }
+}
+
+/// Puts the calling thread (and every process it forks from now on) into a
+/// new Landlock domain scoped for abstract unix sockets. Needs CAP_SYS_ADMIN
+/// (the monitor has it) or no_new_privs, which a monitor must not set: its
+/// guest's setuid programs would stop working.
+pub fn scope_self() -> io::Result<()> {
+    let attr = RulesetAttr { handled_access_fs: 0, handled_access_net: 0, scoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET };
+    // SAFETY: attr is a live struct of the size passed; the kernel reads it only.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, std::mem::size_of::<RulesetAttr>(), 0u32)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned to us and is owned by this OwnedFd only.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // SAFETY: restricts the calling thread with the ruleset fd we own.
+    let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, std::os::fd::AsRawFd::as_raw_fd(&fd), 0u32) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether this guest needs scoping: it shares the host's network namespace
+/// (abstract names are per network namespace) and has not opted out.
+pub fn guest_needs_scope(guest: &Guest) -> bool {
+    !guest.wants_namespace(ExtraNamespace::Net) && !guest.cflags.contains(&ContextFlag::SharedAbstractUnix)
+}
+
+/// `start`'s check, before anything changes: refuses a guest that needs
+/// scoping on a kernel without it, naming the setting that accepts that.
+pub fn check_guest(guest: &Guest) -> anyhow::Result<()> {
+    if !guest_needs_scope(guest) {
+        return Ok(());
+    }
+    if let Support::Missing { reason } = probe() {
+        bail!(
+            "guest {:?}: abstract unix sockets cannot be made private to it on this kernel ({reason}); it could \
+             connect to the host's and other guests' abstract sockets. Add {SHARED_FLAG} to {} to accept that, or \
+             give it a network namespace of its own (namespaces: net)",
+            guest.name,
+            guest.confdir.join("cflags").display()
+        );
+    }
+    Ok(())
+}
+
+/// The monitor's step, once, before it forks the guest's pid 1: scopes the
+/// monitor itself when the guest needs it. Calling it again in the same
+/// process (a reboot of the guest) does nothing: each call would nest one
+/// more domain, and Landlock allows 16.
+pub fn scope_for_guest(guest: &Guest) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SCOPED: AtomicBool = AtomicBool::new(false);
+    if !guest_needs_scope(guest) || SCOPED.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    scope_self().map_err(|e| {
+        anyhow::anyhow!("guest {:?}: cannot scope abstract unix sockets with Landlock: {e}", guest.name)
+    })?;
+    SCOPED.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    use std::os::linux::net::SocketAddrExt;
+
+    fn abstract_name(tag: &str) -> SocketAddr {
+        SocketAddr::from_abstract_name(format!("vs-unit-{tag}-{}", std::process::id())).unwrap()
+    }
+
+    /// A forked child scopes itself: it can no longer connect to a socket
+    /// the parent (outside its domain) listens on, but to its own.
+    #[test]
+    fn a_scoped_process_reaches_only_its_own_abstract_sockets() {
+        let abi = landlock_abi();
+        let Support::Scoped { .. } = probe() else {
+            // A kernel before 6.12 (Debian 12's 6.1 has ABI 2): the probe must
+            // say so, which is what makes `start` refuse (tests/guest_net.rs).
+            assert!(abi.as_ref().map_or(true, |a| *a < SCOPE_ABI), "ABI {abi:?} but no scoping");
+            return;
+        };
+        let host = UnixListener::bind_addr(&abstract_name("host")).unwrap();
+        let host_addr = host.local_addr().unwrap();
+        // SAFETY: the child only makes syscalls and _exits; no locks are held
+        // across the fork by this single test thread's code paths used below.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = (|| {
+                if scope_self().is_err() {
+                    return 10;
+                }
+                match UnixStream::connect_addr(&host_addr) {
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                    _ => return 11,
+                }
+                let own = match UnixListener::bind_addr(&abstract_name("own")) {
+                    Ok(l) => l,
+                    Err(_) => return 12,
+                };
+                if UnixStream::connect_addr(&own.local_addr().unwrap()).is_err() {
+                    return 13;
+                }
+                0
+            })();
+            // SAFETY: leaving the forked child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "child status {status}");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "10 scope, 11 host socket reachable, 12 bind, 13 own socket unreachable");
+        // The parent (outside the domain) is not restricted.
+        UnixStream::connect_addr(&host_addr).unwrap();
+    }
+}
