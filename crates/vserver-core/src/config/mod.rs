@@ -60,6 +60,9 @@ pub enum InitStyle {
     Plain,
     /// A small built-in pid 1 reaps children and runs `/etc/init.d/rc RUNLEVEL`.
     Sysv,
+    /// The guest's own systemd is pid 1, set up as systemd's container
+    /// interface asks (context/setup.rs); `start` waits for its READY=1.
+    Systemd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,9 @@ pub struct InitConfig {
     pub cmd_start: Option<Vec<String>>,
     pub cmd_stop: Option<Vec<String>>,
     pub runlevel: String,
+    /// `apps/init/ready-timeout`: seconds `start` waits for a systemd
+    /// guest's READY=1 (default context::DEFAULT_READY_TIMEOUT).
+    pub ready_timeout: Option<u64>,
 }
 
 impl Guest {
@@ -313,7 +319,8 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
     let style = parse_single(&at.file("apps/init/style"), |s| match s {
         "plain" => Ok(InitStyle::Plain),
         "sysv" => Ok(InitStyle::Sysv),
-        _ => Err("is not an init style (plain or sysv)"),
+        "systemd" => Ok(InitStyle::Systemd),
+        _ => Err("is not an init style (plain, sysv or systemd)"),
     })?
     .unwrap_or(InitStyle::Sysv);
     let argv = |rel: &str| -> Result<Option<Vec<String>>, ConfigError> {
@@ -334,6 +341,10 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
         cmd_start: argv("apps/init/cmd.start")?,
         cmd_stop: argv("apps/init/cmd.stop")?,
         runlevel,
+        ready_timeout: parse_single(&at.file("apps/init/ready-timeout"), |s| match s.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err("is not a number of seconds (1 or more)"),
+        })?,
     })
 }
 
