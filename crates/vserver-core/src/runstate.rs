@@ -96,11 +96,6 @@ impl RunState {
         fs::rename(&tmp, dir.join(STATE_FILE))
     }
 
-    /// The payload cgroups (where guest processes, joiners included, go),
-    /// one per hierarchy, from the recorded `vserver/NAME` directories.
-    pub fn payload_cgroups(&self) -> Vec<PathBuf> {
-        self.cgroups.iter().map(|d| d.join(crate::cgroup::PAYLOAD)).collect()
-    }
 
     pub fn remove(paths: &Paths, name: &str) -> io::Result<()> {
         match fs::remove_file(Self::file(paths, name)) {

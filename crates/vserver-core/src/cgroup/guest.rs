@@ -206,6 +206,29 @@ impl GuestCgroup {
         Ok(())
     }
 
+    /// Where a process joining the running guest goes (`exec`, `enter`):
+    /// payload in every v1 hierarchy; on cgroup2 the cgroup of the guest's
+    /// pid 1, which lies within payload. A systemd guest keeps itself in
+    /// payload/init.scope and may enable controllers in payload, which can
+    /// then hold no process of its own; pid 1's cgroup always can.
+    pub fn joiner_dirs(&self, init_pid: i32) -> io::Result<Vec<PathBuf>> {
+        let text = read_file(Path::new(&format!("/proc/{init_pid}/cgroup")))?;
+        Ok(self.joiner_dirs_from(&text))
+    }
+
+    pub(crate) fn joiner_dirs_from(&self, init_cgroups: &str) -> Vec<PathBuf> {
+        let mut dirs = self.payload_dirs();
+        let (Some(v2), Some(v2_root)) = (self.v2.as_ref(), self.layout.v2.as_ref()) else { return dirs };
+        let payload = v2.join(PAYLOAD);
+        let own = parse_own_cgroups(&self.layout, init_cgroups).into_iter().find(|(m, _)| m == v2_root).map(|(_, d)| d);
+        if let Some(own) = own.filter(|d| d.starts_with(&payload) && !d.components().any(|c| c == std::path::Component::ParentDir)) {
+            if let Some(slot) = dirs.iter_mut().find(|d| **d == payload) {
+                *slot = own;
+            }
+        }
+        dirs
+    }
+
     /// Moves a process into payload in every hierarchy (`except_v2`: it was
     /// created inside the cgroup2 payload already).
     pub fn enter_payload(&self, pid: i32, except_v2: bool) -> io::Result<()> {

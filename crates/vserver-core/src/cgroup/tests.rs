@@ -147,3 +147,21 @@ fn empty_root_is_a_clear_error() {
     let e = Layout::detect(&root).unwrap_err();
     assert!(e.to_string().contains("no cgroup hierarchy"), "{e}");
 }
+
+#[test]
+fn joiners_go_where_pid_1_is_within_payload() {
+    let root = tempdir();
+    hybrid_fixture(&root);
+    let l = Layout::detect(&root).unwrap();
+    let cg = GuestCgroup::for_guest(&l, "g5");
+    // A systemd guest: pid 1 in payload/init.scope on cgroup2, payload in v1.
+    let systemd = "8:pids:/vserver/g5/payload\n4:memory:/vserver/g5/payload\n0::/vserver/g5/payload/init.scope\n";
+    let dirs = cg.joiner_dirs_from(systemd);
+    assert!(dirs.contains(&root.join("unified/vserver/g5/payload/init.scope")), "{dirs:?}");
+    assert!(dirs.contains(&root.join("memory/vserver/g5/payload")), "{dirs:?}");
+    assert_eq!(dirs.len(), 4);
+    // Anything outside payload (never so for a guest) falls back to payload.
+    for odd in ["0::/vserver/g5/supervisor\n", "0::/elsewhere\n", "0::/vserver/g5/payload/../supervisor\n"] {
+        assert!(cg.joiner_dirs_from(odd).contains(&root.join("unified/vserver/g5/payload")), "{odd}");
+    }
+}

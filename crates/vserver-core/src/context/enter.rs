@@ -48,8 +48,10 @@ impl Join {
         if !state.init.is_alive() {
             bail!("guest {name:?} stopped while joining it");
         }
-        let procs_files = state
-            .payload_cgroups()
+        let layout = crate::cgroup::Layout::detect(&paths.cgroup_root)?;
+        let procs_files = crate::cgroup::GuestCgroup::from_dirs(&layout, state.cgroups.clone())
+            .joiner_dirs(state.init.pid)
+            .context("finding the guest's cgroups")?
             .iter()
             .map(|d| OpenOptions::new().write(true).open(d.join("cgroup.procs")).with_context(|| format!("opening {}/cgroup.procs", d.display())))
             .collect::<Result<Vec<_>>>()?;

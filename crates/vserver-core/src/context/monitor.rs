@@ -92,15 +92,21 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
         let ending = boot.run(&sigfd, &mut cli);
         let stopped = boot.stop_requested;
         boot.teardown();
+        // Whoever waits in `vserver start` learns the outcome only once
+        // nothing of a failed boot is left, the run state included.
+        let fail = |cli: &mut Option<StartReport>, msg: &str| {
+            let _ = RunState::remove(paths, &guest.name);
+            if let Some(r) = cli.take() {
+                r.failed(msg);
+            }
+        };
         match ending {
             Ending::Failed(msg) => {
-                if let Some(r) = cli.take() {
-                    r.failed(&msg);
-                }
+                fail(&mut cli, &msg);
                 anyhow::bail!("{msg}");
             }
             _ if cli.is_some() => {
-                cli.take().expect("checked").failed("the guest was stopped before it was up");
+                fail(&mut cli, "the guest was stopped before it was up");
                 return Ok(());
             }
             Ending::Halt => return Ok(()),
