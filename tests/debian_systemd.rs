@@ -165,6 +165,8 @@ fn a_debian_systemd_guest_boots_serves_reboots_and_stops() {
     assert!(log.contains("Sending SIGTERM to remaining processes"), "systemd's shutdown ran:\n{log}");
     assert!(log.contains("[vserver] pid 1 was killed by SIGINT"), "it halted:\n{log}");
     assert!(!log.contains("did not stop in time"), "it stopped by itself:\n{log}");
+    let monitor_log = fs::read_to_string(w.rundir.join(&g).join("monitor.log")).unwrap_or_default();
+    assert!(monitor_log.trim().is_empty(), "no error at a clean stop:\n{monitor_log}");
     w.assert_nothing_left(&g);
 
     // `systemctl reboot` inside comes back with its services.

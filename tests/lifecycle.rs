@@ -272,7 +272,16 @@ fn stale_run_state_is_detected_and_never_kills_a_stranger() {
     w.assert_nothing_left(&g);
     // A stale guest starts again.
     w.ok(&g, &["start"]);
+    // Its monitor killed and the run dir wiped: the empty cgroup tree left
+    // behind (payload, supervisor) is removed and made again at the next start.
+    let s = vserver_core::runstate::RunState::load(&p, &g).unwrap().unwrap();
+    unsafe { libc::kill(s.monitor.pid, libc::SIGKILL) };
+    wait_until("the guest to die with its monitor", Duration::from_secs(5), || !s.init.is_alive());
+    fs::remove_dir_all(w.rundir.join(&g)).unwrap();
+    assert!(Path::new(&s.cgroups[0]).join("payload").is_dir(), "the test needs a leftover tree");
+    w.ok(&g, &["start"]);
     w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
 }
 
 #[test]

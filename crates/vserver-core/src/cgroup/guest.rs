@@ -67,16 +67,19 @@ impl GuestCgroup {
 
     /// Creates `vserver/NAME` in every hierarchy (not yet its children: the
     /// v1 devices controller takes a "deny all" only while a cgroup has no
-    /// children, see `create_children`). A leftover empty cgroup of an
-    /// earlier run is reused; one that still holds processes is an error
-    /// (the guest, or something of it, is still running).
+    /// children, see `create_children`). A leftover empty tree of an earlier
+    /// run (a crash) is removed first; one that still holds processes is an
+    /// error (the guest, or something of it, is still running).
     pub fn create(layout: &Layout, name: &str) -> io::Result<GuestCgroup> {
         let cg = Self::for_guest(layout, name);
-        if cg.exists() && !cg.all_pids()?.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("the cgroup of guest {name:?} still holds processes; stop the guest first"),
-            ));
+        if cg.exists() {
+            if !cg.all_pids()?.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("the cgroup of guest {name:?} still holds processes; stop the guest first"),
+                ));
+            }
+            cg.remove()?;
         }
         let result = cg.create_dirs();
         if result.is_err() {

@@ -189,7 +189,12 @@ impl<'a> Boot<'a> {
         let cgroup = GuestCgroup::create(layout, &guest.name)?;
         let mut network = Network::default();
         let mut seat = None;
-        log.note(&format!("starting guest {} (init style {:?})", guest.name, guest.init.style));
+        let style = match guest.init.style {
+            InitStyle::Plain => "plain",
+            InitStyle::Sysv => "sysv",
+            InitStyle::Systemd => "systemd",
+        };
+        log.note(&format!("starting guest {} (init style {style})", guest.name));
         match start_pid1(guest, &cgroup, &mut network, &mut seat) {
             Ok(p) => Ok(Boot {
                 paths,
