@@ -673,3 +673,29 @@ fn console_run_tmpfs_cgroups_and_a_stop_that_runs_the_guests_shutdown() {
     assert_eq!(fs::read_to_string(&console).unwrap().matches("bye-from-the-guests-shutdown").count(), before);
     w.assert_nothing_left(&g);
 }
+
+#[test]
+fn the_guests_pid_1_starts_with_a_clean_signal_state() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("signals");
+    let (g, _) = w.busybox_guest("sg");
+    // A pid 1 that changes nothing about its signals.
+    w.write_conf(&g, "apps/init/cmd.start", "/bin/sleep\n1000\n");
+    w.ok(&g, &["start"]);
+    let state = vserver_core::runstate::RunState::load(&paths(&w), &g).unwrap().unwrap();
+    let status = fs::read_to_string(format!("/proc/{}/status", state.init.pid)).unwrap();
+    let mask = |field: &str| u64::from_str_radix(status.lines().find_map(|l| l.strip_prefix(field)).unwrap().trim(), 16).unwrap();
+    assert_eq!(mask("SigBlk:"), 0, "no signal blocked (the monitor's signalfd set must not leak):\n{status}");
+    assert_eq!(mask("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE not ignored:\n{status}");
+    // A pid 1 without a handler ignores the stop request (the kernel drops
+    // signals with the default action for a namespace's init): the monitor
+    // kills it when the time is up.
+    let t = Instant::now();
+    w.ok(&g, &["stop", "--timeout", "1"]);
+    assert!(t.elapsed() >= Duration::from_secs(1), "it was given its second");
+    let log = fs::read_to_string(w.rundir.join(&g).join("console.log")).unwrap();
+    assert!(log.contains("did not stop in time"), "{log}");
+    w.assert_nothing_left(&g);
+}

@@ -10,7 +10,9 @@
 //! - `plain`: SIGINT, which util-vserver's `vserver ... stop` sends to a
 //!   guest's own init (`vkill -s INT`): sysvinit's and busybox init's
 //!   ctrl-alt-del action, a reboot in Debian's inittab and busybox's
-//!   default, which the stop marker turns into a stop.
+//!   default, which the stop marker turns into a stop. A pid 1 without a
+//!   SIGINT handler never sees it (the kernel drops signals with the default
+//!   action sent to a namespace's init) and is killed when the time is up.
 //!
 //! `apps/init/cmd.stop` of a `plain` or `systemd` guest is run inside the
 //! guest by `vserver stop` first; a `plain` guest then gets SIGTERM on every

@@ -689,6 +689,12 @@ fn guest_main(guest: &Guest, go: File, report: File, userns_ready: File, start: 
     // pipe to `vserver start`) must not either: the built-in init never
     // execs, so close-on-exec alone would not drop them.
     crate::sys::fds::close_all_except(&[go.as_raw_fd(), report.as_raw_fd(), userns_ready.as_raw_fd(), start.as_raw_fd()]);
+    // A clean signal state for the guest, which exec would keep: the
+    // monitor blocks the signals its signalfd reads, and Rust's runtime
+    // ignores SIGPIPE.
+    let _ = SigSet::all().thread_unblock();
+    // SAFETY: restoring the default disposition of one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if let Ok(null) = File::open("/dev/null") {
         for target in 0..3 {
             // SAFETY: dup2 onto the standard descriptors of this (forked) process.
