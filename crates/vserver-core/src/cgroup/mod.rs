@@ -10,6 +10,7 @@
 
 pub mod device_filter;
 pub(crate) mod guest;
+mod tree;
 
 use std::fs;
 use std::io;

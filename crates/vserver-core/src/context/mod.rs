@@ -13,6 +13,7 @@ mod monitor;
 mod network;
 mod notify;
 pub mod oom;
+mod pid1;
 mod ping;
 mod pty;
 mod report;
