@@ -130,18 +130,7 @@ impl Drop for World {
         for name in self.guests.borrow().iter() {
             let _ = run(self.cmd("vserver").args([name.as_str(), "stop", "--timeout", "2"]));
             for dir in cgroup_dirs(name) {
-                if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-                    for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
-                        // SAFETY: killing processes of the test's own guest cgroup.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
-                }
-                for _ in 0..100 {
-                    if fs::remove_dir(&dir).is_ok() || !dir.exists() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
+                kill_and_remove_cgroup(&dir);
                 if let Some(parent) = dir.parent() {
                     let _ = fs::remove_dir(parent);
                 }
@@ -149,6 +138,28 @@ impl Drop for World {
         }
         detach_mounts_under(&self.root);
         let _ = vserver_core::builder::remove_tree(&self.root);
+    }
+}
+
+/// A guest cgroup and everything below it (payload, supervisor, what a
+/// systemd guest made): its processes killed, then removed deepest first.
+fn kill_and_remove_cgroup(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            kill_and_remove_cgroup(&e.path());
+        }
+    }
+    for _ in 0..100 {
+        if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+            for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+                // SAFETY: killing processes of the test's own guest cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if fs::remove_dir(dir).is_ok() || !dir.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

@@ -43,7 +43,8 @@ pub struct RunState {
     pub monitor: ProcessId,
     /// Seconds since the epoch when the guest (last) started.
     pub started_at: u64,
-    /// The guest's cgroup directories, one per hierarchy it was created in.
+    /// The guest's cgroup directories (`vserver/NAME`), one per hierarchy it
+    /// was created in; its processes are in their `payload` children.
     pub cgroups: Vec<PathBuf>,
     /// Host addresses the start added, removed again at stop.
     #[serde(default)]
@@ -81,17 +82,20 @@ impl RunState {
         }
     }
 
-    /// Writes the state atomically (temporary file, then rename), so readers
-    /// never see half a file.
+    /// Writes the state once per boot, atomically (temporary file, then
+    /// rename), so readers never see half a file. No fsync: the run dir is
+    /// a tmpfs (/run) and a state that did not survive a crash is what a
+    /// crash should leave; the rename alone makes the update atomic.
     pub fn save(&self, paths: &Paths) -> io::Result<()> {
         let dir = paths.guest_rundir(&self.name);
         fs::create_dir_all(&dir)?;
         let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
         let mut f = fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
-        f.sync_all()?;
+        drop(f);
         fs::rename(&tmp, dir.join(STATE_FILE))
     }
+
 
     pub fn remove(paths: &Paths, name: &str) -> io::Result<()> {
         match fs::remove_file(Self::file(paths, name)) {

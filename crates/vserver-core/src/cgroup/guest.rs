@@ -1,24 +1,49 @@
-//! The guest's own cgroup, `vserver/<name>` in every hierarchy: membership,
-//! accounting and, at stop, the handle that finds and kills every process of
-//! the context, however it forked.
+//! The guest's own cgroup, `vserver/NAME` in every hierarchy, and its two
+//! children (INTERFACES §1):
+//!
+//! - `vserver/NAME` holds the context-wide limits, the device filter and the
+//!   IP set's BPF programs; they bound and apply to everything below it;
+//! - `vserver/NAME/payload` holds every guest process. On cgroup2 it is the
+//!   root of the guest's cgroup namespace: a systemd guest mounts it at
+//!   /sys/fs/cgroup and makes sub-cgroups there, bounded by `vserver/NAME`,
+//!   which it never sees;
+//! - `vserver/NAME/supervisor` holds the monitor, so its console relay (and
+//!   later seccomp supervision) is charged to the guest.
+//!
+//! Everything that asks "which processes are the guest's" or "where do new
+//! guest processes go" asks this type.
 
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use super::tree::{for_each_cgroup, read_procs_at, remove_tree};
 use super::{read_file, write_file, Layout};
 
 /// Every guest cgroup lives under this parent in each hierarchy.
 pub const PARENT: &str = "vserver";
+/// The child holding every guest process.
+pub const PAYLOAD: &str = "payload";
+/// The child holding the guest's monitor.
+pub const SUPERVISOR: &str = "supervisor";
 
 /// v2 controllers enabled for guests where the host's cgroup2 root has them.
 const V2_CONTROLLERS: &[&str] = &["cpu", "cpuset", "memory", "pids", "io"];
 
+/// cgroup.max.descendants of `vserver/NAME`: a systemd guest makes one
+/// cgroup per unit and session (a Debian guest with a few services: ~40);
+/// each costs the host kernel memory, so a guest may not make unboundedly many.
+pub const MAX_DESCENDANTS: u32 = 1024;
+/// cgroup.max.depth of `vserver/NAME`: payload is 1, systemd's deepest
+/// (payload/user.slice/user-0.slice/user@0.service/app.slice/x.service) ~6.
+pub const MAX_DEPTH: u32 = 16;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestCgroup {
-    /// One directory per hierarchy, v2 (if any) first.
+    /// `vserver/NAME`, one directory per hierarchy, v2 (if any) first.
     dirs: Vec<PathBuf>,
     v2: Option<PathBuf>,
     layout: Layout,
@@ -33,22 +58,28 @@ impl GuestCgroup {
         GuestCgroup { dirs, v2, layout: layout.clone() }
     }
 
-    /// Rebuilds the handle from directories recorded in the run state.
+    /// Rebuilds the handle from the `vserver/NAME` directories recorded in
+    /// the run state.
     pub fn from_dirs(layout: &Layout, dirs: Vec<PathBuf>) -> GuestCgroup {
         let v2 = layout.v2.as_ref().and_then(|root| dirs.iter().find(|d| d.starts_with(root)).cloned());
         GuestCgroup { dirs, v2, layout: layout.clone() }
     }
 
-    /// Creates the cgroup in every hierarchy. A leftover empty cgroup of an
-    /// earlier run is reused; one that still holds processes is an error (the
-    /// guest, or something of it, is still running).
+    /// Creates `vserver/NAME` in every hierarchy (not yet its children: the
+    /// v1 devices controller takes a "deny all" only while a cgroup has no
+    /// children, see `create_children`). A leftover empty tree of an earlier
+    /// run (a crash) is removed first; one that still holds processes is an
+    /// error (the guest, or something of it, is still running).
     pub fn create(layout: &Layout, name: &str) -> io::Result<GuestCgroup> {
         let cg = Self::for_guest(layout, name);
-        if cg.exists() && !cg.pids()?.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("the cgroup of guest {name:?} still holds processes; stop the guest first"),
-            ));
+        if cg.exists() {
+            if !cg.all_pids()?.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("the cgroup of guest {name:?} still holds processes; stop the guest first"),
+                ));
+            }
+            cg.remove()?;
         }
         let result = cg.create_dirs();
         if result.is_err() {
@@ -72,6 +103,29 @@ impl GuestCgroup {
             if self.is_v1_cpuset(dir) {
                 inherit_cpuset(dir.parent().expect("has parent"), dir)?;
             }
+            if self.v2.as_deref() == Some(dir) {
+                // Down to the children: payload (the guest's delegated
+                // subtree) gets every controller vserver/NAME has.
+                enable_v2_controllers(&self.layout, &[dir])?;
+                write_file(&dir.join("cgroup.max.descendants"), &MAX_DESCENDANTS.to_string())?;
+                write_file(&dir.join("cgroup.max.depth"), &MAX_DEPTH.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `payload` and `supervisor` in every hierarchy, after everything that
+    /// must be set on `vserver/NAME` before it has children (devices).
+    pub fn create_children(&self) -> io::Result<()> {
+        for dir in &self.dirs {
+            for child in [PAYLOAD, SUPERVISOR] {
+                let d = dir.join(child);
+                mkdir(&d)?;
+                if self.is_v1_cpuset(dir) {
+                    // A v1 cpuset cgroup holds no task before it has cpus and mems.
+                    inherit_cpuset(dir, &d)?;
+                }
+            }
         }
         Ok(())
     }
@@ -83,7 +137,7 @@ impl GuestCgroup {
         let root = parent.parent().expect("has root");
         mkdir(parent)?;
         if self.v2.as_deref() == Some(dir) {
-            enable_v2_controllers(root, parent)?;
+            enable_v2_controllers(&self.layout, &[root, parent])?;
         }
         if self.is_v1_cpuset(dir) {
             inherit_cpuset(root, parent)?;
@@ -95,21 +149,32 @@ impl GuestCgroup {
         self.layout.v1_mount("cpuset").is_some_and(|m| dir.starts_with(m))
     }
 
+    /// `vserver/NAME` in every hierarchy (what the run state records).
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs
+    }
+
+    /// `vserver/NAME/payload` in every hierarchy: where guest processes go.
+    pub fn payload_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join(PAYLOAD)).collect()
+    }
+
+    /// The cgroup2 payload directory (the root of a systemd guest's tree).
+    pub fn payload_v2(&self) -> Option<PathBuf> {
+        self.v2.as_ref().map(|d| d.join(PAYLOAD))
     }
 
     pub fn exists(&self) -> bool {
         self.dirs.iter().any(|d| d.is_dir())
     }
 
-    /// The cgroup2 directory (where the BPF hooks attach).
+    /// The cgroup2 `vserver/NAME` directory (where the BPF hooks attach).
     pub fn v2_dir(&self) -> Option<&Path> {
         self.v2.as_deref()
     }
 
-    /// The directory where a controller's files are: its v1 hierarchy, or the
-    /// cgroup2 directory when the controller is enabled there.
+    /// The `vserver/NAME` directory where a controller's files are: its v1
+    /// hierarchy, or the cgroup2 directory when the controller is enabled there.
     pub fn controller_dir(&self, controller: &str) -> Option<PathBuf> {
         if let Some(mount) = self.layout.v1_mount(controller) {
             return self.dirs.iter().find(|d| d.starts_with(mount)).cloned();
@@ -123,17 +188,82 @@ impl GuestCgroup {
         &self.layout
     }
 
-    /// Moves a process into the cgroup in every hierarchy.
-    pub fn add_process(&self, pid: i32) -> io::Result<()> {
-        for dir in &self.dirs {
-            write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+    /// A descriptor of the cgroup2 payload directory, for clone3's
+    /// CLONE_INTO_CGROUP.
+    pub fn open_payload_v2(&self) -> io::Result<Option<OwnedFd>> {
+        let Some(dir) = self.payload_v2() else { return Ok(None) };
+        let f = fs::File::open(&dir).map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", dir.display())))?;
+        Ok(Some(OwnedFd::from(f)))
+    }
+
+    /// Hands the cgroup2 payload to the guest's root user of a user
+    /// namespace (`uid`, `gid` on the host), as the kernel's delegation
+    /// model has it: the directory and the files that create, fill and
+    /// enable sub-cgroups. Its limits stay root's, and vserver/NAME's bound them.
+    pub fn delegate_payload(&self, uid: u32, gid: u32) -> io::Result<()> {
+        let Some(dir) = self.payload_v2() else { return Ok(()) };
+        for p in [dir.clone(), dir.join("cgroup.procs"), dir.join("cgroup.threads"), dir.join("cgroup.subtree_control")] {
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                .map_err(|e| io::Error::new(e.kind(), format!("delegating {}: {e}", p.display())))?;
         }
         Ok(())
     }
 
+    /// Where a process joining the running guest goes (`exec`, `enter`):
+    /// payload in every v1 hierarchy; on cgroup2 the cgroup of the guest's
+    /// pid 1, which lies within payload. A systemd guest keeps itself in
+    /// payload/init.scope and may enable controllers in payload, which can
+    /// then hold no process of its own; pid 1's cgroup always can.
+    pub fn joiner_dirs(&self, init_pid: i32) -> io::Result<Vec<PathBuf>> {
+        let text = read_file(Path::new(&format!("/proc/{init_pid}/cgroup")))?;
+        Ok(self.joiner_dirs_from(&text))
+    }
+
+    pub(crate) fn joiner_dirs_from(&self, init_cgroups: &str) -> Vec<PathBuf> {
+        let mut dirs = self.payload_dirs();
+        let (Some(v2), Some(v2_root)) = (self.v2.as_ref(), self.layout.v2.as_ref()) else { return dirs };
+        let payload = v2.join(PAYLOAD);
+        let own = parse_own_cgroups(&self.layout, init_cgroups).into_iter().find(|(m, _)| m == v2_root).map(|(_, d)| d);
+        if let Some(own) = own.filter(|d| d.starts_with(&payload) && !d.components().any(|c| c == std::path::Component::ParentDir)) {
+            if let Some(slot) = dirs.iter_mut().find(|d| **d == payload) {
+                *slot = own;
+            }
+        }
+        dirs
+    }
+
+    /// Moves a process into payload in every hierarchy (`except_v2`: it was
+    /// created inside the cgroup2 payload already).
+    pub fn enter_payload(&self, pid: i32, except_v2: bool) -> io::Result<()> {
+        for dir in &self.dirs {
+            if except_v2 && self.v2.as_ref() == Some(dir) {
+                continue;
+            }
+            write_file(&dir.join(PAYLOAD).join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Moves a process into payload in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> io::Result<()> {
+        self.enter_payload(pid, false)
+    }
+
+    /// Moves the calling process (the monitor) into `supervisor` in every
+    /// hierarchy; the returned seat takes it back where it came from.
+    pub fn enter_supervisor(&self) -> io::Result<SupervisorSeat> {
+        let origin = own_cgroups(&self.layout)?;
+        for dir in &self.dirs {
+            // "0" is the writing process.
+            write_file(&dir.join(SUPERVISOR).join("cgroup.procs"), "0")?;
+        }
+        Ok(SupervisorSeat { origin })
+    }
+
     /// Device access for the v1 devices controller: deny all, then allow
-    /// `rules` ("c 1:3 rwm"). cgroup v2 has no such files; there the fresh
-    /// /dev and the missing CAP_MKNOD are what keep devices out.
+    /// `rules` ("c 1:3 rwm"). cgroup v2 has no such files; there the device
+    /// BPF program does this. Only before `create_children`: the kernel
+    /// takes "a" only for a cgroup without children.
     pub fn restrict_devices(&self, rules: &[&str]) -> io::Result<()> {
         let Some(dir) = self.layout.v1_mount("devices").and_then(|m| self.dirs.iter().find(|d| d.starts_with(m)))
         else {
@@ -146,21 +276,35 @@ impl GuestCgroup {
         Ok(())
     }
 
-    /// Every process of the context, as host pids.
+    /// Every process of the guest (payload and every sub-cgroup the guest
+    /// made there; not the monitor), as host pids. Read from cgroup2 where
+    /// there is one: only there can the guest have made sub-cgroups.
     pub fn pids(&self) -> io::Result<Vec<i32>> {
         let Some(dir) = self.dirs.iter().find(|d| d.is_dir()) else { return Ok(Vec::new()) };
-        let text = match read_file(&dir.join("cgroup.procs")) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            other => other?,
-        };
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        let mut out = Vec::new();
+        // `vserver/NAME` itself and payload's subtree; cgroups made under
+        // the old layout (processes directly in NAME) count too.
+        for_each_cgroup(dir, &[SUPERVISOR], &mut |fd| read_procs_at(fd, &mut out))?;
+        Ok(out)
     }
 
-    /// Sends a signal to every process of the context.
+    /// Every process anywhere below `vserver/NAME` in any hierarchy, the
+    /// monitor included.
+    pub fn all_pids(&self) -> io::Result<Vec<i32>> {
+        let mut out = Vec::new();
+        for dir in self.dirs.iter().filter(|d| d.is_dir()) {
+            for_each_cgroup(dir, &[], &mut |fd| read_procs_at(fd, &mut out))?;
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Sends a signal to every guest process.
     pub fn signal_all(&self, signal: i32) -> io::Result<()> {
         if signal == libc::SIGKILL {
-            if let Some(kill) = self.v2.as_ref().map(|d| d.join("cgroup.kill")).filter(|k| k.exists()) {
-                return write_file(&kill, "1");
+            if let Some(kill) = self.payload_v2().map(|d| d.join("cgroup.kill")).filter(|k| k.exists()) {
+                write_file(&kill, "1")?;
             }
         }
         for pid in self.pids()? {
@@ -170,12 +314,39 @@ impl GuestCgroup {
         Ok(())
     }
 
-    /// Kills whatever is left and removes the directories. Idempotent.
-    pub fn remove(&self) -> io::Result<()> {
+    /// Kills every guest process and waits until they are gone (up to 5 s),
+    /// leaving the cgroups and the monitor in place: what must happen
+    /// before the IP set's programs may be detached.
+    pub fn kill_guest(&self) -> io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if !self.pids()?.is_empty() {
-                self.signal_all(libc::SIGKILL)?;
+            let left = self.pids()?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!("guest processes {left:?} survived SIGKILL for 5 s")));
+            }
+            self.signal_all(libc::SIGKILL)?;
+            sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Kills whatever is left below `vserver/NAME` (a monitor that is gone
+    /// included) and removes every directory, deepest first: the children,
+    /// every sub-cgroup the guest made, `vserver/NAME`, and the shared
+    /// parent when it is the last. Idempotent. The calling process must not
+    /// be inside (the monitor leaves `supervisor` first).
+    pub fn remove(&self) -> io::Result<()> {
+        let me = std::process::id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = self.all_pids()?;
+            if left.contains(&me) {
+                return Err(io::Error::other("cannot remove the guest's cgroup from inside it"));
+            }
+            if !left.is_empty() {
+                self.kill_everything(&left)?;
             }
             match self.rmdir_all() {
                 Ok(()) => return Ok(()),
@@ -185,9 +356,20 @@ impl GuestCgroup {
         }
     }
 
+    fn kill_everything(&self, pids: &[i32]) -> io::Result<()> {
+        if let Some(kill) = self.v2.as_ref().map(|d| d.join("cgroup.kill")).filter(|k| k.exists()) {
+            write_file(&kill, "1")?;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) with a pid read from the guest's cgroups.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        Ok(())
+    }
+
     fn rmdir_all(&self) -> io::Result<()> {
         for dir in &self.dirs {
-            match fs::remove_dir(dir) {
+            match remove_tree(dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(io::Error::new(e.kind(), format!("removing {}: {e}", dir.display())))
                 }
@@ -201,6 +383,50 @@ impl GuestCgroup {
         }
         Ok(())
     }
+}
+
+/// Where the monitor was before it entered `supervisor`.
+#[derive(Debug)]
+pub struct SupervisorSeat {
+    origin: Vec<(PathBuf, PathBuf)>,
+}
+
+impl SupervisorSeat {
+    /// Takes the calling process back to the cgroups it came from (the
+    /// hierarchy's root where one is gone), so that `supervisor` can go.
+    pub fn leave(self) -> io::Result<()> {
+        for (mount, dir) in &self.origin {
+            if write_file(&dir.join("cgroup.procs"), "0").is_err() {
+                write_file(&mount.join("cgroup.procs"), "0")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// (hierarchy mount, directory) of the calling process in every hierarchy
+/// of `layout`, from /proc/self/cgroup.
+fn own_cgroups(layout: &Layout) -> io::Result<Vec<(PathBuf, PathBuf)>> {
+    Ok(parse_own_cgroups(layout, &read_file(Path::new("/proc/self/cgroup"))?))
+}
+
+pub(crate) fn parse_own_cgroups(layout: &Layout, text: &str) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let rel = path.trim_start_matches('/');
+        let mount = if controllers.is_empty() {
+            layout.v2.clone()
+        } else {
+            let names: Vec<&str> = controllers.split(',').collect();
+            layout.v1.iter().find(|h| h.controllers.iter().any(|c| names.contains(&c.as_str()))).map(|h| h.mount.clone())
+        };
+        if let Some(mount) = mount {
+            out.push((mount.clone(), mount.join(rel)));
+        }
+    }
+    out
 }
 
 fn mkdir(dir: &Path) -> io::Result<()> {
@@ -223,17 +449,17 @@ fn inherit_cpuset(parent: &Path, child: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Lets the guest cgroups use the controllers the host's cgroup2 root has
-/// (none on a hybrid host). Controllers must be enabled top-down.
-fn enable_v2_controllers(root: &Path, parent: &Path) -> io::Result<()> {
-    let available = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-    let wanted: Vec<&str> =
-        V2_CONTROLLERS.iter().copied().filter(|c| available.split_whitespace().any(|a| a == *c)).collect();
+/// Lets the children of each of `dirs` use the controllers the host's
+/// cgroup2 root has (none on a hybrid host). Controllers must be enabled
+/// top-down: `dirs` in order from the root.
+fn enable_v2_controllers(layout: &Layout, dirs: &[&Path]) -> io::Result<()> {
+    let available = layout.v2_controllers();
+    let wanted: Vec<&str> = V2_CONTROLLERS.iter().copied().filter(|c| available.iter().any(|a| a == c)).collect();
     if wanted.is_empty() {
         return Ok(());
     }
     let line = wanted.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
-    for dir in [root, parent] {
+    for dir in dirs {
         let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
         if wanted.iter().all(|c| enabled.split_whitespace().any(|e| e == *c)) {
             continue;

@@ -9,13 +9,22 @@
 //! same as the real mount.
 
 pub mod device_filter;
-mod guest;
+pub(crate) mod guest;
+mod tree;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use guest::{GuestCgroup, PARENT};
+pub use guest::{GuestCgroup, SupervisorSeat, MAX_DEPTH, MAX_DESCENDANTS, PARENT, PAYLOAD, SUPERVISOR};
+pub use crate::sys::clone::CgroupEntry;
+
+/// How a guest's pid 1 (and joiners) get into the guest's cgroup on this
+/// kernel: created inside it (clone3 CLONE_INTO_CGROUP, kernel >= 5.7) or
+/// moved by a cgroup.procs write after fork. For `vserver-info`.
+pub fn entry_path() -> CgroupEntry {
+    crate::sys::clone::probe_cgroup_entry()
+}
 
 /// v1 hierarchies a guest joins. The named `systemd` hierarchy is the host's.
 const V1_CONTROLLERS: &[&str] =

@@ -98,6 +98,9 @@ pub enum InitStyle {
     Plain,
     /// A small built-in pid 1 reaps children and runs `/etc/init.d/rc RUNLEVEL`.
     Sysv,
+    /// The guest's own systemd is pid 1, set up as systemd's container
+    /// interface asks (context/setup.rs); `start` waits for its READY=1.
+    Systemd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +132,9 @@ pub struct InitConfig {
     pub cmd_stop_sync: Option<Vec<String>>,
     /// `apps/init/mtab` or `.defaults/init/mtab`: the initial /etc/mtab.
     pub mtab: Option<PathBuf>,
+    /// `apps/init/ready-timeout`: seconds `start` waits for a systemd
+    /// guest's READY=1 (default context::DEFAULT_READY_TIMEOUT).
+    pub ready_timeout: Option<u64>,
 }
 
 impl InitConfig {
@@ -462,7 +468,8 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
     let style = parse_single(&at.file("apps/init/style"), |s| match s {
         "plain" => Ok(InitStyle::Plain),
         "sysv" => Ok(InitStyle::Sysv),
-        _ => Err("is not an init style (plain or sysv)"),
+        "systemd" => Ok(InitStyle::Systemd),
+        _ => Err("is not an init style (plain, sysv or systemd)"),
     })?
     .unwrap_or(InitStyle::Sysv);
     let argv = |rel: &str| -> Result<Option<Vec<String>>, ConfigError> {
@@ -497,6 +504,10 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
         cmd_start_sync: if sync { init::parse_argv(&at.file("apps/init/cmd.start-sync"))? } else { None },
         cmd_stop_sync: init::parse_argv(&at.file("apps/init/cmd.stop-sync"))?,
         mtab: init::existing(at.file("apps/init/mtab")).or_else(|| init::existing(at.defaults.join("init/mtab"))),
+        ready_timeout: parse_single(&at.file("apps/init/ready-timeout"), |s| match s.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err("is not a number of seconds (1 or more)"),
+        })?,
     })
 }
 

@@ -17,13 +17,6 @@ impl Channel {
     }
 }
 
-/// Reads until EOF: empty means success, anything else is the error text.
-pub fn read_report(mut r: File) -> io::Result<Option<String>> {
-    let mut buf = String::new();
-    r.read_to_string(&mut buf)?;
-    Ok(if buf.is_empty() { None } else { Some(buf) })
-}
-
 pub fn send(mut w: &File, msg: &str) {
     let _ = w.write_all(msg.as_bytes());
 }

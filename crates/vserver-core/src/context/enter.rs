@@ -48,8 +48,10 @@ impl Join {
         if !state.init.is_alive() {
             bail!("guest {name:?} stopped while joining it");
         }
-        let procs_files = state
-            .cgroups
+        let layout = crate::cgroup::Layout::detect(&paths.cgroup_root)?;
+        let procs_files = crate::cgroup::GuestCgroup::from_dirs(&layout, state.cgroups.clone())
+            .joiner_dirs(state.init.pid)
+            .context("finding the guest's cgroups")?
             .iter()
             .map(|d| OpenOptions::new().write(true).open(d.join("cgroup.procs")).with_context(|| format!("opening {}/cgroup.procs", d.display())))
             .collect::<Result<Vec<_>>>()?;
@@ -65,6 +67,8 @@ impl Join {
     pub(super) fn become_guest_process(&self) -> Result<()> {
         // Limits first, while we are still host root (see restrict::apply_limits).
         restrict::apply_limits(&self.restrictions)?;
+        // The guest's OOM score, and its floor, while we hold CAP_SYS_RESOURCE.
+        super::oom::set_guest_score(0)?;
         // The cgroup first: after entering the mount namespace the host's
         // cgroup files are out of reach. "0" is the writing process.
         for mut f in &self.procs_files {

@@ -2,7 +2,8 @@
 //! (`apps/init/cmd.start`, else `/etc/init.d/rc RUNLEVEL`), reaps every
 //! orphan, and turns the usual init signals into a shutdown: SIGTERM means
 //! reboot (busybox's `reboot` sends it), SIGUSR1, SIGUSR2 and SIGPWR mean
-//! halt. It ends with reboot(2), which the kernel answers, for the init of a
+//! halt, and so do the monitor's requests (SIGRTMIN+3 halt, SIGRTMIN+5
+//! reboot; see halt.rs). It ends with reboot(2), which the kernel answers, for the init of a
 //! pid namespace, by killing it with SIGHUP (restart) or SIGINT (halt): the
 //! monitor reads that.
 
@@ -10,7 +11,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -26,12 +27,12 @@ enum Shutdown {
 pub(super) fn run(guest: &Guest, report: File) -> ! {
     let signals = init_signals();
     extern "C" fn noop(_: libc::c_int) {}
-    for sig in signals.iter() {
+    for sig in signals.numbers() {
         // A handler makes the kernel deliver these to a namespace's init at all.
         // SAFETY: installing a handler that does nothing.
-        unsafe { libc::signal(sig as libc::c_int, noop as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+        unsafe { libc::signal(sig, noop as extern "C" fn(libc::c_int) as libc::sighandler_t) };
     }
-    let _ = signals.thread_block();
+    signals.block();
 
     let mut pending = None;
     if let Some(argv) = start_command(guest) {
@@ -43,12 +44,60 @@ pub(super) fn run(guest: &Guest, report: File) -> ! {
     shutdown(guest, how, &signals)
 }
 
-fn init_signals() -> SigSet {
-    let mut s = SigSet::empty();
-    for sig in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGPWR, Signal::SIGINT] {
-        s.add(sig);
+/// The signals pid 1 waits for; realtime ones included, which nix's
+/// SigSet cannot name: the monitor's halt and reboot requests (halt.rs).
+struct Signals(Vec<libc::c_int>, libc::sigset_t);
+
+impl Signals {
+    fn numbers(&self) -> impl Iterator<Item = libc::c_int> + '_ {
+        self.0.iter().copied()
     }
-    s
+
+    fn block(&self) {
+        // SAFETY: sigprocmask with a set we own.
+        unsafe { libc::sigprocmask(libc::SIG_BLOCK, &self.1, std::ptr::null_mut()) };
+    }
+
+    fn wait(&self) -> Result<libc::c_int, ()> {
+        let mut sig = 0;
+        // SAFETY: sigwait with a set we own and an int to fill.
+        if unsafe { libc::sigwait(&self.1, &mut sig) } == 0 {
+            Ok(sig)
+        } else {
+            Err(())
+        }
+    }
+}
+
+fn init_signals() -> Signals {
+    let numbers = vec![
+        libc::SIGCHLD,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGPWR,
+        libc::SIGINT,
+        super::halt::halt_signal(),
+        super::halt::reboot_signal(),
+    ];
+    // SAFETY: an empty sigset_t filled by sigemptyset/sigaddset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigemptyset(&mut set) };
+    for n in &numbers {
+        // SAFETY: as above.
+        unsafe { libc::sigaddset(&mut set, *n) };
+    }
+    Signals(numbers, set)
+}
+
+/// What a signal asks of pid 1 (None: SIGCHLD, reap).
+fn request(sig: libc::c_int) -> Option<Shutdown> {
+    match sig {
+        libc::SIGCHLD => None,
+        libc::SIGTERM => Some(Shutdown::Reboot),
+        s if s == super::halt::reboot_signal() => Some(Shutdown::Reboot),
+        _ => Some(Shutdown::Halt),
+    }
 }
 
 fn start_command(guest: &Guest) -> Option<Vec<String>> {
@@ -86,29 +135,26 @@ fn spawn(argv: &[String]) -> Option<Pid> {
 
 /// Runs a command to its end while reaping orphans; a shutdown signal that
 /// arrives meanwhile is returned for later.
-fn run_to_end(argv: &[String], signals: &SigSet) -> Option<Shutdown> {
+fn run_to_end(argv: &[String], signals: &Signals) -> Option<Shutdown> {
     let child = spawn(argv)?;
-    let mut request = None;
+    let mut pending = None;
     loop {
         if reap_all().contains(&child) {
-            return request;
+            return pending;
         }
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) | Err(_) => {}
-            Ok(Signal::SIGTERM) => request = request.or(Some(Shutdown::Reboot)),
-            Ok(_) => request = request.or(Some(Shutdown::Halt)),
+        if let Ok(sig) = signals.wait() {
+            pending = pending.or(request(sig));
         }
     }
 }
 
-fn wait_for_shutdown(signals: &SigSet) -> Shutdown {
+fn wait_for_shutdown(signals: &Signals) -> Shutdown {
     loop {
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) | Err(_) => {
+        match signals.wait().ok().and_then(request) {
+            Some(how) => return how,
+            None => {
                 reap_all();
             }
-            Ok(Signal::SIGTERM) => return Shutdown::Reboot,
-            Ok(_) => return Shutdown::Halt,
         }
     }
 }
@@ -124,7 +170,7 @@ fn reap_all() -> Vec<Pid> {
     reaped
 }
 
-fn shutdown(guest: &Guest, how: Shutdown, signals: &SigSet) -> ! {
+fn shutdown(guest: &Guest, how: Shutdown, signals: &Signals) -> ! {
     if let Some(argv) = stop_command(guest, how) {
         run_to_end(&argv, signals);
     }

@@ -1,15 +1,23 @@
 //! A security context applied to a process tree: starting a guest (the
 //! privileged steps in order), the host-side monitor that is the parent of
-//! its pid 1, joining it (`enter`, `exec`) and stopping it.
+//! its pid 1 (console, readiness, stop requests), joining it (`enter`,
+//! `exec`) and stopping it.
 
 mod channel;
+mod console_log;
 pub mod enter;
+mod fdpass;
+pub mod halt;
 mod init;
 pub mod killseq;
 mod monitor;
 mod network;
+mod notify;
+pub mod oom;
+mod pid1;
 mod ping;
 mod pty;
+mod report;
 pub mod restrict;
 pub mod scripts;
 pub mod settings;
@@ -18,7 +26,12 @@ pub mod start;
 pub mod stop;
 pub mod userns;
 
+pub use console_log::{CONSOLE_LIMIT, MONITOR_LOG_LIMIT};
 pub use enter::{enter_shell, exec_in_guest};
+pub use monitor::DEFAULT_READY_TIMEOUT;
+pub use oom::GUEST_OOM_SCORE_ADJ;
+pub use notify::NOTIFY_PATH;
+pub use setup::SYSTEMD_PATHS;
 pub use start::start_guest;
 pub use stop::{stop_guest, StopOptions, Stopped};
 

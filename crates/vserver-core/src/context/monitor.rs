@@ -1,37 +1,59 @@
 //! The host-side monitor: a small daemon that is the parent of the guest's
-//! pid 1. It builds the context for every boot, records the run state,
-//! keeps the guest's console output (bounded), and tears everything down
-//! when the guest ends, restarting it when the guest asked for a reboot.
+//! pid 1. It builds the context for every boot, records the run state, keeps
+//! the guest's console (bounded), reports readiness to `vserver start`,
+//! turns `vserver stop` into the style's halt request, and tears everything
+//! down when the guest ends, restarting it when the guest asked for a reboot.
+//!
+//! Sync points (the guest's first process is in setup.rs, `vserver start`
+//! in start.rs and report.rs):
+//!   S1 monitor -> child "g": the child is in payload in every hierarchy,
+//!      its OOM score is set (and its veth end is in place): it may run;
+//!   S1u (user namespace) child -> monitor "u", monitor -> child "m": maps;
+//!   S2 child -> monitor, start socket: console master [+ notify socket];
+//!   S3 child -> monitor, report pipe: EOF at exec (built-in init: once its
+//!      start command ran), or the error text;
+//!   S4 monitor -> `vserver start`: state saved, then "OK" once the guest is
+//!      up (a systemd guest: its READY=1), or the error with the console's
+//!      last lines.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::SignalFd;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::channel::{read_report, send, wait_for, Channel};
-use super::restrict::Restrictions;
+use super::console_log::{self, ConsoleLog};
+use super::halt::{self, HaltRequest};
 use super::network::Network;
-use super::{init, setup};
-use crate::cgroup::{GuestCgroup, Layout};
-use crate::config::{ExtraNamespace, Guest, InitStyle};
+use super::report::StartReport;
+use super::restrict::Restrictions;
+use super::{fdpass, notify, pid1};
+use crate::cgroup::{GuestCgroup, Layout, SupervisorSeat};
+use crate::config::{Guest, InitStyle};
 use crate::paths::Paths;
 use crate::runstate::{now_secs, ProcessId, RunState};
-use crate::sys::{clone, pidfd};
+use crate::sys::pidfd;
 
-/// Console output kept per guest; the file starts over when it grows past this.
-const CONSOLE_LIMIT: u64 = 1 << 20;
+/// How long `start` waits for a systemd guest's READY=1 unless
+/// `apps/init/ready-timeout` says otherwise: more than systemd's own
+/// default job timeout (90 s), so one hanging unit fails in the guest first.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Console lines shown when a start fails.
+const TAIL_LINES: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Ending {
     Reboot,
     Halt,
+    /// pid 1 ended (or was ended) before the guest was up.
+    Failed(String),
 }
 
 /// Runs in the detached monitor process; never returns.
@@ -51,39 +73,49 @@ pub(super) fn run(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -
 fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> Result<()> {
     let signals = monitor_signals();
     signals.thread_block()?;
-    let sigfd = SignalFd::new(&signals)?;
-    let mut report = Some(report);
+    // Non-blocking: the loop reads every pending signal, then goes back to poll.
+    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+    let mut cli = Some(StartReport::new(report));
+    let mut console = ConsoleLog::new(paths.guest_rundir(&guest.name).join("console.log"));
     loop {
-        if report.is_none() {
+        if cli.is_none() {
             // compat: a reboot runs what `vserver start` runs before the monitor exists.
             super::scripts::before_reboot(paths, guest)?;
         }
-        let mut boot = match Boot::start(paths, guest, layout) {
+        let mut boot = match Boot::start(paths, guest, layout, &mut console) {
             Ok(b) => b,
             Err(e) => {
-                if let Some(r) = report.take() {
-                    send(&r, &format!("{e:#}"));
+                if let Some(r) = cli.take() {
+                    r.failed(&format!("{e:#}"));
                 }
                 return Err(e);
             }
         };
-        match report.take() {
-            Some(r) => send(&r, "OK"),
-            // compat: on a reboot nobody else runs post-start.
-            None => {
-                if let Err(e) = super::scripts::post_start(paths, guest) {
-                    eprintln!("vserver monitor {}: {e:#}", guest.name);
-                }
+        let ending = boot.run(&sigfd, &mut cli);
+        let stopped = boot.stop_requested;
+        boot.teardown();
+        // Whoever waits in `vserver start` learns the outcome only once
+        // nothing of a failed boot is left, the run state included.
+        let fail = |cli: &mut Option<StartReport>, msg: &str| {
+            let _ = RunState::remove(paths, &guest.name);
+            if let Some(r) = cli.take() {
+                r.failed(msg);
             }
+        };
+        match ending {
+            Ending::Failed(msg) => {
+                fail(&mut cli, &msg);
+                anyhow::bail!("{msg}");
+            }
+            _ if cli.is_some() => {
+                fail(&mut cli, "the guest was stopped before it was up");
+                return Ok(());
+            }
+            Ending::Halt => return Ok(()),
+            Ending::Reboot if stopped || halt::read_stop_marker(paths, &guest.name).is_some() => return Ok(()),
+            Ending::Reboot => eprintln!("vserver monitor {}: the guest rebooted; starting it again", guest.name),
         }
-        // compat: from now on scriptlets write to this log, not to `start`'s terminal.
-        super::scripts::release_caller_terminal();
-        let ending = boot.supervise(&sigfd);
-        boot.teardown(paths);
-        if ending == Ending::Halt || stop_requested(paths, guest) {
-            return Ok(());
-        }
-        eprintln!("vserver monitor {}: the guest rebooted; starting it again", guest.name);
+        console_log::bound_monitor_log(&paths.guest_rundir(&guest.name).join("monitor.log"));
     }
 }
 
@@ -95,141 +127,442 @@ fn monitor_signals() -> SigSet {
     s
 }
 
-pub(super) fn stop_marker(paths: &Paths, name: &str) -> PathBuf {
-    paths.guest_rundir(name).join("stopping")
+/// Where a boot is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// pid 1 is being set up (until S3).
+    Setup,
+    /// A systemd guest runs; its READY=1 is due by then.
+    AwaitingReady(Instant),
+    Up,
 }
 
-fn stop_requested(paths: &Paths, guest: &Guest) -> bool {
-    stop_marker(paths, &guest.name).exists()
+/// The descriptors the monitor waits on. New kinds of events (the control
+/// socket, seccomp listeners) become a variant here, a field of Boot and a
+/// branch in Boot::handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// pid 1's pidfd: readable when it ended.
+    Init,
+    Signals,
+    /// S3: the first process's report pipe.
+    ChildReport,
+    /// S2: descriptors from the first process.
+    StartSocket,
+    /// The master of the guest's /dev/console.
+    Console,
+    /// The datagram socket at /run/host/notify (systemd guests).
+    Notify,
 }
 
-/// One boot of the guest: its cgroup, its pid 1, the console pipe.
+/// One boot of the guest: its cgroup, its pid 1 and what the monitor reads.
 struct Boot<'a> {
+    paths: &'a Paths,
     guest: &'a Guest,
     cgroup: GuestCgroup,
     network: Network,
+    seat: Option<SupervisorSeat>,
     init: Pid,
     init_fd: OwnedFd,
-    console: Option<File>,
-    console_log: ConsoleLog,
-    halt_requested: bool,
+    child_report: Option<File>,
+    child_error: Vec<u8>,
+    start_socket: Option<OwnedFd>,
+    console: Option<Console>,
+    notify: Option<OwnedFd>,
+    log: &'a mut ConsoleLog,
+    phase: Phase,
+    /// When pid 1 is killed if it has not ended by then.
+    kill_at: Option<Instant>,
+    stop_requested: bool,
+    /// Why pid 1 was killed during start, for the message.
+    failure: Option<String>,
+    ending: Option<Ending>,
+}
+
+/// The console pty as the monitor holds it.
+struct Console {
+    master: File,
+    /// Keeps the pty from hanging up while the guest has it closed.
+    _slave: OwnedFd,
 }
 
 impl<'a> Boot<'a> {
-    fn start(paths: &'a Paths, guest: &'a Guest, layout: &Layout) -> Result<Boot<'a>> {
+    fn start(paths: &'a Paths, guest: &'a Guest, layout: &Layout, log: &'a mut ConsoleLog) -> Result<Boot<'a>> {
         let cgroup = GuestCgroup::create(layout, &guest.name)?;
         let mut network = Network::default();
-        match Self::start_in(paths, guest, &cgroup, &mut network) {
-            Ok((init, init_fd, console)) => {
-                Ok(Boot {
+        let mut seat = None;
+        let style = match guest.init.style {
+            InitStyle::Plain => "plain",
+            InitStyle::Sysv => "sysv",
+            InitStyle::Systemd => "systemd",
+        };
+        log.note(&format!("starting guest {} (init style {style})", guest.name));
+        match pid1::start(paths, guest, &cgroup, &mut network, &mut seat) {
+            Ok(p) => Ok(Boot {
+                paths,
                 guest,
                 cgroup,
                 network,
-                init,
-                init_fd,
-                console: Some(console),
-                console_log: ConsoleLog::new(paths, &guest.name),
-                halt_requested: false,
-            })
-            }
+                seat,
+                init: p.pid,
+                init_fd: p.pidfd,
+                child_report: Some(p.report),
+                child_error: Vec::new(),
+                start_socket: Some(p.start_socket),
+                console: None,
+                notify: None,
+                log,
+                phase: Phase::Setup,
+                kill_at: None,
+                stop_requested: false,
+                failure: None,
+                ending: None,
+            }),
             Err(e) => {
                 // Nothing of a failed start stays: addresses, programs and
                 // the cgroup go, and with it any process that got into it.
-                network.undo(&guest.name);
-                let _ = cgroup.remove();
+                undo(paths, guest, &cgroup, &mut network, seat);
                 Err(e)
             }
         }
     }
 
-    fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network) -> Result<(Pid, OwnedFd, File)> {
-        // compat: one device list gives the v1 rules, the v2 filter and /dev.
-        let devices = guest.device_list();
-        cgroup.restrict_devices(&devices.v1_rules().iter().map(String::as_str).collect::<Vec<_>>())?;
-        if let Some(v2) = cgroup.v2_dir() {
-            // cgroup v2's device controller; on hybrid hosts the v1 rules apply too.
-            crate::cgroup::device_filter::attach(v2, &devices)?;
+    /// The event loop of one boot; returns how it ended.
+    fn run(&mut self, sigfd: &SignalFd, cli: &mut Option<StartReport>) -> Ending {
+        loop {
+            let ready = match self.wait(sigfd) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("vserver monitor {}: poll: {e}", self.guest.name);
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            // pid 1's end last: the output and reports that came with it first.
+            for source in ready.iter().filter(|s| **s != Source::Init) {
+                self.handle(*source, sigfd, cli);
+            }
+            if ready.contains(&Source::Init) {
+                self.handle(Source::Init, sigfd, cli);
+            }
+            self.check_deadlines();
+            if let Some(e) = self.ending.take() {
+                return e;
+            }
         }
-        // Context-wide limits before the first process joins the cgroup.
-        crate::limits::apply_context_limits(cgroup, guest)?;
-        // The IP set, too: sockets belong to the cgroup they are made in.
-        network.set_up(paths, guest, cgroup)?;
-        if guest.wants_namespace(ExtraNamespace::Time) {
-            // Before the clone: the time namespace applies to our children.
-            enter_fresh_time_namespace()?;
+    }
+
+    /// Polls every source; returns those with something to read.
+    fn wait(&self, sigfd: &SignalFd) -> nix::Result<Vec<Source>> {
+        let sources = self.sources(sigfd);
+        let mut fds: Vec<PollFd> = sources.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+        let timeout = self
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32)
+            .map(|ms| PollTimeout::try_from(ms.max(1)).unwrap_or(PollTimeout::MAX))
+            .unwrap_or(PollTimeout::NONE);
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
-        // Before the fork: the guest's pid 1 (and everything the monitor
-        // forks later) inherits the monitor's Landlock domain.
-        crate::net::abstract_unix::scope_for_guest(guest)?;
-        let restrictions = Restrictions::for_guest(guest);
-        let (console_r, console_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let go = Channel::new()?;
-        let report = Channel::new()?;
-        let userns_ready = Channel::new()?;
-        let pid = clone::fork_into(namespace_flags(guest)).context("creating the guest's namespaces")?;
-        if pid == 0 {
-            drop(go.write);
-            drop(report.read);
-            drop(userns_ready.read);
-            guest_main(guest, go.read, report.write, userns_ready.write, console_w.as_fd(), &restrictions);
+        Ok(sources
+            .iter()
+            .zip(&fds)
+            .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
+            .map(|((s, _), _)| *s)
+            .collect())
+    }
+
+    fn sources<'s>(&'s self, sigfd: &'s SignalFd) -> Vec<(Source, BorrowedFd<'s>)> {
+        let mut v = vec![(Source::Init, self.init_fd.as_fd()), (Source::Signals, sigfd.as_fd())];
+        if let Some(r) = &self.child_report {
+            v.push((Source::ChildReport, r.as_fd()));
         }
-        drop(go.read);
-        drop(report.write);
-        drop(userns_ready.write);
-        drop(console_w);
-        let pid = Pid::from_raw(pid);
-        let init_fd = pidfd::open(pid.as_raw())?;
-        let result = release_child(paths, guest, cgroup, network, pid, go.write, userns_ready.read, report.read);
-        if let Err(e) = result {
-            let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(e);
+        if let Some(s) = &self.start_socket {
+            v.push((Source::StartSocket, s.as_fd()));
         }
+        if let Some(c) = &self.console {
+            v.push((Source::Console, c.master.as_fd()));
+        }
+        if let Some(n) = &self.notify {
+            v.push((Source::Notify, n.as_fd()));
+        }
+        v
+    }
+
+    fn handle(&mut self, source: Source, sigfd: &SignalFd, cli: &mut Option<StartReport>) {
+        match source {
+            Source::Init => self.init_ended(),
+            Source::Signals => self.signal(sigfd),
+            Source::ChildReport => self.child_reported(cli),
+            Source::StartSocket => self.receive_descriptors(),
+            Source::Console => self.copy_console(),
+            Source::Notify => self.notified(cli),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let ready = match self.phase {
+            Phase::AwaitingReady(at) => Some(at),
+            _ => None,
+        };
+        [ready, self.kill_at].into_iter().flatten().min()
+    }
+
+    fn check_deadlines(&mut self) {
+        let now = Instant::now();
+        if let Phase::AwaitingReady(at) = self.phase {
+            if now >= at && self.failure.is_none() && !self.stop_requested {
+                self.failure = Some(format!(
+                    "it did not report ready within {} s (apps/init/ready-timeout)",
+                    ready_timeout(self.guest).as_secs()
+                ));
+                self.kill_init();
+            }
+        }
+        if self.kill_at.is_some_and(|at| now >= at) {
+            self.kill_at = None;
+            self.log.note("the guest did not stop in time: killing it");
+            self.kill_init();
+        }
+    }
+
+    fn kill_init(&self) {
+        // pid 1's death takes its whole pid namespace with it.
+        let _ = pidfd::send_signal(&self.init_fd, libc::SIGKILL);
+    }
+
+    /// S3: EOF means pid 1 runs the guest's own code; text is the error.
+    fn child_reported(&mut self, cli: &mut Option<StartReport>) {
+        let Some(r) = self.child_report.as_mut() else { return };
+        let mut buf = [0u8; 4096];
+        match r.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                self.child_error.extend_from_slice(&buf[..n]);
+                return;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
+            _ => {}
+        }
+        self.child_report = None;
+        if !self.child_error.is_empty() {
+            self.failure = Some(String::from_utf8_lossy(&self.child_error).trim().to_string());
+            self.kill_init();
+        } else if !self.init_has_ended() {
+            self.guest_runs(cli);
+        }
+        // Otherwise pid 1 ended right after its exec: init_ended says so.
+    }
+
+    /// pid 1 runs the guest's own code: the run state is written, then the
+    /// guest is up, or (systemd) awaits its READY=1.
+    fn guest_runs(&mut self, cli: &mut Option<StartReport>) {
+        if let Err(e) = self.save_state() {
+            self.failure = Some(format!("writing the run state: {e:#}"));
+            self.kill_init();
+            return;
+        }
+        if let Some(r) = cli.as_mut() {
+            r.state_saved();
+        }
+        if self.guest.init.style == InitStyle::Systemd {
+            self.phase = Phase::AwaitingReady(Instant::now() + ready_timeout(self.guest));
+        } else {
+            self.up(cli);
+        }
+    }
+
+    fn up(&mut self, cli: &mut Option<StartReport>) {
+        self.phase = Phase::Up;
+        match cli.take() {
+            Some(r) => r.ok(),
+            // compat: after a reboot nobody else runs the post-start scriptlets.
+            None => {
+                if let Err(e) = super::scripts::post_start(self.paths, self.guest) {
+                    eprintln!("vserver monitor {}: {e:#}", self.guest.name);
+                }
+            }
+        }
+        // compat: from now on scriptlets write to the monitor's log, not to `start`'s terminal.
+        super::scripts::release_caller_terminal();
+    }
+
+    fn save_state(&self) -> Result<()> {
+        let restrictions = Restrictions::for_guest(self.guest);
         let state = RunState {
-            name: guest.name.clone(),
-            xid: guest.xid,
-            init: ProcessId::of(pid.as_raw())?,
+            name: self.guest.name.clone(),
+            xid: self.guest.xid,
+            init: ProcessId::of(self.init.as_raw())?,
             monitor: ProcessId::of(std::process::id() as i32)?,
             started_at: now_secs(),
-            cgroups: cgroup.dirs().to_vec(),
-            added_addresses: network.added.iter().map(|a| a.to_string()).collect(),
+            cgroups: self.cgroup.dirs().to_vec(),
+            added_addresses: self.network.added.iter().map(|a| a.to_string()).collect(),
             allow_io_uring: restrictions.seccomp.allow_io_uring,
             allow_ping_sockets: restrictions.seccomp.allow_ping_sockets,
         };
-        state.save(paths).context("writing the run state")?;
-        Ok((pid, init_fd, File::from(console_r)))
+        state.save(self.paths).context("writing the run state")
     }
 
-    /// Waits for the guest to end, copying its console output and turning
-    /// SIGTERM to the monitor into a halt.
-    fn supervise(&mut self, sigfd: &SignalFd) -> Ending {
+    /// S2: the console master (and the notify socket of a systemd guest).
+    fn receive_descriptors(&mut self) {
+        let Some(sock) = self.start_socket.as_ref() else { return };
+        match fdpass::receive(sock) {
+            Ok(Some(fds)) => {
+                let mut fds = fds.into_iter();
+                if let Some(master) = fds.next() {
+                    match crate::rootfs::console::hold_slave(&master) {
+                        Ok(slave) => {
+                            let _ = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+                            self.console = Some(Console { master: File::from(master), _slave: slave });
+                        }
+                        Err(e) => eprintln!("vserver monitor {}: {e}", self.guest.name),
+                    }
+                }
+                self.notify = fds.next();
+            }
+            Ok(None) => self.start_socket = None,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+            Err(_) => self.start_socket = None,
+        }
+    }
+
+    fn copy_console(&mut self) {
+        let Some(c) = self.console.as_mut() else { return };
+        let mut buf = [0u8; 16384];
+        // A bounded number of reads per wake-up: a flood cannot starve the rest.
+        for _ in 0..8 {
+            match c.master.read(&mut buf) {
+                Ok(0) => {
+                    self.console = None;
+                    return;
+                }
+                Ok(n) => self.log.append(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.console = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Everything the guest wrote that is still in the pty (non-blocking).
+    fn drain_console(&mut self) {
+        let mut buf = [0u8; 16384];
+        while let Some(c) = self.console.as_mut() {
+            match c.master.read(&mut buf) {
+                Ok(n) if n > 0 => self.log.append(&buf[..n]),
+                _ => break,
+            }
+        }
+    }
+
+    fn notified(&mut self, cli: &mut Option<StartReport>) {
+        // Everything queued: a guest may send many datagrams.
+        for _ in 0..64 {
+            let Some(sock) = self.notify.as_ref() else { return };
+            match notify::receive(sock, self.init.as_raw()) {
+                Ok(notify::Received::Message(n)) => {
+                    if n.ready && matches!(self.phase, Phase::AwaitingReady(_)) && self.failure.is_none() {
+                        self.up(cli);
+                    }
+                }
+                Ok(notify::Received::NotFromInit) => {}
+                Ok(notify::Received::Nothing) => return,
+                Err(e) => {
+                    eprintln!("vserver monitor {}: reading {}: {e}", self.guest.name, notify::NOTIFY_PATH);
+                    self.notify = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn signal(&mut self, sigfd: &SignalFd) {
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            let sig = info.ssi_signo as i32;
+            if sig == libc::SIGTERM || sig == libc::SIGINT {
+                self.request_stop();
+            }
+        }
+    }
+
+    /// `vserver stop` (or a SIGTERM from anyone else): the style's halt
+    /// request, and a deadline after which pid 1 is killed.
+    fn request_stop(&mut self) {
+        if self.stop_requested {
+            return;
+        }
+        self.stop_requested = true;
+        let left = halt::read_stop_marker(self.paths, &self.guest.name).unwrap_or(halt::DEFAULT_STOP_TIMEOUT);
+        if left.is_zero() || self.phase == Phase::Setup {
+            self.log.note("stop requested: killing the guest");
+            self.kill_init();
+            return;
+        }
+        match halt::halt_request(self.guest) {
+            HaltRequest::Init(sig) => {
+                self.log.note(&format!("stop requested: signal {sig} to pid 1, {} ms before it is killed", left.as_millis()));
+                let _ = pidfd::send_signal(&self.init_fd, sig);
+            }
+            HaltRequest::TerminateAll => {
+                self.log.note(&format!("stop requested: SIGTERM to every process, {} ms before they are killed", left.as_millis()));
+                let _ = self.cgroup.signal_all(libc::SIGTERM);
+            }
+        }
+        self.kill_at = Some(Instant::now() + left);
+    }
+
+    fn init_has_ended(&self) -> bool {
+        let mut fds = [PollFd::new(self.init_fd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
+    fn init_ended(&mut self) {
+        // The last words: console output and a report that came with the end.
+        self.drain_console();
+        if self.child_report.is_some() {
+            let _ = self.child_report.as_ref().map(|r| nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)));
+            if let Some(r) = self.child_report.as_mut() {
+                let mut rest = Vec::new();
+                let _ = r.read_to_end(&mut rest);
+                self.child_error.extend(rest);
+            }
+            if !self.child_error.is_empty() && self.failure.is_none() {
+                self.failure = Some(String::from_utf8_lossy(&self.child_error).trim().to_string());
+            }
+        }
         let status = loop {
-            let mut fds = vec![
-                PollFd::new(self.init_fd.as_fd(), PollFlags::POLLIN),
-                PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
-            ];
-            if let Some(c) = &self.console {
-                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-            }
-            if poll(&mut fds, PollTimeout::NONE).is_err() {
-                continue;
-            }
-            let ready = |i: usize, fds: &[PollFd]| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-            let (init_done, signalled, console) = (ready(0, &fds), ready(1, &fds), ready(2, &fds));
-            drop(fds);
-            if console {
-                self.copy_console();
-            }
-            if signalled {
-                self.handle_signal(sigfd);
-            }
-            if init_done {
-                self.drain_console();
-                break waitpid(self.init, None);
+            match waitpid(self.init, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other,
             }
         };
+        self.ending = Some(self.ending_for(status));
+    }
+
+    fn ending_for(&mut self, status: nix::Result<WaitStatus>) -> Ending {
+        let what = match status {
+            Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+            Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
+            _ => "ended".to_string(),
+        };
+        self.log.note(&format!("pid 1 {what}"));
+        if self.stop_requested {
+            return Ending::Halt;
+        }
+        if self.phase != Phase::Up {
+            let why = self.failure.take().map(|f| format!("{f}; pid 1 {what}")).unwrap_or_else(|| format!("pid 1 {what} during start"));
+            return Ending::Failed(format!(
+                "guest {:?}: {why}. Last lines of its console ({}):\n{}",
+                self.guest.name,
+                self.log.path().display(),
+                self.log.tail(TAIL_LINES)
+            ));
+        }
         match status {
-            _ if self.halt_requested => Ending::Halt,
             Ok(WaitStatus::Signaled(_, Signal::SIGHUP, _)) => Ending::Reboot,
             // The built-in init's exit code when reboot(2) was refused to it.
             Ok(WaitStatus::Exited(_, 129)) if self.guest.init.style == InitStyle::Sysv => Ending::Reboot,
@@ -237,163 +570,37 @@ impl<'a> Boot<'a> {
         }
     }
 
-    fn handle_signal(&mut self, sigfd: &SignalFd) {
-        if let Ok(Some(info)) = sigfd.read_signal() {
-            let sig = info.ssi_signo as i32;
-            if sig == libc::SIGTERM || sig == libc::SIGINT {
-                self.halt_requested = true;
-                let _ = pidfd::send_signal(&self.init_fd, libc::SIGKILL);
-            }
-        }
-    }
-
-    fn copy_console(&mut self) {
-        let Some(c) = self.console.as_mut() else { return };
-        let mut buf = [0u8; 8192];
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => self.console = None,
-            Ok(n) => self.console_log.append(&buf[..n]),
-        }
-    }
-
-    fn drain_console(&mut self) {
-        if let Some(c) = self.console.as_ref() {
-            let _ = nix::fcntl::fcntl(c.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-        }
-        while self.console.is_some() {
-            self.copy_console();
-        }
-    }
-
-    fn teardown(&mut self, paths: &Paths) {
-        if let Err(e) = self.cgroup.remove() {
-            eprintln!("vserver monitor {}: {e}", self.guest.name);
-        }
-        // compat: post-stop with every guest process gone, the network still up.
-        super::scripts::post_stop(paths, self.guest);
-        self.network.undo(&self.guest.name);
-        // compat: postpost-stop once everything is undone.
-        super::scripts::postpost_stop(paths, self.guest);
+    fn teardown(mut self) {
+        self.drain_console();
+        self.log.note(&format!("guest {} ended", self.guest.name));
+        undo(self.paths, self.guest, &self.cgroup, &mut self.network, self.seat.take());
     }
 }
 
-/// The monitor's half of the hand-shake with the guest's first process: it
-/// joins the cgroup (and gets its veth end) before it may run, its user
-/// namespace gets its id maps once it asks, and its report (EOF on exec, or
-/// the error) ends the start.
-#[allow(clippy::too_many_arguments)]
-fn release_child(
-    paths: &Paths,
-    guest: &Guest,
-    cgroup: &GuestCgroup,
-    network: &mut Network,
-    pid: Pid,
-    mut go: File,
-    mut userns_ready: File,
-    report: File,
-) -> Result<()> {
-    cgroup.add_process(pid.as_raw())?;
-    network.connect_namespace(guest, pid.as_raw())?;
-    // compat: pre-start scriptlets once the cgroup, the addresses or the veth
-    // pair are there, before the guest runs anything; a failure undoes the start.
-    super::scripts::pre_start(paths, guest)?;
-    go.write_all(b"g")?;
-    // The child makes its mounts, then unshares its user namespace and asks.
-    if guest.wants_namespace(ExtraNamespace::User) && wait_for(&mut userns_ready, b'u').is_ok() {
-        super::userns::write_maps(pid.as_raw(), guest.xid)?;
-        go.write_all(b"m")?;
-    }
-    drop(go);
-    match read_report(report)? {
-        None => Ok(()),
-        Some(msg) => Err(anyhow::anyhow!("{msg}")),
-    }
+fn ready_timeout(guest: &Guest) -> Duration {
+    guest.init.ready_timeout.map(Duration::from_secs).unwrap_or(DEFAULT_READY_TIMEOUT)
 }
 
-/// The first process of the guest, in its new namespaces. Failures go back
-/// to the monitor through `report`; success is exec (or, for the built-in
-/// init, `report` being closed once the start command has run).
-fn guest_main(
-    guest: &Guest,
-    go: File,
-    report: File,
-    userns_ready: File,
-    console: std::os::fd::BorrowedFd<'_>,
-    restrictions: &Restrictions,
-) -> ! {
-    for target in [1, 2] {
-        // SAFETY: dup2 onto stdout/stderr of this (forked) process.
-        unsafe { libc::dup2(console.as_raw_fd(), target) };
+/// Takes a boot apart, in an order that never leaves a guest process
+/// unconfined: its processes first (the IP set must hold while any of
+/// them lives), then the programs and addresses, then the monitor leaves
+/// `supervisor` so that the cgroups can go.
+fn undo(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network, seat: Option<SupervisorSeat>) {
+    let name = &guest.name;
+    if let Err(e) = cgroup.kill_guest() {
+        eprintln!("vserver monitor {name}: {e}");
     }
-    // The monitor's descriptors (its signalfd, the pipe to `vserver start`)
-    // must not reach the guest: the built-in init never execs, so
-    // close-on-exec alone would not drop them.
-    crate::sys::fds::close_all_except(&[go.as_raw_fd(), report.as_raw_fd(), userns_ready.as_raw_fd()]);
-    if let Ok(null) = File::open("/dev/null") {
-        // SAFETY: as above, for stdin.
-        unsafe { libc::dup2(null.as_raw_fd(), 0) };
-    }
-    let err = match setup::setup_guest(guest, go, userns_ready, restrictions) {
-        Err(e) => e,
-        Ok(()) => match guest.init.style {
-            // compat: apps/init/environment for the guest's own init.
-            InitStyle::Plain => setup::exec_clean_with(&setup::plain_init_argv(guest), None, guest.init.environment.as_deref().unwrap_or(&[])),
-            InitStyle::Sysv => match super::restrict::limit_own_capabilities(&restrictions.bcaps) {
-                Ok(()) => init::run(guest, report),
-                Err(e) => e,
-            },
-        },
-    };
-    send(&report, &format!("{err:#}"));
-    // SAFETY: leaving the failed child without unwinding.
-    unsafe { libc::_exit(127) }
-}
-
-fn namespace_flags(guest: &Guest) -> libc::c_int {
-    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if guest.wants_namespace(ExtraNamespace::Net) {
-        flags |= libc::CLONE_NEWNET;
-    }
-    flags
-}
-
-/// A new time namespace for the next child whose boot and monotonic clocks
-/// start near zero: the guest's uptime counts from its own start.
-fn enter_fresh_time_namespace() -> Result<()> {
-    const CLONE_NEWTIME: libc::c_int = 0x80;
-    // SAFETY: unshare(2) with a flag; the monitor is single-threaded.
-    if unsafe { libc::unshare(CLONE_NEWTIME) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("creating a time namespace (VIRT_UPTIME)");
-    }
-    let now = |clock| nix::time::clock_gettime(clock).map(|t| t.tv_sec()).unwrap_or(0);
-    let offsets = format!(
-        "monotonic {} 0\nboottime {} 0\n",
-        -now(nix::time::ClockId::CLOCK_MONOTONIC),
-        -now(nix::time::ClockId::CLOCK_BOOTTIME)
-    );
-    fs::write("/proc/self/timens_offsets", offsets).context("setting the time namespace offsets")
-}
-
-/// `<rundir>/NAME/console.log`, opened once per boot; it starts over when it
-/// grows past CONSOLE_LIMIT, so a chatty guest cannot fill the host's disk.
-struct ConsoleLog {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl ConsoleLog {
-    fn new(paths: &Paths, name: &str) -> ConsoleLog {
-        ConsoleLog { path: paths.guest_rundir(name).join("console.log"), file: None }
-    }
-
-    fn append(&mut self, data: &[u8]) {
-        if self.file.is_none() {
-            self.file = OpenOptions::new().create(true).append(true).open(&self.path).ok();
+    // compat: post-stop with every guest process gone, the network still up.
+    super::scripts::post_stop(paths, guest);
+    network.undo(name);
+    if let Some(seat) = seat {
+        if let Err(e) = seat.leave() {
+            eprintln!("vserver monitor {name}: leaving the guest's supervisor cgroup: {e}");
         }
-        let Some(f) = self.file.as_mut() else { return };
-        if f.metadata().map(|m| m.len() > CONSOLE_LIMIT).unwrap_or(false) {
-            let _ = f.set_len(0);
-        }
-        let _ = f.write_all(data);
     }
+    if let Err(e) = cgroup.remove() {
+        eprintln!("vserver monitor {name}: {e}");
+    }
+    // compat: postpost-stop once everything is undone.
+    super::scripts::postpost_stop(paths, guest);
 }

@@ -57,6 +57,8 @@ impl Network {
         Ok(())
     }
 
+    /// Only once no guest process is left: until then the programs are
+    /// what confines their sockets.
     pub(super) fn undo(&mut self, name: &str) {
         if let Some(host_if) = self.veth.take() {
             if let Err(e) = net::remove_veth(&host_if) {
@@ -64,8 +66,11 @@ impl Network {
             }
         }
         if let Some(mut p) = self.programs.take() {
+            // A cgroup that is gone took its programs with it: nothing to detach.
             if let Err(e) = p.detach() {
-                eprintln!("vserver monitor {name}: {e:#}");
+                if p.cgroup_dir.exists() {
+                    eprintln!("vserver monitor {name}: {e:#}");
+                }
             }
         }
         let mut added = std::mem::take(&mut self.added);

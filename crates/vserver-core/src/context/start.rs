@@ -1,6 +1,7 @@
 //! `vserver NAME start`: checks that the guest can start, then forks the
 //! detached monitor, which builds the context and reports back once the
-//! guest's pid 1 runs (or why it could not).
+//! guest is up (pid 1 runs; a systemd guest has reported READY=1), or why
+//! it could not, with the last lines of its console.
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
@@ -9,8 +10,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use nix::unistd::{fork, setsid, ForkResult};
 
-use super::channel::{read_report, Channel};
-use super::monitor;
+use super::channel::Channel;
+use super::report::{self, Outcome};
+use super::{console_log, halt, monitor};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::config::{Guest, InitStyle};
 use crate::paths::Paths;
@@ -19,14 +21,15 @@ use crate::runstate::{self, RunState, Status};
 pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     // Held until the monitor has written the run state, so two starts can
     // never both see an xid as free.
-    let _lock = StartLock::take(paths)?;
+    let lock = StartLock::take(paths)?;
     preflight(paths, guest)?;
     // compat: the admin's prepre-start scriptlets, before anything is set up.
     super::scripts::prepre_start(paths, guest)?;
     let layout = Layout::detect(&paths.cgroup_root)?;
-    fs::create_dir_all(paths.guest_rundir(&guest.name))
-        .with_context(|| format!("creating {}", paths.guest_rundir(&guest.name).display()))?;
-    let _ = fs::remove_file(monitor::stop_marker(paths, &guest.name));
+    let rundir = paths.guest_rundir(&guest.name);
+    fs::create_dir_all(&rundir).with_context(|| format!("creating {}", rundir.display()))?;
+    let _ = fs::remove_file(halt::stop_marker(paths, &guest.name));
+    console_log::rotate_if_larger(&rundir.join("monitor.log"), console_log::MONITOR_LOG_LIMIT);
     let report = Channel::new()?;
     // compat: the monitor's scriptlets write to this terminal until the guest is up.
     let terminal = super::scripts::keep_caller_terminal();
@@ -41,16 +44,18 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
             drop(report.write);
             super::scripts::release_caller_terminal();
             let _ = nix::sys::wait::waitpid(child, None);
-            match read_report(report.read)?.as_deref() {
+            // S4: the lock goes once the run state exists; the guest may
+            // still be booting (a systemd guest until its READY=1).
+            match report::read(report.read, || drop(lock))? {
                 // compat: post-start once the guest runs; a failure leaves it running, as util-vserver does.
-                Some("OK") => super::scripts::post_start(paths, guest).with_context(|| {
+                Outcome::Up => super::scripts::post_start(paths, guest).with_context(|| {
                     format!("guest {:?} started, but its post-start failed; it keeps running (vserver {} stop)", guest.name, guest.name)
                 }),
-                Some(msg) => Err(anyhow::anyhow!("guest {:?} did not start: {msg}", guest.name)),
-                None => bail!(
+                Outcome::Failed(msg) => Err(anyhow::anyhow!("guest {:?} did not start: {msg}", guest.name)),
+                Outcome::Silent => bail!(
                     "guest {:?} did not start: its monitor ended without a word (see {})",
                     guest.name,
-                    paths.guest_rundir(&guest.name).join("monitor.log").display()
+                    rundir.join("monitor.log").display()
                 ),
             }
         }
@@ -163,16 +168,33 @@ fn check_guest_root(guest: &Guest) -> Result<()> {
         bail!("guest {:?}: its root {} is not a directory", guest.name, vdir.display());
     }
     check_barrier(guest)?;
-    if guest.init.style == InitStyle::Plain {
-        let init = super::setup::plain_init_argv(guest).remove(0);
-        let inside = vdir.join(init.trim_start_matches('/'));
-        if fs::symlink_metadata(&inside).is_err() {
-            bail!(
-                "guest {:?}: its init {init} does not exist in {} (set apps/init/cmd.start or style sysv)",
-                guest.name,
-                vdir.display()
-            );
+    // Resolved as the guest resolves paths: its symlinks (an absolute
+    // /sbin/init -> /lib/systemd/systemd, a /sbin -> usr/sbin) lead inside
+    // its root, never into the host's.
+    let root = crate::rootfs::GuestRoot::open(vdir)?;
+    let exists = |p: &str| root.is_executable_file(Path::new(p));
+    match guest.init.style {
+        InitStyle::Plain => {
+            let init = super::setup::plain_init_argv(guest).remove(0);
+            if init.starts_with('/') && !exists(&init) {
+                bail!(
+                    "guest {:?}: its init {init} is not an executable file in {} (set apps/init/cmd.start or another apps/init/style)",
+                    guest.name,
+                    vdir.display()
+                );
+            }
         }
+        InitStyle::Systemd => match super::setup::systemd_argv(guest, exists) {
+            Some(argv) if !argv[0].starts_with('/') || exists(&argv[0]) => {}
+            Some(argv) => bail!("guest {:?}: apps/init/cmd.start names {}, which is not an executable file in {}", guest.name, argv[0], vdir.display()),
+            None => bail!(
+                "guest {:?}: init style systemd, but there is no systemd in {} (looked for {}; install systemd-sysv in the guest or set apps/init/style)",
+                guest.name,
+                vdir.display(),
+                super::setup::SYSTEMD_PATHS.join(", ")
+            ),
+        },
+        InitStyle::Sysv => {}
     }
     Ok(())
 }

@@ -1,33 +1,36 @@
-//! `vserver NAME stop`: the guest's own stop command first, then SIGTERM to
-//! every process but its init, then the monitor ends the context (SIGKILL to
-//! pid 1 takes the whole pid namespace) and tears everything down.
+//! `vserver NAME stop`: asks the guest to shut down the way its init style
+//! understands (halt.rs), gives it up to the timeout, then the monitor ends
+//! the context (SIGKILL to pid 1 takes the whole pid namespace) and tears
+//! everything down. A timeout of 0 skips the guest's shutdown.
 
-use std::fs;
 use std::os::fd::AsFd;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::enter::exec_in_guest;
-use super::monitor::stop_marker;
+use super::halt;
 use super::start::clean_stale;
 use crate::cgroup::{GuestCgroup, Layout};
-use crate::config::{Guest, InitStyle};
+use crate::config::Guest;
 use crate::paths::Paths;
 use crate::runstate::{self, RunState, Status};
 use crate::sys::pidfd;
 
+/// What the monitor gets beyond the timeout to kill the guest and tear
+/// down, before `stop` does it itself.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy)]
 pub struct StopOptions {
-    /// How long the stop command and then SIGTERM get before SIGKILL.
+    /// How long the guest's own shutdown gets before it is killed.
     pub timeout: Duration,
 }
 
 impl Default for StopOptions {
     fn default() -> Self {
-        StopOptions { timeout: Duration::from_secs(10) }
+        StopOptions { timeout: halt::DEFAULT_STOP_TIMEOUT }
     }
 }
 
@@ -51,62 +54,61 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
     if !state.monitor.is_alive() {
         bail!("guest {:?} stopped meanwhile", guest.name);
     }
+    let started = Instant::now();
     // From now on a reboot from inside must not bring the guest back.
-    fs::write(stop_marker(paths, &guest.name), b"").context("marking the guest as stopping")?;
-    let deadline = Instant::now() + opts.timeout;
-    // compat: pre-stop scriptlets before the stop command.
+    halt::write_stop_marker(paths, &guest.name, opts.timeout).context("marking the guest as stopping")?;
+    // compat: pre-stop scriptlets before the guest is asked to stop.
     super::scripts::pre_stop(paths, guest);
-    run_stop_command(paths, guest, opts.timeout);
-    // compat: apps/init/cmd.stop-sync after the stop command.
-    super::scripts::stop_sync(guest);
-    let layout = Layout::detect(&paths.cgroup_root)?;
-    let cgroup = GuestCgroup::from_dirs(&layout, state.cgroups.clone());
-    match &guest.init.killseq {
-        // compat: apps/init/killseq, util-vserver's way of ending the rest.
-        Some(steps) => super::killseq::send(&cgroup, steps),
-        None => terminate_all_but_init(&cgroup, &state, deadline),
+    if !opts.timeout.is_zero() && halt::cli_runs_stop_command(guest) {
+        run_stop_command(paths, guest, opts.timeout);
+        // compat: apps/init/cmd.stop-sync after the stop command.
+        super::scripts::stop_sync(guest);
+        halt::write_stop_marker(paths, &guest.name, opts.timeout.saturating_sub(started.elapsed()))
+            .context("marking the guest as stopping")?;
     }
-    // The monitor kills pid 1 on SIGTERM, reaps it and removes the cgroup.
+    if let (Some(steps), false) = (&guest.init.killseq, opts.timeout.is_zero()) {
+        // compat: apps/init/killseq, util-vserver's way of ending the guest,
+        // instead of the style's halt request.
+        let layout = Layout::detect(&paths.cgroup_root)?;
+        super::killseq::send(&GuestCgroup::from_dirs(&layout, state.cgroups.clone()), steps);
+    }
+    // The monitor sends the style's halt request, kills pid 1 when the
+    // time is up, reaps it and removes the cgroup.
     pidfd::send_signal(&monitor, libc::SIGTERM).context("signalling the guest's monitor")?;
-    // compat: the monitor runs the post-stop scriptlets before it ends; give them time.
-    if !wait_exit(&monitor, super::scripts::teardown_grace(paths, guest)) {
+    // compat: post-stop scriptlets run in the monitor's teardown; they may take longer.
+    let limit = opts.timeout.saturating_sub(started.elapsed()) + TEARDOWN_GRACE.max(super::scripts::teardown_grace(paths, guest));
+    if !wait_exit(&monitor, limit) {
+        eprintln!("vserver {}: the monitor did not end within {} s; cleaning up after it", guest.name, limit.as_secs());
         let _ = pidfd::send_signal(&monitor, libc::SIGKILL);
-        cgroup.remove()?;
+        wait_exit(&monitor, Duration::from_secs(5));
+        let layout = Layout::detect(&paths.cgroup_root)?;
+        GuestCgroup::from_dirs(&layout, state.cgroups.clone()).remove()?;
         super::start::remove_recorded_addresses(&state);
         RunState::remove(paths, &guest.name)?;
     }
-    let _ = fs::remove_file(stop_marker(paths, &guest.name));
+    let _ = std::fs::remove_file(halt::stop_marker(paths, &guest.name));
     Ok(Stopped::Stopped)
 }
 
-/// `apps/init/cmd.stop`, or for the sysv style `/etc/init.d/rc 0`.
+/// `apps/init/cmd.stop`, run inside the guest (styles plain and systemd;
+/// the built-in init runs it itself).
 fn run_stop_command(paths: &Paths, guest: &Guest, timeout: Duration) {
-    let argv = match (&guest.init.cmd_stop, guest.init.style) {
-        (Some(cmd), _) if !cmd.is_empty() => cmd.clone(),
-        (_, InitStyle::Sysv) if guest.vdir.join("etc/init.d/rc").exists() => {
-            // compat: apps/init/runlevel.stop
-            vec!["/etc/init.d/rc".to_string(), guest.init.runlevel_stop.clone().unwrap_or_else(|| "0".to_string())]
-        }
-        _ => return,
-    };
-    if let Err(e) = exec_in_guest(paths, &guest.name, &argv, Some(timeout)) {
+    let Some(argv) = guest.init.cmd_stop.as_ref() else { return };
+    if let Err(e) = exec_in_guest(paths, &guest.name, argv, Some(timeout)) {
         eprintln!("vserver {}: stop command: {e:#}", guest.name);
     }
 }
 
-fn terminate_all_but_init(cgroup: &GuestCgroup, state: &RunState, deadline: Instant) {
-    let others = || cgroup.pids().unwrap_or_default().into_iter().filter(|p| *p != state.init.pid).collect::<Vec<_>>();
-    for pid in others() {
-        // SAFETY: kill(2) on a pid read from the guest's cgroup.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    while !others().is_empty() && Instant::now() < deadline {
-        sleep(Duration::from_millis(2));
-    }
-}
-
 fn wait_exit(pidfd: &std::os::fd::OwnedFd, limit: Duration) -> bool {
-    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-    let ms = PollTimeout::try_from(limit.as_millis() as i32).unwrap_or(PollTimeout::MAX);
-    matches!(poll(&mut fds, ms), Ok(n) if n > 0)
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) if n > 0 => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return false,
+        }
+    }
 }

@@ -70,6 +70,8 @@ fn a_quarter_cpu_token_bucket_holds_a_busy_loop_near_25_percent() {
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
+    // Guest processes live in payload, below the limits of vserver/NAME.
+    cg.0.create_children().unwrap();
     cg.0.add_process(pid).unwrap();
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let start = Instant::now();

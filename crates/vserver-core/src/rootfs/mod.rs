@@ -1,13 +1,18 @@
-//! The guest's confined root: its private mount tree, `fstab` mounts, a fresh
-//! `/dev`, a masked `/proc`, a read-only `/sys`, and the `pivot_root` that
+//! The guest's confined root: its private mount tree, `fstab` mounts, fresh
+//! `/run` (and `/tmp`) tmpfs, a fresh `/dev` with a pty as `/dev/console`, a
+//! masked `/proc`, a read-only `/sys` (with a delegated cgroup2 mount for
+//! systemd guests), and the `pivot_root` that
 //! leaves the host's tree behind. The order in which `context::start` calls
 //! these steps matters; each step says what it needs before it.
 
+pub mod cgroupfs;
+pub mod console;
 pub mod dev;
 pub mod fstab;
 pub mod pivot;
 pub mod proc;
 pub mod resolve;
+pub mod tmpfs;
 
 use std::ffi::CString;
 use std::io;

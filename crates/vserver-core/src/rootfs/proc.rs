@@ -9,7 +9,11 @@ use std::path::Path;
 use super::resolve::{GuestRoot, Symlinks};
 use super::{fd_path, mount, remount_readonly};
 
-/// Files replaced by a read-only /dev/null (reads give nothing, writes fail).
+/// Files replaced by /dev/null bound read-only and nodev: opening them fails
+/// with EACCES for reading and for writing. Not an empty readable file: a
+/// reader such as rsyslog's imklog on /proc/kmsg would get EOF and retry
+/// forever; not a writable node either: a device opens for writing even on
+/// a read-only mount, so `echo b > /proc/sysrq-trigger` would "succeed".
 pub const MASKED_FILES: &[&str] = &[
     "/proc/kcore",
     "/proc/kmsg",
@@ -56,8 +60,8 @@ pub fn mount_sys_readonly(root: &GuestRoot) -> io::Result<()> {
 pub fn mask() -> io::Result<()> {
     for file in MASKED_FILES.iter().map(Path::new).filter(|p| p.exists()) {
         mount(Some("/dev/null"), file, None, libc::MS_BIND, None)?;
-        // Not nodev: the masked file must open (and read as empty).
-        remount_readonly(file, libc::MS_NOSUID | libc::MS_NOEXEC)?;
+        // nodev: the device node behind the mask cannot be opened at all.
+        remount_readonly(file, libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV)?;
     }
     for dir in MASKED_DIRS.iter().map(Path::new).filter(|p| p.is_dir()) {
         mount(Some("tmpfs"), dir, Some("tmpfs"), PROC_FLAGS | libc::MS_RDONLY, Some("size=0,mode=555"))?;

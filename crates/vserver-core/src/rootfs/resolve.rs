@@ -89,6 +89,17 @@ impl GuestRoot {
             .map_err(|e| self.explain(rel, e))
     }
 
+    /// Is `rel` an executable regular file, resolved as the guest would
+    /// resolve it (its symlinks lead inside its root, never to the host's)?
+    pub fn is_executable_file(&self, rel: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        openat2(&self.fd, rel, libc::O_PATH, 0, Symlinks::InRoot.resolve_flags())
+            .ok()
+            .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+            .is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+
     fn open_path(&self, rel: &Path, symlinks: Symlinks) -> io::Result<OwnedFd> {
         let nofollow = if symlinks == Symlinks::Refuse { libc::O_NOFOLLOW } else { 0 };
         let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
