@@ -49,8 +49,26 @@ fn usage(dir: &Path) -> io::Result<PidsUsage> {
     Ok(PidsUsage {
         current: read_u64(&dir.join("pids.current"))?,
         peak: optional(&dir.join("pids.peak"), read_u64)?,
-        hits: read_keyed(&dir.join("pids.events"), "max")?,
+        hits: limit_hits(dir)?,
     })
+}
+
+/// Forks refused by the limit on `dir`. The kernel counts a refusal in the
+/// cgroup of the process that forked (the guest's payload or deeper), not
+/// where the limit sits, except cgroup2 from 6.12 on, whose `pids.events`
+/// is hierarchical (and which then also has `pids.events.local`).
+fn limit_hits(dir: &Path) -> io::Result<u64> {
+    if dir.join("pids.events.local").exists() {
+        return read_keyed(&dir.join("pids.events"), "max");
+    }
+    let mut total = read_keyed(&dir.join("pids.events"), "max")?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            total += limit_hits(&entry.path())?;
+        }
+    }
+    Ok(total)
 }
 
 impl Controller for V1 {
