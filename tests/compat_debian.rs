@@ -12,18 +12,10 @@ use vserver_rs_tests::debian::DebianInit;
 use vserver_rs_tests::guest::World;
 use vserver_rs_tests::{bin, describe, unique};
 
+/// The guest's processes, as the host sees them (payload and below).
 fn guest_pids(g: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        let dir = Path::new(root).join("vserver").join(g);
-        if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
-            out.extend(text.lines().filter_map(|l| l.parse::<i32>().ok()));
-            if !out.is_empty() {
-                break;
-            }
-        }
-    }
-    out
+    let layout = vserver_core::cgroup::Layout::detect(Path::new("/sys/fs/cgroup")).unwrap();
+    vserver_core::cgroup::GuestCgroup::for_guest(&layout, g).pids().unwrap_or_default()
 }
 
 fn comm(pid: i32) -> String {

@@ -221,7 +221,7 @@ impl<'a> Boot<'a> {
             Err(e) => {
                 // Nothing of a failed start stays: addresses, programs and
                 // the cgroup go, and with it any process that got into it.
-                undo(paths, guest, &cgroup, &mut network, seat);
+                undo(paths, guest, &cgroup, &mut network, seat, false);
                 Err(e)
             }
         }
@@ -573,7 +573,9 @@ impl<'a> Boot<'a> {
     fn teardown(mut self) {
         self.drain_console();
         self.log.note(&format!("guest {} ended", self.guest.name));
-        undo(self.paths, self.guest, &self.cgroup, &mut self.network, self.seat.take());
+        // A start that never got the guest up has no stop scriptlets.
+        let was_up = self.phase == Phase::Up;
+        undo(self.paths, self.guest, &self.cgroup, &mut self.network, self.seat.take(), was_up);
     }
 }
 
@@ -585,13 +587,15 @@ fn ready_timeout(guest: &Guest) -> Duration {
 /// unconfined: its processes first (the IP set must hold while any of
 /// them lives), then the programs and addresses, then the monitor leaves
 /// `supervisor` so that the cgroups can go.
-fn undo(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network, seat: Option<SupervisorSeat>) {
+fn undo(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network, seat: Option<SupervisorSeat>, stop_scripts: bool) {
     let name = &guest.name;
     if let Err(e) = cgroup.kill_guest() {
         eprintln!("vserver monitor {name}: {e}");
     }
     // compat: post-stop with every guest process gone, the network still up.
-    super::scripts::post_stop(paths, guest);
+    if stop_scripts {
+        super::scripts::post_stop(paths, guest);
+    }
     network.undo(name);
     if let Some(seat) = seat {
         if let Err(e) = seat.leave() {
@@ -602,5 +606,7 @@ fn undo(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Networ
         eprintln!("vserver monitor {name}: {e}");
     }
     // compat: postpost-stop once everything is undone.
-    super::scripts::postpost_stop(paths, guest);
+    if stop_scripts {
+        super::scripts::postpost_stop(paths, guest);
+    }
 }
