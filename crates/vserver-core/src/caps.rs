@@ -9,7 +9,11 @@
 //!   restriction and `process_vm_*` limits; ptrace of one's own uid still works;
 //! - CAP_SETPCAP is added: daemons drop capabilities with it, and it can only
 //!   shrink what the bounding set already allows;
-//! - CAP_AUDIT_WRITE is added: login, sshd and su write audit records.
+//! - CAP_AUDIT_WRITE is added: login, sshd and su write audit records;
+//! - CAP_LEASE is dropped: a lease on a file shared between guests by
+//!   unification would block every other guest's open of it (the seccomp
+//!   filter also refuses F_SETLEASE to owners, who need no capability; the
+//!   ccapability SET_LEASE lifts that).
 //!
 //! CAP_NET_RAW and CAP_NET_ADMIN are never in the default: the guest shares the
 //! host network, and raw sockets bypass its IP set.
@@ -29,7 +33,6 @@ pub const DEFAULT_BOUNDING_SET: &[Capability] = &[
     Capability::CAP_SYS_CHROOT,
     Capability::CAP_SYS_BOOT,
     Capability::CAP_SYS_TTY_CONFIG,
-    Capability::CAP_LEASE,
     Capability::CAP_AUDIT_WRITE,
 ];
 
@@ -94,6 +97,7 @@ mod tests {
             Capability::CAP_SYS_MODULE,
             Capability::CAP_LINUX_IMMUTABLE,
             Capability::CAP_BPF,
+            Capability::CAP_LEASE,
         ] {
             assert!(!d.contains(&bad), "{bad} must not be in the default");
         }

@@ -12,6 +12,7 @@ use vserver_core::runstate::{self, Status};
 use vserver_core::Paths;
 
 mod cli;
+mod cmd_exec;
 
 use cli::{Cli, Command, EXIT_STOPPED};
 
@@ -59,8 +60,21 @@ fn run(cli: Cli) -> Result<u8> {
             context::start_guest(&paths, &guest)?;
             Ok(0)
         }
-        Command::Enter => exit_code(context::enter_shell(&paths, name)?),
-        Command::Exec { argv } => exit_code(context::exec_in_guest(&paths, name, argv, None)?),
+        Command::Enter => cmd_exec::enter(&paths, name),
+        Command::Exec { user, argv } => cmd_exec::exec(&paths, name, user.as_deref(), argv),
+        Command::Suexec { user, argv } => cmd_exec::exec(&paths, name, Some(user), argv),
+        Command::AptGet { args } => cmd_exec::apt(&paths, name, "apt-get", args),
+        Command::AptCache { args } => cmd_exec::apt(&paths, name, "apt-cache", args),
+        Command::AptConfig { args } => cmd_exec::apt(&paths, name, "apt-config", args),
+        Command::Condrestart { timeout } => {
+            if !runstate::is_running(&paths, name) {
+                return Ok(0);
+            }
+            let guest = load(&paths, name)?;
+            stop(&paths, &guest, *timeout)?;
+            context::start_guest(&paths, &guest)?;
+            Ok(0)
+        }
         Command::Status { json } => status(&paths, name, *json),
         Command::Running => Ok(if runstate::is_running(&paths, name) { 0 } else { 1 }),
         Command::Delete => {
@@ -93,10 +107,6 @@ fn hashify(paths: &Paths, name: &str, dry_run: bool, respect_mtime: bool, insecu
 
 fn load(paths: &Paths, name: &str) -> Result<Guest> {
     Ok(config::load_guest(paths, name)?)
-}
-
-fn exit_code(code: i32) -> Result<u8> {
-    Ok(code.clamp(0, 255) as u8)
 }
 
 fn parse_method(method: &str, args: &[String]) -> Result<Method> {

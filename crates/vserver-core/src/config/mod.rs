@@ -8,6 +8,7 @@ pub mod fstab;
 pub mod interfaces;
 pub mod parse;
 pub mod sched;
+pub mod shell;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! its pid 1, joining it (`enter`, `exec`) and stopping it.
 
 mod channel;
+mod command;
+pub mod control;
 pub mod enter;
 mod init;
 mod monitor;
@@ -15,7 +17,8 @@ pub mod start;
 pub mod stop;
 pub mod userns;
 
-pub use enter::{enter_shell, exec_in_guest};
+pub use control::{ExecOptions, Outcome};
+pub use enter::{enter_shell, exec_in_guest, run_in_guest};
 pub use start::start_guest;
 pub use stop::{stop_guest, StopOptions, Stopped};
 

@@ -16,6 +16,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use super::channel::{read_report, send, wait_for, Channel};
+use super::control::{Control, JoinTarget};
 use super::restrict::Restrictions;
 use super::network::Network;
 use super::{init, setup};
@@ -54,6 +55,8 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
     signals.thread_block()?;
     let sigfd = SignalFd::new(&signals)?;
     let mut report = Some(report);
+    // `vserver NAME exec|enter` ask here for a process in the guest.
+    let mut control = Control::listen(paths, &guest.name)?;
     loop {
         let mut boot = match Boot::start(paths, guest, layout) {
             Ok(b) => b,
@@ -67,7 +70,11 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
         if let Some(r) = report.take() {
             send(&r, "OK");
         }
-        let ending = boot.supervise(&sigfd);
+        if let Some(target) = boot.join.take() {
+            control.attach(target);
+        }
+        let ending = boot.supervise(&sigfd, &mut control);
+        control.detach();
         boot.teardown();
         if ending == Ending::Halt || stop_requested(paths, guest) {
             return Ok(());
@@ -102,6 +109,8 @@ struct Boot<'a> {
     console: Option<File>,
     console_log: ConsoleLog,
     halt_requested: bool,
+    /// What the control socket needs to put processes into this boot's guest.
+    join: Option<JoinTarget>,
 }
 
 impl<'a> Boot<'a> {
@@ -109,7 +118,7 @@ impl<'a> Boot<'a> {
         let cgroup = GuestCgroup::create(layout, &guest.name)?;
         let mut network = Network::default();
         match Self::start_in(paths, guest, &cgroup, &mut network) {
-            Ok((init, init_fd, console)) => {
+            Ok((init, init_fd, console, join)) => {
                 Ok(Boot {
                 guest,
                 cgroup,
@@ -119,6 +128,7 @@ impl<'a> Boot<'a> {
                 console: Some(console),
                 console_log: ConsoleLog::new(paths, &guest.name),
                 halt_requested: false,
+                join: Some(join),
             })
             }
             Err(e) => {
@@ -131,7 +141,7 @@ impl<'a> Boot<'a> {
         }
     }
 
-    fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network) -> Result<(Pid, OwnedFd, File)> {
+    fn start_in(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network) -> Result<(Pid, OwnedFd, File, JoinTarget)> {
         cgroup.restrict_devices(DEVICE_ALLOW_RULES)?;
         if let Some(v2) = cgroup.v2_dir() {
             // cgroup v2's device controller; on hybrid hosts the v1 rules apply too.
@@ -145,7 +155,7 @@ impl<'a> Boot<'a> {
             // Before the clone: the time namespace applies to our children.
             enter_fresh_time_namespace()?;
         }
-        let restrictions = Restrictions::for_guest(guest);
+        let restrictions = Restrictions::for_guest(guest)?;
         let (console_r, console_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let go = Channel::new()?;
         let report = Channel::new()?;
@@ -163,12 +173,16 @@ impl<'a> Boot<'a> {
         drop(console_w);
         let pid = Pid::from_raw(pid);
         let init_fd = pidfd::open(pid.as_raw())?;
-        let result = release_child(guest, cgroup, network, pid, go.write, userns_ready.read, report.read);
-        if let Err(e) = result {
+        let result = release_child(guest, cgroup, network, pid, go.write, userns_ready.read, report.read)
+            .and_then(|()| join_target(pid, &init_fd, cgroup, &restrictions));
+        let join = match result {
+            Ok(j) => j,
+            Err(e) => {
             let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
             let _ = waitpid(pid, None);
             return Err(e);
-        }
+            }
+        };
         let state = RunState {
             name: guest.name.clone(),
             xid: guest.xid,
@@ -181,12 +195,12 @@ impl<'a> Boot<'a> {
             allow_ping_sockets: restrictions.seccomp.allow_ping_sockets,
         };
         state.save(paths).context("writing the run state")?;
-        Ok((pid, init_fd, File::from(console_r)))
+        Ok((pid, init_fd, File::from(console_r), join))
     }
 
     /// Waits for the guest to end, copying its console output and turning
     /// SIGTERM to the monitor into a halt.
-    fn supervise(&mut self, sigfd: &SignalFd) -> Ending {
+    fn supervise(&mut self, sigfd: &SignalFd, control: &mut Control) -> Ending {
         let status = loop {
             let mut fds = vec![
                 PollFd::new(self.init_fd.as_fd(), PollFlags::POLLIN),
@@ -195,12 +209,19 @@ impl<'a> Boot<'a> {
             if let Some(c) = &self.console {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
             }
+            let first_control = fds.len();
+            fds.extend(control.poll_fds());
             if poll(&mut fds, PollTimeout::NONE).is_err() {
                 continue;
             }
             let ready = |i: usize, fds: &[PollFd]| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-            let (init_done, signalled, console) = (ready(0, &fds), ready(1, &fds), ready(2, &fds));
+            let console_slot = if self.console.is_some() { 2 } else { usize::MAX };
+            let (init_done, signalled, console) = (ready(0, &fds), ready(1, &fds), ready(console_slot, &fds));
+            let control_events: Vec<PollFlags> = fds[first_control..].iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
             drop(fds);
+            // Before pid 1's end is handled: its exit waits for the joiners
+            // (they are our children in its pid namespace) to be reaped.
+            control.dispatch(&control_events);
             if console {
                 self.copy_console();
             }
@@ -257,6 +278,13 @@ impl<'a> Boot<'a> {
     }
 }
 
+/// Everything the control socket needs to put a process into this boot's
+/// guest: the cgroup every guest process belongs in, pid 1, the restrictions.
+fn join_target(pid: Pid, init_fd: &OwnedFd, cgroup: &GuestCgroup, restrictions: &Restrictions) -> Result<JoinTarget> {
+    let v1: Vec<PathBuf> = cgroup.dirs().iter().filter(|d| Some(d.as_path()) != cgroup.v2_dir()).cloned().collect();
+    JoinTarget::new(pid.as_raw(), init_fd, cgroup.v2_dir(), &v1, restrictions)
+}
+
 /// The monitor's half of the hand-shake with the guest's first process: it
 /// joins the cgroup (and gets its veth end) before it may run, its user
 /// namespace gets its id maps once it asks, and its report (EOF on exec, or
@@ -300,6 +328,9 @@ fn guest_main(
         // SAFETY: dup2 onto stdout/stderr of this (forked) process.
         unsafe { libc::dup2(console.as_raw_fd(), target) };
     }
+    // The built-in init is this very process: it takes an init's argv, comm
+    // and environment while it still has the host's CAP_SYS_RESOURCE.
+    let identity = if guest.init.style == InitStyle::Sysv { init::hide_host_identity() } else { Ok(()) };
     // The monitor's descriptors (its signalfd, the pipe to `vserver start`)
     // must not reach the guest: the built-in init never execs, so
     // close-on-exec alone would not drop them.
@@ -308,7 +339,7 @@ fn guest_main(
         // SAFETY: as above, for stdin.
         unsafe { libc::dup2(null.as_raw_fd(), 0) };
     }
-    let err = match setup::setup_guest(guest, go, userns_ready, restrictions) {
+    let err = match identity.and_then(|()| setup::setup_guest(guest, go, userns_ready, restrictions)) {
         Err(e) => e,
         Ok(()) => match guest.init.style {
             InitStyle::Plain => setup::exec_clean(&setup::plain_init_argv(guest), None),
