@@ -21,6 +21,7 @@ trap cleanup EXIT INT TERM
 pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$VSERVER_RUNDIR/benchx/state.json" | head -n 1)
 
 cat > "$work/timer.c" <<'C'
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +30,13 @@ cat > "$work/timer.c" <<'C'
 #include <time.h>
 extern char **environ;
 /* timer ROUNDS -- CMD_A... -- CMD_B...: prints "a_ns b_ns" per round, the
-   order of a and b alternating between rounds. */
+   order of a and b alternating between rounds. Both get /dev/null as
+   stdin, stdout and stderr (as hyperfine gives them). */
+static posix_spawn_file_actions_t null_stdio;
 static double run(char **argv) {
     struct timespec t0, t1; pid_t pid; int st;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ)) { perror("spawn"); exit(1); }
+    if (posix_spawn(&pid, argv[0], &null_stdio, NULL, argv, environ)) { perror("spawn"); exit(1); }
     if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) { fprintf(stderr, "%s failed\n", argv[0]); exit(1); }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
@@ -43,6 +46,9 @@ int main(int argc, char **argv) {
     char **a = argv + 3, **b;
     while (strcmp(argv[j], "--")) j++;
     argv[j] = NULL; b = argv + j + 1;
+    posix_spawn_file_actions_init(&null_stdio);
+    for (i = 0; i < 3; i++)
+        posix_spawn_file_actions_addopen(&null_stdio, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
     for (i = 0; i < 10; i++) { run(a); run(b); }
     for (i = 0; i < n; i++) {
         double x, y;

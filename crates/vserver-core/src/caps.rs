@@ -68,6 +68,30 @@ pub fn restrict_to(keep: &CapSet) -> Result<(), String> {
     Ok(())
 }
 
+/// The capabilities of this thread's bounding set that `keep` does not
+/// have: computed once (in the monitor), dropped by every guest process
+/// with [`drop_from_bounding_set`], without reading the set again.
+pub fn bounding_set_drops(keep: &CapSet) -> Result<Vec<Capability>, String> {
+    let current = caps::read(None, caps::CapSet::Bounding).map_err(|e| format!("reading the bounding set: {e}"))?;
+    let mut drops: Vec<Capability> = current.into_iter().filter(|c| !keep.contains(c)).collect();
+    drops.sort_by_key(|c| c.index());
+    Ok(drops)
+}
+
+/// [`restrict_to`] with the drops computed beforehand.
+pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), String> {
+    caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
+    caps::clear(None, caps::CapSet::Inheritable)
+        .map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
+    for cap in drops {
+        // SAFETY: prctl with integer arguments; the result is checked.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(format!("dropping {cap} from the bounding set: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
 /// Renders a set the way `/proc/PID/status` shows `CapBnd`: hex bitmask.
 pub fn to_mask(set: &CapSet) -> u64 {
     set.iter().fold(0u64, |m, c| m | c.bitmask())

@@ -15,6 +15,8 @@ use crate::sys::fds;
 #[derive(Debug, Clone)]
 pub struct Restrictions {
     pub bcaps: CapSet,
+    /// What leaves the bounding set to leave `bcaps`, computed once.
+    pub bounding_drops: Vec<caps::Capability>,
     /// The configured limits, for the guest's first process (joiners copy
     /// the running init's limits instead, which `vlimit` may have changed).
     pub rlimits: Vec<RlimitSetting>,
@@ -34,6 +36,7 @@ impl Restrictions {
             allow_leases: guest.ccaps.contains(&ContextCap::SetLease),
         };
         Ok(Restrictions {
+            bounding_drops: caps::bounding_set_drops(&guest.bcaps).map_err(anyhow::Error::msg)?,
             bcaps: guest.bcaps.clone(),
             rlimits: guest.rlimits.clone(),
             personality: guest.personality.raw(),
@@ -71,7 +74,7 @@ pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> R
 /// before exec. Returns the filter's user-notification listener when the
 /// guest's processes are supervised (none yet: the filter only denies).
 pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
-    caps::restrict_to(&r.bcaps).map_err(anyhow::Error::msg)?;
+    caps::drop_from_bounding_set(&r.bounding_drops).map_err(anyhow::Error::msg)?;
     // Nothing of the host survives exec but stdin, stdout and stderr.
     fds::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;
     // Last: installing a filter without no_new_privs needs CAP_SYS_ADMIN,

@@ -94,7 +94,12 @@ pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Resul
 /// One message and the descriptors that came with it (close-on-exec); None
 /// at EOF, Err(EAGAIN) on a non-blocking socket with nothing to read.
 pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>, max_fds: usize) -> nix::Result<Option<(T, Vec<OwnedFd>)>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    // The packet's size first, so that no large buffer is zeroed per message.
+    let size = peek_size(sock)?;
+    if size > MAX_MESSAGE {
+        return Err(nix::errno::Errno::EMSGSIZE);
+    }
+    let mut buf = vec![0u8; size.max(1)];
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let (len, flags, fds) = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -122,6 +127,19 @@ pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>, max_fds: usize) 
     match serde_json::from_slice(&buf[..len]) {
         Ok(msg) => Ok(Some((msg, fds))),
         Err(_) => Err(nix::errno::Errno::EBADMSG),
+    }
+}
+
+/// The size of the next packet (0 at EOF), without taking it.
+fn peek_size(sock: BorrowedFd<'_>) -> nix::Result<usize> {
+    loop {
+        // SAFETY: recv(2) with an empty buffer; MSG_TRUNC makes it return the packet's real size.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
+        match n {
+            -1 if nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
+            -1 => return Err(nix::errno::Errno::last()),
+            n => return Ok(n as usize),
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct JoinTarget {
     /// write can wait for (8-22 ms on this kind of host).
     v1_tasks: Vec<File>,
     own_pid_ns: OwnedFd,
+    /// Ours, which a joiner inherits: it only sets the ones that differ.
+    own_limits: Vec<RawLimit>,
     restrictions: Restrictions,
 }
 
@@ -77,6 +79,7 @@ impl JoinTarget {
             cgroup2_procs: payload_v2.map(|d| open_write(d.join("cgroup.procs"))).transpose()?,
             v1_tasks: payload_v1.iter().map(|d| open_write(d.join("tasks"))).collect::<Result<_>>()?,
             own_pid_ns: File::open("/proc/self/ns/pid").context("opening our pid namespace")?.into(),
+            own_limits: limits_of(0)?,
             restrictions: restrictions.clone(),
         })
     }
@@ -99,8 +102,10 @@ pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], con
     if passed.len() != request.passed_count() {
         bail!("the request names {} descriptors but {} came with it", request.passed_count(), passed.len());
     }
-    // Read here, at every exec: `vlimit` may have changed them since the start.
-    let limits = limits_of(target.init_pid)?;
+    // Read here, at every exec: `vlimit` may have changed them since the
+    // start. The joiner inherits ours and sets the others.
+    let limits: Vec<RawLimit> =
+        limits_of(target.init_pid)?.into_iter().filter(|l| !target.own_limits.iter().any(|o| same_limit(o, l))).collect();
     let (report, report_child) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).context("creating the report socket")?;
     // The pid namespace applies to children only: the joiner is created in
@@ -286,8 +291,8 @@ fn login_shell() -> Result<Vec<String>> {
     bail!("the guest has no /bin/bash, /bin/sh or /bin/csh")
 }
 
-/// Every resource limit of the guest's init, or an error: a limit that
-/// cannot be read is never left at the host's value.
+/// Every resource limit of a process (0: ourselves), or an error: a limit
+/// of the guest that cannot be read is never left at the host's value.
 fn limits_of(pid: libc::pid_t) -> Result<Vec<RawLimit>> {
     (0..RLIMIT_COUNT)
         .map(|res| {
@@ -299,6 +304,10 @@ fn limits_of(pid: libc::pid_t) -> Result<Vec<RawLimit>> {
             Ok((res, lim))
         })
         .collect()
+}
+
+fn same_limit(a: &RawLimit, b: &RawLimit) -> bool {
+    a.0 == b.0 && a.1.rlim_cur == b.1.rlim_cur && a.1.rlim_max == b.1.rlim_max
 }
 
 /// The namespaces of the guest's init that differ from ours. A namespace
