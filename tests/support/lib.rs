@@ -5,6 +5,7 @@
 pub mod debian;
 pub mod guest;
 pub mod net;
+pub mod pty;
 pub mod unify;
 
 use std::path::{Path, PathBuf};

@@ -393,12 +393,19 @@ fn power_is_back() -> bool {
     status == Some(b'O')
 }
 
+/// A child of init starts as after boot: nothing blocked, nothing ignored.
 fn unblock_all_signals() {
-    // SAFETY: an empty set, set as the mask of this (forked) thread.
+    // SAFETY: an empty set, set as the mask of this (forked) thread; the
+    // dispositions back to the default (exec resets handlers, not SIG_IGN).
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..=31 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
     }
 }
 

@@ -74,6 +74,7 @@ pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> R
 /// before exec. Returns the filter's user-notification listener when the
 /// guest's processes are supervised (none yet: the filter only denies).
 pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
+    reset_signals()?;
     caps::drop_from_bounding_set(&r.bounding_drops).map_err(anyhow::Error::msg)?;
     // Nothing of the host survives exec but stdin, stdout and stderr.
     fds::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;
@@ -81,6 +82,30 @@ pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
     // which is still in our effective set until exec.
     r.filter.install()?;
     Ok(None)
+}
+
+/// A guest process starts with no signal blocked or ignored: exec keeps
+/// both, and the monitor blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD for its
+/// signalfd and ignores SIGPIPE (as every Rust program does).
+fn reset_signals() -> Result<()> {
+    for sig in 1..=31 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting a disposition to the default; no handler is involved.
+        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("resetting signal {sig}"));
+        }
+    }
+    // SAFETY: an empty set, set as this thread's mask.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+            anyhow::bail!("unblocking signals");
+        }
+    }
+    Ok(())
 }
 
 fn set_personality(p: libc::c_ulong) -> Result<()> {
