@@ -431,3 +431,38 @@ fn joiners_enter_the_guests_cgroup_and_are_reaped() {
     w.ok(&g, &["stop"]);
     w.assert_nothing_left(&g);
 }
+
+#[test]
+fn the_built_in_init_takes_vservers_and_busyboxs_signals() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("jrt");
+    let g = started_guest(&w, "jq");
+    let init = |w: &World| state(w, &g)["init"]["pid"].as_i64().unwrap() as i32;
+    let restarted = |w: &World, before: i32| {
+        wait_until("the guest to come back", Duration::from_secs(15), || {
+            fs::read(w.rundir.join(&g).join("state.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).is_some_and(|s| {
+                s["init"]["pid"].as_i64().is_some_and(|p| p as i32 != before)
+            }) && w.vserver(&[&g, "status"]).status.code() == Some(0)
+        })
+    };
+    // What `vserver restart` and `stop` send (SIGRTMIN+5, SIGRTMIN+3).
+    let first = init(&w);
+    // SAFETY: signalling the test guest's init.
+    unsafe { libc::kill(first, libc::SIGRTMIN() + 5) };
+    restarted(&w, first);
+    // busybox's reboot sends SIGTERM, which sysvinit would ignore: this guest's
+    // /sbin/halt is busybox, so it is a reboot here.
+    let second = init(&w);
+    w.sh(&g, "reboot");
+    restarted(&w, second);
+    let third = init(&w);
+    unsafe { libc::kill(third, libc::SIGRTMIN() + 3) };
+    wait_until("SIGRTMIN+3 to stop the guest", Duration::from_secs(15), || w.vserver(&[&g, "status"]).status.code() == Some(3));
+    w.assert_nothing_left(&g);
+    w.ok(&g, &["start"]);
+    w.sh(&g, "halt");
+    wait_until("halt to stop the guest", Duration::from_secs(15), || w.vserver(&[&g, "status"]).status.code() == Some(3));
+    w.assert_nothing_left(&g);
+}

@@ -88,6 +88,9 @@ fn a_debian_sysv_guest_lives_through_its_own_tools() {
     let reinstall = w.sh(&g, "DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/sysvinit-core_*.deb && dpkg --configure -a");
     assert!(reinstall.status.success(), "{}", describe(&reinstall));
     assert!(String::from_utf8_lossy(&reinstall.stdout).contains("Setting up sysvinit-core"), "{}", describe(&reinstall));
+    // util-vserver's package helpers run the guest's own apt.
+    let policy = w.ok(&g, &["apt-cache", "policy", "sysvinit-core"]);
+    assert!(policy.contains("Installed: 3."), "{policy}");
     // What sysvinit's packages and admins send pid 1 directly, too.
     w.sh_ok(&g, "kill -USR1 1; kill -HUP 1; kill -TERM 1; kill -WINCH 1");
     std::thread::sleep(Duration::from_secs(1));

@@ -163,11 +163,7 @@ impl<'g> Init<'g> {
             libc::SIGUSR1 => self.initctl.reopen(),
             libc::SIGUSR2 => self.initctl.close_for_good(),
             libc::SIGINT => self.shutdown(Ending::Reboot),
-            libc::SIGPWR => {
-                if !power_is_back() {
-                    self.shutdown(Ending::Halt)
-                }
-            }
+            libc::SIGPWR if !power_is_back() => self.shutdown(Ending::Halt),
             // SIGTERM, SIGHUP (nothing to re-read), SIGWINCH (kbrequest).
             _ => {}
         }

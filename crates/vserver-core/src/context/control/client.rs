@@ -300,8 +300,8 @@ impl Session {
     fn prepare(opts: &ExecOptions) -> Result<Session> {
         let kinds = [classify(0), classify(1), classify(2)];
         let mut s = Session { stdio: [Stdio::Null; 3], kinds, passed: Vec::new(), relays: Vec::new(), raw: None, master: None };
-        for fd in 0..3 {
-            s.stdio[fd] = match (opts.login, kinds[fd]) {
+        for (fd, kind) in kinds.into_iter().enumerate() {
+            s.stdio[fd] = match (opts.login, kind) {
                 (true, _) | (_, Kind::Terminal) => Stdio::Pty,
                 (_, Kind::Null) => Stdio::Null,
                 (_, Kind::AnonymousPipe) => {
