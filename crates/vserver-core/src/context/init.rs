@@ -41,8 +41,6 @@ use self::initctl::{Initctl, Request};
 use super::command;
 use crate::config::Guest;
 
-pub use identity::take_init_identity;
-
 /// Exit code of the built-in init when reboot(2) was refused to it (a guest
 /// in a user namespace): the monitor restarts the guest.
 pub const EXIT_REBOOT: i32 = 129;
@@ -50,12 +48,6 @@ pub const EXIT_REBOOT: i32 = 129;
 /// The environment of pid 1 as the guest sees it in /proc/1/environ.
 pub fn init_environment() -> Vec<String> {
     command::guest_environment(&["HOME=/".into(), "TERM=linux".into()])
-}
-
-/// Called by the guest's first process for init style `sysv`, before the
-/// user namespace and the capability drop (see identity.rs).
-pub fn hide_host_identity() -> Result<()> {
-    take_init_identity(&init_environment())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +96,8 @@ pub(super) fn run(guest: &Guest, report: File) -> ! {
 
 impl<'g> Init<'g> {
     fn new(guest: &'g Guest, report: File) -> Result<Init<'g>> {
+        // Before the first process of the guest can look at us.
+        identity::take_init_identity(&init_environment())?;
         let signals = SignalFd::block(&init_signals())?;
         identity::make_undumpable()?;
         Ok(Init {

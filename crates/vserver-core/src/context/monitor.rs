@@ -328,9 +328,6 @@ fn guest_main(
         // SAFETY: dup2 onto stdout/stderr of this (forked) process.
         unsafe { libc::dup2(console.as_raw_fd(), target) };
     }
-    // The built-in init is this very process: it takes an init's argv, comm
-    // and environment while it still has the host's CAP_SYS_RESOURCE.
-    let identity = if guest.init.style == InitStyle::Sysv { init::hide_host_identity() } else { Ok(()) };
     // The monitor's descriptors (its signalfd, the pipe to `vserver start`)
     // must not reach the guest: the built-in init never execs, so
     // close-on-exec alone would not drop them.
@@ -339,7 +336,7 @@ fn guest_main(
         // SAFETY: as above, for stdin.
         unsafe { libc::dup2(null.as_raw_fd(), 0) };
     }
-    let err = match identity.and_then(|()| setup::setup_guest(guest, go, userns_ready, restrictions)) {
+    let err = match setup::setup_guest(guest, go, userns_ready, restrictions) {
         Err(e) => e,
         Ok(()) => match guest.init.style {
             InitStyle::Plain => setup::exec_clean(&setup::plain_init_argv(guest), None),

@@ -9,9 +9,10 @@
 use anyhow::{bail, Context, Result};
 
 /// Argv and environment, set in one PR_SET_MM_MAP call (which, unlike the
-/// single-field PR_SET_MM operations, needs no capability; kernels with
-/// CONFIG_CHECKPOINT_RESTORE, as Debian's). The guest's first process calls
-/// this first thing, before it changes anything else.
+/// single-field PR_SET_MM operations, needs no capability, so it works after
+/// the capability drop and in a user namespace; kernels with
+/// CONFIG_CHECKPOINT_RESTORE, as Debian's). pid 1 calls this before it starts
+/// the guest's first command.
 pub fn take_init_identity(env: &[String]) -> Result<()> {
     let old = MmLayout::of_self()?;
     let mut block = b"init\0".to_vec();
