@@ -267,10 +267,12 @@ fn exec_runs_nothing_when_the_guests_init_cannot_be_joined() {
     // longer be joined, but the run state still names it.
     // SAFETY: signalling the test guest's own monitor and init.
     unsafe { libc::kill(monitor, libc::SIGSTOP) };
+    // Stopped for real before init dies (SIGSTOP takes effect when the
+    // monitor next runs), so it sees the request and init's end together.
+    let state_of = |pid: i32| fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().unwrap().trim_start().chars().next().unwrap());
+    wait_until("the monitor to stop", Duration::from_secs(5), || state_of(monitor).is_ok_and(|s| s == 'T'));
     unsafe { libc::kill(init, libc::SIGKILL) };
-    wait_until("init to be a zombie", Duration::from_secs(5), || {
-        fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| s.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
-    });
+    wait_until("init to be a zombie", Duration::from_secs(5), || state_of(init).is_ok_and(|s| s == 'Z'));
     let child = w.cmd("vserver").args([&g, "exec", "touch", "/joined"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let cli = child.id();
     wait_until("the request to wait for the monitor", Duration::from_secs(10), || {
@@ -464,5 +466,31 @@ fn the_built_in_init_takes_vservers_and_busyboxs_signals() {
     w.ok(&g, &["start"]);
     w.sh(&g, "halt");
     wait_until("halt to stop the guest", Duration::from_secs(15), || w.vserver(&[&g, "status"]).status.code() == Some(3));
+    w.assert_nothing_left(&g);
+}
+
+#[test]
+fn a_guest_in_a_user_namespace_is_joined_with_exactly_its_bounding_set() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("juserns");
+    // Built with the namespace configured, so its tree is shifted.
+    w.write_conf(".defaults", "namespaces", "user\n");
+    let (g, _) = w.busybox_guest("jn");
+    fs::remove_file(w.confdir.join(".defaults/namespaces")).unwrap();
+    w.write_conf(&g, "namespaces", "user\n");
+    w.write_conf(&g, "apps/init/style", "sysv\n");
+    w.ok(&g, &["start"]);
+    // A new user namespace starts with a full bounding set: what leaves it
+    // must be everything outside the configured set, not what the monitor lacks.
+    let expected = vserver_core::caps::to_mask(&vserver_core::caps::default_bounding_set());
+    for who in ["self", "1"] {
+        let status = w.sh_ok(&g, &format!("grep CapBnd /proc/{who}/status"));
+        let mask = u64::from_str_radix(status.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(mask, expected, "/proc/{who}/status: {status}");
+    }
+    assert_eq!(w.sh_ok(&g, "id -u").trim(), "0");
+    w.ok(&g, &["stop"]);
     w.assert_nothing_left(&g);
 }

@@ -68,14 +68,14 @@ pub fn restrict_to(keep: &CapSet) -> Result<(), String> {
     Ok(())
 }
 
-/// The capabilities of this thread's bounding set that `keep` does not
-/// have: computed once (in the monitor), dropped by every guest process
-/// with [`drop_from_bounding_set`], without reading the set again.
-pub fn bounding_set_drops(keep: &CapSet) -> Result<Vec<Capability>, String> {
-    let current = caps::read(None, caps::CapSet::Bounding).map_err(|e| format!("reading the bounding set: {e}"))?;
-    let mut drops: Vec<Capability> = current.into_iter().filter(|c| !keep.contains(c)).collect();
+/// Every capability the kernel knows that `keep` does not have: computed
+/// once (in the monitor), dropped by every guest process with
+/// [`drop_from_bounding_set`]. Not only those in our own bounding set: a
+/// process that enters a new user namespace gets a full bounding set there.
+pub fn bounding_set_drops(keep: &CapSet) -> Vec<Capability> {
+    let mut drops: Vec<Capability> = caps::runtime::thread_all_supported().into_iter().filter(|c| !keep.contains(c)).collect();
     drops.sort_by_key(|c| c.index());
-    Ok(drops)
+    drops
 }
 
 /// [`restrict_to`] with the drops computed beforehand.
@@ -126,5 +126,14 @@ mod tests {
             assert!(!d.contains(&bad), "{bad} must not be in the default");
         }
         assert_eq!(to_mask(&[Capability::CAP_CHOWN, Capability::CAP_KILL].into_iter().collect()), 0x21);
+    }
+
+    #[test]
+    fn drops_are_everything_outside_the_set_whatever_our_own_set_is() {
+        let keep = default_bounding_set();
+        let drops = bounding_set_drops(&keep);
+        assert_eq!(drops.len() + keep.len(), caps::runtime::thread_all_supported().len());
+        assert!(drops.contains(&Capability::CAP_SYS_RESOURCE) && drops.contains(&Capability::CAP_SYS_ADMIN));
+        assert!(!drops.contains(&Capability::CAP_CHOWN));
     }
 }

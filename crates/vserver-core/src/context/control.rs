@@ -239,7 +239,20 @@ impl Control {
 }
 
 impl Drop for Control {
+    /// The guest has stopped for good: requests that came too late get an
+    /// answer saying so (not a reset connection).
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let mut late = std::mem::take(&mut self.pending);
+        while let Ok(fd) = accept4(self.listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+            // SAFETY: accept4 returned a new descriptor that we now own.
+            late.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        }
+        for conn in late {
+            // Read the request first: closing over unread data resets the connection.
+            let _ = proto::recv::<ToMonitor>(conn.as_fd(), 3);
+            let _ = proto::send(conn.as_fd(), &ToClient::Failed("the guest stopped".into()), &[]);
+            let _ = proto::send(conn.as_fd(), &ToClient::Exited { pid: 0, code: Some(EXIT_CANNOT_RUN), signal: None }, &[]);
+        }
     }
 }

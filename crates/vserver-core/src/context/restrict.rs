@@ -36,7 +36,7 @@ impl Restrictions {
             allow_leases: guest.ccaps.contains(&ContextCap::SetLease),
         };
         Ok(Restrictions {
-            bounding_drops: caps::bounding_set_drops(&guest.bcaps).map_err(anyhow::Error::msg)?,
+            bounding_drops: caps::bounding_set_drops(&guest.bcaps),
             bcaps: guest.bcaps.clone(),
             rlimits: guest.rlimits.clone(),
             personality: guest.personality.raw(),
