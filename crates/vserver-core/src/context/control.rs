@@ -12,6 +12,7 @@
 
 pub mod client;
 mod proto;
+mod relay;
 mod spawn;
 mod user;
 

@@ -25,19 +25,21 @@
 
 mod identity;
 mod initctl;
+mod signals;
 mod utmp;
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use self::initctl::{Initctl, Request};
+use self::signals::{init_signals, unblock_all_signals, SignalFd};
 use super::command;
 use crate::config::Guest;
 
@@ -337,24 +339,6 @@ impl<'g> Init<'g> {
     }
 }
 
-fn init_signals() -> Vec<libc::c_int> {
-    let rt = libc::SIGRTMIN();
-    vec![
-        libc::SIGCHLD,
-        libc::SIGHUP,
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGPWR,
-        libc::SIGWINCH,
-        libc::SIGALRM,
-        rt + 3,
-        rt + 4,
-        rt + 5,
-    ]
-}
-
 /// Does the guest's `halt` belong to busybox? Then busybox's signal meanings
 /// apply (its halt, reboot and poweroff signal pid 1 instead of writing
 /// /run/initctl). Looked up in the guest's own tree, where pid 1 lives.
@@ -381,59 +365,4 @@ fn power_is_back() -> bool {
         }
     }
     status == Some(b'O')
-}
-
-/// A child of init starts as after boot: nothing blocked, nothing ignored.
-fn unblock_all_signals() {
-    // SAFETY: an empty set, set as the mask of this (forked) thread; the
-    // dispositions back to the default (exec resets handlers, not SIG_IGN).
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in 1..=31 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-    }
-}
-
-/// The signals pid 1 handles, blocked and read from a signalfd (with the
-/// real-time ones, which nix's SigSet cannot name).
-struct SignalFd {
-    fd: OwnedFd,
-}
-
-impl SignalFd {
-    fn block(signals: &[libc::c_int]) -> Result<SignalFd> {
-        extern "C" fn noop(_: libc::c_int) {}
-        // SAFETY: building and installing a signal mask; a handler that does
-        // nothing makes the kernel deliver these to a namespace's init at all.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for &sig in signals {
-                libc::signal(sig, noop as extern "C" fn(libc::c_int) as libc::sighandler_t);
-                libc::sigaddset(&mut set, sig);
-            }
-            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error()).context("blocking pid 1's signals");
-            }
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error()).context("creating pid 1's signalfd");
-            }
-            Ok(SignalFd { fd: OwnedFd::from_raw_fd(fd) })
-        }
-    }
-
-    fn read(&self) -> Option<libc::c_int> {
-        // SAFETY: signalfd_siginfo is plain data; the kernel fills it whole.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reading one record into a struct we own.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
-        (n == size as isize).then_some(info.ssi_signo as libc::c_int)
-    }
 }
