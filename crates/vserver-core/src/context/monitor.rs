@@ -178,9 +178,9 @@ impl<'a> Boot<'a> {
         let join = match result {
             Ok(j) => j,
             Err(e) => {
-            let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(e);
+                let _ = pidfd::send_signal(&init_fd, libc::SIGKILL);
+                let _ = waitpid(pid, None);
+                return Err(e);
             }
         };
         let state = RunState {
