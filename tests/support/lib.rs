@@ -6,6 +6,7 @@ pub mod debian;
 pub mod guest;
 pub mod net;
 pub mod tarball;
+pub mod pty;
 pub mod unify;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,11 @@
 //!   restriction and `process_vm_*` limits; ptrace of one's own uid still works;
 //! - CAP_SETPCAP is added: daemons drop capabilities with it, and it can only
 //!   shrink what the bounding set already allows;
-//! - CAP_AUDIT_WRITE is added: login, sshd and su write audit records.
+//! - CAP_AUDIT_WRITE is added: login, sshd and su write audit records;
+//! - CAP_LEASE is dropped: a lease on a file shared between guests by
+//!   unification would block every other guest's open of it (the seccomp
+//!   filter also refuses F_SETLEASE to owners, who need no capability; the
+//!   ccapability SET_LEASE lifts that).
 //!
 //! CAP_NET_RAW and CAP_NET_ADMIN are never in the default: the guest shares the
 //! host network, and raw sockets bypass its IP set.
@@ -29,7 +33,6 @@ pub const DEFAULT_BOUNDING_SET: &[Capability] = &[
     Capability::CAP_SYS_CHROOT,
     Capability::CAP_SYS_BOOT,
     Capability::CAP_SYS_TTY_CONFIG,
-    Capability::CAP_LEASE,
     Capability::CAP_AUDIT_WRITE,
 ];
 
@@ -65,6 +68,30 @@ pub fn restrict_to(keep: &CapSet) -> Result<(), String> {
     Ok(())
 }
 
+/// Every capability the kernel knows that `keep` does not have: computed
+/// once (in the monitor), dropped by every guest process with
+/// [`drop_from_bounding_set`]. Not only those in our own bounding set: a
+/// process that enters a new user namespace gets a full bounding set there.
+pub fn bounding_set_drops(keep: &CapSet) -> Vec<Capability> {
+    let mut drops: Vec<Capability> = caps::runtime::thread_all_supported().into_iter().filter(|c| !keep.contains(c)).collect();
+    drops.sort_by_key(|c| c.index());
+    drops
+}
+
+/// [`restrict_to`] with the drops computed beforehand.
+pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), String> {
+    caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
+    caps::clear(None, caps::CapSet::Inheritable)
+        .map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
+    for cap in drops {
+        // SAFETY: prctl with integer arguments; the result is checked.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(format!("dropping {cap} from the bounding set: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
 /// Renders a set the way `/proc/PID/status` shows `CapBnd`: hex bitmask.
 pub fn to_mask(set: &CapSet) -> u64 {
     set.iter().fold(0u64, |m, c| m | c.bitmask())
@@ -94,9 +121,19 @@ mod tests {
             Capability::CAP_SYS_MODULE,
             Capability::CAP_LINUX_IMMUTABLE,
             Capability::CAP_BPF,
+            Capability::CAP_LEASE,
         ] {
             assert!(!d.contains(&bad), "{bad} must not be in the default");
         }
         assert_eq!(to_mask(&[Capability::CAP_CHOWN, Capability::CAP_KILL].into_iter().collect()), 0x21);
+    }
+
+    #[test]
+    fn drops_are_everything_outside_the_set_whatever_our_own_set_is() {
+        let keep = default_bounding_set();
+        let drops = bounding_set_drops(&keep);
+        assert_eq!(drops.len() + keep.len(), caps::runtime::thread_all_supported().len());
+        assert!(drops.contains(&Capability::CAP_SYS_RESOURCE) && drops.contains(&Capability::CAP_SYS_ADMIN));
+        assert!(!drops.contains(&Capability::CAP_CHOWN));
     }
 }

@@ -8,13 +8,21 @@
 //! `no_new_privs` is deliberately not set: setuid programs inside the guest
 //! (su, passwd) must keep working. Installing a filter without it needs
 //! CAP_SYS_ADMIN, so this is the last privileged step before exec.
+//!
+//! The filter is compiled once per boot, in the monitor ([`CompiledFilter`]),
+//! and installed from that one copy by the guest's first process and by every
+//! process that joins the guest later: a joiner never recompiles it. One
+//! program holds every rule (bpf.rs lays the syscall numbers out as a search
+//! tree, which keeps both the per-call cost and the kernel's work at install
+//! time low), and refuses the x32 ABI's syscall numbers.
 
-use std::collections::BTreeMap;
+mod bpf;
 
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
-};
+use std::io;
+
+use anyhow::Result;
+
+use self::bpf::{ret_errno, Check, Entry, Table};
 
 /// Denied outright, with the reason an admin would ask for.
 pub const DENIED_SYSCALLS: &[(i64, &str)] = &[
@@ -71,115 +79,119 @@ const NAMESPACE_FLAGS: &[u64] = &[
 ];
 const CLONE_NEWTIME: u64 = 0x80;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterOptions {
     pub allow_io_uring: bool,
     /// ICMP datagram ("ping") sockets: only with ccapability RAW_ICMP.
     pub allow_ping_sockets: bool,
+    /// File leases (`fcntl(F_SETLEASE)`): only with ccapability SET_LEASE.
+    pub allow_leases: bool,
 }
 
-fn target_arch() -> TargetArch {
-    #[cfg(target_arch = "x86_64")]
-    return TargetArch::x86_64;
-    #[cfg(target_arch = "aarch64")]
-    return TargetArch::aarch64;
+fn flag_rules(flags: &[u64]) -> Vec<Vec<Check>> {
+    flags.iter().map(|&bit| vec![Check::masked_eq(0, bit as u32, bit as u32)]).collect()
 }
 
-fn flag_rules(flags: &[u64]) -> Result<Vec<SeccompRule>, String> {
-    flags
-        .iter()
-        .map(|&bit| {
-            let cond = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(bit), bit)
-                .map_err(|e| e.to_string())?;
-            SeccompRule::new(vec![cond]).map_err(|e| e.to_string())
-        })
-        .collect()
-}
-
-fn ioctl_rules(requests: &[u64]) -> Result<Vec<SeccompRule>, String> {
-    requests
-        .iter()
-        .map(|&req| {
-            let cond = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req).map_err(|e| e.to_string())?;
-            SeccompRule::new(vec![cond]).map_err(|e| e.to_string())
-        })
-        .collect()
+/// Rules matching the second argument (an ioctl request, an fcntl command).
+fn second_arg_rules(values: &[u64]) -> Vec<Vec<Check>> {
+    values.iter().map(|&value| vec![Check::eq(1, value as u32)]).collect()
 }
 
 /// socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) and its IPv6 twin: the ping
 /// sockets that ccapability RAW_ICMP grants (raw sockets need CAP_NET_RAW,
 /// which guests never have).
-fn ping_socket_rules() -> Result<Vec<SeccompRule>, String> {
-    let cond = |arg, op, value| SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(|e| e.to_string());
+fn ping_socket_rules() -> Vec<Vec<Check>> {
     [(libc::AF_INET, libc::IPPROTO_ICMP), (libc::AF_INET6, libc::IPPROTO_ICMPV6)]
         .into_iter()
         .map(|(family, proto)| {
-            SeccompRule::new(vec![
-                cond(0, SeccompCmpOp::Eq, family as u64)?,
+            vec![
+                Check::eq(0, family as u32),
                 // The type's low bits; SOCK_NONBLOCK and SOCK_CLOEXEC may be or-ed in.
-                cond(1, SeccompCmpOp::MaskedEq(0xf), libc::SOCK_DGRAM as u64)?,
-                cond(2, SeccompCmpOp::Eq, proto as u64)?,
-            ])
-            .map_err(|e| e.to_string())
+                Check::masked_eq(1, 0xf, libc::SOCK_DGRAM as u32),
+                Check::eq(2, proto as u32),
+            ]
         })
         .collect()
 }
 
-/// The EPERM filter: denied calls, and namespace creation.
-pub fn deny_filter(opts: FilterOptions) -> Result<BpfProgram, String> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+/// The whole filter as one table: the denied calls (EPERM), namespace
+/// creation (EPERM), and clone3 (ENOSYS).
+pub fn filter_table(opts: FilterOptions) -> Table {
+    let eperm = ret_errno(libc::EPERM);
+    let mut t = Table::new();
+    let mut add = |nr: i64, entry: Entry| {
+        t.insert(nr as u32, entry);
+    };
     for (nr, _) in DENIED_SYSCALLS {
-        rules.insert(*nr, Vec::new());
+        add(*nr, Entry::Always(eperm));
     }
     if !opts.allow_io_uring {
         for nr in IO_URING_SYSCALLS {
-            rules.insert(*nr, Vec::new());
+            add(*nr, Entry::Always(eperm));
         }
     }
+    add(libc::SYS_clone3, Entry::Always(ret_errno(libc::ENOSYS)));
     let mut unshare_flags = NAMESPACE_FLAGS.to_vec();
     unshare_flags.push(CLONE_NEWTIME);
-    rules.insert(libc::SYS_unshare, flag_rules(&unshare_flags)?);
+    add(libc::SYS_unshare, Entry::When(eperm, flag_rules(&unshare_flags)));
     // clone(2)'s low byte is the exit signal, so CLONE_NEWTIME (0x80) is only
     // meaningful for unshare and clone3.
-    rules.insert(libc::SYS_clone, flag_rules(NAMESPACE_FLAGS)?);
+    add(libc::SYS_clone, Entry::When(eperm, flag_rules(NAMESPACE_FLAGS)));
     // A guest process handed a host terminal (`vserver exec` from a shell)
     // could push keystrokes into the host shell's input with TIOCSTI.
-    rules.insert(libc::SYS_ioctl, ioctl_rules(&[libc::TIOCSTI, libc::TIOCLINUX])?);
+    add(libc::SYS_ioctl, Entry::When(eperm, second_arg_rules(&[libc::TIOCSTI, libc::TIOCLINUX])));
     if !opts.allow_ping_sockets {
-        rules.insert(libc::SYS_socket, ping_socket_rules()?);
+        add(libc::SYS_socket, Entry::When(eperm, ping_socket_rules()));
     }
-    compile(rules, libc::EPERM as u32)
-}
-
-/// The ENOSYS filter for clone3, so that libc falls back to clone(2).
-pub fn clone3_filter() -> Result<BpfProgram, String> {
-    compile(BTreeMap::from([(libc::SYS_clone3, Vec::new())]), libc::ENOSYS as u32)
-}
-
-fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: u32) -> Result<BpfProgram, String> {
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno), target_arch())
-        .map_err(|e| format!("building the seccomp filter: {e}"))?;
-    BpfProgram::try_from(filter).map_err(|e| format!("compiling the seccomp filter: {e}"))
-}
-
-/// Installs both filters on the calling thread (it must still hold
-/// CAP_SYS_ADMIN, since no_new_privs stays off).
-pub fn install(opts: FilterOptions) -> Result<(), String> {
-    for prog in [clone3_filter()?, deny_filter(opts)?] {
-        install_program(&prog)?;
+    if !opts.allow_leases {
+        // The kernel grants a lease to a file's owner without CAP_LEASE, and
+        // guest root owns the root-owned files of the shared hash store: a
+        // lease on a unified inode would make every other guest's open of
+        // its own copy wait for the lease-break time (45 s by default).
+        add(libc::SYS_fcntl, Entry::When(eperm, second_arg_rules(&[libc::F_SETLEASE as u64])));
     }
-    Ok(())
+    t
 }
 
-fn install_program(prog: &BpfProgram) -> Result<(), String> {
+/// A guest's filter program, compiled once.
+#[derive(Clone)]
+pub struct CompiledFilter {
+    pub options: FilterOptions,
+    program: Vec<libc::sock_filter>,
+}
+
+impl std::fmt::Debug for CompiledFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CompiledFilter({:?}, {} instructions)", self.options, self.program.len())
+    }
+}
+
+impl CompiledFilter {
+    pub fn new(options: FilterOptions) -> Result<CompiledFilter> {
+        let program = bpf::compile(&filter_table(options));
+        if program.len() > u16::MAX as usize {
+            anyhow::bail!("the seccomp filter has {} instructions, more than the kernel takes", program.len());
+        }
+        Ok(CompiledFilter { options, program })
+    }
+
+    /// Installs the filter on the calling thread (it must still hold
+    /// CAP_SYS_ADMIN, since no_new_privs stays off).
+    pub fn install(&self) -> io::Result<()> {
+        install_program(&self.program)
+    }
+}
+
+fn install_program(prog: &[libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: seccompiler's sock_filter has the kernel's layout (repr(C), same
-    // fields); the kernel copies the program and keeps no pointer to it.
+    // SAFETY: a program of the kernel's own sock_filter structs; the kernel
+    // copies it and keeps no pointer to it.
     let rc = unsafe {
         libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, &fprog as *const _)
     };
     if rc != 0 {
-        return Err(format!("installing the seccomp filter: {}", std::io::Error::last_os_error()));
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")));
     }
     Ok(())
 }
@@ -189,32 +201,85 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filters_compile_and_list_has_no_duplicates() {
-        assert!(deny_filter(FilterOptions::default()).unwrap().len() > DENIED_SYSCALLS.len());
-        assert!(clone3_filter().unwrap().len() > 3);
+    fn list_has_no_duplicates_and_every_entry_is_refused() {
         let mut nrs: Vec<i64> = DENIED_SYSCALLS.iter().map(|(n, _)| *n).collect();
         nrs.sort();
         nrs.dedup();
         assert_eq!(nrs.len(), DENIED_SYSCALLS.len());
+        let f = CompiledFilter::new(FilterOptions::default()).unwrap();
+        for (nr, why) in DENIED_SYSCALLS {
+            let arch = bpf::run(&f.program, 0, 4, [0; 6]);
+            assert_eq!(arch, bpf::RET_KILL_PROCESS, "arch check first");
+            let got = run(&f, *nr, [0; 6]);
+            assert_eq!(got, ret_errno(libc::EPERM), "syscall {nr} ({why})");
+        }
+        assert_eq!(run(&f, libc::SYS_clone3, [0; 6]), ret_errno(libc::ENOSYS));
+        assert_eq!(run(&f, libc::SYS_read, [0; 6]), bpf::RET_ALLOW);
+    }
+
+    fn run(f: &CompiledFilter, nr: i64, args: [u64; 6]) -> u32 {
+        // The architecture the program checks: read it from the program.
+        bpf::run(&f.program, f.program[1].k, nr as u32, args)
+    }
+
+    #[test]
+    fn namespace_flags_ioctls_pings_and_leases() {
+        let f = CompiledFilter::new(FilterOptions::default()).unwrap();
+        let eperm = ret_errno(libc::EPERM);
+        assert_eq!(run(&f, libc::SYS_unshare, [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&f, libc::SYS_unshare, [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]), bpf::RET_ALLOW);
+        assert_eq!(run(&f, libc::SYS_clone, [(libc::CLONE_NEWNET | libc::SIGCHLD) as u64, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&f, libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), bpf::RET_ALLOW);
+        assert_eq!(run(&f, libc::SYS_ioctl, [0, libc::TIOCSTI, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&f, libc::SYS_ioctl, [0, libc::TIOCGWINSZ, 0, 0, 0, 0]), bpf::RET_ALLOW);
+        let ping = [libc::AF_INET as u64, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as u64, libc::IPPROTO_ICMP as u64, 0, 0, 0];
+        assert_eq!(run(&f, libc::SYS_socket, ping), eperm);
+        assert_eq!(run(&f, libc::SYS_socket, [libc::AF_INET as u64, libc::SOCK_DGRAM as u64, 0, 0, 0, 0]), bpf::RET_ALLOW);
+        assert_eq!(run(&f, libc::SYS_fcntl, [3, libc::F_SETLEASE as u64, libc::F_RDLCK as u64, 0, 0, 0]), eperm);
+        assert_eq!(run(&f, libc::SYS_fcntl, [3, libc::F_GETLEASE as u64, 0, 0, 0, 0]), bpf::RET_ALLOW);
+        let open = CompiledFilter::new(FilterOptions { allow_io_uring: true, allow_ping_sockets: true, allow_leases: true }).unwrap();
+        assert_eq!(run(&open, libc::SYS_socket, ping), bpf::RET_ALLOW);
+        assert_eq!(run(&open, libc::SYS_fcntl, [3, libc::F_SETLEASE as u64, 0, 0, 0, 0]), bpf::RET_ALLOW);
+        assert_eq!(run(&open, libc::SYS_io_uring_setup, [0; 6]), bpf::RET_ALLOW);
+        assert_eq!(run(&f, libc::SYS_io_uring_setup, [0; 6]), eperm);
     }
 
     #[test]
     fn installed_filter_denies_in_a_child() {
+        // Compiled before the fork: the test harness is multi-threaded.
+        let filter = CompiledFilter::new(FilterOptions::default()).unwrap();
+        let file = std::fs::File::open("/proc/self/exe").unwrap();
         // A forked child so the test process itself stays unfiltered.
         // SAFETY: the child only makes raw syscalls and _exit()s.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             let code = (|| {
-                install(FilterOptions::default()).ok()?;
+                // A lease on a file we own: granted before the filter, refused after.
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+                // SAFETY: fcntl on a descriptor we own.
+                if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } != 0 {
+                    return Some(5);
+                }
+                unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+                filter.install().ok()?;
                 // SAFETY: plain syscalls with no pointers.
                 let keyctl = unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) };
                 let keyctl_errno = std::io::Error::last_os_error().raw_os_error();
                 let unshare = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
                 let unshare_errno = std::io::Error::last_os_error().raw_os_error();
+                let lease = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
+                let lease_errno = std::io::Error::last_os_error().raw_os_error();
+                let clone3 = unsafe { libc::syscall(libc::SYS_clone3, 0, 0) };
+                let clone3_errno = std::io::Error::last_os_error().raw_os_error();
                 let ok = keyctl == -1
                     && keyctl_errno == Some(libc::EPERM)
                     && unshare == -1
-                    && unshare_errno == Some(libc::EPERM);
+                    && unshare_errno == Some(libc::EPERM)
+                    && lease == -1
+                    && lease_errno == Some(libc::EPERM)
+                    && clone3 == -1
+                    && clone3_errno == Some(libc::ENOSYS)
+                    && unsafe { libc::getppid() } > 0;
                 Some(if ok { 0 } else { 3 })
             })()
             .unwrap_or(4);
@@ -223,6 +288,6 @@ mod tests {
         let mut status = 0;
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert!(libc::WIFEXITED(status), "child died: {status}");
-        assert_eq!(libc::WEXITSTATUS(status), 0, "3: not denied, 4: install failed");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "3: not denied, 4: install failed, 5: no lease even without the filter");
     }
 }

@@ -12,7 +12,7 @@ pub const EXIT_STOPPED: u8 = 3;
     name = "vserver",
     version,
     about = "Build, start, stop and enter Linux-VServer style guests on a stock kernel",
-    after_help = "Examples:\n  vserver web1 build -m busybox --context 101 --interface lo:127.0.0.101/8\n  vserver web1 start\n  vserver web1 exec ps ax\n  vserver web1 enter\n  vserver 101 status\n  vserver --all-marked default -j 4 start\n\nExit codes: 0 success, 1 failure, 2 bad usage; `status` exits 3 when the guest is stopped; `start` of a running and `stop` of a stopped guest warn and exit 0; `delete` exits 2 when not confirmed."
+    after_help = "Examples:\n  vserver web1 build -m busybox --context 101 --interface lo:127.0.0.101/8\n  vserver web1 start\n  vserver web1 exec ps ax\n  vserver web1 exec --user www-data id\n  vserver web1 suexec www-data id\n  vserver web1 enter\n  vserver 101 status\n  vserver --all-marked default -j 4 start\n\nExit codes: 0 success, 1 failure, 2 bad usage; `status` exits 3 when the guest is stopped; `start` of a running and `stop` of a stopped guest warn and exit 0; `delete` exits 2 when not confirmed; exec, suexec and enter exit with the command's code (128+N when signal N killed it, 255 when it could not be started)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,12 +49,46 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_name = "SECONDS")]
         timeout: u64,
     },
-    /// An interactive login shell in the running guest
+    /// An interactive login shell on a new pty in the running guest
     Enter,
-    /// Run a command in the running guest; its exit code is ours
+    /// Run a command in the running guest; its exit code is ours (255: it could not be started)
     Exec {
+        /// Run as this guest user (name or number, from the guest's /etc/passwd)
+        #[arg(short = 'u', long = "user", value_name = "USER")]
+        user: Option<String>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
         argv: Vec<String>,
+    },
+    /// Run a command as a guest user (util-vserver's form of exec --user)
+    Suexec {
+        /// Name or number, resolved in the guest's /etc/passwd
+        #[arg(value_name = "USER")]
+        user: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
+        argv: Vec<String>,
+    },
+    /// Restart the guest if it is running; do nothing (exit 0) if not
+    Condrestart {
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// apt-get in the guest (vserver NAME exec apt-get ARGS...)
+    #[command(name = "apt-get")]
+    AptGet {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// apt-cache in the guest
+    #[command(name = "apt-cache")]
+    AptCache {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// apt-config in the guest
+    #[command(name = "apt-config")]
+    AptConfig {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// Is the guest running? (exit 0 running, 3 stopped)
     Status {

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use vserver_core::context;
 use vserver_core::runstate;
 use vserver_core::Paths;
 
@@ -15,6 +14,7 @@ mod guest_arg;
 mod lifecycle;
 mod status;
 mod cmd_ip;
+mod cmd_exec;
 
 use cli::{Cli, Command};
 
@@ -58,8 +58,18 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Start => lifecycle::start(&paths, name),
         Command::Stop { timeout } => lifecycle::stop(&paths, name, *timeout),
         Command::Restart { timeout } => lifecycle::restart(&paths, name, *timeout),
-        Command::Enter => exit_code(context::enter_shell(&paths, name)?),
-        Command::Exec { argv } => exit_code(context::exec_in_guest(&paths, name, argv, None)?),
+        Command::Enter => cmd_exec::enter(&paths, name),
+        Command::Exec { user, argv } => cmd_exec::exec(&paths, name, user.as_deref(), argv),
+        Command::Suexec { user, argv } => cmd_exec::exec(&paths, name, Some(user), argv),
+        Command::AptGet { args } => cmd_exec::apt(&paths, name, "apt-get", args),
+        Command::AptCache { args } => cmd_exec::apt(&paths, name, "apt-cache", args),
+        Command::AptConfig { args } => cmd_exec::apt(&paths, name, "apt-config", args),
+        Command::Condrestart { timeout } => {
+            if !runstate::is_running(&paths, name) {
+                return Ok(0);
+            }
+            lifecycle::restart(&paths, name, *timeout)
+        }
         Command::Status { json } => status::run(&paths, &named, *json),
         Command::Running => Ok(if runstate::is_running(&paths, name) { 0 } else { 1 }),
         Command::Delete { force } => lifecycle::delete(&paths, &named, *force, 10),
@@ -88,6 +98,3 @@ fn hashify(paths: &Paths, name: &str, dry_run: bool, respect_mtime: bool, insecu
     Ok(u8::from(summary.errors > 0))
 }
 
-fn exit_code(code: i32) -> Result<u8> {
-    Ok(code.clamp(0, 255) as u8)
-}

@@ -70,6 +70,8 @@ pub fn parse_flag(name: &str) -> Result<FlagMeaning, String> {
 pub enum ContextCap {
     /// ping through ICMP sockets (net.ipv4.ping_group_range), not raw sockets.
     RawIcmp,
+    /// File leases (`fcntl(F_SETLEASE)`), which the seccomp filter refuses otherwise.
+    SetLease,
 }
 
 const UNSUPPORTED_CCAPS: &[&str] = &[
@@ -83,6 +85,7 @@ pub fn parse_ccap(name: &str) -> Result<ContextCap, String> {
     let lower = lower.strip_prefix("vxc_").unwrap_or(&lower);
     match lower {
         "raw_icmp" | "icmp" | "ping" => Ok(ContextCap::RawIcmp),
+        "set_lease" => Ok(ContextCap::SetLease),
         "set_rlimit" | "rlimit" => Err(
             "would need CAP_SYS_RESOURCE on a stock kernel; a guest may always raise a soft limit up to its hard limit; remove it"
                 .into(),

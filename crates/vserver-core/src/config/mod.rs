@@ -15,6 +15,7 @@ pub mod parse;
 pub mod process;
 pub mod sched;
 pub mod sysctl;
+pub mod shell;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,194 +1,371 @@
-//! The built-in pid 1 of init style `sysv`: it runs the start command
-//! (`apps/init/cmd.start`, else `/etc/init.d/rc RUNLEVEL`), reaps every
-//! orphan, and turns the usual init signals into a shutdown: SIGTERM means
-//! reboot (busybox's `reboot` sends it), SIGUSR1, SIGUSR2 and SIGPWR mean
-//! halt, and so do the monitor's requests (SIGRTMIN+3 halt, SIGRTMIN+5
-//! reboot; see halt.rs). It ends with reboot(2), which the kernel answers, for the init of a
-//! pid namespace, by killing it with SIGHUP (restart) or SIGINT (halt): the
-//! monitor reads that.
+//! The built-in pid 1 of init style `sysv`. It behaves like sysvinit towards
+//! the guest's own tools, so Debian's `telinit`, `shutdown`, `halt`,
+//! `reboot`, `runlevel`, invoke-rc.d and the postinst of sysvinit-core work:
+//!
+//! - `/run/initctl` is served with sysvinit's protocol (runlevel changes,
+//!   INIT_* variables for the rc scripts); utmp and wtmp get the BOOT_TIME
+//!   and RUN_LVL records, so `runlevel` says `N 3`;
+//! - runlevel N runs `/etc/init.d/rc N` with RUNLEVEL and PREVLEVEL set;
+//!   0 runs `rc 0` (or `cmd.stop`) and stops the guest, 6 runs `rc 6` and
+//!   restarts it;
+//! - signals as sysvinit treats them: SIGUSR1 re-opens /run/initctl, SIGUSR2
+//!   closes it, SIGHUP re-examines (nothing to re-read here), SIGINT
+//!   (ctrl-alt-del) reboots, SIGPWR halts unless /var/run/powerstatus says
+//!   the power is back (`O`), SIGTERM is ignored;
+//! - for `vserver stop` and `restart` (INTERFACES §3, as systemd-nspawn
+//!   sends them): SIGRTMIN+3 halts, SIGRTMIN+4 powers off (= halt),
+//!   SIGRTMIN+5 reboots;
+//! - a guest whose `/sbin/halt` is busybox gets busybox init's meaning of
+//!   SIGTERM (reboot), SIGUSR1 (halt) and SIGUSR2 (poweroff), which is what
+//!   busybox's `reboot`, `halt` and `poweroff` send.
+//!
+//! The guest ends with reboot(2), which the kernel answers, for the init of
+//! a pid namespace, by killing it with SIGHUP (restart) or SIGINT (halt):
+//! the monitor reads that. `halt -f`/`reboot -f` inside do the same directly.
+
+mod identity;
+mod initctl;
+mod signals;
+mod utmp;
 
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::SigSet;
+use anyhow::Result;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::setup::exec_clean;
+use self::initctl::{Initctl, Request};
+use self::signals::{init_signals, unblock_all_signals, SignalFd};
+use super::command;
 use crate::config::Guest;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shutdown {
+/// Exit code of the built-in init when reboot(2) was refused to it (a guest
+/// in a user namespace): the monitor restarts the guest.
+pub const EXIT_REBOOT: i32 = 129;
+
+/// The environment of pid 1 as the guest sees it in /proc/1/environ.
+pub fn init_environment() -> Vec<String> {
+    command::guest_environment(&["HOME=/".into(), "TERM=linux".into()])
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
     Reboot,
     Halt,
 }
 
+/// What a running command was started for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Goal {
+    /// Entering a runlevel (at boot: the start command).
+    Level(u8),
+    Shutdown(Ending),
+}
+
+struct Job {
+    pid: Pid,
+    goal: Goal,
+}
+
+struct Init<'g> {
+    guest: &'g Guest,
+    signals: SignalFd,
+    initctl: Initctl,
+    runlevel: u8,
+    prevlevel: u8,
+    /// INIT_* variables set with `telinit -e` (INIT_HALT from `shutdown -h`).
+    init_vars: Vec<String>,
+    job: Option<Job>,
+    queued: Vec<u8>,
+    ending: Option<Ending>,
+    /// Closed once the start command has run: `vserver start` returns then.
+    report: Option<File>,
+}
+
 pub(super) fn run(guest: &Guest, report: File) -> ! {
-    let signals = init_signals();
-    extern "C" fn noop(_: libc::c_int) {}
-    for sig in signals.numbers() {
-        // A handler makes the kernel deliver these to a namespace's init at all.
-        // SAFETY: installing a handler that does nothing.
-        unsafe { libc::signal(sig, noop as extern "C" fn(libc::c_int) as libc::sighandler_t) };
-    }
-    signals.block();
-
-    let mut pending = None;
-    if let Some(argv) = start_command(guest) {
-        pending = run_to_end(&argv, &signals);
-    }
-    // Closing the report pipe tells `vserver start` the guest is up.
-    drop(report);
-    let how = pending.unwrap_or_else(|| wait_for_shutdown(&signals));
-    shutdown(guest, how, &signals)
+    let err = match Init::new(guest, report) {
+        Ok(mut init) => init.main_loop(),
+        Err(e) => e,
+    };
+    eprintln!("INIT: {err:#}");
+    // SAFETY: leaving pid 1; the kernel ends the namespace.
+    unsafe { libc::_exit(1) }
 }
 
-/// The signals pid 1 waits for; realtime ones included, which nix's
-/// SigSet cannot name: the monitor's halt and reboot requests (halt.rs).
-struct Signals(Vec<libc::c_int>, libc::sigset_t);
-
-impl Signals {
-    fn numbers(&self) -> impl Iterator<Item = libc::c_int> + '_ {
-        self.0.iter().copied()
+impl<'g> Init<'g> {
+    fn new(guest: &'g Guest, report: File) -> Result<Init<'g>> {
+        // Before the first process of the guest can look at us.
+        identity::take_init_identity(&init_environment())?;
+        let signals = SignalFd::block(&init_signals())?;
+        identity::make_undumpable()?;
+        Ok(Init {
+            guest,
+            signals,
+            initctl: Initctl::open(),
+            runlevel: b'N',
+            prevlevel: b'N',
+            init_vars: Vec::new(),
+            job: None,
+            queued: Vec::new(),
+            ending: None,
+            report: Some(report),
+        })
     }
 
-    fn block(&self) {
-        // SAFETY: sigprocmask with a set we own.
-        unsafe { libc::sigprocmask(libc::SIG_BLOCK, &self.1, std::ptr::null_mut()) };
-    }
-
-    fn wait(&self) -> Result<libc::c_int, ()> {
-        let mut sig = 0;
-        // SAFETY: sigwait with a set we own and an int to fill.
-        if unsafe { libc::sigwait(&self.1, &mut sig) } == 0 {
-            Ok(sig)
-        } else {
-            Err(())
+    fn main_loop(&mut self) -> anyhow::Error {
+        utmp::record_boot();
+        let level = self.guest.init.runlevel.bytes().next().unwrap_or(b'3');
+        self.start_job(Goal::Level(level));
+        loop {
+            let mut fds = vec![PollFd::new(self.signals.fd.as_fd(), PollFlags::POLLIN)];
+            if let Some(fd) = self.initctl.fd() {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return anyhow::Error::from(e).context("waiting for signals"),
+                Ok(_) => {}
+            }
+            let request_ready = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            drop(fds);
+            while let Some(sig) = self.signals.read() {
+                self.on_signal(sig);
+            }
+            if request_ready {
+                for request in self.initctl.read_requests() {
+                    self.on_request(request);
+                }
+            }
+            self.reap();
+            if self.job.is_none() {
+                self.next_job();
+            }
         }
     }
-}
 
-fn init_signals() -> Signals {
-    let numbers = vec![
-        libc::SIGCHLD,
-        libc::SIGTERM,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGPWR,
-        libc::SIGINT,
-        super::halt::halt_signal(),
-        super::halt::reboot_signal(),
-    ];
-    // SAFETY: an empty sigset_t filled by sigemptyset/sigaddset.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::sigemptyset(&mut set) };
-    for n in &numbers {
+    fn on_signal(&mut self, sig: libc::c_int) {
+        let rt = libc::SIGRTMIN();
+        let busybox = matches!(sig, libc::SIGTERM | libc::SIGUSR1 | libc::SIGUSR2) && halt_is_busybox();
+        match sig {
+            libc::SIGCHLD => {}
+            s if s == rt + 3 || s == rt + 4 => self.shutdown(Ending::Halt),
+            s if s == rt + 5 => self.shutdown(Ending::Reboot),
+            libc::SIGTERM if busybox => self.shutdown(Ending::Reboot),
+            libc::SIGUSR1 | libc::SIGUSR2 if busybox => self.shutdown(Ending::Halt),
+            libc::SIGUSR1 => self.initctl.reopen(),
+            libc::SIGUSR2 => self.initctl.close_for_good(),
+            libc::SIGINT => self.shutdown(Ending::Reboot),
+            libc::SIGPWR if !power_is_back() => self.shutdown(Ending::Halt),
+            // SIGTERM, SIGHUP (nothing to re-read), SIGWINCH (kbrequest).
+            _ => {}
+        }
+    }
+
+    fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Runlevel(b'0') => self.shutdown(Ending::Halt),
+            Request::Runlevel(b'6') => self.shutdown(Ending::Reboot),
+            Request::Runlevel(level @ (b'1'..=b'5' | b'7'..=b'9')) => self.queued.push(level),
+            Request::Runlevel(b'S' | b's') => {
+                eprintln!("INIT: single-user mode is not available in a guest (vserver NAME enter gives a root shell)")
+            }
+            // Q (re-examine inittab), U (re-exec), A-C (ondemand): nothing
+            // to do for an init that has no inittab and is not replaced.
+            Request::Runlevel(_) => {}
+            Request::SetEnv(entries) => initctl::apply_setenv(&mut self.init_vars, &entries),
+            Request::PowerFail | Request::PowerFailNow => self.shutdown(Ending::Halt),
+            Request::PowerOk => {}
+        }
+    }
+
+    /// A halt wins over a reboot already under way (`vserver stop` while
+    /// the guest reboots); the shutdown command runs once.
+    fn shutdown(&mut self, ending: Ending) {
+        if let Some(current) = self.ending {
+            if ending == Ending::Halt && current == Ending::Reboot {
+                self.ending = Some(Ending::Halt);
+            }
+            return;
+        }
+        self.ending = Some(ending);
+        self.queued.clear();
+        // As sysvinit leaves a runlevel: what runs for the old one is told to stop.
+        if let Some(job) = &self.job {
+            if matches!(job.goal, Goal::Level(_)) {
+                // SAFETY: kill(2) on the job's own process group (it called setsid).
+                unsafe { libc::kill(-job.pid.as_raw(), libc::SIGTERM) };
+            }
+        }
+    }
+
+    fn next_job(&mut self) {
+        if let Some(ending) = self.ending {
+            self.start_job(Goal::Shutdown(ending));
+        } else if !self.queued.is_empty() {
+            let level = self.queued.remove(0);
+            if level != self.runlevel {
+                self.start_job(Goal::Level(level));
+            }
+        }
+    }
+
+    fn start_job(&mut self, goal: Goal) {
+        let level = match goal {
+            Goal::Level(l) => l,
+            // apps/init/runlevel.stop, util-vserver's stop runlevel (default 0).
+            Goal::Shutdown(Ending::Halt) => self.guest.init.runlevel_stop.as_deref().and_then(|l| l.bytes().next()).unwrap_or(b'0'),
+            Goal::Shutdown(Ending::Reboot) => b'6',
+        };
+        if self.runlevel != b'N' {
+            eprintln!("INIT: Switching to runlevel: {}", level as char);
+        }
+        self.prevlevel = self.runlevel;
+        self.runlevel = level;
+        utmp::record_runlevel(level, self.prevlevel);
+        let argv = self.command_for(goal);
+        self.job = argv.and_then(|argv| self.spawn(&argv)).map(|pid| Job { pid, goal });
+        if self.job.is_none() {
+            self.job_done(goal);
+        }
+    }
+
+    fn command_for(&self, goal: Goal) -> Option<Vec<String>> {
+        let init = &self.guest.init;
+        let configured = match goal {
+            Goal::Level(_) if self.prevlevel == b'N' => init.cmd_start.clone(),
+            Goal::Shutdown(_) => init.cmd_stop.clone(),
+            Goal::Level(_) => None,
+        };
+        if let Some(cmd) = configured.filter(|c| !c.is_empty()) {
+            return Some(cmd);
+        }
+        // Decided inside the guest (we are its pid 1, in its root): a
+        // Debian rc is an absolute symlink into the guest's own tree.
+        Path::new("/etc/init.d/rc").exists().then(|| vec!["/etc/init.d/rc".to_string(), (self.runlevel as char).to_string()])
+    }
+
+    fn spawn(&self, argv: &[String]) -> Option<Pid> {
+        let mut env = vec![
+            "HOME=/".to_string(),
+            "TERM=linux".to_string(),
+            "INIT_VERSION=vserver-rs".to_string(),
+            "CONSOLE=/dev/console".to_string(),
+            format!("RUNLEVEL={}", self.runlevel as char),
+            format!("PREVLEVEL={}", self.prevlevel as char),
+        ];
+        env.extend(self.init_vars.iter().cloned());
+        // apps/init/environment, as util-vserver gives it to the rc scripts.
+        env.extend(self.guest.init.environment.iter().flatten().map(|(n, v)| format!("{n}={v}")));
+        let env = command::guest_environment(&env);
+        // SAFETY: pid 1 is single-threaded; the child only execs or exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                unblock_all_signals();
+                // Its own session, as sysvinit does: a runlevel change can
+                // stop it with its children.
+                let _ = nix::unistd::setsid();
+                let err = command::exec(argv, &env);
+                eprintln!("INIT: {err:#}");
+                // SAFETY: leaving the forked child without running destructors.
+                unsafe { libc::_exit(127) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
+            Err(e) => {
+                eprintln!("INIT: cannot fork for {}: {e}", argv[0]);
+                None
+            }
+        }
+    }
+
+    /// Reaps every child (orphans of the whole guest come to pid 1).
+    fn reap(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    let finished = self.job.as_ref().filter(|j| Some(j.pid) == status.pid()).map(|j| j.goal);
+                    if let Some(goal) = finished {
+                        self.job = None;
+                        self.job_done(goal);
+                    }
+                }
+            }
+        }
+    }
+
+    fn job_done(&mut self, goal: Goal) {
+        // Closing the report pipe tells `vserver start` the guest is up.
+        self.report = None;
+        if let Goal::Shutdown(_) = goal {
+            let ending = self.ending.unwrap_or(Ending::Halt);
+            self.finish(ending)
+        }
+    }
+
+    /// After the shutdown command: every process of the guest gets SIGTERM,
+    /// then SIGKILL after 5 s, then reboot(2) ends the namespace.
+    fn finish(&mut self, ending: Ending) -> ! {
+        // SAFETY: kill(-1) from a namespace's init reaches every process of the namespace only.
+        unsafe { libc::kill(-1, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.all_children_gone() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut fds = [PollFd::new(self.signals.fd.as_fd(), PollFlags::POLLIN)];
+            let ms = PollTimeout::try_from(left.as_millis().min(1000) as i32).unwrap_or(PollTimeout::MAX);
+            let _ = poll(&mut fds, ms);
+            while self.signals.read().is_some() {}
+        }
         // SAFETY: as above.
-        unsafe { libc::sigaddset(&mut set, *n) };
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+        let cmd = if ending == Ending::Reboot { libc::LINUX_REBOOT_CMD_RESTART } else { libc::LINUX_REBOOT_CMD_POWER_OFF };
+        // SAFETY: reboot(2) in a pid namespace only ends this namespace.
+        unsafe { libc::reboot(cmd) };
+        // SAFETY: only reached if reboot(2) was refused (no CAP_SYS_BOOT).
+        unsafe { libc::_exit(if ending == Ending::Reboot { EXIT_REBOOT } else { 0 }) }
     }
-    Signals(numbers, set)
-}
 
-/// What a signal asks of pid 1 (None: SIGCHLD, reap).
-fn request(sig: libc::c_int) -> Option<Shutdown> {
-    match sig {
-        libc::SIGCHLD => None,
-        libc::SIGTERM => Some(Shutdown::Reboot),
-        s if s == super::halt::reboot_signal() => Some(Shutdown::Reboot),
-        _ => Some(Shutdown::Halt),
-    }
-}
-
-fn start_command(guest: &Guest) -> Option<Vec<String>> {
-    if let Some(cmd) = guest.init.cmd_start.clone().filter(|c| !c.is_empty()) {
-        return Some(cmd);
-    }
-    Path::new("/etc/init.d/rc").exists().then(|| vec!["/etc/init.d/rc".to_string(), guest.init.runlevel.clone()])
-}
-
-fn stop_command(guest: &Guest, how: Shutdown) -> Option<Vec<String>> {
-    if let Some(cmd) = guest.init.cmd_stop.clone().filter(|c| !c.is_empty()) {
-        return Some(cmd);
-    }
-    let level = if how == Shutdown::Reboot { "6" } else { "0" };
-    Path::new("/etc/init.d/rc").exists().then(|| vec!["/etc/init.d/rc".to_string(), level.to_string()])
-}
-
-fn spawn(argv: &[String]) -> Option<Pid> {
-    // SAFETY: pid 1 is single-threaded; the child only execs or exits.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            let _ = SigSet::all().thread_unblock();
-            let err = exec_clean(argv, None);
-            eprintln!("init: {err:#}");
-            // SAFETY: leaving the forked child without running destructors.
-            unsafe { libc::_exit(127) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
-        Err(e) => {
-            eprintln!("init: cannot fork for {}: {e}", argv[0]);
-            None
-        }
-    }
-}
-
-/// Runs a command to its end while reaping orphans; a shutdown signal that
-/// arrives meanwhile is returned for later.
-fn run_to_end(argv: &[String], signals: &Signals) -> Option<Shutdown> {
-    let child = spawn(argv)?;
-    let mut pending = None;
-    loop {
-        if reap_all().contains(&child) {
-            return pending;
-        }
-        if let Ok(sig) = signals.wait() {
-            pending = pending.or(request(sig));
-        }
-    }
-}
-
-fn wait_for_shutdown(signals: &Signals) -> Shutdown {
-    loop {
-        match signals.wait().ok().and_then(request) {
-            Some(how) => return how,
-            None => {
-                reap_all();
+    fn all_children_gone(&mut self) -> bool {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return false,
+                Ok(_) => continue,
+                Err(_) => return true, // ECHILD
             }
         }
     }
 }
 
-fn reap_all() -> Vec<Pid> {
-    let mut reaped = Vec::new();
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        match status {
-            WaitStatus::StillAlive => break,
-            s => reaped.extend(s.pid()),
-        }
+/// Does the guest's `halt` belong to busybox? Then busybox's signal meanings
+/// apply (its halt, reboot and poweroff signal pid 1 instead of writing
+/// /run/initctl). Looked up in the guest's own tree, where pid 1 lives.
+fn halt_is_busybox() -> bool {
+    let Ok(target) = std::fs::canonicalize("/sbin/halt") else { return false };
+    if target.file_name().is_some_and(|n| n == "busybox") {
+        return true;
     }
-    reaped
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(&target), std::fs::metadata("/bin/busybox")) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
-fn shutdown(guest: &Guest, how: Shutdown, signals: &Signals) -> ! {
-    if let Some(argv) = stop_command(guest, how) {
-        run_to_end(&argv, signals);
-    }
-    // SAFETY: kill(-1) from a namespace's init reaches every process of the namespace only.
-    unsafe { libc::kill(-1, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        reap_all();
-        if waitpid(None, Some(WaitPidFlag::WNOHANG)).is_err() {
-            break; // ECHILD: nothing is left
+/// SIGPWR's reason, as sysvinit reads it: `O` means the power is back.
+fn power_is_back() -> bool {
+    let mut status = None;
+    for path in ["/var/run/powerstatus", "/etc/powerstatus"] {
+        if let Ok(bytes) = std::fs::read(path) {
+            let _ = std::fs::remove_file(path);
+            status = bytes.first().copied();
+            break;
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(-1, libc::SIGKILL) };
-    let cmd = if how == Shutdown::Reboot { libc::LINUX_REBOOT_CMD_RESTART } else { libc::LINUX_REBOOT_CMD_POWER_OFF };
-    // SAFETY: reboot(2) in a pid namespace only ends this namespace.
-    unsafe { libc::reboot(cmd) };
-    // SAFETY: only reached if reboot(2) was refused (no CAP_SYS_BOOT).
-    unsafe { libc::_exit(if how == Shutdown::Reboot { 129 } else { 0 }) }
+    status == Some(b'O')
 }

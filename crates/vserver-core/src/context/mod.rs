@@ -4,7 +4,9 @@
 //! `exec`) and stopping it.
 
 mod channel;
+mod command;
 mod console_log;
+pub mod control;
 pub mod enter;
 mod fdpass;
 pub mod halt;
@@ -27,11 +29,12 @@ pub mod stop;
 pub mod userns;
 
 pub use console_log::{CONSOLE_LIMIT, MONITOR_LOG_LIMIT};
-pub use enter::{enter_shell, exec_in_guest};
+pub use enter::{enter_shell, exec_in_guest, run_in_guest};
 pub use monitor::DEFAULT_READY_TIMEOUT;
 pub use oom::GUEST_OOM_SCORE_ADJ;
 pub use notify::NOTIFY_PATH;
 pub use setup::SYSTEMD_PATHS;
+pub use control::{ExecOptions, Outcome};
 pub use start::start_guest;
 pub use stop::{stop_guest, StopOptions, Stopped};
 

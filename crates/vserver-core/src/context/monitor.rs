@@ -29,6 +29,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use super::console_log::{self, ConsoleLog};
+use super::control::{Control, JoinTarget};
 use super::halt::{self, HaltRequest};
 use super::network::Network;
 use super::report::StartReport;
@@ -77,6 +78,9 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
     let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     let mut cli = Some(StartReport::new(report));
     let mut console = ConsoleLog::new(paths.guest_rundir(&guest.name).join("console.log"));
+    // `vserver NAME exec|enter|suexec` ask here for a process in the guest;
+    // between boots (a reboot) their connections wait in the backlog.
+    let mut control = Control::listen(paths, &guest.name)?;
     loop {
         if cli.is_none() {
             // compat: a reboot runs what `vserver start` runs before the monitor exists.
@@ -91,8 +95,10 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
                 return Err(e);
             }
         };
-        let ending = boot.run(&sigfd, &mut cli);
+        let ending = boot.run(&sigfd, &mut cli, &mut control);
         let stopped = boot.stop_requested;
+        // pid 1 has ended: every joiner went with its pid namespace.
+        control.detach();
         boot.teardown();
         // Whoever waits in `vserver start` learns the outcome only once
         // nothing of a failed boot is left, the run state included.
@@ -171,6 +177,8 @@ struct Boot<'a> {
     notify: Option<OwnedFd>,
     log: &'a mut ConsoleLog,
     phase: Phase,
+    /// Handed to the control socket once pid 1 runs the guest's code.
+    join: Option<JoinTarget>,
     /// When pid 1 is killed if it has not ended by then.
     kill_at: Option<Instant>,
     stop_requested: bool,
@@ -198,7 +206,18 @@ impl<'a> Boot<'a> {
         };
         log.note(&format!("starting guest {} (init style {style})", guest.name));
         match pid1::start(paths, guest, &cgroup, &mut network, &mut seat) {
-            Ok(p) => Ok(Boot {
+            Ok(p) => {
+                let join = join_target(&cgroup, p.pid, &p.pidfd, &p.restrictions);
+                let join = match join {
+                    Ok(j) => j,
+                    Err(e) => {
+                        let _ = pidfd::send_signal(&p.pidfd, libc::SIGKILL);
+                        let _ = waitpid(p.pid, None);
+                        undo(paths, guest, &cgroup, &mut network, seat, false);
+                        return Err(e);
+                    }
+                };
+                Ok(Boot {
                 paths,
                 guest,
                 cgroup,
@@ -213,11 +232,13 @@ impl<'a> Boot<'a> {
                 notify: None,
                 log,
                 phase: Phase::Setup,
+                join: Some(join),
                 kill_at: None,
                 stop_requested: false,
                 failure: None,
                 ending: None,
-            }),
+            })
+            }
             Err(e) => {
                 // Nothing of a failed start stays: addresses, programs and
                 // the cgroup go, and with it any process that got into it.
@@ -228,9 +249,9 @@ impl<'a> Boot<'a> {
     }
 
     /// The event loop of one boot; returns how it ended.
-    fn run(&mut self, sigfd: &SignalFd, cli: &mut Option<StartReport>) -> Ending {
+    fn run(&mut self, sigfd: &SignalFd, cli: &mut Option<StartReport>, control: &mut Control) -> Ending {
         loop {
-            let ready = match self.wait(sigfd) {
+            let (ready, control_events) = match self.wait(sigfd, control) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("vserver monitor {}: poll: {e}", self.guest.name);
@@ -242,6 +263,14 @@ impl<'a> Boot<'a> {
             for source in ready.iter().filter(|s| **s != Source::Init) {
                 self.handle(*source, sigfd, cli);
             }
+            // Before pid 1's end is handled: its exit waits for the joiners
+            // (our children in its pid namespace) to be reaped.
+            control.dispatch(&control_events);
+            if self.phase != Phase::Setup {
+                if let Some(target) = self.join.take() {
+                    control.attach(target);
+                }
+            }
             if ready.contains(&Source::Init) {
                 self.handle(Source::Init, sigfd, cli);
             }
@@ -252,26 +281,30 @@ impl<'a> Boot<'a> {
         }
     }
 
-    /// Polls every source; returns those with something to read.
-    fn wait(&self, sigfd: &SignalFd) -> nix::Result<Vec<Source>> {
+    /// Polls every source and the control socket's descriptors; returns the
+    /// sources with something to read and the control socket's events.
+    fn wait(&self, sigfd: &SignalFd, control: &Control) -> nix::Result<(Vec<Source>, Vec<PollFlags>)> {
         let sources = self.sources(sigfd);
         let mut fds: Vec<PollFd> = sources.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+        fds.extend(control.poll_fds());
         let timeout = self
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32)
             .map(|ms| PollTimeout::try_from(ms.max(1)).unwrap_or(PollTimeout::MAX))
             .unwrap_or(PollTimeout::NONE);
         match poll(&mut fds, timeout) {
-            Err(nix::errno::Errno::EINTR) => return Ok(Vec::new()),
+            Err(nix::errno::Errno::EINTR) => return Ok((Vec::new(), Vec::new())),
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        Ok(sources
+        let ready = sources
             .iter()
             .zip(&fds)
             .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
             .map(|((s, _), _)| *s)
-            .collect())
+            .collect();
+        let control_events = fds[sources.len()..].iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+        Ok((ready, control_events))
     }
 
     fn sources<'s>(&'s self, sigfd: &'s SignalFd) -> Vec<(Source, BorrowedFd<'s>)> {
@@ -389,7 +422,7 @@ impl<'a> Boot<'a> {
     }
 
     fn save_state(&self) -> Result<()> {
-        let restrictions = Restrictions::for_guest(self.guest);
+        let restrictions = Restrictions::for_guest(self.guest)?;
         let state = RunState {
             name: self.guest.name.clone(),
             xid: self.guest.xid,
@@ -577,6 +610,16 @@ impl<'a> Boot<'a> {
         let was_up = self.phase == Phase::Up;
         undo(self.paths, self.guest, &self.cgroup, &mut self.network, self.seat.take(), was_up);
     }
+}
+
+/// What the control socket needs to put a process into this boot's guest:
+/// the cgroups every joiner belongs in (payload, or where a systemd guest's
+/// pid 1 put itself on cgroup2), pid 1, the restrictions it runs under.
+fn join_target(cgroup: &GuestCgroup, pid: Pid, pidfd: &OwnedFd, restrictions: &Restrictions) -> Result<JoinTarget> {
+    let dirs = cgroup.joiner_dirs(pid.as_raw()).context("finding the guest's cgroups for joiners")?;
+    let v2_root = cgroup.layout().v2.clone();
+    let (v2, v1): (Vec<_>, Vec<_>) = dirs.into_iter().partition(|d| v2_root.as_ref().is_some_and(|r| d.starts_with(r)));
+    JoinTarget::new(pid.as_raw(), pidfd, v2.first().map(|p| p.as_path()), &v1, restrictions)
 }
 
 fn ready_timeout(guest: &Guest) -> Duration {

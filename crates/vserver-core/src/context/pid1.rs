@@ -27,6 +27,8 @@ pub(super) struct Pid1 {
     pub(super) pidfd: OwnedFd,
     pub(super) report: File,
     pub(super) start_socket: OwnedFd,
+    /// What the control socket needs to put joiners into this guest.
+    pub(super) restrictions: Restrictions,
 }
 
 /// Everything on the host side of a boot, in order, then the fork of pid 1.
@@ -67,7 +69,7 @@ pub(super) fn start(
         // Before the clone: the time namespace applies to our children.
         enter_fresh_time_namespace()?;
     }
-    let restrictions = Restrictions::for_guest(guest);
+    let restrictions = Restrictions::for_guest(guest)?;
     let go = Channel::new()?;
     let report = Channel::new()?;
     let userns_ready = Channel::new()?;
@@ -88,7 +90,7 @@ pub(super) fn start(
         let _ = waitpid(pid, None);
         return Err(e);
     }
-    Ok(Pid1 { pid, pidfd, report: report.read, start_socket: start_monitor })
+    Ok(Pid1 { pid, pidfd, report: report.read, start_socket: start_monitor, restrictions })
 }
 
 /// S1 and S1u: the monitor's half of the hand-shake with the guest's first

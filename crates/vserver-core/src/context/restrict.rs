@@ -1,37 +1,48 @@
 //! The restrictions every process of a guest runs under, applied last before
 //! exec, in the same order for the guest's init and for `enter`/`exec`.
 
+use std::os::fd::OwnedFd;
+
 use anyhow::{Context, Result};
 
 use crate::caps::{self, CapSet};
 use crate::limits::rlimit::{self, RlimitSetting};
-use crate::seccomp::{self, FilterOptions};
+use crate::seccomp::{CompiledFilter, FilterOptions};
 use crate::sys::fds;
 
-/// What a guest's processes are held to.
+/// What a guest's processes are held to. Built once per boot by the
+/// monitor, which keeps it for the processes that join the guest later.
 #[derive(Debug, Clone)]
 pub struct Restrictions {
     pub bcaps: CapSet,
+    /// What leaves the bounding set to leave `bcaps`, computed once.
+    pub bounding_drops: Vec<caps::Capability>,
+    /// The configured limits, for the guest's first process (joiners copy
+    /// the running init's limits instead, which `vlimit` may have changed).
     pub rlimits: Vec<RlimitSetting>,
-    /// Exact limits copied from a running guest's init (for `exec`).
-    pub raw_rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
     pub personality: libc::c_ulong,
     pub seccomp: FilterOptions,
+    /// `seccomp`, compiled once: installed from this copy by every process.
+    pub filter: CompiledFilter,
 }
 
 impl Restrictions {
     /// What the configuration asks for, at guest start.
-    pub fn for_guest(guest: &crate::config::Guest) -> Restrictions {
-        Restrictions {
+    pub fn for_guest(guest: &crate::config::Guest) -> Result<Restrictions> {
+        use crate::config::{ContextCap, ContextFlag};
+        let seccomp = FilterOptions {
+            allow_io_uring: guest.cflags.contains(&ContextFlag::IoUring),
+            allow_ping_sockets: guest.ccaps.contains(&ContextCap::RawIcmp),
+            allow_leases: guest.ccaps.contains(&ContextCap::SetLease),
+        };
+        Ok(Restrictions {
+            bounding_drops: caps::bounding_set_drops(&guest.bcaps),
             bcaps: guest.bcaps.clone(),
             rlimits: guest.rlimits.clone(),
-            raw_rlimits: Vec::new(),
             personality: guest.personality_raw(), // compat: domain and flags
-            seccomp: FilterOptions {
-                allow_io_uring: guest.cflags.contains(&crate::config::ContextFlag::IoUring),
-                allow_ping_sockets: guest.ccaps.contains(&crate::config::ContextCap::RawIcmp),
-            },
-        }
+            seccomp,
+            filter: CompiledFilter::new(seccomp)?,
+        })
     }
 }
 
@@ -40,25 +51,61 @@ impl Restrictions {
 /// host's user namespace.
 pub fn apply_limits(r: &Restrictions) -> Result<()> {
     set_personality(r.personality)?;
-    rlimit::apply_to_self(&r.rlimits).map_err(anyhow::Error::msg)?;
-    for (res, lim) in &r.raw_rlimits {
+    rlimit::apply_to_self(&r.rlimits).map_err(anyhow::Error::msg)
+}
+
+/// A resource limit as read from a running process (prlimit).
+pub type RawLimit = (libc::__rlimit_resource_t, libc::rlimit);
+
+/// The limits of a running guest's init, for a process joining it: every one
+/// is set, or it is an error (a joiner never keeps a host limit).
+pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> Result<()> {
+    set_personality(personality)?;
+    for (res, lim) in limits {
         // SAFETY: setrlimit reads the struct we pass.
         if unsafe { libc::setrlimit(*res, lim) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("copying the guest's resource limits");
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("copying the guest's resource limit {res}"));
         }
     }
     Ok(())
 }
 
 /// The bounding set, the descriptors, the seccomp filter: the last steps
-/// before exec.
-pub fn apply_confinement(r: &Restrictions) -> Result<()> {
-    caps::restrict_to(&r.bcaps).map_err(anyhow::Error::msg)?;
+/// before exec. Returns the filter's user-notification listener when the
+/// guest's processes are supervised (none yet: the filter only denies).
+pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
+    reset_signals()?;
+    caps::drop_from_bounding_set(&r.bounding_drops).map_err(anyhow::Error::msg)?;
     // Nothing of the host survives exec but stdin, stdout and stderr.
     fds::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;
     // Last: installing a filter without no_new_privs needs CAP_SYS_ADMIN,
     // which is still in our effective set until exec.
-    seccomp::install(r.seccomp).map_err(anyhow::Error::msg)
+    r.filter.install()?;
+    Ok(None)
+}
+
+/// A guest process starts with no signal blocked or ignored: exec keeps
+/// both, and the monitor blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD for its
+/// signalfd and ignores SIGPIPE (as every Rust program does).
+fn reset_signals() -> Result<()> {
+    for sig in 1..=31 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting a disposition to the default; no handler is involved.
+        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("resetting signal {sig}"));
+        }
+    }
+    // SAFETY: an empty set, set as this thread's mask.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+            anyhow::bail!("unblocking signals");
+        }
+    }
+    Ok(())
 }
 
 fn set_personality(p: libc::c_ulong) -> Result<()> {

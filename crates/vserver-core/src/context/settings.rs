@@ -39,3 +39,22 @@ pub fn apply_process_settings(p: &ProcessSettings) -> Result<()> {
     }
     Ok(())
 }
+
+/// The nice level, I/O priority and OOM score of a running process (the
+/// guest's pid 1), for a joiner to take over: every guest process runs with
+/// what the guest's configuration gave its first process.
+pub fn of_process(pid: i32) -> Result<ProcessSettings> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Field 19 (nice), counted after the command name's closing parenthesis.
+    let nice = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(16)).and_then(|n| n.parse::<i32>().ok());
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: ioprio_get(2) with plain integers.
+    let raw = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, pid as libc::c_long) };
+    let ionice = (raw > 0).then(|| crate::config::IoPriority { class: ((raw >> 13) & 0x7) as u8, level: (raw & 0xff) as u8 });
+    let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .with_context(|| format!("reading /proc/{pid}/oom_score_adj"))?
+        .trim()
+        .parse::<i32>()
+        .ok();
+    Ok(ProcessSettings { nice, ionice, oom_score_adj: adj })
+}

@@ -2,6 +2,7 @@
 //! every `unsafe` block with its SAFETY note.
 
 pub mod clone;
+pub mod clone3;
 pub mod fds;
 pub mod openat2;
 pub mod pidfd;

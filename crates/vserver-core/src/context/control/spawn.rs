@@ -1,0 +1,379 @@
+//! A process joining a running guest (`exec`, `enter`, `suexec`), forked by
+//! the guest's monitor. Everything it needs is prepared once per boot in a
+//! [`JoinTarget`]: the pidfd of the guest's init, which namespaces to join,
+//! the payload cgroup (a cgroup2 directory for CLONE_INTO_CGROUP, the v1
+//! `tasks` files), and the restrictions with the compiled seccomp filter.
+//! Between fork and exec the joiner only makes system calls; a step that
+//! fails stops it before anything of the command runs (fail closed).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+use super::proto::{self, ExecRequest, Stdio, ToClient};
+use super::user::{self, GuestUser};
+use crate::context::command;
+use crate::context::restrict::{self, RawLimit, Restrictions};
+use crate::sys::clone3::{self, Forked};
+use crate::sys::{fds, pidfd};
+
+/// Exit code of a joiner that could not start the command (util-vserver's
+/// wrappers exit 255 when they cannot set up the context).
+pub const EXIT_CANNOT_RUN: i32 = 255;
+
+const CLONE_NEWTIME: libc::c_int = 0x80;
+/// RLIMIT_CPU (0) to RLIMIT_RTTIME (15): every limit Linux has.
+const RLIMIT_COUNT: libc::__rlimit_resource_t = 16;
+const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+
+/// What the monitor holds, per boot, to put new processes into its guest.
+pub struct JoinTarget {
+    init_pid: libc::pid_t,
+    init_fd: OwnedFd,
+    /// CLONE_NEW* flags of the init's namespaces that differ from ours.
+    namespaces: libc::c_int,
+    cgroup2_dir: Option<OwnedFd>,
+    /// For kernels without CLONE_INTO_CGROUP.
+    cgroup2_procs: Option<File>,
+    /// v1 hierarchies: `tasks` moves the writing thread alone, which skips
+    /// the threadgroup lock and its RCU grace period that a `cgroup.procs`
+    /// write can wait for (8-22 ms on this kind of host).
+    v1_tasks: Vec<File>,
+    own_pid_ns: OwnedFd,
+    /// Ours, which a joiner inherits: it only sets the ones that differ.
+    own_limits: Vec<RawLimit>,
+    restrictions: Restrictions,
+}
+
+impl JoinTarget {
+    /// `payload_v2`/`payload_v1`: the cgroup directories every guest
+    /// process belongs in.
+    pub fn new(
+        init_pid: libc::pid_t,
+        init_fd: &OwnedFd,
+        payload_v2: Option<&Path>,
+        payload_v1: &[PathBuf],
+        restrictions: &Restrictions,
+    ) -> Result<JoinTarget> {
+        let open_dir = |dir: &Path| -> Result<OwnedFd> {
+            let f = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(dir)
+                .with_context(|| format!("opening cgroup {}", dir.display()))?;
+            Ok(f.into())
+        };
+        let open_write = |file: PathBuf| -> Result<File> {
+            OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(&file).with_context(|| format!("opening {}", file.display()))
+        };
+        Ok(JoinTarget {
+            init_pid,
+            init_fd: init_fd.try_clone()?,
+            namespaces: namespaces_to_join(init_pid)?,
+            cgroup2_dir: payload_v2.map(open_dir).transpose()?,
+            cgroup2_procs: payload_v2.map(|d| open_write(d.join("cgroup.procs"))).transpose()?,
+            v1_tasks: payload_v1.iter().map(|d| open_write(d.join("tasks"))).collect::<Result<_>>()?,
+            own_pid_ns: File::open("/proc/self/ns/pid").context("opening our pid namespace")?.into(),
+            own_limits: limits_of(0)?,
+            restrictions: restrictions.clone(),
+        })
+    }
+}
+
+/// A joiner that was forked: the monitor polls `pidfd` for its end and reads
+/// `report` then: nothing when exec worked, else the error (a JSON string);
+/// a supervised guest's joiner also sends its seccomp listener there
+/// ([`LISTENER`] with the descriptor).
+pub struct Spawned {
+    pub pid: libc::pid_t,
+    pub pidfd: OwnedFd,
+    pub report: OwnedFd,
+}
+
+/// Forks the joiner for `request`. `passed` are the descriptors that came
+/// with it (for the `Stdio::Passed` slots, in order); `conn` is the client's
+/// connection, over which the joiner sends the pty master.
+pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], conn: BorrowedFd<'_>) -> Result<Spawned> {
+    if passed.len() != request.passed_count() {
+        bail!("the request names {} descriptors but {} came with it", request.passed_count(), passed.len());
+    }
+    // Read here, at every exec: `vlimit` may have changed them since the
+    // start. The joiner inherits ours and sets the others.
+    let limits: Vec<RawLimit> =
+        limits_of(target.init_pid)?.into_iter().filter(|l| !target.own_limits.iter().any(|o| same_limit(o, l))).collect();
+    // Likewise pid 1's nice level, I/O priority and OOM score (`nice`,
+    // `ionice/`, `badness`, or the default guest score).
+    let settings = crate::context::settings::of_process(target.init_pid)?;
+    let (report, report_child) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).context("creating the report socket")?;
+    // The pid namespace applies to children only: the joiner is created in
+    // the guest's, and this process switches back at once.
+    let pid_ns = PidNamespaceForChildren::enter(&target.init_fd, &target.own_pid_ns)?;
+    let cgroup = target.cgroup2_dir.as_ref().map(|d| d.as_fd());
+    let forked = match clone3::fork_with_pidfd(cgroup, 0) {
+        Err(e) if cgroup.is_some() && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::E2BIG)) => {
+            // A kernel before 5.7: the joiner writes cgroup.procs itself.
+            clone3::fork_with_pidfd(None, 0).map(|f| (f, true))
+        }
+        other => other.map(|f| (f, false)),
+    };
+    match forked {
+        Ok((Forked::Child, write_procs)) => {
+            // The switch back is the monitor's; here it would fail.
+            std::mem::forget(pid_ns);
+            let err = joiner(target, request, passed, conn, report_child.as_fd(), &limits, &settings, write_procs).unwrap_err();
+            let _ = proto::send(report_child.as_fd(), &format!("{err:#}"), &[]);
+            // SAFETY: leaving the forked joiner without unwinding into the monitor.
+            unsafe { libc::_exit(EXIT_CANNOT_RUN) }
+        }
+        Ok((Forked::Parent { pid, pidfd }, _)) => Ok(Spawned { pid, pidfd, report }),
+        Err(e) => Err(e).context("forking the process that joins the guest"),
+    }
+}
+
+/// The joiner, from fork to exec. The order of the privileged steps:
+#[allow(clippy::too_many_arguments)]
+fn joiner(
+    target: &JoinTarget,
+    request: &ExecRequest,
+    passed: &[OwnedFd],
+    conn: BorrowedFd<'_>,
+    report: BorrowedFd<'_>,
+    limits: &[RawLimit],
+    settings: &crate::config::ProcessSettings,
+    write_procs: bool,
+) -> Result<std::convert::Infallible> {
+    // Not dumpable until exec: guest root must not ptrace or read a process
+    // that still holds host privileges (inherited from the monitor already;
+    // this checks it).
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("making the joining process non-dumpable");
+    }
+    // The cgroups first, while their files are reachable and we are host
+    // root (cgroup2 happened at fork, unless the kernel is older than 5.7).
+    if write_procs {
+        if let Some(mut procs) = target.cgroup2_procs.as_ref() {
+            procs.write_all(b"0").context("joining the guest's cgroup")?;
+        }
+    }
+    for mut tasks in &target.v1_tasks {
+        tasks.write_all(b"0").context("joining the guest's cgroup (v1)")?;
+    }
+    // Before the user namespace: raising a hard limit needs the host's
+    // CAP_SYS_RESOURCE.
+    restrict::apply_copied_limits(target.restrictions.personality, limits)?;
+    // Also while we hold CAP_SYS_RESOURCE and CAP_SYS_NICE: the OOM score
+    // then becomes the floor guest root cannot go below.
+    crate::context::settings::apply_process_settings(settings)?;
+    // All namespaces at once through the init's pidfd: there is no moment
+    // in which we are in the guest's mount namespace but not its others.
+    pidfd::setns(&target.init_fd, target.namespaces).context("joining the guest's namespaces")?;
+    if target.namespaces & libc::CLONE_NEWUSER != 0 {
+        crate::context::userns::become_root()?;
+    }
+    // From here on every path is the guest's.
+    let who = match &request.user {
+        Some(spec) => user::resolve(spec)?,
+        None => GuestUser::root(),
+    };
+    let master = set_up_stdio(request, passed, &who)?;
+    let argv = if request.argv.is_empty() { login_shell()? } else { request.argv.clone() };
+    let dir = if request.login { who.home.as_str() } else { "/" };
+    if std::env::set_current_dir(dir).is_err() {
+        std::env::set_current_dir("/").context("entering the guest root")?;
+    }
+    let mut env = who.environment();
+    env.push(format!("TERM={}", command::sanitized_term(request.term.as_deref())));
+    let env = command::guest_environment(&env);
+    // Bounding set, close-on-exec for everything but 0-2, seccomp last.
+    if let Some(listener) = restrict::apply_confinement(&target.restrictions)? {
+        // A supervised guest: the monitor takes its notifications.
+        proto::send(report, &LISTENER, &[listener.as_raw_fd()]).context("passing the seccomp listener to the monitor")?;
+    }
+    if let Some(master) = master {
+        proto::send(conn, &ToClient::Pty, &[master.as_raw_fd()]).context("passing the terminal to vserver")?;
+    }
+    // Nothing of the host stays open but the report socket (close-on-exec),
+    // and the process is made non-dumpable again after the user switch, which
+    // resets that flag to fs.suid_dumpable.
+    fds::close_all_except(&[report.as_raw_fd()]);
+    who.switch_to()?;
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("making the joining process non-dumpable");
+    }
+    Err(command::exec(&argv, &env))
+}
+
+/// The report message that carries a seccomp listener descriptor.
+pub const LISTENER: &str = "listener";
+
+/// Descriptors 0-2 of the command: the passed pipes, the guest's /dev/null,
+/// or the slave of a new pty in the guest's devpts (then we become the
+/// leader of a new session with it as controlling terminal). Returns the
+/// pty master, for the client.
+fn set_up_stdio(request: &ExecRequest, passed: &[OwnedFd], who: &GuestUser) -> Result<Option<OwnedFd>> {
+    // A new session in any case: the command never shares a process group
+    // or a terminal with anything of the host.
+    nix::unistd::setsid().context("starting a new session")?;
+    let pty = if request.wants_pty() { Some(open_pty(request.winsize, who)?) } else { None };
+    if let Some((_, slave)) = &pty {
+        // SAFETY: ioctl on a descriptor we own; makes it our controlling terminal.
+        if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("making the pty the controlling terminal");
+        }
+    }
+    let null = if request.stdio.contains(&Stdio::Null) {
+        Some(OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY).open("/dev/null").context("opening the guest's /dev/null")?)
+    } else {
+        None
+    };
+    let mut next_passed = passed.iter();
+    for (target_fd, how) in request.stdio.iter().enumerate() {
+        let source: RawFd = match how {
+            Stdio::Passed => next_passed.next().context("a passed descriptor is missing")?.as_raw_fd(),
+            Stdio::Pty => pty.as_ref().map(|(_, s)| s.as_raw_fd()).context("no pty")?,
+            Stdio::Null => null.as_ref().map(|n| n.as_raw_fd()).context("no /dev/null")?,
+        };
+        // SAFETY: dup2 onto 0-2 of this process; the result is checked.
+        if unsafe { libc::dup2(source, target_fd as RawFd) } != target_fd as RawFd {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("setting up descriptor {target_fd}"));
+        }
+    }
+    Ok(pty.map(|(master, _)| master))
+}
+
+/// A pty of the guest's own devpts instance (checked to be one), unlocked,
+/// its slave opened through the master (no path lookup), sized like the
+/// admin's terminal and owned by the user the command runs as.
+fn open_pty(winsize: Option<[u16; 4]>, who: &GuestUser) -> Result<(OwnedFd, OwnedFd)> {
+    let master: OwnedFd = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open("/dev/pts/ptmx")
+        .context("opening the guest's /dev/pts/ptmx")?
+        .into();
+    let fs = nix::sys::statfs::fstatfs(&master).context("checking the guest's devpts")?;
+    if fs.filesystem_type().0 as i64 != DEVPTS_SUPER_MAGIC {
+        bail!("the guest's /dev/pts/ptmx is not on a devpts filesystem");
+    }
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int we own.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("unlocking the pty");
+    }
+    // SAFETY: TIOCGPTPEER returns a new descriptor for the slave, checked below.
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if slave < 0 {
+        return Err(std::io::Error::last_os_error()).context("opening the pty's slave");
+    }
+    // SAFETY: a descriptor the kernel just gave us.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    if let Some([rows, cols, x, y]) = winsize {
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: x, ws_ypixel: y };
+        // SAFETY: TIOCSWINSZ reads the struct we own.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    if who.uid != 0 {
+        // As login does: the user's own terminal, group tty may write.
+        nix::unistd::fchown(slave.as_raw_fd(), Some(nix::unistd::Uid::from_raw(who.uid)), None).context("giving the pty to the user")?;
+        nix::sys::stat::fchmod(slave.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o620)).context("setting the pty's mode")?;
+    }
+    Ok((master, slave))
+}
+
+/// util-vserver's choice for `enter`: bash, else sh, else csh, as login shells.
+fn login_shell() -> Result<Vec<String>> {
+    for shell in ["/bin/bash", "/bin/sh", "/bin/csh"] {
+        if Path::new(shell).exists() {
+            return Ok(vec![shell.to_string(), "-l".to_string()]);
+        }
+    }
+    bail!("the guest has no /bin/bash, /bin/sh or /bin/csh")
+}
+
+/// Every resource limit of a process (0: ourselves), or an error: a limit
+/// of the guest that cannot be read is never left at the host's value.
+fn limits_of(pid: libc::pid_t) -> Result<Vec<RawLimit>> {
+    (0..RLIMIT_COUNT)
+        .map(|res| {
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: prlimit(2) reading another process's limit into our struct.
+            if unsafe { libc::prlimit(pid, res, std::ptr::null(), &mut lim) } != 0 {
+                return Err(std::io::Error::last_os_error()).with_context(|| format!("reading resource limit {res} of the guest's init"));
+            }
+            Ok((res, lim))
+        })
+        .collect()
+}
+
+fn same_limit(a: &RawLimit, b: &RawLimit) -> bool {
+    a.0 == b.0 && a.1.rlim_cur == b.1.rlim_cur && a.1.rlim_max == b.1.rlim_max
+}
+
+/// The namespaces of the guest's init that differ from ours. A namespace
+/// whose link cannot be read is an error, never skipped: skipping the
+/// mount namespace would run the command on the host.
+fn namespaces_to_join(init: libc::pid_t) -> Result<libc::c_int> {
+    let mut flags = 0;
+    for (name, flag) in [
+        ("mnt", libc::CLONE_NEWNS),
+        ("uts", libc::CLONE_NEWUTS),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("net", libc::CLONE_NEWNET),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("time", CLONE_NEWTIME),
+        ("user", libc::CLONE_NEWUSER),
+    ] {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
+        let theirs = std::fs::read_link(format!("/proc/{init}/ns/{name}"));
+        match (ours, theirs) {
+            (Ok(o), Ok(t)) => {
+                if o != t {
+                    flags |= flag;
+                }
+            }
+            // A kernel without this kind of namespace (time before 5.6).
+            (Err(o), Err(t)) if o.kind() == std::io::ErrorKind::NotFound && t.kind() == std::io::ErrorKind::NotFound => {}
+            (_, Err(e)) | (Err(e), _) => {
+                return Err(e).with_context(|| format!("reading the {name} namespace of the guest's init (pid {init})"));
+            }
+        }
+    }
+    if flags & libc::CLONE_NEWNS == 0 {
+        bail!("the guest's init (pid {init}) shares our mount namespace: it is not a guest's init");
+    }
+    Ok(flags)
+}
+
+/// Our pid namespace for children set to the guest's, and back on drop.
+struct PidNamespaceForChildren<'a> {
+    own: &'a OwnedFd,
+}
+
+impl<'a> PidNamespaceForChildren<'a> {
+    fn enter(init_fd: &OwnedFd, own: &'a OwnedFd) -> Result<Self> {
+        pidfd::setns(init_fd, libc::CLONE_NEWPID).context("joining the guest's pid namespace")?;
+        Ok(PidNamespaceForChildren { own })
+    }
+}
+
+impl Drop for PidNamespaceForChildren<'_> {
+    fn drop(&mut self) {
+        // SAFETY: setns(2) back to our own (active) pid namespace.
+        if unsafe { libc::setns(self.own.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            // Our next guest boot would nest its pid namespace in this
+            // guest's: better to stop than to go on like that.
+            eprintln!("vserver monitor: cannot return to our pid namespace: {}", std::io::Error::last_os_error());
+            // SAFETY: ending the monitor; its guest goes with it (PDEATHSIG).
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
