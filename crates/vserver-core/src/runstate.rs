@@ -117,6 +117,28 @@ pub fn status(paths: &Paths, name: &str) -> io::Result<Status> {
     })
 }
 
+/// As [`status`], but a guest whose pid 1 has ended while its monitor
+/// still lives (a reboot between two boots, or the teardown after a halt)
+/// is waited for, up to `limit`, until it runs again or is gone: deciding
+/// on such a moment (a start cleaning up "stale" state under a monitor that
+/// is still tearing down) would race the monitor.
+pub fn settled_status(paths: &Paths, name: &str, limit: std::time::Duration) -> io::Result<Status> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let now = status(paths, name)?;
+        match &now {
+            Status::Stale(s) if s.monitor.is_alive() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => return Ok(now),
+        }
+    }
+}
+
+/// How long the commands that act on a guest wait for a reboot or a
+/// teardown under way to finish.
+pub const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn is_running(paths: &Paths, name: &str) -> bool {
     matches!(status(paths, name), Ok(Status::Running(_)))
 }

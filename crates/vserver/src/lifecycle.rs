@@ -40,7 +40,7 @@ pub fn start(paths: &Paths, name: &str) -> Result<u8> {
 
 pub fn stop(paths: &Paths, name: &str, timeout: u64) -> Result<u8> {
     let guest = config::load_guest(paths, name)?;
-    if runstate::status(paths, name)? == Status::Stopped {
+    if runstate::settled_status(paths, name, runstate::SETTLE_LIMIT)? == Status::Stopped {
         eprintln!("vserver '{name}' is not running");
         return Ok(0);
     }
@@ -58,7 +58,7 @@ fn stop_loaded(paths: &Paths, guest: &Guest, timeout: u64) -> Result<u8> {
 }
 
 pub fn restart(paths: &Paths, name: &str, timeout: u64) -> Result<u8> {
-    if runstate::status(paths, name)? != Status::Stopped {
+    if runstate::settled_status(paths, name, runstate::SETTLE_LIMIT)? != Status::Stopped {
         stop_loaded(paths, &config::load_guest(paths, name)?, timeout)?;
     }
     start(paths, name)
@@ -81,7 +81,7 @@ pub fn delete(paths: &Paths, guest: &Named, force: bool, timeout: u64) -> Result
             return Ok(EXIT_NOT_CONFIRMED);
         }
     }
-    if runstate::status(paths, &guest.name)? != Status::Stopped {
+    if runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? != Status::Stopped {
         stop_loaded(paths, &config::load_guest(paths, &guest.name)?, timeout)?;
     }
     crate::cmd_build::delete(paths, &guest.name)

@@ -17,7 +17,7 @@ pub fn run(paths: &Paths, guest: &Named, json: bool) -> Result<u8> {
     if !paths.guest_confdir(&guest.name).is_dir() {
         config::load_guest(paths, &guest.name)?; // the "no such guest" error
     }
-    let status = runstate::status(paths, &guest.name).context("reading the run state")?;
+    let status = runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT).context("reading the run state")?;
     if json {
         println!("{}", json_doc(paths, &guest.name, &status));
     } else {

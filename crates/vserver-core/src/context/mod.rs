@@ -43,7 +43,7 @@ use crate::runstate::{self, RunState, Status};
 
 /// The running guest's state, or an error saying it does not run.
 pub fn require_running(paths: &Paths, name: &str) -> anyhow::Result<RunState> {
-    match runstate::status(paths, name)? {
+    match runstate::settled_status(paths, name, runstate::SETTLE_LIMIT)? {
         Status::Running(s) => Ok(s),
         Status::Stopped => anyhow::bail!("guest {name:?} is not running"),
         Status::Stale(s) => anyhow::bail!(

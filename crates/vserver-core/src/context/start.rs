@@ -98,7 +98,7 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
     }
     // compat: `disabled`, and settings a stock kernel cannot give, by file.
     guest.check_startable()?;
-    match runstate::status(paths, &guest.name)? {
+    match runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? {
         Status::Running(s) => bail!("guest {:?} is already running (init pid {})", guest.name, s.init.pid),
         Status::Stale(s) => clean_stale(paths, guest, &s)?,
         Status::Stopped => {}

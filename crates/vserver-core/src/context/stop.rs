@@ -42,7 +42,7 @@ pub enum Stopped {
 }
 
 pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Stopped> {
-    let state = match runstate::status(paths, &guest.name)? {
+    let state = match runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? {
         Status::Stopped => bail!("guest {:?} is not running", guest.name),
         Status::Stale(s) => {
             clean_stale(paths, guest, &s)?;
