@@ -50,10 +50,12 @@ static double now(void) {
 }
 
 static int tty(const char *out, int secs) {
-    if (fork() > 0) return 0; /* the command itself ends at once */
+    /* Before the fork: the shell's exit hangs up its terminal, maybe before
+       the child has run at all. */
     signal(SIGHUP, SIG_IGN);
     signal(SIGTTIN, SIG_IGN);
     signal(SIGTTOU, SIG_IGN);
+    if (fork() > 0) return 0; /* the command itself ends at once */
     FILE *f = fopen(out, "w");
     if (!f) _exit(1);
     setvbuf(f, NULL, _IONBF, 0);
