@@ -17,6 +17,7 @@ pub mod limits;
 pub mod net;
 pub mod paths;
 pub mod rootfs;
+pub mod running;
 pub mod runstate;
 pub mod seccomp;
 pub mod stat;

@@ -6,7 +6,9 @@
 
 pub mod export;
 pub mod format;
+pub mod owner;
 pub mod procfs;
+pub mod vps;
 mod status;
 
 use std::collections::HashMap;
