@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod dlimit;
 pub mod hostinfo;
 pub mod limits;
 pub mod net;

@@ -3,6 +3,7 @@
 //! lists (`bcapabilities`, `ccapabilities`, `cflags`) are edits applied in
 //! order: built-in default, then `.defaults`, then the guest's own file.
 
+pub mod dlimits;
 pub mod flags;
 pub mod fstab;
 pub mod interfaces;

@@ -21,6 +21,10 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     // never both see an xid as free.
     let _lock = StartLock::take(paths)?;
     preflight(paths, guest)?;
+    // Disk limits (dlimits/): refused when the filesystem cannot enforce
+    // them; the tree is tagged and the limits set before any guest process.
+    let disk_limits = crate::dlimit::preflight(guest)?;
+    crate::dlimit::apply(guest, &disk_limits)?;
     let layout = Layout::detect(&paths.cgroup_root)?;
     fs::create_dir_all(paths.guest_rundir(&guest.name))
         .with_context(|| format!("creating {}", paths.guest_rundir(&guest.name).display()))?;
