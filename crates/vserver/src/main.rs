@@ -136,11 +136,13 @@ fn status(paths: &Paths, name: &str, json: bool) -> Result<u8> {
     };
     if json {
         let mut v = serde_json::json!({ "name": name, "status": word });
+        // Keys as in schemas/vserver-status.json: units in the names.
         if let Status::Running(s) | Status::Stale(s) = &status {
             v["xid"] = s.xid.into();
             v["init_pid"] = s.init.pid.into();
             v["monitor_pid"] = s.monitor.pid.into();
-            v["started_at"] = s.started_at.into();
+            v["started_at_seconds"] = s.started_at.into();
+            v["uptime_seconds"] = runstate::now_secs().saturating_sub(s.started_at).into();
         }
         println!("{v}");
     } else {
