@@ -263,3 +263,46 @@ fn nix_uname() -> (String, String) {
     let node = Command::new("uname").args(["-n"]).output().unwrap();
     (stdout(&out).trim().to_string(), stdout(&node).trim().to_string())
 }
+
+#[test]
+fn vserver_info_answers_util_vservers_questions() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("vinfo");
+    let (g, xid) = w.busybox_guest("vinfo");
+    let ask = |args: &[&str]| {
+        let out = tool(&w, "vserver-info", args);
+        (out.status.code(), stdout(&out).trim_end().to_string())
+    };
+    let none = (Some(1), String::new());
+    // Stopped: the configured xid, unless only a running one is asked for.
+    assert_eq!(ask(&[&g, "CONTEXT"]), (Some(0), xid.to_string()));
+    assert_eq!(ask(&[&g, "CONTEXT", "false"]), none);
+    assert_eq!(ask(&[&g, "RUNNING"]), none);
+    assert_eq!(ask(&[&g, "CFGDIR"]), (Some(0), w.guest_conf(&g).display().to_string()));
+    assert_eq!(ask(&[w.guest_conf(&g).to_str().unwrap(), "NAME"]), (Some(0), g.clone()));
+    assert_eq!(ask(&[&g, "VDIR"]), (Some(0), w.guest_root(&g).display().to_string()));
+    assert_eq!(ask(&[&g, "APPDIR", "init"]).0, Some(if w.guest_conf(&g).join("apps/init").is_dir() { 0 } else { 1 }));
+    assert_eq!(ask(&[&xid.to_string(), "XIDTYPE"]), (Some(0), "static".into()));
+    assert_eq!(ask(&[&xid.to_string(), "XIDTYPE", "dynamic"]), none);
+    assert_eq!(ask(&["0", "XIDTYPE"]), (Some(0), "main".into()));
+
+    w.ok(&g, &["start"]);
+    let (init, _) = pids(&w, &g);
+    assert_eq!(ask(&[&g, "CONTEXT", "false"]), (Some(0), xid.to_string()));
+    assert_eq!(ask(&[&g, "RUNNING"]), (Some(0), "1".into()));
+    assert_eq!(ask(&["-q", &g, "RUNNING"]), (Some(0), String::new()));
+    assert_eq!(ask(&[&xid.to_string(), "RUNNING"]), (Some(0), "1".into()));
+    assert_eq!(ask(&[&g, "INITPID"]), (Some(0), init.to_string()));
+    assert_eq!(ask(&[&xid.to_string(), "ID"]), (Some(0), w.guest_conf(&g).display().to_string()));
+    assert_eq!(ask(&[&init.to_string(), "XID"]), (Some(0), xid.to_string()));
+    assert_eq!(ask(&[&init.to_string(), "INITPID_PID"]), (Some(0), init.to_string()));
+    assert_eq!(ask(&[&std::process::id().to_string(), "XID"]), (Some(0), "0".into()));
+    assert_eq!(ask(&[&g, "UTS", "nodename"]), (Some(0), w.sh_ok(&g, "hostname").trim().to_string()));
+    assert_eq!(ask(&["-", "FEATURE", "vwait"]).0, Some(0));
+    assert_eq!(ask(&["-", "FEATURE", "PERSISTENT"]), none);
+    assert_eq!(ask(&["-", "APIVER"]).0, Some(1));
+    assert_eq!(ask(&[&g, "NOSUCHTAG"]).0, Some(1));
+    w.ok(&g, &["stop"]);
+}

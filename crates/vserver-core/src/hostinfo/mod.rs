@@ -14,12 +14,14 @@
 mod bpf;
 mod cgroups;
 mod dlimits;
+pub mod features;
 mod fs_probe;
 mod fsops;
 mod kallsyms;
 mod kernel;
 mod namespaces;
 mod newer;
+pub mod query;
 mod syscalls;
 pub(crate) mod tools;
 
