@@ -306,3 +306,32 @@ fn vserver_info_answers_util_vservers_questions() {
     assert_eq!(ask(&[&g, "NOSUCHTAG"]).0, Some(1));
     w.ok(&g, &["stop"]);
 }
+
+#[test]
+fn vtop_shows_the_busy_guest_first() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("vtop");
+    let (idle, _) = w.busybox_guest("vtopidle");
+    let (busy, xid) = w.busybox_guest("vtopbusy");
+    w.ok(&idle, &["start"]);
+    w.ok(&busy, &["start"]);
+    w.sh_ok(&busy, "(while :; do :; done) >/dev/null 2>&1 & echo started");
+
+    let out = tool(&w, "vtop", &["-b", "-n", "2", "-d", "1", "-p", "40"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    let frames: Vec<&str> = text.split("vtop - ").filter(|f| !f.is_empty()).collect();
+    assert_eq!(frames.len(), 2, "{text}");
+    let frame = frames[1];
+    assert!(frame.contains("2 guests running"), "{frame}");
+    let rows: Vec<Vec<&str>> = frame.lines().skip(3).take_while(|l| !l.is_empty()).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0][..3], ["0", "root", "server"], "the host first: {frame}");
+    assert_eq!(rows[1][..2], [xid.to_string().as_str(), busy.as_str()], "the busy guest next: {frame}");
+    let cpu: f64 = rows[1][3].parse().unwrap();
+    assert!(cpu > 5.0, "a spinning shell shows CPU: {frame}");
+    assert!(rows.iter().any(|r| r[1] == idle), "{frame}");
+    // The spinning process is listed with its context.
+    assert!(frame.lines().any(|l| l.contains(&format!(" {xid} {busy} ")) && l.ends_with(" sh")), "{frame}");
+}

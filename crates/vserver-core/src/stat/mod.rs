@@ -8,6 +8,7 @@ pub mod export;
 pub mod format;
 pub mod owner;
 pub mod procfs;
+pub mod top;
 pub mod vps;
 mod status;
 
