@@ -335,3 +335,69 @@ fn vtop_shows_the_busy_guest_first() {
     // The spinning process is listed with its context.
     assert!(frame.lines().any(|l| l.contains(&format!(" {xid} {busy} ")) && l.ends_with(" sh")), "{frame}");
 }
+
+/// A command whose stdout is a pipe nobody reads any more (as after
+/// `| head -1`): it must end like a C tool, by SIGPIPE and silently.
+fn with_closed_stdout(cmd: &mut Command) -> std::process::ExitStatus {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills two descriptors we then own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both are fresh descriptors of this process.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let out = cmd.stdout(Stdio::from(write)).stderr(Stdio::piped()).output().unwrap();
+    assert!(out.stderr.is_empty(), "{cmd:?} said something on a closed pipe: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{cmd:?}: {:?}", out.status);
+    out.status
+}
+
+#[test]
+fn every_tool_ends_quietly_on_a_closed_pipe() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("pipe");
+    let (g, _) = w.busybox_guest("pipe");
+    w.ok(&g, &["start"]);
+    with_closed_stdout(w.cmd("vserver").args([&g, "status"]));
+    with_closed_stdout(w.cmd("vserver").args([&g, "status", "--json"]));
+    with_closed_stdout(w.cmd("vserver-stat").arg("--json"));
+    with_closed_stdout(w.cmd("vserver-info").arg("--json"));
+    with_closed_stdout(w.cmd("vps").arg("ax"));
+    with_closed_stdout(w.cmd("vlimit").args(["-c", &g, "--stats"]));
+    with_closed_stdout(w.cmd("vuname").args(["--xid", &g]));
+    with_closed_stdout(w.cmd("vtop").args(["-b", "-d", "0.1"]));
+    w.ok(&g, &["stop"]);
+}
+
+#[test]
+fn as_an_ordinary_user_the_tools_say_they_need_root() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("nonroot");
+    let (g, _) = w.busybox_guest("nonroot");
+    w.ok(&g, &["start"]);
+    let as_nobody = |binary: &str, args: &[&str]| {
+        let out = run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(vserver_rs_tests::bin(binary))
+            .args(args)
+            .env("VSERVER_CONFDIR", &w.confdir)
+            .env("VSERVER_VDIRBASE", &w.vdirbase)
+            .env("VSERVER_RUNDIR", &w.rundir)
+            .env_remove("VSERVER_CGROUP_ROOT"));
+        assert!(!out.status.success(), "{binary} {args:?} as nobody: {}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("needs root"), "{binary} {args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    as_nobody("vkill", &["--xid", &g, "-s", "0"]);
+    as_nobody("vuname", &["-s", "--xid", &g, "-t", "nodename=x"]);
+    as_nobody("vserver", &[&g, "stop"]);
+    as_nobody("vserver", &[&g, "exec", "true"]);
+    w.ok(&g, &["stop"]);
+    as_nobody("vserver", &[&g, "start"]);
+}

@@ -26,6 +26,7 @@ struct Change {
 }
 
 fn main() {
+    vserver_core::cli::exit_quietly_on_closed_pipe();
     let matches = cli::Cli::command().get_matches();
     let cli = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let changes = match changes(&matches) {
