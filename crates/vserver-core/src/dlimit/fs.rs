@@ -38,6 +38,8 @@ impl Filesystem {
     /// The filesystem `path` is on.
     pub fn of(path: &Path) -> io::Result<Filesystem> {
         let meta = std::fs::metadata(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        // The field's type differs between libcs.
+        #[allow(clippy::unnecessary_cast)]
         let magic = nix::sys::statfs::statfs(path).map(|s| s.filesystem_type().0 as i64).unwrap_or(0);
         let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
         let text = std::fs::read_to_string("/proc/self/mountinfo")?;

@@ -73,7 +73,8 @@ pub fn prometheus(rows: &[ContextRow]) -> String {
 }
 
 /// Disk limits: one sample per context and filesystem (label `mount_point`).
-const DISK_METRICS: &[(&str, &str, fn(&DiskUsage) -> Option<u64>)] = &[
+type DiskValue = fn(&DiskUsage) -> Option<u64>;
+const DISK_METRICS: &[(&str, &str, DiskValue)] = &[
     ("vserver_disk_used_bytes", "Space the context's files use on the filesystem (project quota).", |d| Some(d.space_used_bytes)),
     ("vserver_disk_limit_bytes", "Disk space limit (dlimits space_total); absent when unlimited.", |d| d.space_limit_bytes),
     ("vserver_disk_inodes_used", "Inodes the context's files use on the filesystem.", |d| Some(d.inodes_used)),
