@@ -223,8 +223,9 @@ fn a_guest_hits_its_disk_limit_while_the_host_and_another_guest_write_on() {
     }
     let loopfs = LoopFs::new(&w.root, &["mkfs.ext4", "-q", "-F", "-I", "256", "-O", "project,quota", "-E", "quotatype=prjquota"], "prjquota")
         .unwrap_or_else(|e| panic!("vserver-info says project quotas work, but: {e}"));
-    // Guests live on the quota filesystem.
+    // Guests live on the quota filesystem, behind util-vserver's barrier.
     let base = loopfs.mount.clone();
+    fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     let (limited, _) = w.new_guest_name("dllim");
     let (free, _) = w.new_guest_name("dlfree");
     for (g, xid) in [(&limited, "4722"), (&free, "4723")] {
