@@ -43,6 +43,11 @@ struct LoopFs {
 
 impl LoopFs {
     fn new(root: &Path, mkfs: &[&str], options: &str) -> Result<LoopFs, String> {
+        // Without udev (a minimal boot) nothing loads the loop driver, whose
+        // /dev/loop-control mount -o loop needs.
+        if !Path::new("/dev/loop-control").exists() {
+            let _ = Command::new("modprobe").arg("loop").output();
+        }
         let image = root.join("fs.img");
         let mount = root.join("mnt");
         fs::create_dir_all(&mount).unwrap();

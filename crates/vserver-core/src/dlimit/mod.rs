@@ -168,7 +168,8 @@ impl DiskUsage {
     /// util-vserver's `reserved`, read back from the soft limit.
     pub fn reserved_percent(&self) -> u64 {
         match (self.space_limit_bytes, self.space_soft_limit_bytes) {
-            (Some(h), Some(s)) if h > 0 && s <= h => 100 - s * 100 / h,
+            // Rounded: the soft limit was rounded down from a whole percentage.
+            (Some(h), Some(s)) if h > 0 && s <= h => 100 - (s * 100 + h / 2) / h,
             _ => 0,
         }
     }
@@ -241,8 +242,8 @@ mod tests {
             mount_point: "/".into(),
             project_id: 1,
             space_used_bytes: 0,
-            space_limit_bytes: Some(1000 * 1024),
-            space_soft_limit_bytes: Some(950 * 1024),
+            space_limit_bytes: Some(8192 * 1024),
+            space_soft_limit_bytes: Some(7782 * 1024),
             inodes_used: 0,
             inodes_limit: None,
             inodes_soft_limit: None,
