@@ -110,9 +110,24 @@ fn the_package_installs_runs_a_guest_and_removes_cleanly() {
     assert!(installed());
     let listed: Vec<PathBuf> = ok(Command::new("dpkg").args(["-L", PACKAGE])).lines().map(PathBuf::from).collect();
     let files: Vec<&PathBuf> = listed.iter().filter(|p| p.is_file()).collect();
-    for wanted in
-        ["/usr/bin/vserver", "/usr/bin/vserver-info", "/usr/bin/vhashify", "/lib/systemd/system/vservers.service"]
-    {
+    for wanted in [
+        "/usr/bin/vserver",
+        "/usr/bin/vserver-info",
+        "/usr/bin/vhashify",
+        "/usr/bin/vps",
+        "/usr/bin/vtop",
+        "/usr/bin/vkill",
+        "/usr/bin/vwait",
+        "/usr/bin/vuname",
+        "/usr/bin/vapt-get",
+        "/usr/bin/vdlimit",
+        "/usr/lib/vserver-rs/vserver-complete",
+        "/usr/share/doc/vserver-rs/README.md",
+        "/usr/share/doc/vserver-rs/examples/etc-vservers/example/context",
+        "/usr/share/doc/vserver-rs/examples/etc-vservers/.defaults/bcapabilities",
+        "/usr/share/doc/vserver-rs/schemas/vserver-stat.json",
+        "/lib/systemd/system/vservers.service",
+    ] {
         assert!(files.iter().any(|p| p.as_path() == Path::new(wanted)), "{wanted} not in the package");
     }
     assert!(Path::new("/etc/vservers/.defaults").is_dir());
@@ -125,6 +140,11 @@ fn the_package_installs_runs_a_guest_and_removes_cleanly() {
     }
     let conf = conffiles();
     assert!(conf.iter().any(|p| p == Path::new("/etc/cron.d/vhashify")), "{conf:?}");
+    let fields = ok(Command::new("dpkg-query").args(["-W", "-f=${Suggests}", PACKAGE]));
+    assert!(fields.contains("bash-completion") && fields.contains("man-db"), "Suggests: {fields}");
+    // The installed completion scripts run the installed completer.
+    let bash = fs::read_to_string("/usr/share/bash-completion/completions/vserver").unwrap();
+    assert!(bash.contains("/usr/lib/vserver-rs/vserver-complete"), "{bash}");
 
     let root = std::env::temp_dir().join(format!("vs-deb-{}", std::process::id()));
     let world = World { root: root.clone(), guest: format!("deb{}", std::process::id() % 100000) };
@@ -158,6 +178,11 @@ fn the_package_installs_runs_a_guest_and_removes_cleanly() {
         let kept = conf.iter().any(|c| c == *f);
         assert_eq!(f.exists(), kept, "after dpkg -r: {} {}", f.display(), if kept { "is gone" } else { "is left" });
     }
+    // The kept cron file (a conffile until purge) does nothing and says nothing.
+    let cron = fs::read_to_string("/etc/cron.d/vhashify").unwrap();
+    let line = cron.lines().find(|l| !l.starts_with('#') && l.split_whitespace().nth(5) == Some("root")).unwrap();
+    let cron_out = run(Command::new("/bin/sh").arg("-c").arg(line.splitn(7, char::is_whitespace).nth(6).unwrap()));
+    assert!(cron_out.stdout.is_empty() && cron_out.stderr.is_empty(), "cron after dpkg -r: {}", describe(&cron_out));
     ok(Command::new("dpkg").args(["-P", PACKAGE]));
     for c in &conf {
         assert!(!c.exists(), "after dpkg -P: {} is left", c.display());

@@ -31,62 +31,107 @@ fn status<'a>(report: &'a Value, id: &str) -> &'a str {
     check(report, id)["status"].as_str().unwrap()
 }
 
-/// The cgroup mounts of this machine from /proc/self/mounts: (cgroup2 mount, v1 mounts).
-fn mounted_cgroups() -> (Option<PathBuf>, Vec<PathBuf>) {
+/// The cgroup mounts of this machine under /sys/fs/cgroup, from
+/// /proc/self/mounts: (cgroup2 mount, v1 mounts with their controllers).
+fn mounted_cgroups() -> (Option<PathBuf>, Vec<(PathBuf, Vec<String>)>) {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     let mut v2 = None;
     let mut v1 = Vec::new();
     for line in mounts.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        match f.get(2) {
-            Some(&"cgroup2") => v2 = Some(PathBuf::from(f[1])),
-            Some(&"cgroup") if !f[3].contains("name=") => v1.push(PathBuf::from(f[1])),
+        if f.len() < 4 || !f[1].starts_with("/sys/fs/cgroup") {
+            continue;
+        }
+        match f[2] {
+            "cgroup2" => v2 = Some(PathBuf::from(f[1])),
+            "cgroup" if !f[3].contains("name=") => {
+                let known = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb", "net_cls", "perf_event"];
+                let controllers: Vec<String> =
+                    f[3].split(',').filter(|o| known.contains(o)).map(str::to_string).collect();
+                if !controllers.is_empty() {
+                    v1.push((PathBuf::from(f[1]), controllers));
+                }
+            }
             _ => {}
         }
     }
     (v2, v1)
 }
 
+/// Whatever the layout (hybrid, v2-only, v1-only), the report says what
+/// /proc/self/mounts and the cgroup2 root's cgroup.controllers say.
 #[test]
 fn this_machine_is_reported_as_it_is_mounted() {
     if !require(is_root(), "vserver-info's kernel probes need root") {
         return;
     }
     let (v2, v1) = mounted_cgroups();
-    let hybrid = v2.as_deref() == Some(Path::new("/sys/fs/cgroup/unified")) && !v1.is_empty();
-    if !require(hybrid, "this test expects the build machine's hybrid layout (cgroup2 at /sys/fs/cgroup/unified)") {
+    if !require(v2.is_some() || !v1.is_empty(), "a cgroup mount under /sys/fs/cgroup") {
         return;
     }
     let dir = Scratch::new("live");
     let out = info(&dir.0, &["--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let r = json(&out);
     assert_eq!(r["live"], true);
-    assert_eq!(r["missing_required"], serde_json::json!([]));
-    assert_eq!(r["cgroup"]["layout"], "hybrid");
-    assert_eq!(r["cgroup"]["v2_mount"], "/sys/fs/cgroup/unified");
+    let layout = match (&v2, v1.is_empty()) {
+        (Some(_), true) => "v2-only",
+        (Some(_), false) => "hybrid",
+        (None, _) => "v1-only",
+    };
+    assert_eq!(r["cgroup"]["layout"], layout, "{}", r["cgroup"]);
+    assert_eq!(r["cgroup"]["v2_mount"], v2.as_ref().map_or(Value::Null, |p| p.to_str().unwrap().into()));
     let listed: Vec<&str> =
         r["cgroup"]["v1"].as_array().unwrap().iter().map(|h| h["mount"].as_str().unwrap()).collect();
-    for mount in &v1 {
-        let m = mount.to_str().unwrap();
-        if ["memory", "pids", "cpuset"].iter().any(|c| m.ends_with(c)) {
-            assert!(listed.contains(&m), "v1 mount {m} not reported: {listed:?}");
+    for (mount, _) in &v1 {
+        assert!(listed.contains(&mount.to_str().unwrap()), "v1 mount {} not reported: {listed:?}", mount.display());
+    }
+    // Each controller: the v1 hierarchy that has it, else the cgroup2 root if it offers it.
+    let v2_offers: Vec<String> = v2
+        .as_ref()
+        .and_then(|m| fs::read_to_string(m.join("cgroup.controllers")).ok())
+        .map(|t| t.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    for c in ["memory", "pids", "cpu", "cpuset"] {
+        let id = format!("cgroup.controller.{c}");
+        let detail = check(&r, &id)["detail"].as_str().unwrap().to_string();
+        match v1.iter().find(|(_, cs)| cs.iter().any(|x| x == c)) {
+            Some((m, _)) => assert_eq!(detail, format!("v1 at {}", m.display()), "{id}"),
+            None if v2_offers.iter().any(|x| x == c) => {
+                assert_eq!(detail, format!("v2 at {}", v2.as_ref().unwrap().display()), "{id}")
+            }
+            None => assert_eq!(status(&r, &id), "missing", "{id}: {detail}"),
         }
     }
-    assert_eq!(status(&r, "cgroup.bpf"), "ok", "{}", check(&r, "cgroup.bpf"));
-    assert!(check(&r, "cgroup.bpf")["detail"].as_str().unwrap().contains("/sys/fs/cgroup/unified"));
+    // The socket hooks attach to the cgroup2 mount: there if it exists.
+    match &v2 {
+        Some(m) => {
+            assert_eq!(status(&r, "cgroup.bpf"), "ok", "{}", check(&r, "cgroup.bpf"));
+            assert!(check(&r, "cgroup.bpf")["detail"].as_str().unwrap().contains(m.to_str().unwrap()));
+        }
+        None => assert_eq!(status(&r, "cgroup.bpf"), "missing"),
+    }
     for id in ["namespace.pid", "namespace.mount", "namespace.uts", "namespace.ipc", "seccomp", "pidfd", "openat2"] {
         assert_eq!(status(&r, id), "ok", "{}", check(&r, id));
     }
-    assert!(check(&r, "cgroup.controller.memory")["detail"].as_str().unwrap().starts_with("v1 at "));
+    let missing: Vec<&str> = r["missing_required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(out.status.code(), Some(i32::from(!missing.is_empty())), "{}", describe(&out));
+    if v2.is_some() {
+        assert_eq!(missing, Vec::<&str>::new(), "this host runs the default configuration");
+    }
     // The probe files in the guest base are gone again.
     assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 0, "vserver-info left files in the guest base");
 
     let text = info(&dir.0, &[]);
     let stdout = String::from_utf8_lossy(&text.stdout);
-    assert!(stdout.contains("hybrid: cgroup2 at /sys/fs/cgroup/unified"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("ok") && l.contains("cgroup.bpf")), "{stdout}");
-    assert!(stdout.contains("the default configuration can run here"), "{stdout}");
+    let layout_line = match &v2 {
+        Some(m) if v1.is_empty() => format!("v2-only: cgroup2 at {}", m.display()),
+        Some(m) => format!("hybrid: cgroup2 at {}", m.display()),
+        None => "v1-only: hierarchies".to_string(),
+    };
+    assert!(stdout.contains(&layout_line), "{stdout}");
+    // Disk limits are reported either way, with a reason.
+    assert!(stdout.lines().any(|l| l.contains("dlimits.kernel")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("dlimits.vdirbase")), "{stdout}");
 }
 
 /// A fixture host: <root>/proc and <root>/sys.
@@ -261,4 +306,28 @@ fn an_unreadable_proc_root_is_reported_not_guessed() {
     assert_eq!(status(&r, "pidfd"), "limited");
     assert!(check(&r, "pidfd")["detail"].as_str().unwrap().contains("cannot tell"));
     assert_eq!(status(&r, "namespace.mount"), "missing");
+}
+
+#[test]
+fn disk_limit_support_is_read_from_the_kernel_described() {
+    let f = Fixture::new("quota", ALL_NAMESPACES, ALL_SYMBOLS);
+    f.v2_root("", "cpu memory pids");
+    let r = json(&f.run(true));
+    assert_eq!(status(&r, "dlimits.kernel"), "missing");
+    assert!(check(&r, "dlimits.kernel")["detail"].as_str().unwrap().contains("CONFIG_QUOTA"), "{r}");
+    assert_eq!(check(&r, "dlimits.kernel")["required"], false);
+
+    let with_quota: Vec<&str> = ALL_SYMBOLS.iter().copied().chain(["v2_read_file_info"]).collect();
+    let g = Fixture::new("quota2", ALL_NAMESPACES, &with_quota);
+    g.v2_root("", "cpu memory pids");
+    fs::create_dir_all(g.proc().join("sys/fs/quota")).unwrap();
+    let r = json(&g.run(true));
+    assert_eq!(status(&r, "dlimits.kernel"), "ok", "{}", check(&r, "dlimits.kernel"));
+
+    let h = Fixture::new("quota3", ALL_NAMESPACES, ALL_SYMBOLS);
+    h.v2_root("", "cpu memory pids");
+    fs::create_dir_all(h.proc().join("sys/fs/quota")).unwrap();
+    let r = json(&h.run(true));
+    assert_eq!(status(&r, "dlimits.kernel"), "missing");
+    assert!(check(&r, "dlimits.kernel")["detail"].as_str().unwrap().contains("CONFIG_QFMT_V2"), "{r}");
 }

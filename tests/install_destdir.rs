@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use vserver_rs_tests::{Scratch, describe};
 
-const BINARIES: &[&str] = &["vserver", "vlimit", "vhashify", "chbind", "vserver-stat", "vserver-info"];
+const BINARIES: &[&str] = &[
+    "vserver", "vlimit", "vhashify", "chbind", "vserver-stat", "vserver-info", "vps", "vtop", "vkill", "vwait", "vuname",
+    "vapt-get", "vdlimit",
+];
 const UNITS: &[&str] = &["vservers.service", "vservers@.service", "vhashify.service", "vhashify.timer"];
 
 fn repo() -> PathBuf {
@@ -20,7 +23,7 @@ fn repo() -> PathBuf {
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    for b in BINARIES.iter().chain(&["vserver-docs"]) {
+    for b in BINARIES.iter().chain(&["vserver-docs", "vserver-complete"]) {
         assert!(dir.join(b).exists(), "{}/{b} is missing: run `cargo build --workspace` first", dir.display());
     }
     dir
@@ -77,7 +80,11 @@ fn dirs(root: &Path) -> BTreeSet<String> {
 /// What the install must put there: computed from the sources, not from the script.
 fn expected_files() -> BTreeSet<String> {
     let docs = Scratch::new("docs");
-    let out = Command::new(bin_dir().join("vserver-docs")).arg(&docs.0).output().unwrap();
+    let out = Command::new(bin_dir().join("vserver-docs"))
+        .args(["--completer", "/usr/lib/vserver-rs/vserver-complete"])
+        .arg(&docs.0)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "vserver-docs: {}", describe(&out));
     let mut want = BTreeSet::new();
     for b in BINARIES {
@@ -104,6 +111,14 @@ fn expected_files() -> BTreeSet<String> {
         want.insert(format!("etc/vservers/.defaults/{f}"));
     }
     want.insert("usr/share/vserver-rs/install-manifest".into());
+    want.insert("usr/lib/vserver-rs/vserver-complete".into());
+    want.insert("usr/share/doc/vserver-rs/README.md".into());
+    for f in files(&repo().join("etc-vservers")) {
+        want.insert(format!("usr/share/doc/vserver-rs/examples/etc-vservers/{f}"));
+    }
+    for f in files(&repo().join("schemas")) {
+        want.insert(format!("usr/share/doc/vserver-rs/schemas/{f}"));
+    }
     want
 }
 
@@ -139,6 +154,9 @@ fn install_puts_exactly_the_listed_files_and_uninstall_takes_them_away() {
         let installed = fs::read(dest.0.join("usr/bin").join(b)).unwrap();
         assert_eq!(installed, fs::read(bin_dir().join(b)).unwrap(), "{b} is not the built binary");
     }
+    // The completion scripts run the installed completer.
+    let bash = fs::read_to_string(dest.0.join("usr/share/bash-completion/completions/vserver")).unwrap();
+    assert!(bash.contains("/usr/lib/vserver-rs/vserver-complete"), "{bash}");
 
     install_sh(&dest.0, &["--uninstall"]);
     assert_eq!(files(&dest.0), BTreeSet::new(), "uninstall left files");

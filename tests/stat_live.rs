@@ -41,7 +41,7 @@ fn vserver_stat_lists_exactly_the_running_guests_with_their_process_counts() {
     for (c, g) in [(&ctx[1], &b), (&ctx[2], &a)] {
         assert_eq!(c["name"], g.name.as_str());
         assert_eq!(c["processes"].as_u64().unwrap(), g.procs().len() as u64);
-        assert!(c["vsz_bytes"].as_u64().unwrap() > 0 && c["uptime_ms"].as_u64().is_some());
+        assert!(c["vsz_bytes"].as_u64().unwrap() > 0 && c["uptime_seconds"].as_f64().is_some());
         assert!(c["limits"]["memory"]["current_bytes"].is_u64() && c["limits"]["pids"]["current"] == g.procs().len() as u64);
     }
 

@@ -25,7 +25,7 @@ cargo build --release --workspace --locked
 # cargo-deb looks for target/release/docs.
 docs=$target/release/docs
 rm -rf "$docs"
-"$target/release/vserver-docs" "$docs"
+"$target/release/vserver-docs" --completer /usr/lib/vserver-rs/vserver-complete "$docs"
 gzip -9n "$docs"/man1/*.1
 
 mkdir -p "$target/debian"

@@ -12,7 +12,8 @@ if [ ! -x /bin/busybox ] || ! grep -q busybox-static /var/lib/dpkg/status 2>/dev
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
 fi
 command -v cargo >/dev/null || { echo "demo.sh: cargo is needed (https://rustup.rs)" >&2; exit 1; }
-cargo build --release -q --workspace
+echo "demo.sh: building the release binaries (a few minutes the first time; cargo shows its progress)"
+cargo build --release --workspace
 bin=$PWD/target/release
 export VSERVER_CONFDIR=$root/etc VSERVER_VDIRBASE=$root/vservers VSERVER_RUNDIR=$root/run
 mkdir -p "$VSERVER_CONFDIR/.defaults"
@@ -26,6 +27,7 @@ run "$bin/vserver" demo exec ps
 run "$bin/vserver" demo exec sh -c 'grep CapBnd /proc/self/status; ls /dev'
 run "$bin/vserver" demo status
 run "$bin/vserver-stat"
+echo "+ vps ax | grep -E 'CONTEXT| 4200 '"; "$bin/vps" ax | grep -E 'CONTEXT| 4200 '
 run "$bin/vserver" demo stop
 echo
 echo "The demo guest is in $root. To use it again:"

@@ -13,6 +13,8 @@
 #   RUNDIR          /run/vservers   run state; RUNDIR/.locks for locks
 #   SYSTEMDUNITDIR  PREFIX/lib/systemd/system
 #   TMPFILESDIR     PREFIX/lib/tmpfiles.d
+#   LIBDIR          PREFIX/lib/vserver-rs   vserver-complete, which the completion scripts run
+#   DOCDIR          PREFIX/share/doc/vserver-rs   README, sample configuration, JSON schemas
 #   CARGO_TARGET_DIR target         where `cargo build --release` put the binaries
 #   BUILD_DIR       CARGO_TARGET_DIR/release   the directory holding the binaries
 #
@@ -46,11 +48,13 @@ SYSCONFDIR=${SYSCONFDIR:-/etc}
 RUNDIR=${RUNDIR:-/run/vservers}
 SYSTEMDUNITDIR=${SYSTEMDUNITDIR:-$PREFIX/lib/systemd/system}
 TMPFILESDIR=${TMPFILESDIR:-$PREFIX/lib/tmpfiles.d}
+LIBDIR=${LIBDIR:-$PREFIX/lib/vserver-rs}
+DOCDIR=${DOCDIR:-$PREFIX/share/doc/vserver-rs}
 target=${CARGO_TARGET_DIR:-$here/target}
 case "$target" in /*) ;; *) target=$here/$target ;; esac
 release=${BUILD_DIR:-$target/release}
 
-BINARIES="vserver vlimit vhashify chbind vserver-stat vserver-info"
+BINARIES="vserver vlimit vhashify chbind vserver-stat vserver-info vps vtop vkill vwait vuname vapt-get vdlimit"
 manifest=$PREFIX/share/vserver-rs/install-manifest
 confdir=$SYSCONFDIR/vservers
 
@@ -106,7 +110,7 @@ put_config() { # SOURCE PATH
 }
 
 do_install() {
-    for b in $BINARIES vserver-docs; do
+    for b in $BINARIES vserver-docs vserver-complete; do
         [ -x "$release/$b" ] || die "$release/$b is missing: run \`cargo build --release --workspace\` first (or set CARGO_TARGET_DIR)"
     done
     [ -z "$DESTDIR" ] || mkdir -p "$DESTDIR"
@@ -114,11 +118,13 @@ do_install() {
     new_manifest=$stage/manifest
     trap 'rm -rf "$stage"' EXIT
     : >"$new_manifest"
-    "$release/vserver-docs" "$stage/docs" || die "generating the man pages and completions failed"
+    "$release/vserver-docs" --completer "$LIBDIR/vserver-complete" "$stage/docs" ||
+        die "generating the man pages and completions failed"
 
     for b in $BINARIES; do
         put_file 0755 "$release/$b" "$PREFIX/bin/$b"
     done
+    put_file 0755 "$release/vserver-complete" "$LIBDIR/vserver-complete"
     for page in "$stage"/docs/man1/*.1; do
         put_file 0644 "$page" "$PREFIX/share/man/man1/$(basename "$page")"
     done
@@ -144,6 +150,15 @@ do_install() {
         make_dir 0755 "$SYSCONFDIR/cron.d"
         put_config "$here/util/vhashify.cron" "$SYSCONFDIR/cron.d/vhashify"
     fi
+
+    # For admins: the README, the sample configuration tree, the JSON schemas.
+    put_file 0644 "$here/README.md" "$DOCDIR/README.md"
+    (cd "$here/etc-vservers" && find . -type f) | sort | while read -r f; do
+        put_file 0644 "$here/etc-vservers/${f#./}" "$DOCDIR/examples/etc-vservers/${f#./}"
+    done
+    for f in "$here"/schemas/*; do
+        put_file 0644 "$f" "$DOCDIR/schemas/$(basename "$f")"
+    done
 
     make_dir 0755 "$confdir"
     (cd "$here/etc-vservers/.defaults" && find . -type d) | sort | while read -r d; do

@@ -52,6 +52,7 @@ fn context(cli: &Cli) -> anyhow::Result<NetContext> {
 }
 
 fn main() {
+    vserver_core::cli::exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     let ctx = match context(&cli) {
         Ok(c) => c,

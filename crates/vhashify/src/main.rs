@@ -13,6 +13,7 @@ use vserver_core::unify::{self, Summary, UnifyOptions};
 
 
 fn main() {
+    vserver_core::cli::exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     std::process::exit(match run(&cli) {
         Ok(sum) => report(&cli, &sum),

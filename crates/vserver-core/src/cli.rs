@@ -35,7 +35,83 @@ impl PathArgs {
 }
 
 /// Prints an error chain the way every tool does and returns the exit code.
+/// Run by someone other than root, a refused operation also says that the
+/// tool needs root, instead of leaving a bare "Permission denied".
 pub fn report_error(tool: &str, err: &anyhow::Error) -> i32 {
     eprintln!("{tool}: {err:#}");
+    if let Some(hint) = privilege_hint(tool, err) {
+        eprintln!("{hint}");
+    }
     EXIT_FAILURE
+}
+
+/// "TOOL: ... needs root" when the error is a refused permission and we are
+/// not root; `None` otherwise.
+pub fn privilege_hint(tool: &str, err: &anyhow::Error) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 || !is_permission_error(err) {
+        return None;
+    }
+    Some(format!(
+        "{tool}: this needs root (it manages namespaces, cgroups and other users' processes): \
+         run it as root, e.g. with sudo"
+    ))
+}
+
+fn is_permission_error(err: &anyhow::Error) -> bool {
+    let refused = |code: Option<i32>| matches!(code, Some(libc::EPERM) | Some(libc::EACCES));
+    err.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return refused(io.raw_os_error()) || io.kind() == std::io::ErrorKind::PermissionDenied;
+        }
+        if let Some(errno) = cause.downcast_ref::<nix::errno::Errno>() {
+            return refused(Some(*errno as i32));
+        }
+        let text = cause.to_string();
+        text.contains("Permission denied") || text.contains("Operation not permitted")
+    })
+}
+
+/// `vserver NAME status | head -1`: when the reader of stdout goes away, end
+/// the way a C tool does (killed by SIGPIPE, silently) instead of panicking
+/// in `println!`. Only stdout writes are affected: SIGPIPE stays ignored for
+/// everything else (pipes and sockets to guest processes report EPIPE as
+/// an error, as they must). Every binary calls this first in `main`.
+pub fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            die_by_sigpipe();
+        }
+        default(info)
+    }));
+}
+
+/// Ends the process by SIGPIPE with its default action, as a C program
+/// writing to a closed pipe ends; the shell sees status 141.
+pub fn die_by_sigpipe() -> ! {
+    // SAFETY: resetting one signal's disposition and raising it; nothing
+    // else runs afterwards.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+        libc::_exit(128 + libc::SIGPIPE)
+    }
+}
+
+/// Writes `bytes` to stdout; a closed pipe ends the process quietly (see
+/// [`exit_quietly_on_closed_pipe`]).
+pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => die_by_sigpipe(),
+        other => other,
+    }
 }

@@ -19,11 +19,12 @@ mod cmd_exec;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    vserver_core::cli::exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("vserver: {e:#}");
+            vserver_core::cli::report_error("vserver", &e);
             ExitCode::from(1)
         }
     }

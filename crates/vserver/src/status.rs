@@ -76,10 +76,10 @@ fn json_doc(paths: &Paths, name: &str, status: &Status) -> serde_json::Value {
         v["xid"] = s.xid.into();
         v["init_pid"] = s.init.pid.into();
         v["monitor_pid"] = s.monitor.pid.into();
-        v["started_at"] = s.started_at.into();
+        v["started_at_seconds"] = s.started_at.into();
+        v["uptime_seconds"] = now_secs().saturating_sub(s.started_at).into();
     }
     if let Status::Running(s) = status {
-        v["uptime_seconds"] = now_secs().saturating_sub(s.started_at).into();
         match vserver_core::stat::collect_guest(paths, s, vserver_core::stat::Detail::WithLimits) {
             Ok(row) => v["figures"] = serde_json::to_value(row).unwrap_or_default(),
             Err(e) => eprintln!("vserver: {name}: figures unavailable: {e:#}"),

@@ -155,7 +155,7 @@ pub const KNOWN_FILES: &[KnownFile] = &[
     f("apps/build/**", Defaults, OtherTool, "`build`: default options"),
     f("apps/debootstrap/**", Defaults, OtherTool, "`build -m debootstrap`: the mirror"),
     f("files/**", Defaults, OtherTool, "`build`: files copied into new guests"),
-    f("dlimits/**", Both, OtherTool, "disk limits: project quotas with the xid as project id (see `vdlimit`)"),
+    f("dlimits/**", Both, Honoured, "`dlimits/N/{directory,space_total,inodes_total,reserved}` (all four; `dlimits/N/disabled` skips one): disk limits as project quotas with the xid as project id, set at start, refused where the filesystem has no project quota (see \"Disk limits\", `vdlimit`)"),
     f("{cache,cachebase}", Both, AlwaysSo, "util-vserver's cache of disk-limit figures; project quotas keep them in the filesystem"),
     f("{run,run.rev}", Both, AlwaysSo, "util-vserver's run-state links; the run state lives in the run dir (`--rundir`)"),
     f("vdirbase", Defaults, Honoured, "the base of guest roots"),

@@ -6,6 +6,7 @@
 pub mod cgroup_files;
 mod compat;
 pub mod devices;
+pub mod dlimits;
 pub mod flags;
 pub mod fstab;
 pub mod init;

@@ -23,8 +23,13 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     // never both see an xid as free.
     let lock = StartLock::take(paths)?;
     preflight(paths, guest)?;
+    // Disk limits (dlimits/): refused when the filesystem cannot enforce
+    // them, before anything changes.
+    let disk_limits = crate::dlimit::preflight(guest)?;
     // compat: the admin's prepre-start scriptlets, before anything is set up.
     super::scripts::prepre_start(paths, guest)?;
+    // The tree is tagged and the disk limits set before any guest process.
+    crate::dlimit::apply(guest, &disk_limits)?;
     let layout = Layout::detect(&paths.cgroup_root)?;
     let rundir = paths.guest_rundir(&guest.name);
     fs::create_dir_all(&rundir).with_context(|| format!("creating {}", rundir.display()))?;

@@ -13,11 +13,15 @@
 
 mod bpf;
 mod cgroups;
+mod dlimits;
+pub mod features;
 mod fs_probe;
 mod fsops;
 mod kallsyms;
 mod kernel;
 mod namespaces;
+mod newer;
+pub mod query;
 mod syscalls;
 pub(crate) mod tools;
 
@@ -137,7 +141,10 @@ pub fn probe(host: &Host) -> Report {
     checks.push(syscalls::seccomp(host));
     checks.push(syscalls::pidfd(symbols.as_ref()));
     checks.push(syscalls::openat2(symbols.as_ref()));
+    checks.push(newer::landlock_scope(host, symbols.as_ref()));
+    checks.push(newer::clone_into_cgroup(host, cgroup.v2_mount.as_deref(), symbols.as_ref()));
     checks.extend(fs_probe::checks(host));
+    checks.extend(dlimits::checks(host));
     checks.extend(tools::checks());
     let missing_required =
         checks.iter().filter(|c| c.required && c.status == Status::Missing).map(|c| c.id.clone()).collect();

@@ -128,11 +128,12 @@ pub fn stats_table(stats: &ContextStats) -> String {
 pub fn stats_json(target: &Target, stats: &ContextStats) -> String {
     #[derive(serde::Serialize)]
     struct Doc<'a> {
-        guest: &'a str,
+        name: &'a str,
         xid: u32,
         limits: &'a ContextStats,
     }
-    let doc = Doc { guest: &target.name, xid: target.xid, limits: stats };
+    // Keys as in schemas/vlimit-stats.json (the guest's name is `name` in every tool).
+    let doc = Doc { name: &target.name, xid: target.xid, limits: stats };
     serde_json::to_string_pretty(&doc).expect("plain data serializes") + "\n"
 }
 

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::ContextRow;
+use crate::dlimit::DiskUsage;
 
 #[derive(serde::Serialize)]
 struct Doc<'a> {
@@ -27,8 +28,8 @@ const METRICS: &[Metric] = &[
     Metric { name: "vserver_processes", kind: "gauge", help: "Processes in the context.", value: |r| Some(r.processes as f64) },
     Metric { name: "vserver_vsz_bytes", kind: "gauge", help: "Virtual memory of the context's processes.", value: |r| Some(r.vsz_bytes as f64) },
     Metric { name: "vserver_rss_bytes", kind: "gauge", help: "Resident memory of the context.", value: |r| Some(r.rss_bytes as f64) },
-    Metric { name: "vserver_cpu_user_seconds_total", kind: "counter", help: "User-mode CPU time.", value: |r| Some(r.user_ms as f64 / 1000.0) },
-    Metric { name: "vserver_cpu_system_seconds_total", kind: "counter", help: "Kernel-mode CPU time.", value: |r| Some(r.system_ms as f64 / 1000.0) },
+    Metric { name: "vserver_cpu_user_seconds_total", kind: "counter", help: "User-mode CPU time.", value: |r| Some(r.cpu_user_us as f64 / 1e6) },
+    Metric { name: "vserver_cpu_system_seconds_total", kind: "counter", help: "Kernel-mode CPU time.", value: |r| Some(r.cpu_system_us as f64 / 1e6) },
     Metric { name: "vserver_uptime_seconds", kind: "gauge", help: "Time since the context's oldest process started.", value: |r| Some(r.uptime_ms as f64 / 1000.0) },
     Metric { name: "vserver_memory_usage_bytes", kind: "gauge", help: "Memory charged to the context's cgroup.", value: |r| Some(mem(r)?.current_bytes as f64) },
     Metric { name: "vserver_memory_limit_bytes", kind: "gauge", help: "Hard memory limit (rss); absent when unlimited.", value: |r| Some(mem(r)?.hard_bytes? as f64) },
@@ -67,7 +68,32 @@ pub fn prometheus(rows: &[ContextRow]) -> String {
             let _ = writeln!(out, "{}{{xid=\"{}\",name=\"{}\"}} {}", m.name, r.xid, label(&r.name), v);
         }
     }
+    disk_metrics(rows, &mut out);
     out
+}
+
+/// Disk limits: one sample per context and filesystem (label `mount_point`).
+type DiskValue = fn(&DiskUsage) -> Option<u64>;
+const DISK_METRICS: &[(&str, &str, DiskValue)] = &[
+    ("vserver_disk_used_bytes", "Space the context's files use on the filesystem (project quota).", |d| Some(d.space_used_bytes)),
+    ("vserver_disk_limit_bytes", "Disk space limit (dlimits space_total); absent when unlimited.", |d| d.space_limit_bytes),
+    ("vserver_disk_inodes_used", "Inodes the context's files use on the filesystem.", |d| Some(d.inodes_used)),
+    ("vserver_disk_inodes_limit", "Inode limit (dlimits inodes_total); absent when unlimited.", |d| d.inodes_limit),
+];
+
+fn disk_metrics(rows: &[ContextRow], out: &mut String) {
+    for (name, help, value) in DISK_METRICS {
+        let samples: Vec<(&ContextRow, &DiskUsage, u64)> =
+            rows.iter().flat_map(|r| r.disk.iter().filter_map(move |d| Some((r, d, value(d)?)))).collect();
+        if samples.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (r, d, v) in samples {
+            let mp = label(&d.mount_point.display().to_string());
+            let _ = writeln!(out, "{name}{{xid=\"{}\",name=\"{}\",mount_point=\"{mp}\"}} {v}", r.xid, label(&r.name));
+        }
+    }
 }
 
 /// Prometheus label value escaping: backslash, double quote, newline.
@@ -86,7 +112,7 @@ mod tests {
             xid: 42,
             name: "web\"1".into(),
             processes: 7,
-            user_ms: 1500,
+            cpu_user_us: 1_500_000,
             limits: Some(ContextStats {
                 memory: Some(MemoryStats { current_bytes: 10, hard_bytes: Some(64 << 20), peak_bytes: Some(64 << 20), hits: 3, oom_kills: Some(1), ..Default::default() }),
                 pids: Some(PidsStats { current: 7, hard: Some(20), peak: None, hits: 2 }),
@@ -94,6 +120,18 @@ mod tests {
             }),
             ..Default::default()
         };
+        let mut guest = guest;
+        guest.disk.push(DiskUsage {
+            directory: "/vservers".into(),
+            mount_point: "/vservers".into(),
+            project_id: 42,
+            space_used_bytes: 4096,
+            space_limit_bytes: Some(1 << 20),
+            space_soft_limit_bytes: None,
+            inodes_used: 3,
+            inodes_limit: None,
+            inodes_soft_limit: None,
+        });
         vec![host, guest]
     }
 
@@ -104,7 +142,8 @@ mod tests {
         assert_eq!(c[0]["processes"], 77);
         assert_eq!(c[0]["name"], "root server");
         assert!(c[0].get("limits").is_none());
-        assert_eq!(c[1]["user_ms"], 1500);
+        assert_eq!(c[1]["cpu_user_us"], 1_500_000);
+        assert_eq!(c[0]["uptime_seconds"], 0.0);
         assert_eq!(c[1]["limits"]["memory"]["hard_bytes"], 64 << 20);
         assert_eq!(c[1]["limits"]["memory"]["hits"], 3);
         assert_eq!(c[1]["limits"]["pids"]["peak"], serde_json::Value::Null);
@@ -119,5 +158,7 @@ mod tests {
         assert!(text.contains("vserver_cpu_user_seconds_total{xid=\"42\",name=\"web\\\"1\"} 1.5\n"), "{text}");
         assert!(!text.contains("vserver_pids_peak"), "unknown values are left out, not 0");
         assert!(!text.contains("vserver_memory_limit_bytes{xid=\"0\""), "the host has no limit");
+        assert!(text.contains("vserver_disk_limit_bytes{xid=\"42\",name=\"web\\\"1\",mount_point=\"/vservers\"} 1048576\n"), "{text}");
+        assert!(!text.contains("vserver_disk_inodes_limit"), "unlimited is absent");
     }
 }

@@ -64,8 +64,8 @@ pub fn row_line(row: &ContextRow) -> String {
     line.put_right(10, &row.processes.to_string());
     line.put_right(17, &short_mem(row.vsz_bytes));
     line.put_right(24, &short_mem(row.rss_bytes));
-    line.put_right(34, &short_time(row.user_ms));
-    line.put_right(44, &short_time(row.system_ms));
+    line.put_right(34, &short_time(row.cpu_user_us / 1000));
+    line.put_right(44, &short_time(row.cpu_system_us / 1000));
     line.put_right(54, &short_time(row.uptime_ms));
     let name: String = row.name.chars().take(NAME_MAX).collect();
     line.put(55, &name);
@@ -130,10 +130,11 @@ mod tests {
             processes,
             vsz_bytes: vsz,
             rss_bytes: rss,
-            user_ms: user,
-            system_ms: sys,
+            cpu_user_us: user * 1000,
+            cpu_system_us: sys * 1000,
             uptime_ms: up,
             limits: None,
+            disk: Vec::new(),
         }
     }
 

@@ -6,7 +6,10 @@
 
 pub mod export;
 pub mod format;
+pub mod owner;
 pub mod procfs;
+pub mod top;
+pub mod vps;
 mod status;
 
 use std::collections::HashMap;
@@ -15,6 +18,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::cgroup::{GuestCgroup, Layout};
+use crate::dlimit::{self, DiskUsage};
 use crate::limits::context::page_size;
 use crate::limits::cpu::clock_ticks;
 use crate::limits::stats::{self, ContextStats};
@@ -26,6 +30,8 @@ pub use status::guest_status_lines;
 
 pub const HOST_NAME: &str = "root server";
 
+/// One context's figures. In JSON (schemas/vserver-stat.json) every key
+/// carries its unit: `_bytes`, `_us` (CPU time), `_seconds`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ContextRow {
     pub xid: u32,
@@ -33,12 +39,20 @@ pub struct ContextRow {
     pub processes: u64,
     pub vsz_bytes: u64,
     pub rss_bytes: u64,
-    pub user_ms: u64,
-    pub system_ms: u64,
+    pub cpu_user_us: u64,
+    pub cpu_system_us: u64,
+    #[serde(rename = "uptime_seconds", serialize_with = "ms_as_seconds")]
     pub uptime_ms: u64,
     /// Limits, peaks and hits (for `--json`, `--prometheus` and status only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<ContextStats>,
+    /// Disk usage and limits, one per `dlimits/` entry (same detail level).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disk: Vec<DiskUsage>,
+}
+
+fn ms_as_seconds<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(*ms as f64 / 1000.0)
 }
 
 /// What to read besides the table's own figures.
@@ -97,7 +111,7 @@ pub fn collect(paths: &Paths, detail: Detail) -> anyhow::Result<Vec<ContextRow>>
     let clock = Clock::now()?;
     let mut rows = vec![clock.row(0, HOST_NAME, &host)];
     for ((state, cg), s) in guests.iter().zip(&cgroups).zip(&sums) {
-        rows.push(guest_row(&clock, state, cg, s, detail)?);
+        rows.push(guest_row(paths, &clock, state, cg, s, detail)?);
     }
     Ok(rows)
 }
@@ -112,7 +126,7 @@ pub fn collect_guest(paths: &Paths, state: &RunState, detail: Detail) -> anyhow:
             sums.add(&stat);
         }
     }
-    guest_row(&Clock::now()?, state, &cg, &sums, detail)
+    guest_row(paths, &Clock::now()?, state, &cg, &sums, detail)
 }
 
 fn guest_cgroups(paths: &Paths, guests: &[RunState]) -> anyhow::Result<Vec<GuestCgroup>> {
@@ -123,21 +137,32 @@ fn guest_cgroups(paths: &Paths, guests: &[RunState]) -> anyhow::Result<Vec<Guest
     Ok(guests.iter().map(|g| GuestCgroup::from_dirs(&layout, g.cgroups.clone())).collect())
 }
 
-fn guest_row(clock: &Clock, state: &RunState, cg: &GuestCgroup, sums: &Sums, detail: Detail) -> anyhow::Result<ContextRow> {
+fn guest_row(
+    paths: &Paths,
+    clock: &Clock,
+    state: &RunState,
+    cg: &GuestCgroup,
+    sums: &Sums,
+    detail: Detail,
+) -> anyhow::Result<ContextRow> {
     let context = |what: &str| format!("guest {:?}: reading {what}", state.name);
     let mut row = clock.row(state.xid, &state.name, sums);
     if sums.oldest_start.is_none() {
         row.uptime_ms = runstate::now_secs().saturating_sub(state.started_at) * 1000;
     }
     if let Some(times) = stats::cpu_times(cg).with_context(|| context("its CPU time"))? {
-        row.user_ms = times.user_us / 1000;
-        row.system_ms = times.system_us / 1000;
+        row.cpu_user_us = times.user_us;
+        row.cpu_system_us = times.system_us;
     }
     if let Some(rss) = stats::resident_bytes(cg).with_context(|| context("its memory"))? {
         row.rss_bytes = rss;
     }
     if detail == Detail::WithLimits {
         row.limits = Some(stats::context_stats(cg).with_context(|| context("its limits"))?);
+        // Like a controller the host lacks, disk figures the filesystem cannot
+        // give (its quota was turned off since the start) are left out, so
+        // monitoring keeps working; `vdlimit` says why.
+        row.disk = dlimit::usage(&paths.guest_confdir(&state.name), state.xid).unwrap_or_default();
     }
     Ok(row)
 }
@@ -165,10 +190,11 @@ impl Clock {
             processes: s.processes,
             vsz_bytes: s.vsz_bytes,
             rss_bytes: s.rss_pages * self.page,
-            user_ms: self.ms(s.user_ticks),
-            system_ms: self.ms(s.system_ticks),
+            cpu_user_us: self.ms(s.user_ticks) * 1000,
+            cpu_system_us: self.ms(s.system_ticks) * 1000,
             uptime_ms: s.oldest_start.map_or(0, |t| self.uptime_ms.saturating_sub(self.ms(t))),
             limits: None,
+            disk: Vec::new(),
         }
     }
 }

@@ -22,5 +22,6 @@ pub fn guest_status_lines(paths: &Paths, name: &str) -> anyhow::Result<String> {
         out.push('\n');
         out.push_str(&stats_table(stats));
     }
+    out.push_str(&crate::dlimit::stats_lines(&row.disk));
     Ok(out)
 }

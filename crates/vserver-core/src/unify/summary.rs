@@ -21,6 +21,7 @@ pub struct Summary {
     /// Store entries created.
     pub new_entries: u64,
     /// Disk space freed by linking (blocks of inodes whose last name went).
+    #[serde(rename = "saved_bytes")]
     pub bytes_saved: u64,
     /// Files left alone on purpose: setuid/setgid, too small, busy, changed.
     pub skipped: u64,
@@ -32,6 +33,7 @@ pub struct Summary {
     pub repaired: u64,
     pub errors: u64,
     pub error_messages: Vec<String>,
+    #[serde(rename = "duration_seconds")]
     pub duration_secs: f64,
 }
 
