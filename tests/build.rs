@@ -253,7 +253,11 @@ fn cloning_a_running_hostile_guest_copies_no_host_file() {
     w.ok(&src, &["start"]);
     w.sh_ok(&src, "setsid sh /race.sh </dev/null >/dev/null 2>&1 &");
     let count = || fs::read_to_string(w.guest_root(&src).join("race/count")).ok().and_then(|c| c.trim().parse::<u64>().ok()).unwrap_or(0);
-    std::thread::sleep(Duration::from_millis(300));
+    // On a loaded machine the loop may take a while to get going.
+    let started = std::time::Instant::now();
+    while count() == 0 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let before = count();
     assert!(before > 0, "the hostile loop runs");
     for i in 0..30 {
