@@ -35,8 +35,9 @@ done
 case $mode in init|bare) ;; *) echo "vm-suite: --mode init or bare" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "vm-suite: needs root (debootstrap, loop images, the tests)" >&2; exit 1; }
 
-PACKAGES="linux-image-amd64 initramfs-tools kmod udev busybox-static iproute2 bpftool util-linux e2fsprogs
-xfsprogs btrfs-progs python3 gcc libc6-dev man-db systemd dpkg-dev procps debootstrap"
+# What the VM needs to boot, then what the tests need (as .ci/run installs it).
+PACKAGES="linux-image-amd64 initramfs-tools kmod udev
+$(sed -n '/^apt-get install -y -qq busybox-static/,/>\/dev\/null/p' "$here/.ci/run" | tr -d '\\' | sed 's/apt-get install -y -qq//; s/>\/dev\/null//')"
 need() { command -v "$1" >/dev/null || apt-get install -y -qq "$2" >/dev/null; }
 need debootstrap debootstrap; need qemu-system-x86_64 qemu-system-x86; need qemu-img qemu-utils; need jq jq
 

@@ -64,7 +64,7 @@ pub fn require_mirror() -> bool {
 /// given init, built once per test run with the real `vserver build`.
 /// None when the preconditions are missing (outside CI).
 pub fn template(init: DebianInit) -> Option<PathBuf> {
-    if !super::require_root() || !require_mirror() {
+    if !super::require_root() {
         return None;
     }
     let dir = cache_root().join(format!("debian-{SUITE}-{}", init.name()));
@@ -80,6 +80,11 @@ pub fn template(init: DebianInit) -> Option<PathBuf> {
         .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < MAX_AGE)
         && fs::read_to_string(&done).is_ok_and(|f| f == fingerprint);
     if !fresh {
+        // Only a build needs the mirror (a VM without network gets the
+        // templates built on its host).
+        if !require_mirror() {
+            return None;
+        }
         build_template(&dir, init);
         fs::write(&done, fingerprint).unwrap();
     }
@@ -119,6 +124,31 @@ fn build_template(dir: &Path, init: DebianInit) {
         .env("VSERVER_RUNDIR", dir.join("run"))
         .env("VSERVER_DEBOOTSTRAP_CACHE", cache_root().join("debs")));
     assert!(out.status.success(), "building the Debian {} template: {}", init.name(), describe(&out));
+}
+
+/// `PACKAGE`'s .deb from the host's mirror (`apt-get download`), cached
+/// under `target/test-cache/debs-downloaded` like the templates, so a VM
+/// without network can use what its host fetched. None when the mirror is
+/// missing (outside CI).
+pub fn downloaded_deb(package: &str) -> Option<PathBuf> {
+    let dir = cache_root().join("debs-downloaded");
+    fs::create_dir_all(&dir).unwrap();
+    let lock = fs::File::create(dir.join(".lock")).unwrap();
+    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let cached = || {
+        fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
+        })
+    };
+    if let Some(deb) = cached() {
+        return Some(deb);
+    }
+    let out = run(Command::new("apt-get").args(["download", package]).current_dir(&dir));
+    if !require(out.status.success(), &format!("apt-get download {package} from the host's mirror: {}", describe(&out))) {
+        return None;
+    }
+    cached()
 }
 
 impl World {
