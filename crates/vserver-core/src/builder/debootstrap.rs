@@ -58,7 +58,10 @@ impl Args {
 fn init_packages(init: InitChoice) -> (&'static [&'static str], &'static [&'static str]) {
     match init {
         InitChoice::Systemd => (&["systemd-sysv"], &[]),
-        InitChoice::Sysv | InitChoice::Plain => (&["sysvinit-core"], &["systemd-sysv"]),
+        // orphan-sysvinit-scripts: init scripts for packages that ship only a
+        // systemd unit (rsyslog, ...); sysvinit-core recommends it, and
+        // debootstrap installs no recommendations.
+        InitChoice::Sysv | InitChoice::Plain => (&["sysvinit-core", "orphan-sysvinit-scripts"], &["systemd-sysv"]),
     }
 }
 
@@ -226,7 +229,7 @@ mod tests {
     #[test]
     fn the_admins_packages_and_the_inits_become_one_include() {
         let o = with_init(s(&["--include=nginx-light,cron", "--variant=minbase", "--include", "less"]), InitChoice::Sysv).unwrap();
-        assert_eq!(o, s(&["--variant=minbase", "--include=nginx-light,cron,less,sysvinit-core", "--exclude=systemd-sysv"]));
+        assert_eq!(o, s(&["--variant=minbase", "--include=nginx-light,cron,less,sysvinit-core,orphan-sysvinit-scripts", "--exclude=systemd-sysv"]));
         let o = with_init(s(&[]), InitChoice::Systemd).unwrap();
         assert_eq!(o, s(&["--include=systemd-sysv"]));
         assert!(with_init(s(&["--include=systemd-sysv"]), InitChoice::Sysv).is_err());

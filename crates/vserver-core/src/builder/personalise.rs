@@ -234,12 +234,30 @@ fn fit_for_a_guest(tree: &GuestTree, notes: &mut Vec<String>) -> Result<()> {
             }
         }
     }
+    // Nor do they run at halt or reboot (saving the hardware clock, taking
+    // the host's interfaces down). Their K links in rc2-5 stay, so an
+    // upgrade's `update-rc.d defaults` finds links and adds none.
+    for level in ["0", "6"] {
+        let dir = Path::new("etc").join(format!("rc{level}.d"));
+        for name in tree.list(&dir)? {
+            let name = name.to_string_lossy().into_owned();
+            let Some(script) = link_script(&name, 'K') else { continue };
+            if SYSV_DISABLED.iter().any(|(s, _)| *s == script) {
+                tree.remove(&dir.join(&name))?;
+            }
+        }
+    }
     comment_out_gettys(tree)
 }
 
 /// `S01udev` -> `udev`.
 fn start_link_script(name: &str) -> Option<&str> {
-    let rest = name.strip_prefix('S')?;
+    link_script(name, 'S')
+}
+
+/// `K01hwclock.sh` -> `hwclock.sh` for kind 'K'.
+fn link_script(name: &str, kind: char) -> Option<&str> {
+    let rest = name.strip_prefix(kind)?;
     (rest.len() > 2 && rest.as_bytes()[..2].iter().all(u8::is_ascii_digit)).then(|| &rest[2..])
 }
 
