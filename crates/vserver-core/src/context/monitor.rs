@@ -178,7 +178,7 @@ struct Boot<'a> {
     log: &'a mut ConsoleLog,
     phase: Phase,
     /// Handed to the control socket once pid 1 runs the guest's code.
-    join: Option<JoinTarget>,
+    join: Option<Result<JoinTarget>>,
     /// When pid 1 is killed if it has not ended by then.
     kill_at: Option<Instant>,
     stop_requested: bool,
@@ -207,16 +207,11 @@ impl<'a> Boot<'a> {
         log.note(&format!("starting guest {} (init style {style})", guest.name));
         match pid1::start(paths, guest, &cgroup, &mut network, &mut seat) {
             Ok(p) => {
+                // Read now, while pid 1 is surely in its namespaces. If it
+                // cannot be read, pid 1 has already died of a setup error,
+                // which its report gives; the join target's error is used
+                // only if pid 1 got past setup all the same (fail closed).
                 let join = join_target(&cgroup, p.pid, &p.pidfd, &p.restrictions);
-                let join = match join {
-                    Ok(j) => j,
-                    Err(e) => {
-                        let _ = pidfd::send_signal(&p.pidfd, libc::SIGKILL);
-                        let _ = waitpid(p.pid, None);
-                        undo(paths, guest, &cgroup, &mut network, seat, false);
-                        return Err(e);
-                    }
-                };
                 Ok(Boot {
                 paths,
                 guest,
@@ -267,8 +262,13 @@ impl<'a> Boot<'a> {
             // (our children in its pid namespace) to be reaped.
             control.dispatch(&control_events);
             if self.phase != Phase::Setup {
-                if let Some(target) = self.join.take() {
-                    control.attach(target);
+                match self.join.take() {
+                    Some(Ok(target)) => control.attach(target),
+                    Some(Err(e)) if self.failure.is_none() => {
+                        self.failure = Some(format!("{e:#}"));
+                        self.kill_init();
+                    }
+                    _ => {}
                 }
             }
             if ready.contains(&Source::Init) {
