@@ -249,15 +249,55 @@ impl GuestCgroup {
         self.enter_payload(pid, false)
     }
 
+    /// The `tasks` files of payload in every v1 hierarchy, open for writing:
+    /// a single-threaded process writes "0" to each ([`join_v1`]) to enter.
+    pub fn open_payload_v1_tasks(&self) -> io::Result<Vec<fs::File>> {
+        self.v1_dirs().map(|d| open_for_write(&d.join(PAYLOAD).join("tasks"))).collect()
+    }
+
+    fn v1_dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.dirs.iter().filter(move |d| self.v2.as_ref() != Some(*d))
+    }
+
     /// Moves the calling process (the monitor) into `supervisor` in every
     /// hierarchy; the returned seat takes it back where it came from.
+    /// (The cgroup2 write waits for an RCU grace period: see
+    /// [`GuestCgroup::open_supervisor_v2`] for the way around it.)
     pub fn enter_supervisor(&self) -> io::Result<SupervisorSeat> {
-        let origin = own_cgroups(&self.layout)?;
-        for dir in &self.dirs {
+        let seat = self.seat_from_here()?;
+        if let Some(v2) = &self.v2 {
             // "0" is the writing process.
-            write_file(&dir.join(SUPERVISOR).join("cgroup.procs"), "0")?;
+            write_file(&v2.join(SUPERVISOR).join("cgroup.procs"), "0")?;
         }
-        Ok(SupervisorSeat { origin })
+        self.enter_supervisor_v1()?;
+        Ok(seat)
+    }
+
+    /// Where the calling process is now, to go back there before the
+    /// cgroups are removed.
+    pub fn seat_from_here(&self) -> io::Result<SupervisorSeat> {
+        Ok(SupervisorSeat { origin: own_cgroups(&self.layout)?, v2: self.layout.v2.clone() })
+    }
+
+    /// A descriptor of the cgroup2 `supervisor`, for a process that forks
+    /// itself into it (CLONE_INTO_CGROUP): unlike a write to cgroup.procs,
+    /// which takes the kernel's threadgroup lock and waits for an RCU grace
+    /// period (5-20 ms on a busy host), creating a process inside a cgroup
+    /// waits for nothing.
+    pub fn open_supervisor_v2(&self) -> io::Result<Option<OwnedFd>> {
+        let Some(dir) = self.v2.as_ref().map(|d| d.join(SUPERVISOR)) else { return Ok(None) };
+        let f = fs::File::open(&dir).map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", dir.display())))?;
+        Ok(Some(OwnedFd::from(f)))
+    }
+
+    /// Moves the calling thread into `supervisor` in every v1 hierarchy
+    /// (the monitor is single-threaded: the whole process). `tasks` moves
+    /// one thread and takes no threadgroup lock, so it waits for nothing.
+    pub fn enter_supervisor_v1(&self) -> io::Result<()> {
+        for dir in self.v1_dirs() {
+            write_file(&dir.join(SUPERVISOR).join("tasks"), "0")?;
+        }
+        Ok(())
     }
 
     /// Device access for the v1 devices controller: deny all, then allow
@@ -356,6 +396,45 @@ impl GuestCgroup {
         }
     }
 
+    /// What the monitor removes at a `vserver stop` while it is still in the
+    /// cgroup2 `supervisor` (having left the v1 ones, [`SupervisorSeat::leave_v1`]):
+    /// the v1 trees and the cgroup2 payload. Leaving the cgroup2 supervisor
+    /// would take a write to cgroup.procs, which waits for an RCU grace
+    /// period (5-20 ms); instead the monitor ends, which takes it out, and
+    /// `vserver stop`, which waits for that end, removes the rest ([`remove`](Self::remove)).
+    /// The guest's processes must be gone ([`kill_guest`](Self::kill_guest)).
+    pub fn remove_all_but_own_v2(&self) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v2_payload = self.v2.as_ref().map(|d| d.join(PAYLOAD));
+            let mut result = Ok(());
+            for dir in self.v1_dirs().chain(v2_payload.iter()) {
+                match remove_tree(dir) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        result = Err(io::Error::new(e.kind(), format!("removing {}: {e}", dir.display())));
+                    }
+                    _ => {}
+                }
+                if self.v2_payload_is(dir) {
+                    continue;
+                }
+                // The shared parent goes with the last guest (see rmdir_all).
+                if let Some(parent) = dir.parent() {
+                    let _ = fs::remove_dir(parent);
+                }
+            }
+            match result {
+                // A process that was just killed can keep its cgroup busy for a moment.
+                Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(5)),
+                other => return other,
+            }
+        }
+    }
+
+    fn v2_payload_is(&self, dir: &Path) -> bool {
+        self.v2.as_ref().is_some_and(|v2| dir == v2.join(PAYLOAD))
+    }
+
     fn kill_everything(&self, pids: &[i32]) -> io::Result<()> {
         if let Some(kill) = self.v2.as_ref().map(|d| d.join("cgroup.kill")).filter(|k| k.exists()) {
             write_file(&kill, "1")?;
@@ -389,19 +468,56 @@ impl GuestCgroup {
 #[derive(Debug)]
 pub struct SupervisorSeat {
     origin: Vec<(PathBuf, PathBuf)>,
+    /// The cgroup2 mount, whose origin is left by cgroup.procs.
+    v2: Option<PathBuf>,
 }
 
 impl SupervisorSeat {
     /// Takes the calling process back to the cgroups it came from (the
     /// hierarchy's root where one is gone), so that `supervisor` can go.
+    /// v1 hierarchies through `tasks` (the single-threaded monitor, no
+    /// threadgroup lock), cgroup2 through cgroup.procs.
     pub fn leave(self) -> io::Result<()> {
         for (mount, dir) in &self.origin {
-            if write_file(&dir.join("cgroup.procs"), "0").is_err() {
-                write_file(&mount.join("cgroup.procs"), "0")?;
+            let file = if self.v2.as_ref() == Some(mount) { "cgroup.procs" } else { "tasks" };
+            if write_file(&dir.join(file), "0").is_err() {
+                write_file(&mount.join(file), "0")?;
             }
         }
         Ok(())
     }
+}
+
+impl SupervisorSeat {
+    /// Takes the calling process back to where it came from in the v1
+    /// hierarchies only (see [`GuestCgroup::remove_all_but_own_v2`]).
+    pub fn leave_v1(self) -> io::Result<()> {
+        for (mount, dir) in self.origin.iter().filter(|(m, _)| self.v2.as_ref() != Some(m)) {
+            if write_file(&dir.join("tasks"), "0").is_err() {
+                write_file(&mount.join("tasks"), "0")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Enters the cgroups whose `tasks` files are given ("0": the calling
+/// thread; callers are single-threaded, so the whole process).
+pub fn join_v1(tasks: &[fs::File]) -> io::Result<()> {
+    use std::io::Write;
+    for mut f in tasks {
+        f.write_all(b"0")?;
+    }
+    Ok(())
+}
+
+fn open_for_write(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))
 }
 
 /// (hierarchy mount, directory) of the calling process in every hierarchy

@@ -16,7 +16,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use guest::{GuestCgroup, SupervisorSeat, MAX_DEPTH, MAX_DESCENDANTS, PARENT, PAYLOAD, SUPERVISOR};
+pub use guest::{join_v1, GuestCgroup, SupervisorSeat, MAX_DEPTH, MAX_DESCENDANTS, PARENT, PAYLOAD, SUPERVISOR};
 pub use crate::sys::clone::CgroupEntry;
 
 /// How a guest's pid 1 (and joiners) get into the guest's cgroup on this

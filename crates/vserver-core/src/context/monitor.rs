@@ -6,8 +6,9 @@
 //!
 //! Sync points (the guest's first process is in setup.rs, `vserver start`
 //! in start.rs and report.rs):
-//!   S1 monitor -> child "g": the child is in payload in every hierarchy,
-//!      its OOM score is set (and its veth end is in place): it may run;
+//!   S1 monitor -> child "g": the child was created in the cgroup2 payload,
+//!      its OOM score is set (and its veth end is in place): it enters
+//!      payload in the v1 hierarchies, then goes on;
 //!   S1u (user namespace) child -> monitor "u", monitor -> child "m": maps;
 //!   S2 child -> monitor, start socket: console master [+ notify socket];
 //!   S3 child -> monitor, report pipe: EOF at exec (built-in init: once its
@@ -86,7 +87,7 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
             // compat: a reboot runs what `vserver start` runs before the monitor exists.
             super::scripts::before_reboot(paths, guest)?;
         }
-        let mut boot = match Boot::start(paths, guest, layout, &mut console) {
+        let mut boot = match Boot::start(paths, guest, layout, &mut console, cli.is_some()) {
             Ok(b) => b,
             Err(e) => {
                 if let Some(r) = cli.take() {
@@ -99,7 +100,11 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
         let stopped = boot.stop_requested;
         // pid 1 has ended: every joiner went with its pid namespace.
         control.detach();
-        boot.teardown();
+        // `vserver stop` waits for our end and removes what is left of the
+        // cgroups then (see Boot::teardown); anyone else's SIGTERM (no stop
+        // marker) and a guest that halts itself leave nobody to do that.
+        let handoff = stopped && halt::read_stop_marker(paths, &guest.name).is_some();
+        boot.teardown(handoff);
         // Whoever waits in `vserver start` learns the outcome only once
         // nothing of a failed boot is left, the run state included.
         let fail = |cli: &mut Option<StartReport>, msg: &str| {
@@ -195,7 +200,9 @@ struct Console {
 }
 
 impl<'a> Boot<'a> {
-    fn start(paths: &'a Paths, guest: &'a Guest, layout: &Layout, log: &'a mut ConsoleLog) -> Result<Boot<'a>> {
+    /// `first_boot`: started by `vserver start` (not a reboot), whose monitor
+    /// pid nobody knows yet.
+    fn start(paths: &'a Paths, guest: &'a Guest, layout: &Layout, log: &'a mut ConsoleLog, first_boot: bool) -> Result<Boot<'a>> {
         let cgroup = GuestCgroup::create(layout, &guest.name)?;
         let mut network = Network::default();
         let mut seat = None;
@@ -205,7 +212,7 @@ impl<'a> Boot<'a> {
             InitStyle::Systemd => "systemd",
         };
         log.note(&format!("starting guest {} (init style {style})", guest.name));
-        match pid1::start(paths, guest, &cgroup, &mut network, &mut seat) {
+        match pid1::start(paths, guest, &cgroup, &mut network, &mut seat, first_boot) {
             Ok(p) => {
                 // Read now, while pid 1 is surely in its namespaces. If it
                 // cannot be read, pid 1 has already died of a setup error,
@@ -237,7 +244,7 @@ impl<'a> Boot<'a> {
             Err(e) => {
                 // Nothing of a failed start stays: addresses, programs and
                 // the cgroup go, and with it any process that got into it.
-                undo(paths, guest, &cgroup, &mut network, seat, false);
+                undo(paths, guest, &cgroup, &mut network, seat, false, false);
                 Err(e)
             }
         }
@@ -603,12 +610,14 @@ impl<'a> Boot<'a> {
         }
     }
 
-    fn teardown(mut self) {
+    /// `handoff`: the monitor ends after this and `vserver stop`, waiting
+    /// for that, removes its cgroup2 `supervisor` and `vserver/NAME`.
+    fn teardown(mut self, handoff: bool) {
         self.drain_console();
         self.log.note(&format!("guest {} ended", self.guest.name));
         // A start that never got the guest up has no stop scriptlets.
         let was_up = self.phase == Phase::Up;
-        undo(self.paths, self.guest, &self.cgroup, &mut self.network, self.seat.take(), was_up);
+        undo(self.paths, self.guest, &self.cgroup, &mut self.network, self.seat.take(), was_up, handoff);
     }
 }
 
@@ -629,8 +638,18 @@ fn ready_timeout(guest: &Guest) -> Duration {
 /// Takes a boot apart, in an order that never leaves a guest process
 /// unconfined: its processes first (the IP set must hold while any of
 /// them lives), then the programs and addresses, then the monitor leaves
-/// `supervisor` so that the cgroups can go.
-fn undo(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Network, seat: Option<SupervisorSeat>, stop_scripts: bool) {
+/// `supervisor` so that the cgroups can go. With `handoff` it stays in the
+/// cgroup2 `supervisor`, whose removal `vserver stop` finishes after our end
+/// (leaving it would wait for an RCU grace period, 5-20 ms).
+fn undo(
+    paths: &Paths,
+    guest: &Guest,
+    cgroup: &GuestCgroup,
+    network: &mut Network,
+    seat: Option<SupervisorSeat>,
+    stop_scripts: bool,
+    handoff: bool,
+) {
     let name = &guest.name;
     if let Err(e) = cgroup.kill_guest() {
         eprintln!("vserver monitor {name}: {e}");
@@ -640,12 +659,13 @@ fn undo(paths: &Paths, guest: &Guest, cgroup: &GuestCgroup, network: &mut Networ
         super::scripts::post_stop(paths, guest);
     }
     network.undo(name);
+    let handoff = handoff && seat.is_some();
     if let Some(seat) = seat {
-        if let Err(e) = seat.leave() {
+        if let Err(e) = if handoff { seat.leave_v1() } else { seat.leave() } {
             eprintln!("vserver monitor {name}: leaving the guest's supervisor cgroup: {e}");
         }
     }
-    if let Err(e) = cgroup.remove() {
+    if let Err(e) = if handoff { cgroup.remove_all_but_own_v2() } else { cgroup.remove() } {
         eprintln!("vserver monitor {name}: {e}");
     }
     // compat: postpost-stop once everything is undone.

@@ -33,7 +33,7 @@ impl Network {
             return Ok(());
         };
         let v2 = cgroup.v2_dir().context("network contexts need a cgroup v2 directory for the guest")?;
-        self.programs = Some(ctx.apply_to_cgroup(v2)?);
+        self.programs = Some(ctx.apply_to_cgroup(v2, &paths.rundir)?);
         self.added = ctx.add_host_addresses()?;
         self.live = Some((paths.clone(), guest.name.clone()));
         net::live::record(paths, &guest.name, ctx.set(), &self.added)?;

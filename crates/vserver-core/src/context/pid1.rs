@@ -38,6 +38,7 @@ pub(super) fn start(
     cgroup: &GuestCgroup,
     network: &mut Network,
     seat: &mut Option<SupervisorSeat>,
+    first_boot: bool,
 ) -> Result<Pid1> {
     // On vserver/NAME before it has children (the v1 devices controller
     // takes "deny all" only then) and before any guest process exists.
@@ -60,7 +61,7 @@ pub(super) fn start(
     }
     // From here on the monitor's own work (console relay, readiness) is
     // charged to the guest.
-    *seat = Some(cgroup.enter_supervisor().context("moving the monitor into the guest's supervisor cgroup")?);
+    *seat = Some(enter_supervisor(cgroup, first_boot).context("moving the monitor into the guest's supervisor cgroup")?);
     // After the monitor is in place and before pid 1 is forked: pid 1 and
     // every joiner the monitor forks later share its Landlock domain, which
     // the host's and other guests' abstract unix sockets are outside of.
@@ -75,16 +76,18 @@ pub(super) fn start(
     let userns_ready = Channel::new()?;
     let (start_monitor, start_child) = fdpass::pair()?;
     let payload = cgroup.open_payload_v2()?;
+    // The v1 hierarchies: the child enters them itself (see release_child).
+    let v1_tasks = cgroup.open_payload_v1_tasks()?;
     let forked = clone::fork_into(namespace_flags(guest), payload.as_ref().map(|f| f.as_fd()))
         .context("creating the guest's namespaces")?;
     let (pid, pidfd, in_cgroup) = match forked {
         clone::Forked::Child => {
             drop((go.write, report.read, userns_ready.read, start_monitor, payload));
-            guest_main(guest, go.read, report.write, userns_ready.write, start_child, &restrictions)
+            guest_main(guest, go.read, report.write, userns_ready.write, start_child, &v1_tasks, &restrictions)
         }
         clone::Forked::Parent { pid, pidfd, in_cgroup } => (Pid::from_raw(pid), pidfd, in_cgroup),
     };
-    drop((go.read, report.write, userns_ready.write, start_child, payload));
+    drop((go.read, report.write, userns_ready.write, start_child, payload, v1_tasks));
     if let Err(e) = release_child(paths, guest, cgroup, network, pid, in_cgroup, go.write, userns_ready.read) {
         let _ = pidfd::send_signal(&pidfd, libc::SIGKILL);
         let _ = waitpid(pid, None);
@@ -106,8 +109,15 @@ fn release_child(
     mut go: File,
     mut userns_ready: File,
 ) -> Result<()> {
-    // The v1 hierarchies (and cgroup2 on kernels without CLONE_INTO_CGROUP).
-    cgroup.enter_payload(pid.as_raw(), in_cgroup)?;
+    // cgroup2 on kernels without CLONE_INTO_CGROUP. The v1 hierarchies the
+    // child enters itself, right after "g" and before any other step: a
+    // write of its pid here would take the kernel's threadgroup lock and
+    // wait for an RCU grace period (5-20 ms), its own `tasks` writes do not.
+    if !in_cgroup {
+        if let Some(v2) = cgroup.v2_dir() {
+            crate::cgroup::write_file(&v2.join(crate::cgroup::PAYLOAD).join("cgroup.procs"), &pid.as_raw().to_string())?;
+        }
+    }
     super::oom::set_guest_score(pid.as_raw())?;
     network.connect_namespace(guest, pid.as_raw())?;
     // compat: pre-start scriptlets once the cgroup, the addresses or the veth
@@ -125,12 +135,22 @@ fn release_child(
 /// The first process of the guest, in its new namespaces. Failures go back
 /// to the monitor through `report`; success is exec (or, for the built-in
 /// init, `report` being closed once the start command has run).
-fn guest_main(guest: &Guest, go: File, report: File, userns_ready: File, start: OwnedFd, restrictions: &Restrictions) -> ! {
+fn guest_main(
+    guest: &Guest,
+    go: File,
+    report: File,
+    userns_ready: File,
+    start: OwnedFd,
+    v1_tasks: &[File],
+    restrictions: &Restrictions,
+) -> ! {
     // The monitor's stdio (monitor.log) must not reach the guest: /dev/null
     // until /dev/console exists. Its other descriptors (the signalfd, the
     // pipe to `vserver start`) must not either: the built-in init never
     // execs, so close-on-exec alone would not drop them.
-    crate::sys::fds::close_all_except(&[go.as_raw_fd(), report.as_raw_fd(), userns_ready.as_raw_fd(), start.as_raw_fd()]);
+    let mut keep = vec![go.as_raw_fd(), report.as_raw_fd(), userns_ready.as_raw_fd(), start.as_raw_fd()];
+    keep.extend(v1_tasks.iter().map(|f| f.as_raw_fd()));
+    crate::sys::fds::close_all_except(&keep);
     // A clean signal state for the guest, which exec would keep: the
     // monitor blocks the signals its signalfd reads, and Rust's runtime
     // ignores SIGPIPE.
@@ -143,7 +163,7 @@ fn guest_main(guest: &Guest, go: File, report: File, userns_ready: File, start: 
             unsafe { libc::dup2(null.as_raw_fd(), target) };
         }
     }
-    let err = match setup::setup_guest(guest, go, userns_ready, start, restrictions) {
+    let err = match setup::setup_guest(guest, go, userns_ready, start, v1_tasks, restrictions) {
         Err(e) => e,
         Ok(()) => match guest.init.style {
             InitStyle::Plain => setup::exec_plain(guest),
@@ -157,6 +177,53 @@ fn guest_main(guest: &Guest, go: File, report: File, userns_ready: File, start: 
     send(&report, &format!("{err:#}"));
     // SAFETY: leaving the failed child without unwinding.
     unsafe { libc::_exit(127) }
+}
+
+/// The monitor moves into `supervisor`. A write to cgroup.procs would take
+/// the kernel's threadgroup lock and wait for an RCU grace period (5-20 ms
+/// on a busy host); a process created inside a cgroup waits for nothing.
+/// So at the first boot, while nobody knows the monitor's pid yet (the run
+/// state is written once pid 1 runs), the monitor forks itself into the
+/// cgroup2 `supervisor` and the parent ends: the child is the monitor from
+/// here on, re-parented to the host's init. This is the second fork of the
+/// usual double fork (`vserver start` forked the first), made where it
+/// saves the write. The v1 hierarchies it enters through `tasks`, which
+/// waits for nothing either. At a reboot the pid must stay (`vserver stop`
+/// may hold it): the monitor writes cgroup.procs then.
+fn enter_supervisor(cgroup: &GuestCgroup, first_boot: bool) -> Result<SupervisorSeat> {
+    if !first_boot {
+        return Ok(cgroup.enter_supervisor()?);
+    }
+    let seat = cgroup.seat_from_here()?;
+    let target = cgroup.open_supervisor_v2()?;
+    let into = match target.as_ref().map(|t| crate::sys::clone3::fork_with_pidfd(Some(t.as_fd()), libc::SIGCHLD)) {
+        Some(Ok(f)) => Some(matches!(f, crate::sys::clone3::Forked::Child)),
+        // No cgroup2, or a kernel without CLONE_INTO_CGROUP (< 5.7) or clone3 (< 5.3).
+        None | Some(Err(_)) => None,
+    };
+    let in_cgroup = match into {
+        Some(true) => true,
+        Some(false) => leave_parent(),
+        // SAFETY: the monitor is single-threaded; the child returns here.
+        None => match unsafe { nix::unistd::fork() }.context("forking the monitor")? {
+            nix::unistd::ForkResult::Child => false,
+            nix::unistd::ForkResult::Parent { .. } => leave_parent(),
+        },
+    };
+    if in_cgroup {
+        cgroup.enter_supervisor_v1()?;
+        Ok(seat)
+    } else {
+        cgroup.enter_supervisor()?;
+        Ok(seat)
+    }
+}
+
+/// The parent of the forked monitor leaves without running anything more:
+/// every descriptor, map and cgroup it set up is the child's now.
+fn leave_parent() -> ! {
+    // SAFETY: ending this process without unwinding or running destructors.
+    unsafe { libc::_exit(0) }
 }
 
 fn namespace_flags(guest: &Guest) -> libc::c_int {

@@ -23,6 +23,7 @@ pub(super) fn setup_guest(
     mut go: File,
     userns_ready: File,
     start: OwnedFd,
+    v1_tasks: &[File],
     restrictions: &Restrictions,
 ) -> Result<()> {
     // If the monitor dies, the guest must not outlive it unsupervised.
@@ -30,10 +31,13 @@ pub(super) fn setup_guest(
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
         return Err(std::io::Error::last_os_error()).context("tying the guest to its monitor (PR_SET_PDEATHSIG)");
     }
-    // S1: the monitor puts us into payload in every hierarchy and sets our
-    // OOM score (and attaches the network context) before it says go: no
-    // guest code may run outside them.
+    // S1: the monitor sets our OOM score (and attaches the network context)
+    // before it says go; we were created inside the cgroup2 payload.
     wait_for_go(&mut go)?;
+    // Then, first of all, payload in the v1 hierarchies (as single-threaded
+    // process, through `tasks`): no guest code may run outside them, and
+    // every step after this one is charged to the guest.
+    crate::cgroup::join_v1(v1_tasks).context("entering the guest's cgroups (v1)")?;
     // A session of our own: nothing of the monitor's reaches the guest.
     nix::unistd::setsid().context("starting the guest's session")?;
     // A sysctl of the guest's own network namespace, while /proc/sys is writable.

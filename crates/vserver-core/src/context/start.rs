@@ -67,20 +67,15 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     }
 }
 
-/// The intermediate child starts a new session and forks the monitor, so the
-/// monitor is re-parented to the host's init and outlives `vserver start`.
+/// The child starts a new session and becomes the monitor. It forks once
+/// more when it moves into the guest's supervisor cgroup (pid1.rs,
+/// `enter_supervisor`) and its parent ends there: the monitor is re-parented
+/// to the host's init and outlives `vserver start`, as after a double fork.
 fn detach_and_run_monitor(paths: &Paths, guest: &Guest, layout: &Layout, report: File, terminal: &[i32]) -> ! {
     let _ = setsid();
     crate::sys::fds::close_all_except(&[&[report.as_raw_fd()], terminal].concat());
-    // SAFETY: single-threaded, as above.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            redirect_stdio(&paths.guest_rundir(&guest.name).join("monitor.log"));
-            monitor::run(paths, guest, layout, report)
-        }
-        // SAFETY: leaving the intermediate child without unwinding.
-        _ => unsafe { libc::_exit(0) },
-    }
+    redirect_stdio(&paths.guest_rundir(&guest.name).join("monitor.log"));
+    monitor::run(paths, guest, layout, report)
 }
 
 fn redirect_stdio(log: &Path) {
@@ -224,10 +219,12 @@ fn check_barrier(guest: &Guest) -> Result<()> {
     Ok(())
 }
 
-struct StartLock(#[allow(dead_code)] File);
+/// Held by `vserver start` until its monitor has written the run state, and
+/// by `vserver stop` while it removes what the monitor left.
+pub(super) struct StartLock(#[allow(dead_code)] File);
 
 impl StartLock {
-    fn take(paths: &Paths) -> Result<StartLock> {
+    pub(super) fn take(paths: &Paths) -> Result<StartLock> {
         let dir = paths.lock_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let file = File::create(dir.join("start")).with_context(|| format!("creating {}/start", dir.display()))?;

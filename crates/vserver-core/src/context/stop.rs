@@ -77,7 +77,9 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
     pidfd::send_signal(&monitor, libc::SIGTERM).context("signalling the guest's monitor")?;
     // compat: post-stop scriptlets run in the monitor's teardown; they may take longer.
     let limit = opts.timeout.saturating_sub(started.elapsed()) + TEARDOWN_GRACE.max(super::scripts::teardown_grace(paths, guest));
-    if !wait_exit(&monitor, limit) {
+    if wait_exit(&monitor, limit) {
+        finish_removal(paths, guest, &state)?;
+    } else {
         eprintln!("vserver {}: the monitor did not end within {} s; cleaning up after it", guest.name, limit.as_secs());
         let _ = pidfd::send_signal(&monitor, libc::SIGKILL);
         wait_exit(&monitor, Duration::from_secs(5));
@@ -88,6 +90,21 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
     }
     let _ = std::fs::remove_file(halt::stop_marker(paths, &guest.name));
     Ok(Stopped::Stopped)
+}
+
+/// The monitor of a stopped guest ends inside its cgroup2 `supervisor`
+/// (monitor.rs, `undo`): what is left of the guest's cgroups goes here.
+/// Under the start lock, and only while no new boot of the guest exists:
+/// a `vserver start` that came in between owns the cgroup now.
+fn finish_removal(paths: &Paths, guest: &Guest, state: &RunState) -> Result<()> {
+    let _lock = super::start::StartLock::take(paths)?;
+    if RunState::load(paths, &guest.name)?.is_some_and(|s| s.monitor != state.monitor) {
+        return Ok(());
+    }
+    let layout = Layout::detect(&paths.cgroup_root)?;
+    GuestCgroup::from_dirs(&layout, state.cgroups.clone())
+        .remove()
+        .with_context(|| format!("removing the cgroup of guest {:?}", guest.name))
 }
 
 /// `apps/init/cmd.stop`, run inside the guest (styles plain and systemd;

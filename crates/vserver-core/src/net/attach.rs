@@ -44,12 +44,14 @@ fn load(p: &Program) -> anyhow::Result<OwnedFd> {
 
 /// Loads every program first (so a refusal changes nothing), then attaches
 /// them; if one attach fails, the ones already attached are detached again.
-/// `routes` are the host's, for choosing source addresses.
-pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path) -> anyhow::Result<AttachedPrograms> {
+/// `routes` are the host's, for choosing source addresses; `btf_cache` is
+/// where the kernel's IPV6_V6ONLY bit is remembered (`btf.rs`).
+pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path, btf_cache: Option<&Path>) -> anyhow::Result<AttachedPrograms> {
     let cgroup = open_cgroup(cgroup_dir)?;
     let table = dest::table(set, routes, &|dev| rtnl::ifindex(dev).ok());
     let maps = dest::create(&table).context("cannot create the BPF maps of the IP set")?;
-    let loaded = load_all(set, &maps, btf::ipv6only_bit())?;
+    let bit = btf_cache.map_or_else(btf::ipv6only_bit, btf::ipv6only_bit_cached);
+    let loaded = load_all(set, &maps, bit)?;
     // The programs hold references to the maps now; our fds can go.
     drop(maps);
     let mut attached = AttachedPrograms { cgroup_dir: cgroup_dir.to_path_buf(), cgroup, progs: Vec::new() };
@@ -214,13 +216,13 @@ mod tests {
             IpSet::new(&[ip("::1"), ip("127.0.0.2"), ip("127.0.0.3")], lb).unwrap(),
         ];
         for set in shapes {
-            let mut a = attach_set(&set, &[], &dir).unwrap_or_else(|e| panic!("{set:?}: {e:#}"));
+            let mut a = attach_set(&set, &[], &dir, None).unwrap_or_else(|e| panic!("{set:?}: {e:#}"));
             assert_eq!(attached_names(&dir).unwrap().len(), a.count());
             a.detach().unwrap();
             assert!(attached_names(&dir).unwrap().is_empty());
         }
         // Detaching by query finds what another process attached.
-        let n = attach_set(&IpSet::new(&[ip("127.0.0.2")], lb).unwrap(), &[], &dir).unwrap().count();
+        let n = attach_set(&IpSet::new(&[ip("127.0.0.2")], lb).unwrap(), &[], &dir, None).unwrap().count();
         // A live change finds the maps again.
         assert_eq!(bpf_sys::map_name(&maps_of(&dir).unwrap().exact).unwrap(), dest::EXACT_NAME);
         assert_eq!(detach_from_cgroup(&dir).unwrap(), n);

@@ -11,6 +11,8 @@ use super::asm::Insn;
 const BPF_MAP_CREATE: i32 = 0;
 const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
+const BPF_MAP_DELETE_ELEM: i32 = 3;
+const BPF_MAP_GET_NEXT_KEY: i32 = 4;
 const BPF_PROG_LOAD: i32 = 5;
 const BPF_PROG_ATTACH: i32 = 8;
 const BPF_PROG_DETACH: i32 = 9;
@@ -97,6 +99,30 @@ pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
         .put_u64(16, value.as_ptr() as u64)
         .put_u64(24, 0);
     bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(drop)
+}
+
+/// BPF_MAP_DELETE_ELEM.
+pub fn map_delete(map: &OwnedFd, key: &[u8]) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.put_u32(0, map.as_raw_fd() as u32).put_u64(8, key.as_ptr() as u64);
+    bpf(BPF_MAP_DELETE_ELEM, &mut a).map(drop)
+}
+
+/// Every key of a map (`key_size` bytes each), by BPF_MAP_GET_NEXT_KEY.
+pub fn map_keys(map: &OwnedFd, key_size: usize) -> io::Result<Vec<Vec<u8>>> {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut next = vec![0u8; key_size];
+        let mut a = Attr::new();
+        // No key (NULL) asks for the first one.
+        let prev = keys.last().map_or(0, |k| k.as_ptr() as u64);
+        a.put_u32(0, map.as_raw_fd() as u32).put_u64(8, prev).put_u64(16, next.as_mut_ptr() as u64);
+        match bpf(BPF_MAP_GET_NEXT_KEY, &mut a) {
+            Ok(_) => keys.push(next),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(keys),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What BPF_PROG_LOAD needs besides the instructions.

@@ -24,6 +24,40 @@ pub fn ipv6only_bit() -> Option<BitField> {
     find_bitfield(&data, "sock_common", "skc_ipv6only")
 }
 
+/// [`ipv6only_bit`], remembered in the file `cache` for the rest of this
+/// boot: the kernel hands its BTF (5 MB) out a page per read, which costs a
+/// guest start about 8 ms of CPU, and the answer cannot change before the
+/// next boot (the cache names the boot id it was read in). The file is
+/// written under the run directory, which only root can write.
+pub fn ipv6only_bit_cached(cache: &Path) -> Option<BitField> {
+    let Ok(boot) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else { return ipv6only_bit() };
+    let boot = boot.trim();
+    if let Some(known) = std::fs::read_to_string(cache).ok().and_then(|t| parse_cache(&t, boot)) {
+        return known;
+    }
+    let bit = ipv6only_bit();
+    let answer = bit.map_or("none".to_string(), |b| format!("{} {}", b.byte, b.mask));
+    let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+    // Best effort: without the file the next start reads the BTF again.
+    if std::fs::write(&tmp, format!("{boot} {answer}\n")).is_ok() && std::fs::rename(&tmp, cache).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    bit
+}
+
+/// "BOOT_ID BYTE MASK" or "BOOT_ID none"; None unless it is of this boot.
+fn parse_cache(text: &str, boot: &str) -> Option<Option<BitField>> {
+    let mut words = text.split_whitespace();
+    if words.next()? != boot {
+        return None;
+    }
+    match (words.next()?, words.next(), words.next()) {
+        ("none", None, _) => Some(None),
+        (byte, Some(mask), None) => Some(Some(BitField { byte: byte.parse().ok()?, mask: mask.parse().ok()? })),
+        _ => None,
+    }
+}
+
 fn u16_at(d: &[u8], off: usize) -> Option<u16> {
     Some(u16::from_le_bytes(d.get(off..off + 2)?.try_into().ok()?))
 }
@@ -112,5 +146,22 @@ mod tests {
         assert_eq!(find_bitfield(&data, "sock_common", "skc_family"), None, "not a one-bit field");
         assert_eq!(find_bitfield(&data, "no_such_struct", "x"), None);
         assert_eq!(find_bitfield(b"not btf", "sock_common", "skc_ipv6only"), None);
+    }
+
+    #[test]
+    fn the_cache_answers_only_for_its_boot() {
+        assert_eq!(parse_cache("abc 19 32\n", "abc"), Some(Some(BitField { byte: 19, mask: 32 })));
+        assert_eq!(parse_cache("abc none\n", "abc"), Some(None));
+        assert_eq!(parse_cache("abc 19 32\n", "def"), None, "another boot");
+        assert_eq!(parse_cache("abc 19\n", "abc"), None);
+        assert_eq!(parse_cache("abc 19 999\n", "abc"), None, "not a byte mask");
+        let dir = std::env::temp_dir().join(format!("vserver-btf-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cache = dir.join("kernel-btf");
+        let first = ipv6only_bit_cached(&cache);
+        assert_eq!(first, ipv6only_bit());
+        assert!(std::fs::read_to_string(&cache).unwrap().starts_with(std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim()));
+        assert_eq!(ipv6only_bit_cached(&cache), first, "read back from the cache");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

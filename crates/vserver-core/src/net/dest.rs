@@ -9,27 +9,37 @@
 //!
 //! Stored as two maps, so the common case costs a hash lookup: the exact
 //! (full-length) entries in a hash map, looked up first, the prefixes in an
-//! LPM trie, looked up on a miss. Both sit in one of two slots of two arrays
-//! of maps; a third map holds the current slot. A live change of the set
-//! fills the other slot with complete new maps and then flips the slot
+//! LPM trie, looked up on a miss. Every key starts with a slot number (0 or
+//! 1) and a third map holds the slot in use. A live change of the set writes
+//! the complete new table under the other slot and then flips the slot
 //! number, one aligned word: a program reads the slot once and sees the old
 //! set or the new, never a mixture.
+//!
+//! Why not two maps per slot in arrays of maps: putting a map into an array
+//! of maps makes the kernel wait for an RCU grace period (the update returns
+//! only once no program can still hold the map it replaced), 5-20 ms each on
+//! a loaded host, twice per guest start. Keyed slots need no such wait at
+//! start; a live change waits once, after its flip (`live.rs`).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use super::bpf_sys;
 use super::ipset::{canonical, is_loopback_like, key, IpSet, LBACK6_PREFIX};
 use super::rtnl::Route;
 
-/// `struct bpf_lpm_trie_key`: a u32 prefix length, then the 16 address bytes.
-pub const KEY_SIZE: u32 = 20;
+/// `struct bpf_lpm_trie_key`: a u32 prefix length, then the data: the u32
+/// slot and the 16 address bytes. The slot is part of every prefix.
+pub const KEY_SIZE: u32 = 24;
 pub const VALUE_SIZE: u32 = 56;
-pub const MAX_ENTRIES: u32 = 4096;
-/// The exact entries' hash map is keyed by the 16 address bytes alone.
-pub const EXACT_KEY_SIZE: u32 = 16;
+/// Both slots' tables (each at most half of it) during a live change.
+pub const MAX_ENTRIES: u32 = 8192;
+/// The exact entries' hash map is keyed by the slot and the 16 address bytes.
+pub const EXACT_KEY_SIZE: u32 = 20;
+/// The bits of the slot number in front of every prefix.
+pub const SLOT_BITS: u32 = 32;
 
 // Value layout: u32 flags, u32 pad, then three 16-byte addresses.
 pub const V_FLAGS: i16 = 0;
@@ -54,7 +64,6 @@ pub const LBACK: u32 = 32;
 const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
-const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 /// Elements are replaced under RCU, never reused while a program reads them.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
@@ -221,70 +230,86 @@ pub fn table(set: &IpSet, routes: &[Route], dev_index: &dyn Fn(&str) -> Option<u
     t
 }
 
-fn key_bytes(p: &Prefix) -> [u8; KEY_SIZE as usize] {
+fn key_bytes(slot: u32, p: &Prefix) -> [u8; KEY_SIZE as usize] {
     let mut k = [0u8; KEY_SIZE as usize];
-    k[..4].copy_from_slice(&(p.0 as u32).to_ne_bytes());
-    k[4..].copy_from_slice(&p.1);
+    k[..4].copy_from_slice(&(SLOT_BITS + p.0 as u32).to_ne_bytes());
+    k[4..8].copy_from_slice(&slot.to_ne_bytes());
+    k[8..].copy_from_slice(&p.1);
     k
 }
 
-/// The names the maps are created with, by which a live change finds them.
+fn exact_key_bytes(slot: u32, addr: &[u8; 16]) -> [u8; EXACT_KEY_SIZE as usize] {
+    let mut k = [0u8; EXACT_KEY_SIZE as usize];
+    k[..4].copy_from_slice(&slot.to_ne_bytes());
+    k[4..].copy_from_slice(addr);
+    k
+}
+
+/// The names the maps are created with, by which a live change finds them
+/// (not those of the earlier arrays of maps: a guest started by an older
+/// version is refused a live change instead of getting a wrong one).
 pub const SLOT_NAME: &str = "vs_slot";
-pub const EXACT_NAME: &str = "vs_exact";
-pub const PREFIXES_NAME: &str = "vs_prefixes";
+pub const EXACT_NAME: &str = "vs_slot_exact";
+pub const PREFIXES_NAME: &str = "vs_slot_prefix";
 
 /// The three maps the programs are loaded with.
 pub struct Maps {
     /// ARRAY of one u32: the slot in use (0 or 1).
     pub slot: OwnedFd,
-    /// An array of two maps: the exact entries' hash maps.
+    /// HASH: (slot, address) to the exact entries.
     pub exact: OwnedFd,
-    /// An array of two maps: the prefix tries.
+    /// LPM_TRIE: (slot, prefix) to the other entries.
     pub prefixes: OwnedFd,
 }
 
-/// New inner maps holding the table: exact entries and prefixes.
-fn create_inner(t: &BTreeMap<Prefix, Entry>) -> io::Result<(OwnedFd, OwnedFd)> {
-    let exact = bpf_sys::map_create(BPF_MAP_TYPE_HASH, EXACT_KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, "vs_exact_set")?;
-    let trie = bpf_sys::map_create(BPF_MAP_TYPE_LPM_TRIE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, "vs_prefix_set")?;
+/// Writes the table under `slot`.
+fn fill(maps: &Maps, slot: u32, t: &BTreeMap<Prefix, Entry>) -> io::Result<()> {
     for (p, e) in t {
         if p.0 == 128 {
-            bpf_sys::map_update(&exact, &p.1, &e.value())?;
+            bpf_sys::map_update(&maps.exact, &exact_key_bytes(slot, &p.1), &e.value())?;
         } else {
-            bpf_sys::map_update(&trie, &key_bytes(p), &e.value())?;
+            bpf_sys::map_update(&maps.prefixes, &key_bytes(slot, p), &e.value())?;
         }
     }
-    Ok((exact, trie))
+    Ok(())
 }
 
-fn put(outer: &OwnedFd, slot: u32, inner: &OwnedFd) -> io::Result<()> {
-    bpf_sys::map_update(outer, &slot.to_ne_bytes(), &(inner.as_raw_fd() as u32).to_ne_bytes())
+/// Removes every entry of `slot`, which no program may be reading.
+fn clear(maps: &Maps, slot: u32) -> io::Result<()> {
+    let mine = |k: &[u8], at: usize| k.get(at..at + 4) == Some(&slot.to_ne_bytes()[..]);
+    for k in bpf_sys::map_keys(&maps.exact, EXACT_KEY_SIZE as usize)?.iter().filter(|k| mine(k, 0)) {
+        bpf_sys::map_delete(&maps.exact, k)?;
+    }
+    for k in bpf_sys::map_keys(&maps.prefixes, KEY_SIZE as usize)?.iter().filter(|k| mine(k, 4)) {
+        bpf_sys::map_delete(&maps.prefixes, k)?;
+    }
+    Ok(())
 }
 
 /// The maps of a new context, its table in slot 0.
 pub fn create(t: &BTreeMap<Prefix, Entry>) -> io::Result<Maps> {
-    let (exact, trie) = create_inner(t)?;
     let maps = Maps {
         slot: bpf_sys::map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0, None, SLOT_NAME)?,
-        exact: bpf_sys::map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 2, 0, Some(&exact), EXACT_NAME)?,
-        prefixes: bpf_sys::map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 2, 0, Some(&trie), PREFIXES_NAME)?,
+        exact: bpf_sys::map_create(BPF_MAP_TYPE_HASH, EXACT_KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, EXACT_NAME)?,
+        prefixes: bpf_sys::map_create(BPF_MAP_TYPE_LPM_TRIE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, PREFIXES_NAME)?,
     };
-    put(&maps.exact, 0, &exact)?;
-    put(&maps.prefixes, 0, &trie)?;
+    fill(&maps, 0, t)?;
+    // The array starts zeroed; written anyway, so the slot never depends on that.
     bpf_sys::map_update(&maps.slot, &0u32.to_ne_bytes(), &0u32.to_ne_bytes())?;
     Ok(maps)
 }
 
 /// A live change: the table goes into the slot not in use, then the slot
 /// number flips. The caller serialises changes and waits for running
-/// programs (see `live.rs`) before the next one reuses the old slot.
+/// programs (see `live.rs`) before the next one clears the old slot.
 pub fn replace(maps: &Maps, t: &BTreeMap<Prefix, Entry>) -> io::Result<()> {
     let mut cur = [0u8; 4];
     bpf_sys::map_lookup(&maps.slot, &0u32.to_ne_bytes(), &mut cur)?;
     let next = 1 - (u32::from_ne_bytes(cur) & 1);
-    let (exact, trie) = create_inner(t)?;
-    put(&maps.exact, next, &exact)?;
-    put(&maps.prefixes, next, &trie)?;
+    // What is left there is a set no program has read since the wait after
+    // the flip away from it.
+    clear(maps, next)?;
+    fill(maps, next, t)?;
     bpf_sys::map_update(&maps.slot, &0u32.to_ne_bytes(), &next.to_ne_bytes())
 }
 
@@ -376,6 +401,41 @@ mod tests {
         let t = table(&lo_only, &routes, &dev);
         assert_eq!(lookup(&t, "203.0.113.5").flags & NOSRC, NOSRC);
         assert_eq!(lookup(&t, "2001:db8::1").flags & NOSRC, NOSRC);
+    }
+
+    #[test]
+    fn a_live_change_fills_the_other_slot_and_clears_the_one_before() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "CI: creating BPF maps needs root");
+            return;
+        }
+        let table_of = |addrs: &[&str]| {
+            let a: Vec<IpAddr> = addrs.iter().map(|s| ip(s)).collect();
+            table(&IpSet::new(&a, Some("127.0.9.1".parse().unwrap())).unwrap(), &[], &no_dev)
+        };
+        // Entries per slot: (exact, prefixes).
+        let count = |maps: &Maps, slot: u32| {
+            let of = |keys: Vec<Vec<u8>>, at: usize| keys.iter().filter(|k| k[at..at + 4] == slot.to_ne_bytes()).count();
+            (of(bpf_sys::map_keys(&maps.exact, EXACT_KEY_SIZE as usize).unwrap(), 0), of(bpf_sys::map_keys(&maps.prefixes, KEY_SIZE as usize).unwrap(), 4))
+        };
+        let split = |t: &BTreeMap<Prefix, Entry>| (t.keys().filter(|p| p.0 == 128).count(), t.keys().filter(|p| p.0 != 128).count());
+        let current = |maps: &Maps| {
+            let mut v = [0u8; 4];
+            bpf_sys::map_lookup(&maps.slot, &0u32.to_ne_bytes(), &mut v).unwrap();
+            u32::from_ne_bytes(v)
+        };
+        let (one, two, three) = (table_of(&["127.0.0.2"]), table_of(&["127.0.0.2", "127.0.0.3", "::1"]), table_of(&["10.1.2.3"]));
+        let maps = create(&one).unwrap();
+        assert_eq!((current(&maps), count(&maps, 0), count(&maps, 1)), (0, split(&one), (0, 0)));
+        replace(&maps, &two).unwrap();
+        assert_eq!((current(&maps), count(&maps, 1)), (1, split(&two)));
+        assert_eq!(count(&maps, 0), split(&one), "the old set stays until the next change");
+        replace(&maps, &three).unwrap();
+        assert_eq!((current(&maps), count(&maps, 0), count(&maps, 1)), (0, split(&three), split(&two)));
+        // The prefix keys hold the slot: slot 0's default entry is a /32+96.
+        let mut value = [0u8; VALUE_SIZE as usize];
+        bpf_sys::map_lookup(&maps.prefixes, &key_bytes(0, &prefix_of(ip("0.0.0.0"), 0)), &mut value).unwrap();
+        assert!(bpf_sys::map_lookup(&maps.prefixes, &key_bytes(2, &prefix_of(ip("0.0.0.0"), 0)), &mut value).is_err());
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! testing and copying what it found, binding a source. `programs.rs`
 //! composes them into one program per hook.
 //!
-//! Registers across a program: r6 the context, r7 the context's exact-entry
-//! map (of the current slot), r8 the value the last lookup found, r9 an IPv4
-//! address being worked on. Stack: the lookup key at fp-24 (prefix length,
-//! then 16 address bytes at fp-20, which alone are the exact map's key),
-//! the current slot at fp-28, a sockaddr for bpf_bind() at fp-64.
+//! Registers across a program: r6 the context, r8 the value the last lookup
+//! found, r9 an IPv4 address being worked on. Stack: the lookup key at fp-28
+//! (prefix length, then the current slot at fp-24 and the 16 address bytes
+//! at fp-20; slot and address alone are the exact map's key), a sockaddr
+//! for bpf_bind() at fp-64.
 
 use super::asm::{Asm, Cond, Insn, Reg, Size};
 use super::dest::{V_FLAGS, V_SRC};
@@ -33,9 +33,13 @@ pub(super) const HELPER_SET_RETVAL: i32 = 187;
 pub(super) const AF_INET: u32 = 2;
 pub(super) const AF_INET6: u32 = 10;
 
-pub(super) const KEY: i16 = -24;
+pub(super) const KEY: i16 = -28;
+/// The slot, read once per program by `trie`; also the exact map's key.
+pub(super) const KEY_SLOT: i16 = -24;
 pub(super) const KEY_ADDR: i16 = -20;
-pub(super) const INDEX: i16 = -28;
+/// The prefix length of a full address in the trie's key: the slot's 32
+/// bits and 128 address bits.
+pub(super) const FULL_PREFIX: u32 = super::dest::SLOT_BITS + 128;
 const SOCKADDR: i16 = -64;
 
 /// The third word of a v4-mapped address, `::ffff:0:0`.
@@ -73,46 +77,42 @@ impl Gen {
         Gen { maps, a }
     }
 
-    /// Reads the current slot (once: everything after uses that slot's
-    /// maps) and r7 = its exact-entry map; `fail` if a map is missing (never,
-    /// but the verifier wants the check, and failing closed is right).
+    /// Reads the current slot into the key (once: every lookup after uses
+    /// that slot's entries); `fail` if the slot map has no entry (never, but
+    /// the verifier wants the check, and failing closed is right).
     pub(super) fn trie(&mut self, fail: &str) {
         let a = &mut self.a;
-        a.store_imm(Size::W, R10, INDEX, 0);
-        a.load_map_fd(R1, self.maps.slot).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
+        a.store_imm(Size::W, R10, KEY_SLOT, 0);
+        a.load_map_fd(R1, self.maps.slot).mov_reg(R2, R10).add_imm(R2, KEY_SLOT as i32).call(HELPER_MAP_LOOKUP);
         a.jump64_imm(Cond::Eq, R0, 0, fail);
-        a.load(Size::W, R1, R0, 0).store(Size::W, R10, INDEX, R1);
-        a.load_map_fd(R1, self.maps.exact).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
-        a.jump64_imm(Cond::Eq, R0, 0, fail).mov_reg(R7, R0);
+        a.load(Size::W, R1, R0, 0).store(Size::W, R10, KEY_SLOT, R1);
     }
 
     /// The key for the IPv4 address in `reg` (v4-mapped, full length).
     pub(super) fn key_v4(&mut self, reg: Reg) {
         let a = &mut self.a;
-        a.store_imm(Size::W, R10, KEY, 128);
+        a.store_imm(Size::W, R10, KEY, FULL_PREFIX);
         a.store_imm(Size::W, R10, KEY_ADDR, 0).store_imm(Size::W, R10, KEY_ADDR + 4, 0);
         a.store_imm(Size::W, R10, KEY_ADDR + 8, MAPPED).store(Size::W, R10, KEY_ADDR + 12, reg);
     }
 
     /// The key for the IPv6 address at `base + off`.
     pub(super) fn key_v6(&mut self, base: Reg, off: i16) {
-        self.a.store_imm(Size::W, R10, KEY, 128);
+        self.a.store_imm(Size::W, R10, KEY, FULL_PREFIX);
         for i in 0..4 {
             self.a.load(Size::W, R1, base, off + 4 * i).store(Size::W, R10, KEY_ADDR + 4 * i, R1);
         }
     }
 
     /// r8 = the entry for the key: the exact entry if there is one (one
-    /// hash lookup, the common case), else the longest prefix from the
-    /// slot's trie; `miss` if none.
+    /// hash lookup, the common case), else the longest prefix of the slot
+    /// from the trie; `miss` if none.
     pub(super) fn lookup(&mut self, miss: &str) {
         let found = format!("found_{}", self.a.position());
         let a = &mut self.a;
-        a.mov_reg(R1, R7).mov_reg(R2, R10).add_imm(R2, KEY_ADDR as i32).call(HELPER_MAP_LOOKUP);
+        a.load_map_fd(R1, self.maps.exact).mov_reg(R2, R10).add_imm(R2, KEY_SLOT as i32).call(HELPER_MAP_LOOKUP);
         a.jump64_imm(Cond::Ne, R0, 0, &found);
-        a.load_map_fd(R1, self.maps.prefixes).mov_reg(R2, R10).add_imm(R2, INDEX as i32).call(HELPER_MAP_LOOKUP);
-        a.jump64_imm(Cond::Eq, R0, 0, miss);
-        a.mov_reg(R1, R0).mov_reg(R2, R10).add_imm(R2, KEY as i32).call(HELPER_MAP_LOOKUP);
+        a.load_map_fd(R1, self.maps.prefixes).mov_reg(R2, R10).add_imm(R2, KEY as i32).call(HELPER_MAP_LOOKUP);
         a.jump64_imm(Cond::Eq, R0, 0, miss);
         a.label(&found).mov_reg(R8, R0);
     }

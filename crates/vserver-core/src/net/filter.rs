@@ -26,7 +26,7 @@
 
 use super::asm::{Asm, Cond, Insn, Reg::*, Size};
 use super::dest::{LBACK, MEMBER, PEER};
-use super::emit::{words6, word4, Gen, MapFds, KEY, KEY_ADDR, MAPPED};
+use super::emit::{words6, word4, Gen, MapFds, FULL_PREFIX, KEY, KEY_ADDR, MAPPED};
 use super::ipset::IpSet;
 
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
@@ -62,7 +62,7 @@ fn lookup_header_address(g: &mut Gen, v4_off: i32, v6_off: i32, miss: &str, othe
     let tag = g.a.position();
     let (ip4, ip6, lookup) = (format!("ip4_{tag}"), format!("ip6_{tag}"), format!("lookup_{tag}"));
     let a = &mut g.a;
-    a.store_imm(Size::W, R10, KEY, 128);
+    a.store_imm(Size::W, R10, KEY, FULL_PREFIX);
     a.load(Size::W, R2, R6, PROTOCOL);
     a.jump_imm(Cond::Eq, R2, ETH_P_IP, &ip4).jump_imm(Cond::Eq, R2, ETH_P_IPV6, &ip6).goto(other);
     a.label(&ip4);

@@ -3,9 +3,9 @@
 //! `<rundir>/NAME/network.json`, and the live changes themselves
 //! (`vserver NAME ip add|del`).
 //!
-//! A change is one step for the guest: a complete new trie (`dest.rs`) is
-//! built and swapped into the outer map its programs read, so every bind,
-//! connect and packet sees the old set or the new one. The host address of
+//! A change is one step for the guest: the complete new table (`dest.rs`)
+//! is written under the slot its programs do not read, then the slot flips,
+//! so every bind, connect and packet sees the old set or the new one. The host address of
 //! an added address is on its device before the swap; the one of a removed
 //! address goes after.
 

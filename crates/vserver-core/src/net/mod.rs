@@ -164,9 +164,11 @@ impl NetContext {
     /// process of the context enters it. The programs stay attached when the
     /// calling process exits; [`detach_from_cgroup`] or removing the cgroup
     /// ends them. Source addresses follow the host's routes as they are now.
-    pub fn apply_to_cgroup(&self, cgroup_v2_dir: &Path) -> anyhow::Result<AttachedPrograms> {
+    /// `rundir` keeps what is learnt from the kernel's BTF once per boot.
+    pub fn apply_to_cgroup(&self, cgroup_v2_dir: &Path, rundir: &Path) -> anyhow::Result<AttachedPrograms> {
         let routes = rtnl::Rtnl::open().and_then(|mut nl| nl.routes()).context("cannot read the host's routes")?;
-        attach::attach_set(&self.set, &routes, cgroup_v2_dir)
+        let cache = rundir.is_dir().then(|| rundir.join(BTF_CACHE));
+        attach::attach_set(&self.set, &routes, cgroup_v2_dir, cache.as_deref())
     }
 
     /// Adds the addresses with a `dev` (and no `nodev`), and the IPv6
@@ -176,6 +178,9 @@ impl NetContext {
         addr::add_addresses(&self.addresses)
     }
 }
+
+/// The file in the run directory that remembers the kernel's IPV6_V6ONLY bit.
+pub const BTF_CACHE: &str = ".kernel-btf";
 
 /// Can a bind program tell IPV6_V6ONLY sockets apart on this kernel (for
 /// `vserver-info`)? Needs the kernel's BTF (`/sys/kernel/btf/vmlinux`) and

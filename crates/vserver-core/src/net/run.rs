@@ -152,7 +152,7 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
     let v2_root = probe(paths)?;
     let records = paths.rundir.join(".chbind");
     let mut cgroup = TransientCgroup::create(&v2_root, &records)?;
-    cgroup.attached = Some(ctx.apply_to_cgroup(&cgroup.dir)?);
+    cgroup.attached = Some(ctx.apply_to_cgroup(&cgroup.dir, &paths.rundir)?);
     cgroup.added = ctx.add_host_addresses()?;
     if !cgroup.added.is_empty() {
         let record = records.join(std::process::id().to_string());
