@@ -171,6 +171,142 @@ pub fn install(opts: FilterOptions) -> Result<(), String> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// Copy-on-write supervision (unify::cow): the calls that can change a file
+// that already exists, handed to the guest's monitor by seccomp user
+// notification (SECCOMP_RET_USER_NOTIF, kernel 5.0; the monitor lets them
+// continue, 5.5). Calls that only read, or only create new names, never go
+// to the supervisor, and neither do calls on descriptors: a guest can only
+// hold a read-only descriptor of a unified file, and fchmod, fchown,
+// fsetxattr or futimens on it fail with EPERM as before.
+
+/// Notified always (their paths decide).
+const COW_ALWAYS: &[i64] = &[
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_creat,
+    libc::SYS_openat2,
+    libc::SYS_truncate,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_unlink,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_rename,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_link,
+    libc::SYS_linkat,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_chmod,
+    libc::SYS_fchmodat,
+    SYS_FCHMODAT2,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_chown,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_lchown,
+    libc::SYS_fchownat,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_utime,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_utimes,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_futimesat,
+    libc::SYS_setxattr,
+    libc::SYS_lsetxattr,
+    libc::SYS_removexattr,
+    libc::SYS_lremovexattr,
+    SYS_SETXATTRAT,
+    SYS_REMOVEXATTRAT,
+];
+
+/// Newer than some libc constants: one number on every architecture.
+pub const SYS_FCHMODAT2: i64 = 452;
+pub const SYS_SETXATTRAT: i64 = 463;
+pub const SYS_REMOVEXATTRAT: i64 = 466;
+
+/// A placeholder action: seccompiler has no SECCOMP_RET_USER_NOTIF, so the
+/// program is built with this trace value, which is then retargeted.
+const COW_PLACEHOLDER: u32 = 0xc0e;
+
+/// The open flags that make an open one that can change the file:
+/// writing (O_WRONLY, O_RDWR, and 3) or truncating; unless O_PATH (no
+/// access at all), O_TMPFILE (a new unnamed file) or O_CREAT|O_EXCL (a new
+/// name, never an existing file).
+fn open_write_rules(flags_arg: u8) -> Result<Vec<SeccompRule>, String> {
+    let cond = |op, value| SeccompCondition::new(flags_arg, SeccompCmpArgLen::Dword, op, value).map_err(|e| e.to_string());
+    let (wr, rdwr, trunc) = (libc::O_WRONLY as u64, libc::O_RDWR as u64, libc::O_TRUNC as u64);
+    let (path, tmpfile) = (libc::O_PATH as u64, (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64);
+    let (creat, excl) = (libc::O_CREAT as u64, libc::O_EXCL as u64);
+    let mut rules = Vec::new();
+    for writes in [wr, rdwr, trunc] {
+        // "not both O_CREAT and O_EXCL" is "no O_CREAT" or "no O_EXCL": two rules.
+        for not_new in [creat, excl] {
+            rules.push(
+                SeccompRule::new(vec![
+                    cond(SeccompCmpOp::MaskedEq(writes), writes)?,
+                    cond(SeccompCmpOp::MaskedEq(path), 0)?,
+                    cond(SeccompCmpOp::MaskedEq(tmpfile), 0)?,
+                    cond(SeccompCmpOp::MaskedEq(not_new), 0)?,
+                ])
+                .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(rules)
+}
+
+/// The notify filter of a unified guest's processes: SECCOMP_RET_USER_NOTIF
+/// for the calls above, everything else allowed (the deny filter, which
+/// takes precedence, still applies).
+pub fn cow_notify_filter() -> Result<BpfProgram, String> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in COW_ALWAYS {
+        rules.insert(*nr, Vec::new());
+    }
+    #[cfg(target_arch = "x86_64")]
+    rules.insert(libc::SYS_open, open_write_rules(1)?);
+    rules.insert(libc::SYS_openat, open_write_rules(2)?);
+    // unlinkat(AT_REMOVEDIR) removes directories, which are never unified.
+    let no_removedir = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(libc::AT_REMOVEDIR as u64), 0)
+        .map_err(|e| e.to_string())?;
+    rules.insert(libc::SYS_unlinkat, vec![SeccompRule::new(vec![no_removedir]).map_err(|e| e.to_string())?]);
+    // utimensat with a NULL path is futimens: a descriptor call.
+    let has_path = SeccompCondition::new(1, SeccompCmpArgLen::Qword, SeccompCmpOp::Ne, 0).map_err(|e| e.to_string())?;
+    rules.insert(libc::SYS_utimensat, vec![SeccompRule::new(vec![has_path]).map_err(|e| e.to_string())?]);
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Trace(COW_PLACEHOLDER), target_arch())
+        .map_err(|e| format!("building the copy-on-write seccomp filter: {e}"))?;
+    let mut prog = BpfProgram::try_from(filter).map_err(|e| format!("compiling the copy-on-write seccomp filter: {e}"))?;
+    retarget_to_user_notif(&mut prog);
+    Ok(prog)
+}
+
+/// Turns every `return TRACE(placeholder)` into `return USER_NOTIF`.
+fn retarget_to_user_notif(prog: &mut BpfProgram) -> usize {
+    const BPF_RET_K: u16 = 0x06;
+    let placeholder = libc::SECCOMP_RET_TRACE | COW_PLACEHOLDER;
+    let mut n = 0;
+    for insn in prog.iter_mut().filter(|i| i.code == BPF_RET_K && i.k == placeholder) {
+        insn.k = libc::SECCOMP_RET_USER_NOTIF;
+        n += 1;
+    }
+    n
+}
+
+/// Installs a filter on the calling thread and returns its listener, the
+/// descriptor the supervisor receives the notifications on. Needs
+/// CAP_SYS_ADMIN (no_new_privs stays off), like [`install`].
+pub fn install_with_listener(prog: &BpfProgram) -> std::io::Result<std::os::fd::OwnedFd> {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: as in install_program; NEW_LISTENER makes the call return a new descriptor.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const _)
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative return is a descriptor we now own.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+}
+
 fn install_program(prog: &BpfProgram) -> Result<(), String> {
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     // SAFETY: seccompiler's sock_filter has the kernel's layout (repr(C), same
@@ -196,6 +332,15 @@ mod tests {
         nrs.sort();
         nrs.dedup();
         assert_eq!(nrs.len(), DENIED_SYSCALLS.len());
+    }
+
+    #[test]
+    fn the_cow_filter_notifies_and_has_no_trace_left() {
+        let prog = cow_notify_filter().unwrap();
+        let rets: Vec<u32> = prog.iter().filter(|i| i.code == 0x06).map(|i| i.k).collect();
+        assert!(rets.contains(&libc::SECCOMP_RET_USER_NOTIF));
+        assert!(rets.contains(&libc::SECCOMP_RET_ALLOW));
+        assert!(!rets.iter().any(|k| k & 0xffff0000 == libc::SECCOMP_RET_TRACE), "{rets:x?}");
     }
 
     #[test]
