@@ -48,6 +48,15 @@ fn guest(root: &str, sock: i32, argv: &[String]) -> ! {
     if std::path::Path::new("proc").is_dir() {
         mount(Some("proc"), "proc", Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
     }
+    if std::path::Path::new("dev").is_dir() {
+        // A few device nodes, bound from the host's /dev (as rootfs/dev.rs does for guests).
+        mount(Some("tmpfs"), "dev", Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC);
+        for node in ["null", "zero", "full", "random", "urandom"] {
+            let target = format!("dev/{node}");
+            std::fs::write(&target, b"").unwrap_or_else(|_| fail(&target));
+            mount(Some(&format!("/dev/{node}")), &target, None, libc::MS_BIND);
+        }
+    }
     let dot = c(".");
     // SAFETY: pivot_root(".", ".") stacks the old root on the new one; it is detached next.
     if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
