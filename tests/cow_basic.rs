@@ -163,13 +163,13 @@ fn a_guest_user_cannot_make_the_guest_lose_its_sharing() {
     let Some(t) = setup("cowuser") else { return };
     let a = CowGuest::new(&t.w, &t.a);
     // nobody (65534) may not write root's files: the call fails, no copy is made.
-    let (out, stats, messages) = a.sh(
+    let (out, stats) = a.sh(
         "su -s /bin/sh nobody -c 'echo x >> /usr/lib/append.so; chmod 777 /usr/share/mode; rm -f /usr/lib/removed; touch /usr/share/times'; \
          echo done",
     );
     assert!(out.status.success(), "{}", describe(&out));
     assert!(stats.notifications >= 4, "the user's calls never reached the supervisor: {stats:?}");
-    assert_eq!(stats.broken, 0, "a user's failed calls broke links: {stats:?} {messages:?}");
+    assert_eq!(stats.broken, 0, "a user's failed calls broke links: {stats:?}");
     for rel in ["usr/lib/append.so", "usr/share/mode", "usr/lib/removed", "usr/share/times"] {
         assert_eq!(ino(&t.at(&t.a, rel)), ino(&t.at(&t.b, rel)), "{rel} lost its sharing");
         assert!(is_immutable(&t.at(&t.a, rel)));

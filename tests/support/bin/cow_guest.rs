@@ -1,25 +1,58 @@
-//! vs-cow-guest: runs a command the way a unified guest's process runs, for
-//! the copy-on-write tests, without the monitor (whose hand-over of the
-//! listener is the lead's to wire): in the guest's cgroup, as pid 1 of new
-//! pid and mount namespaces, pivoted into the guest root with its /proc,
-//! with the guest's bounding set and seccomp filters, and the copy-on-write
-//! filter's listener sent to the test (the supervisor) before exec.
+//! vs-cow-guest: runs a command the way a unified guest's process runs, and
+//! supervises it the way the guest's monitor will, for the copy-on-write
+//! tests and util/bench-cow.sh (the monitor's hand-over of the listener is
+//! the boot/join side's to wire).
 //!
-//! Usage: vs-cow-guest ROOT CGROUP_DIR SOCKET_FD CMD [ARG...]
+//! The command runs as pid 1 of a new pid namespace, in the guest's cgroup,
+//! in a new mount namespace pivoted into the guest root (with /proc and a
+//! few /dev nodes), with the guest's bounding set and seccomp filters. With
+//! copy-on-write, the copy-on-write filter's listener goes to this process
+//! before exec, which then runs a `vserver_core` Supervisor until the
+//! command ends, and writes its statistics as JSON to `--stats FILE`.
+//!
+//! Usage: vs-cow-guest [--plain] [--stats FILE] NAME ROOT CGROUP_DIR CMD [ARG...]
+//!   --plain   no copy-on-write filter and no supervisor (a guest that is not unified)
+//!   paths (config, guests, run dir) from VSERVER_CONFDIR, VSERVER_VDIRBASE, VSERVER_RUNDIR.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 5 {
-        eprintln!("usage: vs-cow-guest ROOT CGROUP_DIR SOCKET_FD CMD [ARG...]");
+struct Args {
+    plain: bool,
+    stats: Option<String>,
+    name: String,
+    root: String,
+    cgroup: String,
+    argv: Vec<String>,
+}
+
+fn parse() -> Args {
+    let mut it = std::env::args().skip(1).peekable();
+    let (mut plain, mut stats) = (false, None);
+    while let Some(a) = it.peek() {
+        match a.as_str() {
+            "--plain" => plain = true,
+            "--stats" => {
+                it.next();
+                stats = it.peek().cloned();
+            }
+            _ => break,
+        }
+        it.next();
+    }
+    let rest: Vec<String> = it.collect();
+    if rest.len() < 4 {
+        eprintln!("usage: vs-cow-guest [--plain] [--stats FILE] NAME ROOT CGROUP_DIR CMD [ARG...]");
         std::process::exit(2);
     }
-    let (root, cgroup, sock) = (&args[1], &args[2], args[3].parse::<i32>().expect("SOCKET_FD"));
-    std::fs::write(format!("{cgroup}/cgroup.procs"), "0").unwrap_or_else(|e| fail(&format!("joining {cgroup}: {e}")));
-    // SAFETY: unshare with flags; this process is single-threaded.
-    if unsafe { libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID) } != 0 {
+    Args { plain, stats, name: rest[0].clone(), root: rest[1].clone(), cgroup: rest[2].clone(), argv: rest[3..].to_vec() }
+}
+
+fn main() {
+    let args = parse();
+    let (ours, theirs) = socketpair();
+    // SAFETY: unshare with a flag; this process is single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
         fail("unshare");
     }
     // SAFETY: single-threaded; the child sets itself up and execs.
@@ -28,23 +61,77 @@ fn main() {
         fail("fork");
     }
     if pid == 0 {
-        guest(root, sock, &args[4..]);
+        drop(ours);
+        guest(&args, theirs);
     }
-    // SAFETY: closing our copy of the socket.
-    unsafe { libc::close(sock) };
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+    drop(theirs);
+    let code = if args.plain {
+        wait(pid)
+    } else {
+        supervise(&args, pid, ours)
+    };
     std::process::exit(code);
 }
 
-fn guest(root: &str, sock: i32, argv: &[String]) -> ! {
+/// The monitor's part: receive the listener, answer notifications until
+/// the guest's pid 1 ends.
+fn supervise(args: &Args, pid: i32, sock: OwnedFd) -> i32 {
+    let paths = vserver_core::paths::Paths::resolve(&Default::default()).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut sup = vserver_core::unify::cow::Supervisor::new(&paths, &args.name).unwrap_or_else(|e| fail(&format!("{e:#}")));
+    if let Some(l) = recv_fd(&sock) {
+        sup.add_listener(l).unwrap_or_else(|e| fail(&format!("add_listener: {e}")));
+    }
+    let pidfd = vserver_core::sys::pidfd::open(pid).unwrap_or_else(|e| fail(&format!("pidfd: {e}")));
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: sup.poll_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: fds is valid for two entries.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            sup.handle_ready().unwrap_or_else(|e| fail(&format!("{e:#}")));
+        }
+        if fds[1].revents != 0 {
+            break;
+        }
+    }
+    let code = wait(pid);
+    for m in sup.take_messages() {
+        eprintln!("vs-cow-guest: supervisor: {m}");
+    }
+    if let Some(file) = &args.stats {
+        let _ = std::fs::write(file, serde_json::to_vec(&sup.stats()).expect("stats serialise"));
+    }
+    code
+}
+
+fn wait(pid: i32) -> i32 {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+/// pid 1 of the guest: its cgroup, its mounts, its restrictions, exec.
+fn guest(args: &Args, sock: OwnedFd) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // Only the guest's processes are in its cgroup, not its supervisor.
+    std::fs::write(format!("{}/cgroup.procs", args.cgroup), "0").unwrap_or_else(|e| fail(&format!("joining {}: {e}", args.cgroup)));
+    // SAFETY: unshare with a flag, single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        fail("unshare mount namespace");
+    }
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE);
-    mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC);
-    std::env::set_current_dir(root).unwrap_or_else(|_| fail("chdir root"));
+    mount(Some(&args.root), &args.root, None, libc::MS_BIND | libc::MS_REC);
+    std::env::set_current_dir(&args.root).unwrap_or_else(|_| fail("chdir root"));
     if std::path::Path::new("proc").is_dir() {
         mount(Some("proc"), "proc", Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
     }
@@ -69,13 +156,13 @@ fn guest(root: &str, sock: i32, argv: &[String]) -> ! {
     std::env::set_current_dir("/").unwrap_or_else(|_| fail("chdir /"));
     vserver_core::caps::restrict_to(&vserver_core::caps::default_bounding_set()).unwrap_or_else(|e| fail(&e));
     vserver_core::seccomp::install(Default::default()).unwrap_or_else(|e| fail(&e));
-    let prog = vserver_core::seccomp::cow_notify_filter().unwrap_or_else(|e| fail(&e));
-    let listener = vserver_core::seccomp::install_with_listener(&prog).unwrap_or_else(|e| fail(&format!("listener: {e}")));
-    send_fd(sock, &listener);
-    drop(listener);
-    // SAFETY: our copy of the socket goes before exec.
-    unsafe { libc::close(sock) };
-    let cargs: Vec<CString> = argv.iter().map(|a| c(a)).collect();
+    if !args.plain {
+        let prog = vserver_core::seccomp::cow_notify_filter().unwrap_or_else(|e| fail(&e));
+        let listener = vserver_core::seccomp::install_with_listener(&prog).unwrap_or_else(|e| fail(&format!("listener: {e}")));
+        send_fd(sock.as_fd().as_raw_fd(), &listener);
+    }
+    drop(sock);
+    let cargs: Vec<CString> = args.argv.iter().map(|a| c(a)).collect();
     let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let env = [c("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), c("HOME=/root"), c("LANG=C")];
@@ -83,7 +170,17 @@ fn guest(root: &str, sock: i32, argv: &[String]) -> ! {
     envp.push(std::ptr::null());
     // SAFETY: NULL-terminated argv and envp of valid C strings.
     unsafe { libc::execve(ptrs[0], ptrs.as_ptr(), envp.as_ptr()) };
-    fail(&format!("exec {}", argv[0]))
+    fail(&format!("exec {}", args.argv[0]))
+}
+
+fn socketpair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is valid for two descriptors.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } != 0 {
+        fail("socketpair");
+    }
+    // SAFETY: two new descriptors we own.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 fn send_fd(sock: i32, fd: &OwnedFd) {
@@ -108,6 +205,34 @@ fn send_fd(sock: i32, fd: &OwnedFd) {
         if libc::sendmsg(sock, &msg, 0) != 1 {
             fail("sending the listener");
         }
+    }
+}
+
+/// The listener, or None if the guest failed before sending it.
+fn recv_fd(sock: &OwnedFd) -> Option<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut buf = vec![0u8; space];
+    // SAFETY: msghdr is plain data; its pointers stay valid for the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: as above; MSG_CMSG_CLOEXEC marks the received descriptor.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n != 1 {
+        return None;
+    }
+    // SAFETY: the kernel filled in one SCM_RIGHTS cmsg with one descriptor.
+    unsafe {
+        let cm = libc::CMSG_FIRSTHDR(&msg);
+        if cm.is_null() || (*cm).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<i32>())))
     }
 }
 

@@ -46,7 +46,7 @@ use super::window::Windows;
 use crate::paths::Paths;
 
 /// What the supervisor did, for logs and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub notifications: u64,
     /// Links broken (private copies put in place).
