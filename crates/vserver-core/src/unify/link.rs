@@ -67,23 +67,23 @@ pub fn link_all(
     opts: &LinkOptions,
     windows: &Windows,
     sum: &mut Summary,
-) -> anyhow::Result<Vec<(FileId, Key)>> {
+) -> anyhow::Result<Linked> {
     hashed.sort_unstable_by(|a, b| (a.key, a.target, &a.rel).cmp(&(b.key, b.target, &b.rel)));
     let mut groups: Vec<&[Hashed]> = Vec::new();
-    let mut unshared = Vec::new();
+    let mut linked = Linked::default();
     for g in hashed.chunk_by(|a, b| a.key == b.key) {
         if store.lookup(&g[0].key).is_some() || g.iter().any(|m| m.target != g[0].target) {
             groups.push(g);
         } else {
             sum.unshared += g.len() as u64;
-            unshared.extend(g.iter().map(|m| (m.id, m.key)));
+            linked.unshared.extend(g.iter().map(|m| (m.id, m.key)));
         }
     }
     if opts.dry_run {
         for g in groups {
             dry_run_group(store, g, sum);
         }
-        return Ok(unshared);
+        return Ok(linked);
     }
     let next = AtomicUsize::new(0);
     while next.load(Ordering::Relaxed) < groups.len() {
@@ -98,11 +98,12 @@ pub fn link_all(
         if let Some(w) = window {
             w.close()?;
         }
-        for (s, new) in results {
+        for (s, new, cloned) in results {
             sum.merge(s);
             for (key, ino) in new {
                 store.record(key, ino);
             }
+            linked.cloned.extend(cloned);
         }
         if let Some((took, froze)) = frozen_for {
             sum.windows += 1;
@@ -113,7 +114,7 @@ pub fn link_all(
             }
         }
     }
-    Ok(unshared)
+    Ok(linked)
 }
 
 /// Links groups until the deadline, on several workers: groups touch
@@ -125,22 +126,31 @@ fn link_groups(
     next: &AtomicUsize,
     deadline: Instant,
     opts: &LinkOptions,
-) -> Vec<(Summary, Vec<(Key, u64)>)> {
+) -> Vec<(Summary, Vec<(Key, u64)>, Vec<(FileId, Key)>)> {
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..opts.threads.max(1))
             .map(|w| {
                 s.spawn(move || {
                     let mut progress = Progress::new(opts.progress && w == 0);
-                    let (mut sum, mut new) = (Summary::default(), Vec::new());
+                    let (mut sum, mut new, mut cloned) = (Summary::default(), Vec::new(), Vec::new());
                     while Instant::now() < deadline {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(group) = groups.get(i) else { break };
                         progress.show("linking", i as u64, Some(groups.len() as u64));
-                        let mut g = Group { store, trees, reflink: opts.reflink, held: Vec::new(), sum: &mut sum, new: &mut new };
+                        let mut g = Group {
+                            store,
+                            trees,
+                            reflink: opts.reflink,
+                            held: Vec::new(),
+                            sum: &mut sum,
+                            new: &mut new,
+                            cloned: &mut cloned,
+                            clone_source: None,
+                        };
                         g.run(group);
                     }
                     progress.finish();
-                    (sum, new)
+                    (sum, new, cloned)
                 })
             })
             .collect();
@@ -174,6 +184,18 @@ struct Group<'a> {
     sum: &'a mut Summary,
     /// Entries this worker created, recorded in the store index afterwards.
     new: &'a mut Vec<(Key, u64)>,
+    /// --reflink: the guest files made clones of an entry (so the next run
+    /// can leave them alone), and the inode a new entry was cloned from
+    /// (replacing it frees nothing: the entry holds its extents).
+    cloned: &'a mut Vec<(FileId, Key)>,
+    clone_source: Option<u64>,
+}
+
+/// What linking a key's group gave: new entries, and reflink clones.
+#[derive(Default)]
+pub struct Linked {
+    pub unshared: Vec<(FileId, Key)>,
+    pub cloned: Vec<(FileId, Key)>,
 }
 
 /// An entry being linked: its fd (read-only, leased) and metadata to keep.
@@ -263,6 +285,7 @@ impl Group<'_> {
         let new = copy::tmpfile(fan.as_fd()).map_err(err)?;
         if self.reflink {
             sys::ficlone(new.as_fd(), file.as_fd()).map_err(reflink_err)?;
+            self.clone_source = Some(st.st_ino);
         } else {
             copy::copy_content(file.as_fd(), new.as_fd(), st.st_size as u64).map_err(err)?;
         }
@@ -349,9 +372,18 @@ impl Group<'_> {
             return Err(err(e));
         }
         hook::point("exchanged", &m.rel);
-        let saved = check_exchanged(staging, &tmp, parent.as_fd(), &base, &st)?;
+        let mut saved = check_exchanged(staging, &tmp, parent.as_fd(), &base, &st)?;
         sys::unlink_at(staging, &tmp, 0).map_err(err)?;
         hook::point("unlinked", &m.rel);
+        if self.reflink {
+            if self.clone_source == Some(st.st_ino) {
+                saved = 0;
+            }
+            // What is at the path now is our clone: remembered for the next run.
+            if let Ok(now) = sys::fstatat_nofollow(parent.as_fd(), &base) {
+                self.cloned.push((FileId::of(&now), m.key));
+            }
+        }
         self.held.push((st.st_ino, file));
         Ok(saved)
     }

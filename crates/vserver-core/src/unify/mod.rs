@@ -195,10 +195,14 @@ fn run_store(
         .iter()
         .map(|(t, fd)| scan_tree(t, fd, inodes, store.dev, opts))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let seen_file = seen::Seen::file(&store.root.join(".vhashify"), opts.respect_mtime);
-    let seen = if opts.reflink { seen::Seen::default() } else { seen::Seen::load(&seen_file) };
-    let mut hashed = scan::scan(scan_trees, &scan_options(opts), &seen, sum);
-    drop(seen);
+    let meta_dir = store.root.join(".vhashify");
+    let (seen_file, cloned_file) = (seen::Seen::file(&meta_dir, opts.respect_mtime), seen::Seen::cloned_file(&meta_dir, opts.respect_mtime));
+    let seen = seen::Seen::load(&seen_file);
+    let mut cloned = if opts.reflink { seen::Seen::load(&cloned_file) } else { seen::Seen::default() };
+    cloned.retain_keys(|k| store.lookup(k).is_some());
+    let known = scan::Known { seen: &seen, cloned: &cloned };
+    let (mut hashed, kept_clones) = scan::scan(scan_trees, &scan_options(opts), &known, sum);
+    drop((seen, cloned));
     if opts.existing_only {
         hashed.retain(|h| store.lookup(&h.key).is_some());
     }
@@ -213,9 +217,13 @@ fn run_store(
         progress: opts.progress,
         threads: scan_options(opts).threads * 2,
     };
-    let unshared = link::link_all(&mut store, &link_trees, hashed, &link_opts, &windows, sum)?;
-    if !opts.dry_run && !opts.reflink && !opts.existing_only {
-        seen::Seen::save(&seen_file, unshared.into_iter()).with_context(|| format!("writing {}", seen_file.display()))?;
+    let linked = link::link_all(&mut store, &link_trees, hashed, &link_opts, &windows, sum)?;
+    if !opts.dry_run && !opts.existing_only {
+        seen::Seen::save(&seen_file, linked.unshared.into_iter()).with_context(|| format!("writing {}", seen_file.display()))?;
+        if opts.reflink {
+            let clones = kept_clones.into_iter().chain(linked.cloned);
+            seen::Seen::save(&cloned_file, clones).with_context(|| format!("writing {}", cloned_file.display()))?;
+        }
     }
     if !opts.dry_run {
         store.finish().context("cannot remove the store's dirty marker")?;
@@ -243,7 +251,8 @@ fn dry_run_without_store(targets: Vec<config::Target>, opts: &UnifyOptions, sum:
             scan_tree(t, fd, &empty, dev, opts)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut hashed = scan::scan(scan_trees, &scan_options(opts), &seen::Seen::default(), sum);
+    let none = seen::Seen::default();
+    let (mut hashed, _) = scan::scan(scan_trees, &scan_options(opts), &scan::Known { seen: &none, cloned: &none }, sum);
     hashed.sort_unstable_by_key(|a| (a.key, a.id.ino));
     for group in hashed.chunk_by(|a, b| a.key == b.key) {
         if opts.existing_only || group.iter().all(|m| m.target == group[0].target) {
@@ -326,6 +335,16 @@ pub fn revert(paths: &Paths, name: &str, sel: &RevertSelection, opts: &UnifyOpti
     store.finish()?;
     sum.duration_secs = started.elapsed().as_secs_f64();
     Ok(sum)
+}
+
+/// After `build -m clone` of a unified guest: the clone's copies of the
+/// source's unified files are linked to their store entries again (util-
+/// vserver's vclone kept the links). Only existing entries are used: no file
+/// of the clone is made shared that was not shared before. The clone must
+/// take part (its `apps/vunify`, copied from the source).
+pub fn link_clone(paths: &Paths, clone: &str) -> anyhow::Result<Summary> {
+    let opts = UnifyOptions { existing_only: true, wait: true, ..UnifyOptions::default() };
+    hashify(paths, &[clone.to_string()], &opts)
 }
 
 /// `vhashify --gc`: removes entries of the given stores (or the configured

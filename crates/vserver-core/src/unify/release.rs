@@ -67,7 +67,8 @@ pub fn release_guest(paths: &Paths, name: &str) -> anyhow::Result<Release> {
         Ok(Some((s, _))) => s,
         Ok(None) => return Ok(out),
         // Locked by a running vhashify: unlink our names, leave entries to --gc.
-        Err(_) => Store::open(&store_root, false, false, &windows)?.context("hash store vanished")?.0,
+        Err(e) if e.is::<super::store::Locked>() => Store::open(&store_root, false, false, &windows)?.context("hash store vanished")?.0,
+        Err(e) => return Err(e),
     };
     let root = super::open_root(&vdir, store.dev)?;
     let mut found = Vec::new();

@@ -78,14 +78,23 @@ pub struct ScanTree<'a> {
 
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 
-pub fn scan(trees: Vec<ScanTree>, opts: &ScanOptions, seen: &Seen, sum: &mut Summary) -> Vec<Hashed> {
+/// Known keys: of private files (`seen`), and of --reflink clones of an
+/// entry (`cloned`), which need no linking again.
+pub struct Known<'a> {
+    pub seen: &'a Seen,
+    pub cloned: &'a Seen,
+}
+
+/// The hashed files, and the clones found unchanged (kept for the next run).
+pub fn scan(trees: Vec<ScanTree>, opts: &ScanOptions, known: &Known, sum: &mut Summary) -> (Vec<Hashed>, Vec<(FileId, Key)>) {
     let (tx, rx) = mpsc::sync_channel::<(usize, Candidate)>(512);
     let rx = Mutex::new(rx);
     let results = Mutex::new(Vec::new());
+    let clones = Mutex::new(Vec::new());
     let worker_sums = Mutex::new(Summary::default());
     std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
-            s.spawn(|| worker(&rx, &results, &worker_sums, opts.respect_mtime, seen));
+            s.spawn(|| worker(&rx, (&results, &clones), &worker_sums, opts.respect_mtime, known));
         }
         let mut progress = Progress::new(opts.progress);
         let mut sent = 0u64;
@@ -100,23 +109,24 @@ pub fn scan(trees: Vec<ScanTree>, opts: &ScanOptions, seen: &Seen, sum: &mut Sum
         progress.finish();
     });
     sum.merge(worker_sums.into_inner().unwrap());
-    results.into_inner().unwrap()
+    (results.into_inner().unwrap(), clones.into_inner().unwrap())
 }
 
-fn worker(
-    rx: &Mutex<mpsc::Receiver<(usize, Candidate)>>,
-    out: &Mutex<Vec<Hashed>>,
-    sums: &Mutex<Summary>,
-    respect_mtime: bool,
-    seen: &Seen,
-) {
+type Out<'a> = (&'a Mutex<Vec<Hashed>>, &'a Mutex<Vec<(FileId, Key)>>);
+
+fn worker(rx: &Mutex<mpsc::Receiver<(usize, Candidate)>>, out: Out, sums: &Mutex<Summary>, respect_mtime: bool, known: &Known) {
     let mut buf = vec![0u8; 256 * 1024];
-    let mut mine = Vec::new();
+    let (mut mine, mut clones) = (Vec::new(), Vec::new());
     let mut sum = Summary::default();
     loop {
         let next = rx.lock().unwrap().recv();
         let Ok((target, cand)) = next else { break };
-        if let Some((id, key)) = cand.id.and_then(|id| seen.lookup(&id).map(|k| (id, k))) {
+        if let Some((id, key)) = cand.id.and_then(|id| known.cloned.lookup(&id).map(|k| (id, k))) {
+            sum.already_shared += 1;
+            clones.push((id, key));
+            continue;
+        }
+        if let Some((id, key)) = cand.id.and_then(|id| known.seen.lookup(&id).map(|k| (id, k))) {
             mine.push(Hashed { target, rel: cand.rel, key, id });
             continue;
         }
@@ -128,7 +138,8 @@ fn worker(
             Err(Skip::Error(m)) => sum.error(format!("{}: {m}", walk::show(&cand.rel))),
         }
     }
-    out.lock().unwrap().append(&mut mine);
+    out.0.lock().unwrap().append(&mut mine);
+    out.1.lock().unwrap().append(&mut clones);
     sums.lock().unwrap().merge(sum);
 }
 

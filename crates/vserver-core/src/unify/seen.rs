@@ -1,6 +1,7 @@
 //! The keys of files a run hashed but left private (no other guest had
 //! them), kept in `<store>/.vhashify/seen` so the next run needs only a
-//! stat for them, not a read. A file's ctime changes with every write,
+//! stat for them, not a read; with --reflink also the files a run made
+//! clones of an entry (`cloned`), which the next run leaves alone. A file's ctime changes with every write,
 //! chmod, chown and xattr change and nobody can set it back (that would take
 //! setting the clock), so the same device, inode, size, mtime and ctime mean
 //! the same content and metadata, hence the same key. A stale record costs
@@ -26,6 +27,15 @@ impl Seen {
     pub fn file(meta_dir: &Path, respect_mtime: bool) -> PathBuf {
         // The key differs with --respect-mtime: one cache per kind.
         meta_dir.join(if respect_mtime { "seen-mtime" } else { "seen" })
+    }
+
+    pub fn cloned_file(meta_dir: &Path, respect_mtime: bool) -> PathBuf {
+        meta_dir.join(if respect_mtime { "cloned-mtime" } else { "cloned" })
+    }
+
+    /// Keeps only the records whose key passes (entries that still exist).
+    pub fn retain_keys(&mut self, keep: impl Fn(&Key) -> bool) {
+        self.map.retain(|_, (_, k)| keep(k));
     }
 
     /// The cache, or an empty one when it is missing or unreadable.

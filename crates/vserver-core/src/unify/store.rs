@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::hash::Key;
 use super::marker;
@@ -387,14 +387,23 @@ pub fn refreeze_entries(root: &Path) -> anyhow::Result<u64> {
     Ok(fixed)
 }
 
+/// Another process holds the store's lock.
+#[derive(Debug)]
+pub struct Locked(pub PathBuf);
+
+impl std::fmt::Display for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "another vhashify run holds the lock of hash store {} (use --wait to wait for it)", self.0.display())
+    }
+}
+
+impl std::error::Error for Locked {}
+
 fn lock(meta_fd: &OwnedFd, root: &Path, wait: bool) -> anyhow::Result<OwnedFd> {
     let fd = sys::open_at(meta_fd.as_fd(), c"lock", libc::O_RDWR | libc::O_CREAT, 0o600)?;
     match sys::flock(fd.as_fd(), wait) {
         Ok(()) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => bail!(
-            "another vhashify run holds the lock of hash store {} (use --wait to wait for it)",
-            root.display()
-        ),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Err(Locked(root.to_path_buf()).into()),
         Err(e) => Err(e).with_context(|| format!("cannot lock hash store {}", root.display())),
     }
 }
