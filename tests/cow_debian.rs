@@ -109,6 +109,8 @@ fn package_upgrades_in_a_unified_guest_need_no_manual_step() {
     eprintln!("dpkg -i: {dpkg:?}\napt-get --reinstall: {apt:?}\napt-get upgrade: {upgrade:?}");
     assert!(out.trim_end().ends_with("+cow1"), "cron was not upgraded: {out}");
     assert!(dpkg.broken > 0 && apt.broken > 0 && upgrade.broken > 0, "no link was broken");
+    // dpkg's first backup link of a package breaks the package's other files too: few windows.
+    assert!(dpkg.windows * 4 <= dpkg.broken && apt.windows * 4 <= apt.broken, "one window per file: {dpkg:?} {apt:?}");
     for f in &files {
         assert!(!is_immutable(&ra.join(f)), "{f} in guest a is still the shared inode");
         assert_ne!(ino(&ra.join(f)), ino(&rb.join(f)), "{f} still shared");

@@ -88,10 +88,7 @@ pub fn link_all(
     let next = AtomicUsize::new(0);
     while next.load(Ordering::Relaxed) < groups.len() {
         // Reflinked entries are never shared with a guest: no window needed.
-        let mut window = if opts.reflink { None } else { Some(windows.open()?) };
-        if let Some(w) = window.as_mut() {
-            w.note_store(&store.root)?;
-        }
+        let window = if opts.reflink { None } else { Some(windows.open(&store.root)?) };
         let deadline = Instant::now() + WINDOW_BUDGET;
         let results = link_groups(store, trees, &groups, &next, deadline, opts);
         let frozen_for = window.as_ref().map(|w| (w.elapsed(), w.froze_anything()));

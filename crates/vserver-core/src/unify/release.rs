@@ -89,8 +89,7 @@ pub fn release_guest(paths: &Paths, name: &str) -> anyhow::Result<Release> {
     let keys = store.keys_by_inode();
     let mut pending = found.into_iter().peekable();
     while pending.peek().is_some() {
-        let mut window = windows.open()?;
-        window.note_store(&store.root)?;
+        let window = windows.open(&store.root)?;
         for c in pending.by_ref() {
             if let Err(e) = release_one(&mut store, &keys, &c, &mut out) {
                 out.errors.push(format!("{}: {e}", show(&c.rel)));

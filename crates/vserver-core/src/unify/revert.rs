@@ -117,8 +117,7 @@ pub fn revert_tree(store: &mut Store, windows: &Windows, root: &OwnedFd, sel: &R
             batch.iter().map(|c| (c.clone(), prepare(store, c))).collect();
         let mut pending = prepared.into_iter().peekable();
         while pending.peek().is_some() {
-            let mut window = windows.open()?;
-            window.note_store(&store.root)?;
+            let window = windows.open(&store.root)?;
             store.mark_dirty()?;
             for (c, p) in pending.by_ref() {
                 let result = p.and_then(|p| swap_out(store, &c, p));

@@ -99,8 +99,7 @@ impl Store {
         }
         // Staging may hold names of entries, and unlinking one needs its
         // flag off; marking an entry too: only inside a window.
-        let mut window = windows.open()?;
-        window.note_store(&self.root)?;
+        let window = windows.open(&self.root)?;
         let stale_removed = self.clean_staging(&stale)?;
         let refrozen = refreeze_entries(&self.root)?;
         window.close()?;

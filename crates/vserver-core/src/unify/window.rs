@@ -54,11 +54,22 @@ pub struct Windows {
     /// The guest whose monitor we are: frozen below its `payload` cgroup,
     /// since freezing all of it would freeze us too.
     own_guest: Option<String>,
+    /// Our own guest's start holds the start lock (the monitor, until it
+    /// reports the start done): no other start or window can be under way,
+    /// and waiting for the lock would wait for ourselves.
+    start_lock_held: std::cell::Cell<bool>,
+}
+
+/// The lock a window holds: the start lock, or nothing when our own
+/// guest's start holds it for us.
+enum Lock {
+    Held(#[allow(dead_code)] File),
+    OwnStart,
 }
 
 /// An open window: every guest frozen, the start lock held.
 pub struct Window {
-    _lock: File,
+    _lock: Lock,
     journal_path: PathBuf,
     journal: Journal,
     frozen: Option<Frozen>,
@@ -76,7 +87,15 @@ struct Journal {
 
 impl Windows {
     pub fn new(paths: &Paths) -> Windows {
-        Windows { paths: paths.clone(), layout: Layout::detect(&paths.cgroup_root).ok(), own_guest: None }
+        Windows { paths: paths.clone(), layout: Layout::detect(&paths.cgroup_root).ok(), own_guest: None, start_lock_held: Default::default() }
+    }
+
+    /// For the monitor while its guest starts: `vserver start` holds the
+    /// start lock until the monitor reports the start done, so windows
+    /// opened meanwhile (a sysv rc script changing a unified file) must not
+    /// wait for it. Set back to false once the start is reported.
+    pub fn set_start_lock_held(&self, held: bool) {
+        self.start_lock_held.set(held);
     }
 
     /// For a guest's monitor, which runs inside the guest's cgroup.
@@ -84,13 +103,15 @@ impl Windows {
         Windows { own_guest: Some(guest.to_string()), ..Windows::new(paths) }
     }
 
-    pub fn open(&self) -> anyhow::Result<Window> {
+    /// Opens a window in which entries of `store` may lose their flag.
+    pub fn open(&self, store: &Path) -> anyhow::Result<Window> {
         let lock = self.lock()?;
         let journal_path = self.paths.lock_dir().join(JOURNAL);
         recover(&journal_path)?;
         let targets = self.targets()?;
         let ours = freezer::unrequested(&targets).context("reading the guests' freezer state")?;
-        let journal = Journal { pid: std::process::id(), frozen: ours.iter().map(|t| t.dir.clone()).collect(), stores: Vec::new() };
+        let frozen = ours.iter().map(|t| t.dir.clone()).collect();
+        let journal = Journal { pid: std::process::id(), frozen, stores: vec![store.to_path_buf()] };
         write_journal(&journal_path, &journal)?;
         let frozen = match freezer::freeze(ours, &targets, FREEZE_TIMEOUT) {
             Ok(f) => f,
@@ -105,7 +126,14 @@ impl Windows {
 
     /// `<rundir>/.locks/start`, exclusively; waits for a guest start in
     /// progress (it holds the lock until its run state is written).
-    fn lock(&self) -> anyhow::Result<File> {
+    fn lock(&self) -> anyhow::Result<Lock> {
+        if self.start_lock_held.get() {
+            return Ok(Lock::OwnStart);
+        }
+        self.take_lock().map(Lock::Held)
+    }
+
+    fn take_lock(&self) -> anyhow::Result<File> {
         let dir = self.paths.lock_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(START_LOCK);
@@ -133,11 +161,26 @@ impl Windows {
     /// a run state (running or stale) and those whose cgroup exists (one that
     /// is rebooting). Each is frozen as a whole, except our own guest.
     fn targets(&self) -> anyhow::Result<Vec<Target>> {
-        let Some(layout) = &self.layout else { return Ok(Vec::new()) };
+        let states = run_states(&self.paths);
+        let Some(layout) = &self.layout else {
+            if let Some((name, _)) = states.iter().find(|(_, dirs)| dirs.iter().any(|d| d.exists())) {
+                bail!("guest {name:?} runs but no cgroup hierarchy is mounted at {}: it cannot be frozen", self.paths.cgroup_root.display());
+            }
+            return Ok(Vec::new());
+        };
         let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
-        for (name, state_dirs) in run_states(&self.paths) {
-            if let Some(d) = freezer_dir(layout, &state_dirs, &name) {
-                dirs.insert(name, d);
+        for (name, state_dirs) in states {
+            match freezer_dir(layout, &state_dirs, &name) {
+                Some(d) => {
+                    dirs.insert(name, d);
+                }
+                // A guest whose cgroup is there (so it may have processes)
+                // but cannot be frozen: no window may open.
+                None if state_dirs.iter().any(|d| d.exists()) => bail!(
+                    "guest {name:?} cannot be frozen: none of its cgroups {state_dirs:?} has a freezer \
+                     (cgroup v2 needs kernel 5.2; on cgroup v1 mount the freezer controller)"
+                ),
+                None => {}
             }
         }
         for root in freezer_roots(layout) {
@@ -173,16 +216,6 @@ impl Windows {
 }
 
 impl Window {
-    /// Records that entries of this store may be without their immutable
-    /// flag until the window closes (for recovery if we die).
-    pub fn note_store(&mut self, store: &Path) -> anyhow::Result<()> {
-        if !self.journal.stores.iter().any(|s| s == store) {
-            self.journal.stores.push(store.to_path_buf());
-            write_journal(&self.journal_path, &self.journal)?;
-        }
-        Ok(())
-    }
-
     /// Whether this window stopped any guest (none may be running).
     pub fn froze_anything(&self) -> bool {
         self.frozen.as_ref().is_some_and(|f| !f.targets().is_empty())
@@ -282,6 +315,11 @@ fn freezer_dir(layout: &Layout, recorded: &[PathBuf], name: &str) -> Option<Path
 /// Whether this process is inside the cgroup `dir` (or below it).
 fn is_inside(dir: &Path, layout: &Layout) -> anyhow::Result<bool> {
     let text = fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    Ok(cgroup_file_is_inside(&text, dir, layout))
+}
+
+/// is_inside on the text of /proc/self/cgroup.
+fn cgroup_file_is_inside(text: &str, dir: &Path, layout: &Layout) -> bool {
     for root in freezer_roots(layout) {
         let Ok(rel) = dir.strip_prefix(&root) else { continue };
         let v2 = layout.v2.as_deref() == Some(root.as_path());
@@ -290,11 +328,11 @@ fn is_inside(dir: &Path, layout: &Layout) -> anyhow::Result<bool> {
             let (_, ctrl, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
             let ours = if v2 { ctrl.is_empty() } else { ctrl.split(',').any(|c| c == "freezer") };
             if ours && Path::new(path.trim_start_matches('/')).starts_with(rel) {
-                return Ok(true);
+                return true;
             }
         }
     }
-    Ok(false)
+    false
 }
 
 #[cfg(test)]
@@ -306,6 +344,20 @@ mod tests {
         let j = Journal { pid: 7, frozen: vec!["/sys/fs/cgroup/vserver/a".into()], stores: vec!["/vservers/.hash".into()] };
         let back: Journal = serde_json::from_slice(&serde_json::to_vec(&j).unwrap()).unwrap();
         assert_eq!((back.pid, back.frozen, back.stores), (7, j.frozen, j.stores));
+    }
+
+    #[test]
+    fn a_monitor_in_its_guests_supervisor_cgroup_is_inside_it() {
+        let hybrid = Layout {
+            v1: vec![crate::cgroup::V1Hierarchy { controllers: vec!["freezer".into()], mount: "/cg/freezer".into() }],
+            v2: Some("/cg/unified".into()),
+        };
+        let text = "7:freezer:/vserver/web1/supervisor\n0::/vserver/web1/supervisor\n";
+        assert!(cgroup_file_is_inside(text, Path::new("/cg/unified/vserver/web1"), &hybrid));
+        assert!(!cgroup_file_is_inside(text, Path::new("/cg/unified/vserver/web2"), &hybrid));
+        assert!(!cgroup_file_is_inside(text, Path::new("/cg/unified/vserver/web"), &hybrid), "a prefix of the name is not the cgroup");
+        assert!(cgroup_file_is_inside(text, Path::new("/cg/freezer/vserver/web1"), &hybrid));
+        assert!(!cgroup_file_is_inside("0::/user.slice\n", Path::new("/cg/unified/vserver/web1"), &hybrid));
     }
 
     #[test]

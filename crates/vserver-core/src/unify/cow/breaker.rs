@@ -27,6 +27,14 @@ pub struct Break {
     pub key: Key,
 }
 
+impl Break {
+    /// Which name this is: (directory's device, its inode, the name).
+    pub fn identity(&self) -> (u64, u64, Vec<u8>) {
+        let dir = super::super::sys::fstat(self.found.parent.as_fd()).map(|s| (s.st_dev, s.st_ino)).unwrap_or((0, 0));
+        (dir.0, dir.1, self.found.name.as_bytes().to_vec())
+    }
+}
+
 /// A private copy waiting for its window.
 pub struct Prepared {
     brk: Break,

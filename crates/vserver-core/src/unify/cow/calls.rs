@@ -12,8 +12,8 @@ pub enum Op {
     Write,
     /// Its name removed or replaced (unlink, rename source or target).
     Name,
-    /// Given a second name (link source).
-    Link,
+    /// Given a second name (link source); `new` is the address of that name.
+    Link { new: u64 },
     Chmod,
     Chown,
     /// Times set (utime*): to now when `now`, else to given values.
@@ -103,8 +103,8 @@ pub fn decode(nr: i64, a: &[u64; 6]) -> Call {
             Call::Paths(vec![path(at(a[0]), a[1], false, Op::Name), path(at(a[2]), a[3], false, Op::Name)])
         }
         #[cfg(target_arch = "x86_64")]
-        SYS_link => p(AT_FDCWD, a[0], false, Op::Link),
-        SYS_linkat => p(at(a[0]), a[1], flags_follow(a[4], false), Op::Link),
+        SYS_link => p(AT_FDCWD, a[0], false, Op::Link { new: a[1] }),
+        SYS_linkat => p(at(a[0]), a[1], flags_follow(a[4], false), Op::Link { new: a[3] }),
         #[cfg(target_arch = "x86_64")]
         SYS_chmod => p(AT_FDCWD, a[0], true, Op::Chmod),
         SYS_fchmodat => p(at(a[0]), a[1], true, Op::Chmod),
@@ -170,7 +170,7 @@ mod tests {
         );
         assert_eq!(decode(libc::SYS_unlinkat, &[3, 0x1000, libc::AT_REMOVEDIR as u64, 0, 0, 0]), Call::Nothing);
         let link = decode(libc::SYS_linkat, &[3, 0x1000, 4, 0x2000, libc::AT_SYMLINK_FOLLOW as u64, 0]);
-        assert_eq!(link, Call::Paths(vec![path(3, 0x1000, true, Op::Link)]));
+        assert_eq!(link, Call::Paths(vec![path(3, 0x1000, true, Op::Link { new: 0x2000 })]));
         let touch = decode(libc::SYS_utimensat, &[libc::AT_FDCWD as u64, 0x1000, 0, 0, 0, 0]);
         assert_eq!(touch, Call::Paths(vec![path(libc::AT_FDCWD, 0x1000, true, Op::Times { now: true })]));
         assert_eq!(decode(libc::SYS_openat, &[0, 0x1000, libc::O_RDONLY as u64, 0, 0, 0]), Call::Nothing);

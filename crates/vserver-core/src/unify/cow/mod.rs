@@ -25,6 +25,7 @@
 mod breaker;
 mod calls;
 mod creds;
+mod dpkg;
 mod notify;
 mod resolve;
 
@@ -46,12 +47,17 @@ use super::window::Windows;
 use crate::paths::Paths;
 
 /// What the supervisor did, for logs and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub notifications: u64,
     /// Links broken (private copies put in place).
     pub broken: u64,
     pub windows: u64,
+    /// Time spent looking at calls, making private copies, and with the
+    /// guests frozen.
+    pub look_secs: f64,
+    pub copy_secs: f64,
+    pub window_secs: f64,
     /// Calls that could not be looked at or a link that could not be
     /// broken: they continued, and the kernel decided (EPERM for an entry).
     pub errors: u64,
@@ -59,6 +65,11 @@ pub struct Stats {
 
 /// How many error messages are kept until taken.
 const MAX_MESSAGES: usize = 20;
+/// A package's files broken ahead with one dpkg backup link, at most (each
+/// holds a descriptor until its window); the rest go with later links.
+const MAX_MATES: usize = 400;
+/// Links broken in one window, at most (each holds three descriptors).
+const PER_WINDOW: usize = 128;
 
 pub struct Supervisor {
     guest: String,
@@ -70,6 +81,14 @@ pub struct Supervisor {
     listeners: HashMap<RawFd, OwnedFd>,
     stats: Stats,
     messages: Vec<String>,
+    /// The guest's dpkg lists, while a dpkg run is unpacking.
+    dpkg_index: Option<dpkg::Index>,
+}
+
+/// Whether a guest's processes are supervised: it takes part in
+/// unification (`apps/vunify/`), so its tree may hold store entries.
+pub fn wanted(paths: &Paths, guest: &str) -> bool {
+    config::takes_part(paths, guest)
 }
 
 /// The kernel features copy-on-write needs: seccomp user notification with
@@ -88,6 +107,7 @@ impl Supervisor {
     /// The supervisor of guest `name`'s unified files.
     pub fn new(paths: &Paths, name: &str) -> anyhow::Result<Supervisor> {
         kernel_supported().map_err(anyhow::Error::msg)?;
+        raise_fd_limit();
         let vdir = crate::config::load_guest(paths, name).map(|g| g.vdir).unwrap_or_else(|_| paths.default_vdir(name));
         let store = config::store_candidates(paths, name).ok().and_then(|c| config::pick_store(&c, &vdir, name).ok());
         // SAFETY: epoll_create1 returns a new descriptor or -1.
@@ -104,6 +124,7 @@ impl Supervisor {
             listeners: HashMap::new(),
             stats: Stats::default(),
             messages: Vec::new(),
+            dpkg_index: None,
         })
     }
 
@@ -112,6 +133,7 @@ impl Supervisor {
         let fd = listener.as_raw_fd();
         // The listener must not leak into processes the monitor starts.
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+        notify::set_sync_wake_up(listener.as_fd());
         let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
         // SAFETY: ev is a valid epoll_event; both descriptors are ours.
         if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
@@ -119,6 +141,13 @@ impl Supervisor {
         }
         self.listeners.insert(fd, listener);
         Ok(())
+    }
+
+    /// While the guest starts, `vserver start` holds the start lock a window
+    /// takes: call with true before the guest's first process may run and
+    /// with false once the start is reported (see Windows::set_start_lock_held).
+    pub fn set_start_lock_held(&self, held: bool) {
+        self.windows.set_start_lock_held(held);
     }
 
     /// Readable when some listener has a notification (or lost its last task).
@@ -149,7 +178,7 @@ impl Supervisor {
             let e = io::Error::last_os_error();
             return if e.raw_os_error() == Some(libc::EINTR) { Ok(()) } else { Err(e).context("epoll_wait") };
         }
-        let mut waiting: Vec<(RawFd, u64, Vec<Break>)> = Vec::new();
+        let mut waiting: Vec<Waiting> = Vec::new();
         for ev in &events[..n as usize] {
             let fd = ev.u64 as RawFd;
             if ev.events & libc::EPOLLIN as u32 != 0 {
@@ -161,9 +190,13 @@ impl Supervisor {
         if !waiting.is_empty() {
             self.break_links(&mut waiting);
         }
-        for (fd, id, _) in waiting {
-            if let Some(l) = self.listeners.get(&fd) {
-                if let Err(e) = notify::continue_call(l.as_fd(), id) {
+        for w in waiting {
+            if let Some(l) = self.listeners.get(&w.listener) {
+                let answer = match w.errno {
+                    Some(errno) => notify::fail_call(l.as_fd(), w.id, errno),
+                    None => notify::continue_call(l.as_fd(), w.id),
+                };
+                if let Err(e) = answer {
                     self.note(format!("answering a notification: {e}"));
                 }
             }
@@ -192,7 +225,7 @@ impl Supervisor {
 
     /// Receives what one listener has: a call that needs nothing is let
     /// through at once, the others wait for the window.
-    fn receive_all(&mut self, fd: RawFd, waiting: &mut Vec<(RawFd, u64, Vec<Break>)>) {
+    fn receive_all(&mut self, fd: RawFd, waiting: &mut Vec<Waiting>) {
         let Some(listener) = self.listeners.get(&fd).map(|l| l.as_raw_fd()) else { return };
         // SAFETY: the listener stays open while it is in self.listeners.
         let listener = unsafe { BorrowedFd::borrow_raw(listener) };
@@ -209,7 +242,10 @@ impl Supervisor {
                 }
             };
             self.stats.notifications += 1;
-            let breaks = match self.look(listener, &n) {
+            let started = std::time::Instant::now();
+            let looked = self.look(listener, &n);
+            self.stats.look_secs += started.elapsed().as_secs_f64();
+            let breaks = match looked {
                 Ok(b) => b,
                 Err(e) => {
                     self.note(format!("pid {} call {}: {e}", n.pid, n.data.nr));
@@ -221,7 +257,7 @@ impl Supervisor {
                     self.note(format!("answering a notification: {e}"));
                 }
             } else {
-                waiting.push((fd, n.id, breaks));
+                waiting.push(Waiting { listener: fd, id: n.id, breaks, errno: None });
             }
         }
     }
@@ -252,8 +288,15 @@ impl Supervisor {
             if creds.is_none() {
                 creds = Some(Creds::of(tid)?);
             }
-            if allowed(creds.as_ref().expect("just read"), a.op, &found)? {
-                out.push(Break { found, key });
+            let creds = creds.as_ref().expect("just read");
+            if !allowed(creds, a.op, &found)? {
+                continue;
+            }
+            out.push(Break { found, key });
+            if let Op::Link { new } = a.op {
+                if dpkg::is_backup_name(&notify::read_string(tid, new)?) {
+                    out.extend(self.package_mates(&task, creds, &path)?);
+                }
             }
         }
         // What we read from /proc/TID is the waiting task's only while its
@@ -264,36 +307,74 @@ impl Supervisor {
         Ok(out)
     }
 
-    /// Copies outside, swaps inside one window for all the calls waiting.
-    fn break_links(&mut self, waiting: &mut [(RawFd, u64, Vec<Break>)]) {
+    /// The other unified files of the package dpkg is unpacking (dpkg.rs)
+    /// that the task may replace.
+    fn package_mates(&mut self, task: &Task, creds: &Creds, path: &[u8]) -> io::Result<Vec<Break>> {
+        let mut out = Vec::new();
+        for mate in dpkg::package_mates(task, &mut self.dpkg_index, path) {
+            if out.len() >= MAX_MATES {
+                break;
+            }
+            let Some(found) = task.find(libc::AT_FDCWD, &mate, false)? else { continue };
+            let Some(key) = breaker::entry_key(&found)? else { continue };
+            if allowed(creds, Op::Name, &found)? {
+                out.push(Break { found, key });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copies outside, swaps inside a window, for all the calls waiting
+    /// (PER_WINDOW links at a time).
+    fn break_links(&mut self, waiting: &mut [Waiting]) {
         let Some(store) = self.store.clone() else {
             self.note(format!("guest {}: no hash store found for its root; links are not broken", self.guest));
             return;
         };
-        let mut prepared = Vec::new();
-        for (_, _, breaks) in waiting.iter_mut() {
-            for b in breaks.drain(..) {
-                match breaker::prepare(b) {
-                    Ok(Some(p)) => prepared.push(p),
-                    Ok(None) => {}
-                    Err(e) => self.note(format!("copying a unified file: {e}")),
+        // (waiting call, link): one name is broken once, however many ask.
+        let mut all: Vec<(usize, Break)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, w) in waiting.iter_mut().enumerate() {
+            for b in w.breaks.drain(..) {
+                if seen.insert(b.identity()) {
+                    all.push((i, b));
                 }
             }
         }
+        while !all.is_empty() {
+            let rest = all.split_off(all.len().min(PER_WINDOW));
+            let chunk = std::mem::replace(&mut all, rest);
+            self.break_chunk(&store, chunk, waiting);
+        }
+    }
+
+    fn break_chunk(&mut self, store: &std::path::Path, chunk: Vec<(usize, Break)>, waiting: &mut [Waiting]) {
+        let mut prepared = Vec::new();
+        let started = std::time::Instant::now();
+        for (i, b) in chunk {
+            match breaker::prepare(b) {
+                Ok(Some(p)) => prepared.push(p),
+                Ok(None) => {}
+                // The call cannot get its private copy: it fails as a
+                // write would on a full disk, not with a puzzling EPERM.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => waiting[i].errno = e.raw_os_error(),
+                Err(e) => self.note(format!("copying a unified file: {e}")),
+            }
+        }
+        self.stats.copy_secs += started.elapsed().as_secs_f64();
         if prepared.is_empty() {
             return;
         }
+        let store = store.to_path_buf();
         if let Err(e) = mark_store_dirty(&store) {
             self.note(format!("{e:#}"));
             return;
         }
-        let mut window = match self.windows.open() {
+        let started = std::time::Instant::now();
+        let window = match self.windows.open(&store) {
             Ok(w) => w,
             Err(e) => return self.note(format!("{e:#}")),
         };
-        if let Err(e) = window.note_store(&store) {
-            return self.note(format!("{e:#}"));
-        }
         self.stats.windows += 1;
         for p in prepared {
             match p.swap() {
@@ -305,6 +386,7 @@ impl Supervisor {
         if let Err(e) = window.close() {
             self.note(format!("{e:#}"));
         }
+        self.stats.window_secs += started.elapsed().as_secs_f64();
     }
 
     fn note(&mut self, message: String) {
@@ -315,18 +397,40 @@ impl Supervisor {
     }
 }
 
+/// A call waiting for its links to be broken.
+struct Waiting {
+    listener: RawFd,
+    id: u64,
+    breaks: Vec<Break>,
+    /// Fail it with this instead of letting it continue.
+    errno: Option<i32>,
+}
+
 /// Whether the task could make this change to a file of its own.
 fn allowed(creds: &Creds, op: Op, found: &resolve::Found) -> io::Result<bool> {
     let file = Owner::of(&found.stx);
     Ok(match op {
         Op::Write => creds.may_write(&file),
         Op::Name => creds.may_change_name(&Owner::of(&resolve::statx(found.parent.as_fd(), c"")?), &file),
-        Op::Link => creds.may_link(&file),
+        Op::Link { .. } => creds.may_link(&file),
         Op::Chmod => creds.may_chmod(&file),
         Op::Chown => creds.may_chown(&file),
         Op::Times { now } => creds.may_set_times(&file, now),
         Op::Xattr => creds.may_set_xattr(&file),
     })
+}
+
+/// A dpkg run's batch holds a few hundred descriptors at once: the soft
+/// limit goes up to the hard one.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 fn has_input(fd: BorrowedFd) -> bool {

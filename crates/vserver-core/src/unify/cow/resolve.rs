@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 /// Symlinks followed for one path at most (the kernel's limit).
 const MAX_LINKS: usize = 40;
@@ -37,6 +37,31 @@ enum Base {
 impl Task {
     pub fn open(tid: i32) -> io::Result<Task> {
         Ok(Task { tid, root: open_proc(tid, "root")? })
+    }
+
+    /// The device and inode of the task's root (to know it again).
+    pub fn root_id(&self) -> io::Result<(u64, u64)> {
+        let st = super::super::sys::fstat(self.root.as_fd())?;
+        Ok((st.st_dev, st.st_ino))
+    }
+
+    /// Opens a file of the task's tree for reading (as the task would
+    /// resolve its absolute path; never a device or fifo).
+    pub fn open_in_root(&self, path: &[u8]) -> io::Result<std::fs::File> {
+        let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let fd = super::super::sys::open_in_root(self.root.as_fd(), &c, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)?;
+        if super::super::sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// The names in a directory of the task's tree.
+    pub fn list_dir(&self, path: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+        let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let fd = super::super::sys::open_in_root(self.root.as_fd(), &c, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let dir = nix::dir::Dir::from_fd(fd.into_raw_fd()).map_err(io::Error::from)?;
+        Ok(dir.into_iter().flatten().map(|e| e.file_name().to_bytes().to_vec()).filter(|n| n != b"." && n != b"..").collect())
     }
 
     /// Where a relative path starts: the working directory or the
