@@ -159,6 +159,25 @@ fn changes_in_one_guest_land_on_private_copies_and_leave_the_other_and_the_store
 }
 
 #[test]
+fn a_guest_can_neither_see_nor_forge_nor_remove_the_store_mark() {
+    let Some(t) = setup("cowmark") else { return };
+    let a = CowGuest::new(&t.w, &t.a);
+    install_attack_tool(&t.w.guest_root(&t.a));
+    assert!(xattrs(&t.at(&t.a, "usr/share/kept")).iter().any(|(n, _)| n == "trusted.vhashify"), "no mark on the host side");
+    let (out, _) = a.sh(
+        "/root/cowattack getxattr /usr/share/kept trusted.vhashify; \
+         /root/cowattack setxattr /root/cowattack trusted.vhashify 00 && echo FORGED; \
+         /root/cowattack setxattr /usr/share/kept trusted.vhashify 00 && echo CHANGED; \
+         echo done",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("error No data available") || text.contains("error Operation not permitted"), "the mark is visible: {text}");
+    assert!(!text.contains("value") && !text.contains("FORGED") && !text.contains("CHANGED"), "{text}");
+    assert!(!xattrs(&t.at(&t.a, "root/cowattack")).iter().any(|(n, _)| n.starts_with("trusted.")));
+    assert_eq!(ino(&t.at(&t.a, "usr/share/kept")), ino(&t.at(&t.b, "usr/share/kept")));
+}
+
+#[test]
 fn a_guest_user_cannot_make_the_guest_lose_its_sharing() {
     let Some(t) = setup("cowuser") else { return };
     let a = CowGuest::new(&t.w, &t.a);

@@ -12,6 +12,7 @@
  *   cowattack poke SECONDS PATH...  chmod, append to, touch the PATHs in a
  *       loop (through the supervisor; allowed, on private copies).
  *   cowattack setxattr PATH NAME VALUE
+ *   cowattack getxattr PATH NAME    prints the value, or the error
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -94,6 +95,14 @@ int main(int argc, char **argv) {
         if (setxattr(argv[2], argv[3], argv[4], strlen(argv[4]), 0) != 0) { perror("setxattr"); return 1; }
         return 0;
     }
-    fprintf(stderr, "usage: cowattack fds|swap|poke|setxattr ...\n");
+    if (argc == 4 && !strcmp(argv[1], "getxattr")) {
+        char buf[256];
+        ssize_t n = getxattr(argv[2], argv[3], buf, sizeof buf - 1);
+        if (n < 0) { printf("error %s\n", strerror(errno)); return 1; }
+        buf[n] = 0;
+        printf("value %s\n", buf);
+        return 0;
+    }
+    fprintf(stderr, "usage: cowattack fds|swap|poke|setxattr|getxattr ...\n");
     return 2;
 }

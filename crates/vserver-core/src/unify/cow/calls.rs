@@ -18,7 +18,8 @@ pub enum Op {
     Chown,
     /// Times set (utime*): to now when `now`, else to given values.
     Times { now: bool },
-    Xattr,
+    /// An extended attribute set or removed; `name` is the address of its name.
+    Xattr { name: u64 },
 }
 
 /// One path argument: `dirfd` (or AT_FDCWD) and the address of the path.
@@ -122,9 +123,9 @@ pub fn decode(nr: i64, a: &[u64; 6]) -> Call {
         SYS_futimesat => p(at(a[0]), a[1], true, Op::Times { now: a[2] == 0 }),
         SYS_utimensat if a[1] == 0 => Call::Nothing,
         SYS_utimensat => p(at(a[0]), a[1], flags_follow(a[3], true), Op::Times { now: a[2] == 0 }),
-        SYS_setxattr | SYS_removexattr => p(AT_FDCWD, a[0], true, Op::Xattr),
-        SYS_lsetxattr | SYS_lremovexattr => p(AT_FDCWD, a[0], false, Op::Xattr),
-        SYS_SETXATTRAT | SYS_REMOVEXATTRAT => p(at(a[0]), a[1], flags_follow(a[2], true), Op::Xattr),
+        SYS_setxattr | SYS_removexattr => p(AT_FDCWD, a[0], true, Op::Xattr { name: a[1] }),
+        SYS_lsetxattr | SYS_lremovexattr => p(AT_FDCWD, a[0], false, Op::Xattr { name: a[1] }),
+        SYS_SETXATTRAT | SYS_REMOVEXATTRAT => p(at(a[0]), a[1], flags_follow(a[2], true), Op::Xattr { name: a[3] }),
         _ => Call::Nothing,
     }
 }

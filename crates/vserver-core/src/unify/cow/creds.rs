@@ -9,6 +9,8 @@ use std::io;
 const CAP_CHOWN: u32 = 0;
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_FOWNER: u32 = 3;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SETFCAP: u32 = 31;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Creds {
@@ -112,10 +114,22 @@ impl Creds {
         self.fsuid == file.uid || self.capable_over(CAP_FOWNER, file) || (now && self.may_write(file))
     }
 
-    /// Extended attributes: user.* need write permission, the others
-    /// ownership or a capability (the kernel decides the details).
-    pub fn may_set_xattr(&self, file: &Owner) -> bool {
-        self.may_chmod(file) || self.may_write(file)
+    /// Extended attributes, by namespace (xattr_permission() and the LSM
+    /// defaults): user.* need write permission, ACLs ownership, file
+    /// capabilities CAP_SETFCAP, trusted.* and other security.* attributes
+    /// CAP_SYS_ADMIN of the host's user namespace.
+    pub fn may_set_xattr(&self, file: &Owner, name: &[u8]) -> bool {
+        if name.starts_with(b"user.") {
+            self.may_write(file)
+        } else if name.starts_with(b"system.posix_acl_") {
+            self.may_chmod(file)
+        } else if name == b"security.capability" {
+            self.capable_over(CAP_SETFCAP, file)
+        } else if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
+            self.uid_map.is_none() && self.has(CAP_SYS_ADMIN)
+        } else {
+            false
+        }
     }
 }
 
@@ -204,5 +218,16 @@ mod tests {
         let guest_file = Owner { uid: 100000, gid: 100000, mode: libc::S_IFREG | 0o644 };
         assert!(!c.may_chmod(&host_file) && !c.may_write(&host_file));
         assert!(c.may_chmod(&guest_file) && c.may_write(&guest_file));
+        assert!(!c.may_set_xattr(&guest_file, b"trusted.vhashify"), "trusted.* needs the host's CAP_SYS_ADMIN");
+    }
+
+    #[test]
+    fn xattr_namespaces_have_their_own_rules() {
+        let guest_root = Creds { cap_effective: (1 << CAP_DAC_OVERRIDE) | (1 << CAP_FOWNER) | (1 << CAP_SETFCAP), ..Creds::default() };
+        let f = Owner { uid: 0, gid: 0, mode: libc::S_IFREG | 0o644 };
+        assert!(guest_root.may_set_xattr(&f, b"user.x") && guest_root.may_set_xattr(&f, b"system.posix_acl_access"));
+        assert!(guest_root.may_set_xattr(&f, b"security.capability"));
+        assert!(!guest_root.may_set_xattr(&f, b"trusted.vhashify") && !guest_root.may_set_xattr(&f, b"security.selinux"));
+        assert!(!guest_root.may_set_xattr(&f, b"bogus.x"));
     }
 }

@@ -289,7 +289,11 @@ impl Supervisor {
                 creds = Some(Creds::of(tid)?);
             }
             let creds = creds.as_ref().expect("just read");
-            if !allowed(creds, a.op, &found)? {
+            let xattr = match a.op {
+                Op::Xattr { name } => notify::read_string(tid, name)?,
+                _ => Vec::new(),
+            };
+            if !allowed(creds, a.op, &found, &xattr)? {
                 continue;
             }
             out.push(Break { found, key });
@@ -317,7 +321,7 @@ impl Supervisor {
             }
             let Some(found) = task.find(libc::AT_FDCWD, &mate, false)? else { continue };
             let Some(key) = breaker::entry_key(&found)? else { continue };
-            if allowed(creds, Op::Name, &found)? {
+            if allowed(creds, Op::Name, &found, b"")? {
                 out.push(Break { found, key });
             }
         }
@@ -406,8 +410,9 @@ struct Waiting {
     errno: Option<i32>,
 }
 
-/// Whether the task could make this change to a file of its own.
-fn allowed(creds: &Creds, op: Op, found: &resolve::Found) -> io::Result<bool> {
+/// Whether the task could make this change to a file of its own
+/// (`xattr`: the attribute's name, for Op::Xattr).
+fn allowed(creds: &Creds, op: Op, found: &resolve::Found, xattr: &[u8]) -> io::Result<bool> {
     let file = Owner::of(&found.stx);
     Ok(match op {
         Op::Write => creds.may_write(&file),
@@ -416,7 +421,7 @@ fn allowed(creds: &Creds, op: Op, found: &resolve::Found) -> io::Result<bool> {
         Op::Chmod => creds.may_chmod(&file),
         Op::Chown => creds.may_chown(&file),
         Op::Times { now } => creds.may_set_times(&file, now),
-        Op::Xattr => creds.may_set_xattr(&file),
+        Op::Xattr { .. } => creds.may_set_xattr(&file, xattr),
     })
 }
 
