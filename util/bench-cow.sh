@@ -94,6 +94,7 @@ unified() { mkdir -p "$CONF/$1/apps/vunify"; }
 timed() {
     name=$1; kind=$2; shift 2
     flag=""; [ "$kind" = plain ] && flag=--plain
+    sync   # the copies' writeback must not fall into the measurement
     s=$(date +%s.%N)
     "$BIN/vs-cow-guest" $flag $STATS "$name" "$GUESTS/$name" "$V2/vserver/$name" /bin/sh -c "$*" >"$RUN/out" 2>&1 || {
         echo "bench-cow: $kind guest $name: $* failed:" >&2; tail -20 "$RUN/out" >&2; exit 1; }
