@@ -2,6 +2,7 @@
 //! built, started, entered and stopped with the real `vserver` binary.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -454,7 +455,7 @@ fn clone_and_delete() {
 }
 
 #[test]
-fn hashified_files_are_shared_and_a_running_guest_cannot_change_them() {
+fn hashified_files_are_shared_and_a_running_guest_changes_only_its_own_copy() {
     if !ready() {
         return;
     }
@@ -462,22 +463,49 @@ fn hashified_files_are_shared_and_a_running_guest_cannot_change_them() {
     let w = World::new("unified");
     let (a, _) = w.busybox_guest("ua");
     let (b, _) = w.busybox_guest("ub");
+    let shared = "shared data\n".repeat(700);
     for g in [&a, &b] {
+        fs::create_dir_all(w.guest_root(g).join("usr/share")).unwrap();
+        for f in ["usr/share/shared-boot.txt", "usr/share/shared-exec.txt", "usr/share/shared-rm.txt"] {
+            fs::write(w.guest_root(g).join(f), &shared).unwrap();
+        }
         fs::create_dir_all(w.guest_conf(g).join("apps/vunify")).unwrap();
-        w.ok(g, &["hashify"]);
     }
-    let ino = |g: &str| fs::metadata(w.guest_root(g).join("bin/busybox")).unwrap().ino();
-    assert_eq!(ino(&a), ino(&b), "both guests' busybox must be one inode");
+    // Together: a file only one guest has is never unified.
+    let out = w.cmd("vhashify").arg("--all").output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    // Written by the guest's pid 1's child (busybox init runs rcS) through
+    // the listener pid 1 handed to the monitor at start.
+    let rcs = w.guest_root(&b).join("etc/init.d/rcS");
+    let mut script = fs::read_to_string(&rcs).unwrap();
+    script.push_str("echo booted >> /usr/share/shared-boot.txt\n");
+    fs::remove_file(&rcs).unwrap();
+    fs::write(&rcs, script).unwrap();
+    fs::set_permissions(&rcs, fs::Permissions::from_mode(0o755)).unwrap();
+    let ino = |g: &str, f: &str| fs::metadata(w.guest_root(g).join(f)).unwrap().ino();
+    for f in ["bin/busybox", "usr/share/shared-boot.txt", "usr/share/shared-exec.txt", "usr/share/shared-rm.txt"] {
+        assert_eq!(ino(&a, f), ino(&b, f), "both guests' {f} must be one inode");
+    }
     w.ok(&b, &["start"]);
-    for (what, script) in [
-        ("write to it", "echo x >> /bin/busybox"),
-        ("remove it", "rm -f /bin/busybox; [ ! -e /bin/busybox ]"),
-        ("clear its immutable flag", "chattr -i /bin/busybox"),
-    ] {
-        let out = w.sh(&b, script);
-        assert!(!out.status.success(), "a guest process must not {what} of a shared file: {}", describe(&out));
+    // Processes that join (vserver exec) hand their own listeners over.
+    w.sh_ok(&b, "echo changed >> /usr/share/shared-exec.txt && rm /usr/share/shared-rm.txt && [ ! -e /usr/share/shared-rm.txt ]");
+    // Still forbidden: the flag itself (no CAP_LINUX_IMMUTABLE in a guest).
+    let out = w.sh(&b, "chattr -i /bin/busybox");
+    assert!(!out.status.success(), "a guest process must not clear the immutable flag of a shared file: {}", describe(&out));
+    let read = |g: &str, f: &str| fs::read_to_string(w.guest_root(g).join(f)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !read(&b, "usr/share/shared-boot.txt").ends_with("booted\n") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(ino(&a), ino(&b));
+    assert!(read(&b, "usr/share/shared-boot.txt").ends_with("booted\n"), "the guest's rcS changed its own copy");
+    assert!(read(&b, "usr/share/shared-exec.txt").ends_with("changed\n"));
+    for f in ["usr/share/shared-boot.txt", "usr/share/shared-exec.txt"] {
+        assert_eq!(read(&a, f), shared, "the other guest's {f} is unchanged");
+        assert_ne!(ino(&a, f), ino(&b, f), "{f}: the changed guest has its own copy now");
+        assert!(vserver_rs_tests::unify::is_immutable(&w.guest_root(&a).join(f)), "{f} stays protected for the other guest");
+    }
+    assert!(w.guest_root(&a).join("usr/share/shared-rm.txt").exists(), "a removal in one guest leaves the other's file");
+    assert_eq!(ino(&a, "bin/busybox"), ino(&b, "bin/busybox"), "what was not changed stays shared");
     w.ok(&b, &["stop"]);
     w.ok(&a, &["delete"]);
     assert!(w.guest_root(&b).join("bin/busybox").exists(), "deleting one guest keeps the other's shared files");

@@ -162,8 +162,19 @@ fn revert_gives_private_writable_copies_and_gc_drops_unused_entries() {
     let Some(t) = setup("revert") else { return };
     t.f.vhashify_ok(&["--all"]);
     let before = t.snapshots();
-    let sum = t.f.vhashify_ok(&["--revert", "g1", "/usr/lib/libsame.so", "usr/bin"]);
-    assert!(sum["reverted"].as_u64().unwrap() >= 2, "{sum}");
+    // A directory argument is skipped and named unless --recursive: `$(dpkg -L PKG)` lists /. and /usr.
+    let out = t.f.vhashify(&["--revert", "g1", "/usr/lib/libsame.so", "usr/bin", "/."]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 directories not reverted") && err.contains("/usr/bin") && err.contains("--recursive"), "{err}");
+    assert!(is_immutable(&t.at(1, "usr/bin/busybox")), "a directory argument was reverted without --recursive");
+    assert!(!is_immutable(&t.at(1, "usr/lib/libsame.so")), "the file argument was not reverted");
+    let refused = t.f.vhashify(&["--revert", "--recursive", "g1", "/."]);
+    assert_eq!(refused.status.code(), Some(2), "--recursive / must be refused: {refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("whole guest"));
+    let sum = t.f.vhashify_ok(&["--revert", "--recursive", "g1", "usr/bin"]);
+    assert!(sum["reverted"].as_u64().unwrap() >= 1, "{sum}");
+    assert!(!is_immutable(&t.at(1, "usr/bin/busybox")));
     assert_eq!(t.snapshots(), before, "revert changed content");
     let lib = t.at(1, "usr/lib/libsame.so");
     assert!(!is_immutable(&lib));

@@ -2,6 +2,7 @@
 //! base and run dir per test, the real binaries, and Drop guards that stop
 //! guests and remove what a test made even when it fails.
 
+pub mod cow;
 pub mod debian;
 pub mod guest;
 pub mod net;

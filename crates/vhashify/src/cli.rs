@@ -10,8 +10,15 @@ const AFTER_HELP: &str = "\
 Examples:
   vhashify --all                      unify every guest with apps/vunify/ (cron: util/vhashify.cron)
   vhashify -n -v web1 web2            show what would be shared
-  vhashify --revert web1 /usr/lib/x   private writable copies again (before a package upgrade)
+  vhashify --revert web1 /usr/lib/x   private writable copies again
+  vhashify --revert web1 --package nginx-light
+                                      the regular files of a package, as the guest's dpkg lists them
   vhashify --gc                       drop store entries no guest uses any more
+
+Running unified guests need no --revert for package upgrades: a guest process that changes a
+unified file gets a private copy of it first (copy-on-write); vhashify shares it again later.
+--revert PATH: a file is reverted; a directory only with --recursive (without, it is skipped and
+named), and never / itself (give no PATH to revert the whole guest).
 
 Configuration: <confdir>/NAME/apps/vunify/ makes a guest take part; apps/vunify/hash (guest or
 .defaults) names the store (default <vdirbase>/.hash); apps/vunify/exclude lists paths to leave
@@ -58,6 +65,12 @@ pub struct Cli {
     /// Give NAME (or the PATHs in it) private writable copies of unified files again
     #[arg(long, conflicts_with_all = ["gc", "dry_run"])]
     pub revert: bool,
+    /// With --revert: revert below directory PATHs too (otherwise they are skipped)
+    #[arg(long, requires = "revert")]
+    pub recursive: bool,
+    /// With --revert: the regular files of this Debian package in the guest (repeatable)
+    #[arg(long, value_name = "PKG", requires = "revert")]
+    pub package: Vec<String>,
     /// Remove store entries no guest links to any more
     #[arg(long)]
     pub gc: bool,

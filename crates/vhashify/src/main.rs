@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use cli::Cli;
 use vserver_core::cli::{report_error, EXIT_FAILURE, EXIT_USAGE};
-use vserver_core::unify::{self, Summary, UnifyOptions};
+use vserver_core::unify::{self, RevertSelection, Summary, UnifyOptions};
 
 
 fn main() {
@@ -26,11 +26,11 @@ fn main() {
 }
 
 #[derive(Debug)]
-struct UsageError(&'static str);
+struct UsageError(String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -50,28 +50,34 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
         wait: cli.wait,
         progress: std::io::stderr().is_terminal() && std::io::stdout().is_terminal() && !cli.json,
         threads: cli.threads,
+        existing_only: false,
     };
     if cli.gc {
         if !cli.names.is_empty() {
-            return Err(UsageError("--gc takes no NAME (use --destination DIR for one store)").into());
+            return Err(UsageError("--gc takes no NAME (use --destination DIR for one store)".into()).into());
         }
         return unify::gc(&paths, &opts);
     }
     if cli.revert {
         let Some((name, rel)) = cli.names.split_first() else {
-            return Err(UsageError("--revert needs NAME [PATH...]").into());
+            return Err(UsageError("--revert needs NAME [PATH...]".into()).into());
         };
-        let rel: Vec<PathBuf> = rel.iter().map(PathBuf::from).collect();
-        return unify::revert(&paths, name, &rel, &opts);
+        let sel = RevertSelection {
+            paths: rel.iter().map(PathBuf::from).collect(),
+            recursive: cli.recursive,
+            packages: cli.package.clone(),
+        };
+        sel.check().map_err(UsageError)?;
+        return unify::revert(&paths, name, &sel, &opts);
     }
     let names = if cli.all {
         if !cli.names.is_empty() {
-            return Err(UsageError("--all takes no NAME").into());
+            return Err(UsageError("--all takes no NAME".into()).into());
         }
         unify::participating_guests(&paths)?
     } else {
         if cli.names.is_empty() {
-            return Err(UsageError("name at least one guest, or use --all").into());
+            return Err(UsageError("name at least one guest, or use --all".into()).into());
         }
         cli.names.clone()
     };
@@ -89,6 +95,15 @@ fn report(cli: &Cli, sum: &Summary) -> i32 {
     }
     if sum.errors as usize > sum.error_messages.len() {
         eprintln!("vhashify: … and {} more errors", sum.errors as usize - sum.error_messages.len());
+    }
+    if !sum.skipped_dirs.is_empty() {
+        let shown: Vec<&str> = sum.skipped_dirs.iter().take(5).map(String::as_str).collect();
+        let more = if sum.skipped_dirs.len() > 5 { ", …" } else { "" };
+        eprintln!(
+            "vhashify: {} directories not reverted ({}{more}): --recursive reverts below them",
+            sum.skipped_dirs.len(),
+            shown.join(", ")
+        );
     }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(sum).expect("summary serialises"));

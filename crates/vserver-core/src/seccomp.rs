@@ -182,6 +182,137 @@ impl CompiledFilter {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Copy-on-write supervision (unify::cow): the calls that can change a file
+// that already exists, handed to the guest's monitor by seccomp user
+// notification (SECCOMP_RET_USER_NOTIF, kernel 5.0; the monitor lets them
+// continue, 5.5). Calls that only read, or only create new names, never go
+// to the supervisor, and neither do calls on descriptors: a guest can only
+// hold a read-only descriptor of a unified file, and fchmod, fchown,
+// fsetxattr or futimens on it fail with EPERM as before.
+
+/// Notified always (their paths decide). utimensat is here too: with a NULL
+/// path it is futimens, which the supervisor lets continue at once (a
+/// filter sees only the low 32 bits of the pointer, not whether it is NULL).
+const COW_ALWAYS: &[i64] = &[
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_creat,
+    libc::SYS_openat2,
+    libc::SYS_truncate,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_unlink,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_rename,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_link,
+    libc::SYS_linkat,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_chmod,
+    libc::SYS_fchmodat,
+    SYS_FCHMODAT2,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_chown,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_lchown,
+    libc::SYS_fchownat,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_utime,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_utimes,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_futimesat,
+    libc::SYS_utimensat,
+    libc::SYS_setxattr,
+    libc::SYS_lsetxattr,
+    libc::SYS_removexattr,
+    libc::SYS_lremovexattr,
+    SYS_SETXATTRAT,
+    SYS_REMOVEXATTRAT,
+];
+
+/// Newer than some libc constants: one number on every architecture.
+pub const SYS_FCHMODAT2: i64 = 452;
+pub const SYS_SETXATTRAT: i64 = 463;
+pub const SYS_REMOVEXATTRAT: i64 = 466;
+
+/// The open flags that make an open one that can change the file:
+/// writing (O_WRONLY, O_RDWR, and 3) or truncating; unless O_PATH (no
+/// access at all), O_TMPFILE (a new unnamed file) or O_CREAT|O_EXCL (a new
+/// name, never an existing file). Every flag sits in the low 32 bits.
+fn open_write_rules(flags_arg: u8) -> Vec<Vec<Check>> {
+    let (wr, rdwr, trunc) = (libc::O_WRONLY as u32, libc::O_RDWR as u32, libc::O_TRUNC as u32);
+    let (path, tmpfile) = (libc::O_PATH as u32, (libc::O_TMPFILE & !libc::O_DIRECTORY) as u32);
+    let (creat, excl) = (libc::O_CREAT as u32, libc::O_EXCL as u32);
+    let mut rules = Vec::new();
+    for writes in [wr, rdwr, trunc] {
+        // "not both O_CREAT and O_EXCL" is "no O_CREAT" or "no O_EXCL": two rules.
+        for not_new in [creat, excl] {
+            rules.push(vec![
+                Check::masked_eq(flags_arg, writes, writes),
+                Check::masked_eq(flags_arg, path, 0),
+                Check::masked_eq(flags_arg, tmpfile, 0),
+                Check::masked_eq(flags_arg, not_new, 0),
+            ]);
+        }
+    }
+    rules
+}
+
+/// The notify filter's table: SECCOMP_RET_USER_NOTIF for the calls above,
+/// everything else allowed (the deny filter, which takes precedence, still
+/// applies).
+fn cow_filter_table() -> Table {
+    let notify = libc::SECCOMP_RET_USER_NOTIF;
+    let mut t = Table::new();
+    for nr in COW_ALWAYS {
+        t.insert(*nr as u32, Entry::Always(notify));
+    }
+    #[cfg(target_arch = "x86_64")]
+    t.insert(libc::SYS_open as u32, Entry::When(notify, open_write_rules(1)));
+    t.insert(libc::SYS_openat as u32, Entry::When(notify, open_write_rules(2)));
+    // unlinkat(AT_REMOVEDIR) removes directories, which are never unified.
+    t.insert(libc::SYS_unlinkat as u32, Entry::When(notify, vec![vec![Check::masked_eq(2, libc::AT_REMOVEDIR as u32, 0)]]));
+    t
+}
+
+/// The compiled notify filter of a unified guest's processes, installed by
+/// each of them after the deny filter; its listener goes to the monitor.
+#[derive(Clone)]
+pub struct NotifyFilter {
+    program: Vec<libc::sock_filter>,
+}
+
+impl std::fmt::Debug for NotifyFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NotifyFilter({} instructions)", self.program.len())
+    }
+}
+
+impl NotifyFilter {
+    pub fn copy_on_write() -> NotifyFilter {
+        NotifyFilter { program: bpf::compile(&cow_filter_table()) }
+    }
+
+    /// Installs the filter on the calling thread and returns its listener,
+    /// the descriptor the supervisor receives the notifications on. Needs
+    /// CAP_SYS_ADMIN (no_new_privs stays off), like [`CompiledFilter::install`].
+    pub fn install_with_listener(&self) -> io::Result<std::os::fd::OwnedFd> {
+        let prog = &self.program;
+        let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+        // SAFETY: as in install_program; NEW_LISTENER makes the call return a new descriptor.
+        let fd = unsafe {
+            libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const _)
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a non-negative return is a descriptor we now own.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+    }
+}
+
 fn install_program(prog: &[libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     // SAFETY: a program of the kernel's own sock_filter structs; the kernel
@@ -242,6 +373,30 @@ mod tests {
         assert_eq!(run(&open, libc::SYS_fcntl, [3, libc::F_SETLEASE as u64, 0, 0, 0, 0]), bpf::RET_ALLOW);
         assert_eq!(run(&open, libc::SYS_io_uring_setup, [0; 6]), bpf::RET_ALLOW);
         assert_eq!(run(&f, libc::SYS_io_uring_setup, [0; 6]), eperm);
+    }
+
+    #[test]
+    fn the_cow_filter_notifies_only_calls_that_can_change_a_file() {
+        let prog = NotifyFilter::copy_on_write().program;
+        let arch = prog[1].k;
+        let notify = libc::SECCOMP_RET_USER_NOTIF;
+        let at = |nr: i64, args: [u64; 6]| bpf::run(&prog, arch, nr as u32, args);
+        let openat = |flags: i32| at(libc::SYS_openat, [0, 0x1000, flags as u64, 0, 0, 0]);
+        assert_eq!(openat(libc::O_RDONLY), bpf::RET_ALLOW);
+        assert_eq!(openat(libc::O_RDONLY | libc::O_CLOEXEC), bpf::RET_ALLOW);
+        assert_eq!(openat(libc::O_WRONLY), notify);
+        assert_eq!(openat(libc::O_RDWR | libc::O_CREAT), notify);
+        assert_eq!(openat(libc::O_RDONLY | libc::O_TRUNC), notify);
+        assert_eq!(openat(libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL), bpf::RET_ALLOW);
+        assert_eq!(openat(libc::O_RDWR | libc::O_TMPFILE), bpf::RET_ALLOW);
+        assert_eq!(openat(libc::O_PATH | libc::O_WRONLY), bpf::RET_ALLOW);
+        assert_eq!(at(libc::SYS_unlinkat, [0, 0x1000, 0, 0, 0, 0]), notify);
+        assert_eq!(at(libc::SYS_unlinkat, [0, 0x1000, libc::AT_REMOVEDIR as u64, 0, 0, 0]), bpf::RET_ALLOW);
+        for nr in [libc::SYS_renameat2, libc::SYS_linkat, libc::SYS_fchownat, libc::SYS_utimensat, libc::SYS_setxattr] {
+            assert_eq!(at(nr, [0; 6]), notify, "syscall {nr}");
+        }
+        assert_eq!(at(libc::SYS_read, [0; 6]), bpf::RET_ALLOW);
+        assert_eq!(at(libc::SYS_fchmod, [0; 6]), bpf::RET_ALLOW);
     }
 
     #[test]

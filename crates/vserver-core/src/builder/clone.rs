@@ -20,7 +20,7 @@ use super::UsageError;
 use crate::config::parse::read_path_entry;
 use crate::paths::Paths;
 use crate::runstate;
-use crate::unify::{self, sys, ExcludeList, Store};
+use crate::unify::{self, sys, ExcludeList};
 
 /// Configuration entries a clone takes over from its source: everything
 /// but what identifies the source (context, name, uts/nodename, interfaces).
@@ -78,21 +78,27 @@ pub(super) fn build(paths: &Paths, name: &str, args: &Args, confdir: &Path, vdir
     let src = open_dir(&source.root).with_context(|| format!("clone source {}", source.root.display()))?;
     let dst = open_dir(vdir)?;
     let ids = source_ids(&src)?;
-    let mut store = open_store(paths, &source, &src)?;
+    let unified = source_store(paths, &source, &src)?.is_some();
     // Frozen last, thawed first: nothing but the copy happens while it is.
     let frozen = match &source.guest {
         Some(g) if runstate::is_running(paths, g) => Some(Frozen::freeze(paths, g)?),
         _ => None,
     };
-    let mut rules = CopyRules { excludes, emptied: STALE_DIRS, ids, store: store.as_mut() };
+    let mut rules = CopyRules { excludes, emptied: STALE_DIRS, ids };
     let report = copy_tree(src, dst, &mut rules).with_context(|| format!("copying {} to {}", source.root.display(), vdir.display()));
     drop(frozen);
-    if let Some(mut s) = store {
-        s.finish().context("hash store")?;
-    }
-    let report = report?;
+    let mut report = report?;
     if let Some(g) = &source.guest {
         copy_config(&paths.guest_confdir(g), confdir)?;
+    }
+    // util-vserver's vclone kept the unified links. The copies are made
+    // private first and linked to the existing store entries afterwards by
+    // the unifier, inside its windows (every running guest frozen while an
+    // entry's immutable flag is off): linking during the copy would clear
+    // the flag of entries other running guests have open.
+    if unified {
+        let linked = unify::link_clone(paths, name).context("linking the clone's copies of unified files to the hash store")?;
+        report.unified_links = linked.linked + linked.already_shared;
     }
     Ok(report)
 }
@@ -139,17 +145,13 @@ fn source_ids(src: &OwnedFd) -> Result<IdMap> {
 }
 
 /// The store the source's unified files are entries of, when there is one.
-fn open_store(paths: &Paths, source: &Source, src: &OwnedFd) -> Result<Option<Store>> {
+fn source_store(paths: &Paths, source: &Source, src: &OwnedFd) -> Result<Option<PathBuf>> {
     let candidates = match &source.guest {
         Some(g) => unify::config::store_candidates(paths, g)?,
         None => vec![unify::config::default_store(paths)],
     };
     let dev = sys::fstat(src.as_fd())?.st_dev;
-    let Some(root) = candidates.into_iter().find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_dir() && m.dev() == dev)) else {
-        return Ok(None);
-    };
-    // Waits for a running vhashify: the entries must not change under us.
-    Ok(Store::open(&root, true, true)?.map(|(s, _)| s))
+    Ok(candidates.into_iter().find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_dir() && m.dev() == dev)))
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {

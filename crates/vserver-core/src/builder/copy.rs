@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use anyhow::{bail, Result};
 
 use super::guestfs::{read_dir, readlinkat};
-use crate::unify::{self, sys, ExcludeList, Store};
+use crate::unify::{self, sys, ExcludeList};
 
 /// Deeper source trees are refused (each level holds two descriptors).
 const MAX_DEPTH: usize = 2000;
@@ -50,8 +50,6 @@ pub struct CopyRules<'a> {
     /// Directories whose content is left behind (stale run state).
     pub emptied: &'a [&'a str],
     pub ids: IdMap,
-    /// The store the source's unified files belong to.
-    pub store: Option<&'a mut Store>,
 }
 
 #[derive(Debug, Default)]
@@ -191,10 +189,6 @@ impl Copier<'_, '_> {
             }
         }
         let src = reopen(path_fd.as_fd())?;
-        if self.link_unified(src.as_fd(), &st, dir.dst.as_fd(), name)? {
-            self.report.unified_links += 1;
-            return Ok(());
-        }
         let dst = sys::open_at(dir.dst.as_fd(), name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
         copy_data(src.as_fd(), dst.as_fd(), st.st_size as u64)?;
         sys::fchown(dst.as_fd(), self.rules.ids.map(st.st_uid), self.rules.ids.map(st.st_gid))?;
@@ -208,20 +202,6 @@ impl Copier<'_, '_> {
             self.links.insert((st.st_dev, st.st_ino), rel.to_vec());
         }
         Ok(())
-    }
-
-    /// A store entry of the source gets a link in the copy, when the copy is
-    /// on the store's filesystem.
-    fn link_unified(&mut self, src: BorrowedFd, st: &libc::stat, dir: BorrowedFd, name: &CStr) -> io::Result<bool> {
-        let Some(store) = self.rules.store.as_deref_mut() else { return Ok(false) };
-        if st.st_dev != store.dev || !store.is_entry_inode(st.st_ino) {
-            return Ok(false);
-        }
-        match store.add_link(src, dir, name) {
-            Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     fn symlink(&mut self, dir: &Frame, name: &CStr, st: &libc::stat) -> io::Result<()> {

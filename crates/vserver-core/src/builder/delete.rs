@@ -46,35 +46,22 @@ pub fn delete_guest(paths: &Paths, name: &str) -> Result<DeleteReport> {
     if !confdir.exists() && std::fs::symlink_metadata(&vdir).is_err() {
         bail!("no such guest {name:?} (neither {} nor {} exists)", confdir.display(), vdir.display());
     }
-    // Which store the guest's unified files belong to is configuration:
-    // read it before the configuration goes.
-    let store = unify::config::store_candidates(paths, name)
-        .ok()
-        .and_then(|c| unify::config::pick_store(&c, &vdir, name).ok())
-        .filter(|s| s.is_dir());
-    let mut removed = Removed::default();
-    remove_tree_counting(&vdir, &mut removed).with_context(|| format!("removing guest root {}", vdir.display()))?;
+    // First out of the hash store (its configuration says which store),
+    // inside the unifier's windows: the guest's names of store entries go,
+    // and entries no other guest links to.
+    let released = unify::release_guest(paths, name).with_context(|| format!("taking guest {name:?} out of its hash store"))?;
+    let mut report = DeleteReport { store_freed: (released.entries_removed, released.bytes_freed), store_left: None };
+    if released.entries_left > 0 {
+        let store = unify::config::store_candidates(paths, name)
+            .ok()
+            .and_then(|c| unify::config::pick_store(&c, &vdir, name).ok())
+            .unwrap_or_else(|| unify::config::default_store(paths));
+        report.store_left = Some((released.entries_left, released.bytes_left, store));
+    }
+    remove_tree(&vdir).with_context(|| format!("removing guest root {}", vdir.display()))?;
     remove_tree(&confdir).with_context(|| format!("removing {}", confdir.display()))?;
     let _ = remove_tree(&paths.guest_rundir(name));
-    let mut report = DeleteReport::default();
-    if let (Some(store), false) = (store, removed.orphans.is_empty()) {
-        release_store_entries(&store, &removed, &mut report);
-    }
     Ok(report)
-}
-
-/// Removes the store entries the deleted guest was the last to link to.
-fn release_store_entries(store: &Path, removed: &Removed, report: &mut DeleteReport) {
-    match unify::Store::open(store, true, false) {
-        Ok(Some((mut s, _))) => match s.gc_inodes(&removed.orphans) {
-            Ok(freed) => {
-                report.store_freed = freed;
-                let _ = s.finish();
-            }
-            Err(_) => report.store_left = Some((removed.orphans.len() as u64, removed.orphan_bytes, store.to_path_buf())),
-        },
-        _ => report.store_left = Some((removed.orphans.len() as u64, removed.orphan_bytes, store.to_path_buf())),
-    }
 }
 
 /// What a removal found on the way.

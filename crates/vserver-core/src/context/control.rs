@@ -34,7 +34,12 @@ use crate::sys::{clone3, pidfd};
 struct Joiner {
     pid: libc::pid_t,
     pidfd: OwnedFd,
-    report: OwnedFd,
+    /// Polled while the joiner runs, since a supervised joiner's listener
+    /// must be taken before its command makes a call the filter notifies;
+    /// None at its end of file (the exec).
+    report: Option<OwnedFd>,
+    /// Why it could not exec, as reported.
+    failure: Option<String>,
     /// None once the client has gone (the command runs on).
     conn: Option<OwnedFd>,
 }
@@ -117,6 +122,9 @@ impl Control {
             if let Some(c) = &j.conn {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
             }
+            if let Some(r) = &j.report {
+                fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+            }
         }
         fds
     }
@@ -137,6 +145,7 @@ impl Control {
         }
         let mut ended = Vec::new();
         let mut talking = Vec::new();
+        let mut reporting = Vec::new();
         for (i, j) in self.joiners.iter().enumerate() {
             if next() {
                 ended.push(i);
@@ -144,6 +153,12 @@ impl Control {
             if j.conn.is_some() && next() {
                 talking.push(i);
             }
+            if j.report.is_some() && next() {
+                reporting.push(i);
+            }
+        }
+        for i in reporting {
+            self.read_report(i);
         }
         for i in talking {
             self.on_client_message(i);
@@ -191,7 +206,7 @@ impl Control {
     fn start(&mut self, conn: OwnedFd, request: &ExecRequest, fds: &[OwnedFd]) {
         let Some(target) = &self.target else { return };
         match spawn::spawn(target, request, fds, conn.as_fd()) {
-            Ok(s) => self.joiners.push(Joiner { pid: s.pid, pidfd: s.pidfd, report: s.report, conn: Some(conn) }),
+            Ok(s) => self.joiners.push(Joiner { pid: s.pid, pidfd: s.pidfd, report: Some(s.report), failure: None, conn: Some(conn) }),
             Err(e) => {
                 let _ = proto::send(conn.as_fd(), &ToClient::Failed(format!("{e:#}")), &[]);
                 let _ = proto::send(conn.as_fd(), &ToClient::Exited { pid: 0, code: Some(EXIT_CANNOT_RUN), signal: None }, &[]);
@@ -220,18 +235,35 @@ impl Control {
         }
     }
 
+    /// One message of a joiner's report: a listener, or why it could not
+    /// exec. The end of file comes with the exec (close-on-exec).
+    fn read_report(&mut self, i: usize) {
+        let j = &mut self.joiners[i];
+        let Some(report) = &j.report else { return };
+        match proto::recv::<String>(report.as_fd(), 1) {
+            Ok(Some((msg, mut fds))) => match fds.pop() {
+                Some(fd) if msg == spawn::LISTENER => self.listeners.push(fd),
+                _ => j.failure = Some(msg),
+            },
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(None) | Err(_) => j.report = None,
+        }
+    }
+
     /// The joiner has ended: its report (why it could not exec, or a
     /// listener), then the exit status, go to the client.
-    fn finish(&mut self, j: Joiner, info: Option<libc::siginfo_t>) {
-        let mut failure = None;
-        while let Ok(Some((msg, mut fds))) = proto::recv::<String>(j.report.as_fd(), 1) {
-            match fds.pop() {
-                Some(fd) if msg == spawn::LISTENER => self.listeners.push(fd),
-                _ => failure = Some(msg),
+    fn finish(&mut self, mut j: Joiner, info: Option<libc::siginfo_t>) {
+        while let Some(report) = &j.report {
+            match proto::recv::<String>(report.as_fd(), 1) {
+                Ok(Some((msg, mut fds))) => match fds.pop() {
+                    Some(fd) if msg == spawn::LISTENER => self.listeners.push(fd),
+                    _ => j.failure = Some(msg),
+                },
+                _ => j.report = None,
             }
         }
         let Some(conn) = j.conn else { return };
-        if let Some(why) = failure {
+        if let Some(why) = j.failure {
             let _ = proto::send(conn.as_fd(), &ToClient::Failed(why), &[]);
         }
         let (code, signal) = info.as_ref().map(clone3::exit_of).unwrap_or((None, Some(libc::SIGKILL)));

@@ -31,6 +31,7 @@ use nix::unistd::Pid;
 
 use super::console_log::{self, ConsoleLog};
 use super::control::{Control, JoinTarget};
+use crate::unify::cow::Supervisor;
 use super::halt::{self, HaltRequest};
 use super::network::Network;
 use super::report::StartReport;
@@ -164,6 +165,8 @@ enum Source {
     Console,
     /// The datagram socket at /run/host/notify (systemd guests).
     Notify,
+    /// The copy-on-write supervisor's listeners (unified guests).
+    CopyOnWrite,
 }
 
 /// One boot of the guest: its cgroup, its pid 1 and what the monitor reads.
@@ -178,6 +181,11 @@ struct Boot<'a> {
     child_report: Option<File>,
     child_error: Vec<u8>,
     start_socket: Option<OwnedFd>,
+    /// Messages read from the start socket: the console, then the listener.
+    start_messages: u8,
+    /// A unified guest's copy-on-write supervisor: every process of the
+    /// guest hands it the listener of its notify filter.
+    supervisor: Option<Supervisor>,
     console: Option<Console>,
     notify: Option<OwnedFd>,
     log: &'a mut ConsoleLog,
@@ -203,6 +211,7 @@ impl<'a> Boot<'a> {
     /// `first_boot`: started by `vserver start` (not a reboot), whose monitor
     /// pid nobody knows yet.
     fn start(paths: &'a Paths, guest: &'a Guest, layout: &Layout, log: &'a mut ConsoleLog, first_boot: bool) -> Result<Boot<'a>> {
+        let supervisor = copy_on_write_supervisor(paths, guest, first_boot)?;
         let cgroup = GuestCgroup::create(layout, &guest.name)?;
         let mut network = Network::default();
         let mut seat = None;
@@ -230,6 +239,8 @@ impl<'a> Boot<'a> {
                 child_report: Some(p.report),
                 child_error: Vec::new(),
                 start_socket: Some(p.start_socket),
+                start_messages: 0,
+                supervisor,
                 console: None,
                 notify: None,
                 log,
@@ -268,6 +279,7 @@ impl<'a> Boot<'a> {
             // Before pid 1's end is handled: its exit waits for the joiners
             // (our children in its pid namespace) to be reaped.
             control.dispatch(&control_events);
+            self.supervise_joiners(control);
             if self.phase != Phase::Setup {
                 match self.join.take() {
                     Some(Ok(target)) => control.attach(target),
@@ -328,6 +340,9 @@ impl<'a> Boot<'a> {
         if let Some(n) = &self.notify {
             v.push((Source::Notify, n.as_fd()));
         }
+        if let Some(s) = &self.supervisor {
+            v.push((Source::CopyOnWrite, s.poll_fd()));
+        }
         v
     }
 
@@ -339,6 +354,7 @@ impl<'a> Boot<'a> {
             Source::StartSocket => self.receive_descriptors(),
             Source::Console => self.copy_console(),
             Source::Notify => self.notified(cli),
+            Source::CopyOnWrite => self.answer_notifications(),
         }
     }
 
@@ -406,6 +422,10 @@ impl<'a> Boot<'a> {
         if let Some(r) = cli.as_mut() {
             r.state_saved();
         }
+        // `vserver start` lets go of the start lock now: windows take it again.
+        if let Some(s) = &self.supervisor {
+            s.set_start_lock_held(false);
+        }
         if self.guest.init.style == InitStyle::Systemd {
             self.phase = Phase::AwaitingReady(Instant::now() + ready_timeout(self.guest));
         } else {
@@ -444,11 +464,19 @@ impl<'a> Boot<'a> {
         state.save(self.paths).context("writing the run state")
     }
 
-    /// S2: the console master (and the notify socket of a systemd guest).
+    /// S2: the console master (and the notify socket of a systemd guest);
+    /// then, for a unified guest, the copy-on-write listener.
     fn receive_descriptors(&mut self) {
         let Some(sock) = self.start_socket.as_ref() else { return };
         match fdpass::receive(sock) {
+            Ok(Some(fds)) if self.start_messages > 0 => {
+                self.start_messages += 1;
+                for listener in fds {
+                    self.supervise(listener);
+                }
+            }
             Ok(Some(fds)) => {
+                self.start_messages += 1;
                 let mut fds = fds.into_iter();
                 if let Some(master) = fds.next() {
                     match crate::rootfs::console::hold_slave(&master) {
@@ -464,6 +492,41 @@ impl<'a> Boot<'a> {
             Ok(None) => self.start_socket = None,
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
             Err(_) => self.start_socket = None,
+        }
+    }
+
+    /// A listener of a guest process's copy-on-write filter. One that
+    /// cannot be supervised ends the guest: its calls would never be
+    /// answered (a guest without a supervisor never installs the filter).
+    fn supervise(&mut self, listener: OwnedFd) {
+        let added = match self.supervisor.as_mut() {
+            Some(s) => s.add_listener(listener).map_err(|e| format!("supervising a copy-on-write listener: {e}")),
+            None => Err("a guest process sent a copy-on-write listener, but the guest is not supervised".to_string()),
+        };
+        if let Err(e) = added {
+            self.log.note(&e);
+            if self.failure.is_none() {
+                self.failure = Some(e);
+            }
+            self.kill_init();
+        }
+    }
+
+    /// Joiners (exec, enter) of a unified guest send their listeners to
+    /// the control socket.
+    fn supervise_joiners(&mut self, control: &mut Control) {
+        for listener in control.take_listeners() {
+            self.supervise(listener);
+        }
+    }
+
+    fn answer_notifications(&mut self) {
+        let Some(s) = self.supervisor.as_mut() else { return };
+        if let Err(e) = s.handle_ready() {
+            self.log.note(&format!("copy-on-write supervisor: {e:#}"));
+        }
+        for m in s.take_messages() {
+            self.log.note(&format!("copy-on-write: {m}"));
         }
     }
 
@@ -672,4 +735,20 @@ fn undo(
     if stop_scripts {
         super::scripts::postpost_stop(paths, guest);
     }
+}
+
+/// The copy-on-write supervisor of a guest that takes part in unification
+/// (`apps/vunify/`); an error when the kernel cannot supervise it: a unified
+/// guest without it could not upgrade its unified files.
+fn copy_on_write_supervisor(paths: &Paths, guest: &Guest, first_boot: bool) -> Result<Option<Supervisor>> {
+    if !crate::unify::cow::wanted(paths, &guest.name) {
+        return Ok(None);
+    }
+    let s = Supervisor::new(paths, &guest.name)
+        .with_context(|| format!("guest {:?} takes part in unification ({}/apps/vunify)", guest.name, guest.confdir.display()))?;
+    // `vserver start` holds the start lock until the run state is written:
+    // a window opened meanwhile (an rc script changing a unified file) must
+    // not wait for it.
+    s.set_start_lock_held(first_boot);
+    Ok(Some(s))
 }

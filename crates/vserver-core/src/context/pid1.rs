@@ -70,7 +70,10 @@ pub(super) fn start(
         // Before the clone: the time namespace applies to our children.
         enter_fresh_time_namespace()?;
     }
-    let restrictions = Restrictions::for_guest(guest)?;
+    let mut restrictions = Restrictions::for_guest(guest)?;
+    if crate::unify::cow::wanted(paths, &guest.name) {
+        restrictions = restrictions.with_copy_on_write();
+    }
     let go = Channel::new()?;
     let report = Channel::new()?;
     let userns_ready = Channel::new()?;

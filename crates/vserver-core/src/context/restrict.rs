@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::caps::{self, CapSet};
 use crate::limits::rlimit::{self, RlimitSetting};
-use crate::seccomp::{CompiledFilter, FilterOptions};
+use crate::seccomp::{CompiledFilter, FilterOptions, NotifyFilter};
 use crate::sys::fds;
 
 /// What a guest's processes are held to. Built once per boot by the
@@ -24,6 +24,9 @@ pub struct Restrictions {
     pub seccomp: FilterOptions,
     /// `seccomp`, compiled once: installed from this copy by every process.
     pub filter: CompiledFilter,
+    /// A unified guest's copy-on-write notify filter (unify::cow): every
+    /// process installs it too and hands its listener to the monitor.
+    pub copy_on_write: Option<NotifyFilter>,
 }
 
 impl Restrictions {
@@ -42,7 +45,15 @@ impl Restrictions {
             personality: guest.personality_raw(), // compat: domain and flags
             seccomp,
             filter: CompiledFilter::new(seccomp)?,
+            copy_on_write: None,
         })
+    }
+
+    /// The guest's processes are supervised for copy-on-write (it takes
+    /// part in unification).
+    pub fn with_copy_on_write(mut self) -> Restrictions {
+        self.copy_on_write = Some(NotifyFilter::copy_on_write());
+        self
     }
 }
 
@@ -71,8 +82,9 @@ pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> R
 }
 
 /// The bounding set, the descriptors, the seccomp filter: the last steps
-/// before exec. Returns the filter's user-notification listener when the
-/// guest's processes are supervised (none yet: the filter only denies).
+/// before exec. Returns the copy-on-write filter's user-notification
+/// listener when the guest's processes are supervised: the caller must hand
+/// it to the monitor before it makes any call the filter notifies.
 pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
     reset_signals()?;
     caps::drop_from_bounding_set(&r.bounding_drops).map_err(anyhow::Error::msg)?;
@@ -81,7 +93,10 @@ pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
     // Last: installing a filter without no_new_privs needs CAP_SYS_ADMIN,
     // which is still in our effective set until exec.
     r.filter.install()?;
-    Ok(None)
+    match &r.copy_on_write {
+        Some(f) => Ok(Some(f.install_with_listener().context("installing the copy-on-write seccomp filter")?)),
+        None => Ok(None),
+    }
 }
 
 /// A guest process starts with no signal blocked or ignored: exec keeps

@@ -82,7 +82,7 @@ pub(super) fn setup_guest(
     let mut fds = vec![console.master.as_raw_fd()];
     fds.extend(notify.as_ref().map(|n| n.as_raw_fd()));
     fdpass::send(&start, &fds).context("handing the console to the monitor")?;
-    drop((console, notify, start));
+    drop((console, notify));
     set_uts(guest)?;
     restrict::apply_limits(restrictions)?;
     if guest.wants_namespace(ExtraNamespace::User) {
@@ -91,12 +91,13 @@ pub(super) fn setup_guest(
         userns::enter_new(&userns_ready, &mut go)?;
     }
     drop(userns_ready);
-    match restrict::apply_confinement(restrictions)? {
-        None => Ok(()),
-        // A supervised guest's listener must reach the monitor (cow); until
-        // that is wired, never run a process whose calls nobody answers.
-        Some(_listener) => anyhow::bail!("the guest's processes need a supervisor, which is not running"),
+    // A unified guest's copy-on-write listener goes to the monitor, its
+    // supervisor, on the start socket's second message; from the filter's
+    // install on, a call it notifies waits until the monitor answers.
+    if let Some(listener) = restrict::apply_confinement(restrictions)? {
+        fdpass::send(&start, &[listener.as_raw_fd()]).context("handing the copy-on-write listener to the monitor")?;
     }
+    Ok(())
 }
 
 /// A systemd guest manages its own cgroup tree; `namespaces` may ask for

@@ -59,6 +59,22 @@ pub fn restore_meta(fd: BorrowedFd, want: &Meta, have: &Meta) -> io::Result<()> 
     Ok(())
 }
 
+/// A private copy with shared extents where the filesystem can (XFS, btrfs:
+/// nearly free), else a real copy.
+pub fn private_copy_auto(src: BorrowedFd, st: &libc::stat, dir: BorrowedFd) -> io::Result<OwnedFd> {
+    let meta = Meta::read(src, st, false)?;
+    let dst = tmpfile(dir)?;
+    match sys::ficlone(dst.as_fd(), src) {
+        Ok(()) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EXDEV | libc::ENOTTY)) => {
+            copy_content(src, dst.as_fd(), st.st_size as u64)?
+        }
+        Err(e) => return Err(e),
+    }
+    copy_meta(dst.as_fd(), &meta, st)?;
+    Ok(dst)
+}
+
 /// A full private copy of `src` as an unnamed file in `dir`.
 pub fn private_copy(src: BorrowedFd, st: &libc::stat, dir: BorrowedFd, reflink: bool) -> io::Result<OwnedFd> {
     let meta = Meta::read(src, st, false)?;

@@ -29,7 +29,8 @@ impl Key {
     }
 }
 
-/// The metadata part of the key, as read from an open fd.
+/// The metadata part of the key, as read from an open fd (without the
+/// store's mark, see marker.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub mode: u32,
@@ -46,7 +47,8 @@ impl Meta {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            xattrs: sys::xattrs(fd)?,
+            // The store's own mark is not part of what a file is.
+            xattrs: sys::xattrs(fd)?.into_iter().filter(|(name, _)| !super::marker::is_marker(name)).collect(),
             mtime: respect_mtime.then_some((st.st_mtime, st.st_mtime_nsec)),
         })
     }

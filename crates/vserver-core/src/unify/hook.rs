@@ -1,25 +1,41 @@
-//! Test hooks, compiled into debug builds only, so the integration tests can
-//! stop a run at an exact step (`VHASHIFY_TEST_CRASH=POINT:N` sends SIGKILL to
-//! ourselves the N-th time POINT is reached) or race it deterministically
-//! (`VHASHIFY_TEST_HOOK=PROGRAM` runs `PROGRAM POINT RELPATH` and waits).
+//! Test hooks, so the integration tests can stop a run at an exact step
+//! (`VHASHIFY_TEST_CRASH=POINT:N` sends SIGKILL to ourselves the N-th time
+//! POINT is reached) or race it deterministically (`VHASHIFY_TEST_HOOK=PROGRAM`
+//! runs `PROGRAM POINT RELPATH` and waits). They are in every build, release
+//! ones too, so the tests test what is shipped: unset, they cost one load of
+//! a cached flag. Only root runs the code that reaches them, with root's
+//! own environment, so they open nothing to anybody else.
 
+use std::ffi::OsString;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 static HITS: AtomicU64 = AtomicU64::new(0);
 
+struct Hooks {
+    crash: Option<(String, u64)>,
+    program: Option<OsString>,
+}
+
+fn hooks() -> &'static Hooks {
+    static HOOKS: OnceLock<Hooks> = OnceLock::new();
+    HOOKS.get_or_init(|| Hooks {
+        crash: std::env::var("VHASHIFY_TEST_CRASH")
+            .ok()
+            .and_then(|spec| spec.split_once(':').map(|(p, n)| (p.to_string(), n.parse().unwrap_or(0)))),
+        program: std::env::var_os("VHASHIFY_TEST_HOOK"),
+    })
+}
+
 pub fn point(name: &str, rel: &[u8]) {
-    if !cfg!(debug_assertions) {
-        return;
-    }
-    if let Ok(spec) = std::env::var("VHASHIFY_TEST_CRASH") {
-        if let Some((p, n)) = spec.split_once(':') {
-            if p == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == n.parse::<u64>().unwrap_or(0) {
-                // SAFETY: kill on our own pid; this is the point of the hook.
-                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-            }
+    let h = hooks();
+    if let Some((p, n)) = &h.crash {
+        if p == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+            // SAFETY: kill on our own pid; this is the point of the hook.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         }
     }
-    if let Some(prog) = std::env::var_os("VHASHIFY_TEST_HOOK") {
+    if let Some(prog) = &h.program {
         let rel = std::ffi::OsStr::new(std::str::from_utf8(rel).unwrap_or("?"));
         let _ = std::process::Command::new(prog).arg(name).arg(rel).status();
     }

@@ -14,25 +14,37 @@
 //! 5. unlink the staging name, freeing the old inode if that was its last name.
 //!
 //! Entries are immutable, and the kernel refuses link() to, and rename of, an
-//! immutable inode, so adding links means: lease, clear the flag, link the
-//! whole group, set it again. While the flag is off, the read lease makes any
-//! opener for writing wait until the flag is back (after which writes fail);
-//! afterwards we compare the entry's metadata with what it was and put it
-//! back if a guest changed it in that window.
+//! immutable inode, so adding links means: clear the flag, link the whole
+//! group, mark the entry and set the flag again, all inside a window
+//! (window.rs: every running guest frozen), so no guest process runs while
+//! the flag is off. Groups are linked in windows of at most WINDOW_BUDGET,
+//! with at least as long between them, so running guests are never stopped
+//! for long. As a last check the entry's metadata is compared with what it
+//! was and put back if anything changed it.
+//!
+//! A key is linked only when it is shared: an entry exists already, or the
+//! files are in at least two trees. A file only one guest has stays private
+//! and writable (its duplicates inside that guest too).
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::copy;
 use super::hash::{Key, Meta};
 use super::hook;
+use super::marker;
 use super::scan::{open_regular, FileId, Hashed, Skip};
 use super::store::Store;
 use super::summary::{Progress, Summary};
 use super::sys;
 use super::walk::show;
+use super::window::Windows;
+
+/// The longest a window of linking keeps guests frozen (plus one group).
+const WINDOW_BUDGET: Duration = Duration::from_millis(25);
 
 /// A guest tree as phase two needs it.
 pub struct Tree {
@@ -48,46 +60,99 @@ pub struct LinkOptions {
     pub threads: usize,
 }
 
-pub fn link_all(store: &mut Store, trees: &[Tree], mut hashed: Vec<Hashed>, opts: &LinkOptions, sum: &mut Summary) {
+pub fn link_all(
+    store: &mut Store,
+    trees: &[Tree],
+    mut hashed: Vec<Hashed>,
+    opts: &LinkOptions,
+    windows: &Windows,
+    sum: &mut Summary,
+) -> anyhow::Result<Linked> {
     hashed.sort_unstable_by(|a, b| (a.key, a.target, &a.rel).cmp(&(b.key, b.target, &b.rel)));
-    let groups: Vec<&[Hashed]> = hashed.chunk_by(|a, b| a.key == b.key).collect();
+    let mut groups: Vec<&[Hashed]> = Vec::new();
+    let mut linked = Linked::default();
+    for g in hashed.chunk_by(|a, b| a.key == b.key) {
+        if store.lookup(&g[0].key).is_some() || g.iter().any(|m| m.target != g[0].target) {
+            groups.push(g);
+        } else {
+            sum.unshared += g.len() as u64;
+            linked.unshared.extend(g.iter().map(|m| (m.id, m.key)));
+        }
+    }
     if opts.dry_run {
         for g in groups {
             dry_run_group(store, g, sum);
         }
-        return;
+        return Ok(linked);
     }
-    // Groups touch disjoint entries and paths, so they can be linked side by
-    // side; more workers than cores, since this phase mostly waits on the disk.
     let next = AtomicUsize::new(0);
-    let results: Vec<(Summary, Vec<(Key, u64)>)> = std::thread::scope(|s| {
-        let shared: &Store = store;
+    while next.load(Ordering::Relaxed) < groups.len() {
+        // Reflinked entries are never shared with a guest: no window needed.
+        let window = if opts.reflink { None } else { Some(windows.open(&store.root)?) };
+        let deadline = Instant::now() + WINDOW_BUDGET;
+        let results = link_groups(store, trees, &groups, &next, deadline, opts);
+        let frozen_for = window.as_ref().map(|w| (w.elapsed(), w.froze_anything()));
+        if let Some(w) = window {
+            w.close()?;
+        }
+        for (s, new, cloned) in results {
+            sum.merge(s);
+            for (key, ino) in new {
+                store.record(key, ino);
+            }
+            linked.cloned.extend(cloned);
+        }
+        if let Some((took, froze)) = frozen_for {
+            sum.windows += 1;
+            sum.window_secs += took.as_secs_f64();
+            // Let the guests run at least as long as they were stopped.
+            if froze && next.load(Ordering::Relaxed) < groups.len() {
+                std::thread::sleep(took);
+            }
+        }
+    }
+    Ok(linked)
+}
+
+/// Links groups until the deadline, on several workers: groups touch
+/// disjoint entries and paths, and the work mostly waits on the disk.
+fn link_groups(
+    store: &Store,
+    trees: &[Tree],
+    groups: &[&[Hashed]],
+    next: &AtomicUsize,
+    deadline: Instant,
+    opts: &LinkOptions,
+) -> Vec<(Summary, Vec<(Key, u64)>, Vec<(FileId, Key)>)> {
+    std::thread::scope(|s| {
         let workers: Vec<_> = (0..opts.threads.max(1))
             .map(|w| {
-                let (groups, next) = (&groups, &next);
                 s.spawn(move || {
                     let mut progress = Progress::new(opts.progress && w == 0);
-                    let (mut sum, mut new) = (Summary::default(), Vec::new());
-                    loop {
+                    let (mut sum, mut new, mut cloned) = (Summary::default(), Vec::new(), Vec::new());
+                    while Instant::now() < deadline {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(group) = groups.get(i) else { break };
                         progress.show("linking", i as u64, Some(groups.len() as u64));
-                        let mut g = Group { store: shared, trees, reflink: opts.reflink, held: Vec::new(), sum: &mut sum, new: &mut new };
+                        let mut g = Group {
+                            store,
+                            trees,
+                            reflink: opts.reflink,
+                            held: Vec::new(),
+                            sum: &mut sum,
+                            new: &mut new,
+                            cloned: &mut cloned,
+                            clone_source: None,
+                        };
                         g.run(group);
                     }
                     progress.finish();
-                    (sum, new)
+                    (sum, new, cloned)
                 })
             })
             .collect();
         workers.into_iter().map(|w| w.join().expect("link worker panicked")).collect()
-    });
-    for (s, new) in results {
-        sum.merge(s);
-        for (key, ino) in new {
-            store.record(key, ino);
-        }
-    }
+    })
 }
 
 fn dry_run_group(store: &mut Store, group: &[Hashed], sum: &mut Summary) {
@@ -116,6 +181,18 @@ struct Group<'a> {
     sum: &'a mut Summary,
     /// Entries this worker created, recorded in the store index afterwards.
     new: &'a mut Vec<(Key, u64)>,
+    /// --reflink: the guest files made clones of an entry (so the next run
+    /// can leave them alone), and the inode a new entry was cloned from
+    /// (replacing it frees nothing: the entry holds its extents).
+    cloned: &'a mut Vec<(FileId, Key)>,
+    clone_source: Option<u64>,
+}
+
+/// What linking a key's group gave: new entries, and reflink clones.
+#[derive(Default)]
+pub struct Linked {
+    pub unshared: Vec<(FileId, Key)>,
+    pub cloned: Vec<(FileId, Key)>,
 }
 
 /// An entry being linked: its fd (read-only, leased) and metadata to keep.
@@ -123,7 +200,6 @@ struct Entry {
     fd: File,
     ino: u64,
     meta: Meta,
-    was_immutable: bool,
 }
 
 impl Group<'_> {
@@ -139,7 +215,7 @@ impl Group<'_> {
                 None => return,
             },
         };
-        let entry = match self.unfreeze(entry) {
+        let entry = match self.unfreeze(entry, &key) {
             Ok(e) => e,
             Err(m) => return self.sum.error(format!("store entry {}: {m}", self.store.entry_path(&key).display())),
         };
@@ -154,7 +230,7 @@ impl Group<'_> {
                 Err(Skip::Error(e)) => self.sum.error(format!("{}: {}: {e}", self.trees[m.target].name, show(&m.rel))),
             }
         }
-        if let Err(m) = self.refreeze(&entry) {
+        if let Err(m) = self.refreeze(&entry, &key) {
             if sys::is_immutable(entry.fd.as_fd()).map_or(true, |on| !on) {
                 self.store.keep_dirty();
             }
@@ -167,8 +243,7 @@ impl Group<'_> {
         sys::take_read_lease(fd.as_fd()).map_err(|e| format!("cannot lease (open for writing somewhere?): {e}"))?;
         let st = sys::fstat(fd.as_fd()).map_err(|e| e.to_string())?;
         let meta = Meta::read(fd.as_fd(), &st, false).map_err(|e| e.to_string())?;
-        let was_immutable = sys::is_immutable(fd.as_fd()).map_err(|e| e.to_string())?;
-        Ok(Entry { fd, ino: st.st_ino, meta, was_immutable })
+        Ok(Entry { fd, ino: st.st_ino, meta })
     }
 
     /// Makes the first usable member the new entry: its own inode when its
@@ -202,11 +277,12 @@ impl Group<'_> {
             sys::link_fd(file.as_fd(), fan.as_fd(), &name).map_err(err)?;
             hook::point("adopted", &m.rel);
             let ino = st.st_ino;
-            return Ok(Entry { fd: file, ino, meta, was_immutable: false });
+            return Ok(Entry { fd: file, ino, meta });
         }
         let new = copy::tmpfile(fan.as_fd()).map_err(err)?;
         if self.reflink {
             sys::ficlone(new.as_fd(), file.as_fd()).map_err(reflink_err)?;
+            self.clone_source = Some(st.st_ino);
         } else {
             copy::copy_content(file.as_fd(), new.as_fd(), st.st_size as u64).map_err(err)?;
         }
@@ -216,21 +292,27 @@ impl Group<'_> {
         let fd = File::from(sys::open_at(fan.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(err)?);
         sys::take_read_lease(fd.as_fd()).map_err(err)?;
         let ino = sys::fstat(fd.as_fd()).map_err(err)?.st_ino;
-        Ok(Entry { fd, ino, meta, was_immutable: false })
+        Ok(Entry { fd, ino, meta })
     }
 
-    fn unfreeze(&mut self, entry: Entry) -> Result<Entry, String> {
-        if entry.was_immutable && !self.reflink {
+    /// Inside the window: clear the flag (a window's recovery may have set
+    /// it on an entry made by this run, so the flag itself is asked).
+    fn unfreeze(&mut self, entry: Entry, _key: &Key) -> Result<Entry, String> {
+        let immutable = sys::is_immutable(entry.fd.as_fd()).map_err(|e| e.to_string())?;
+        if immutable && !self.reflink {
             hook::point("unfreeze", b"");
             sys::set_immutable(entry.fd.as_fd(), false).map_err(|e| format!("cannot clear the immutable flag: {e}"))?;
         }
         Ok(entry)
     }
 
-    /// Sets the flag again and undoes any metadata change a guest slipped in
-    /// while it was off.
-    fn refreeze(&mut self, entry: &Entry) -> Result<(), String> {
+    /// Marks the entry, sets the flag again and undoes any metadata change
+    /// that slipped in while it was off (none can: guests are frozen).
+    fn refreeze(&mut self, entry: &Entry, key: &Key) -> Result<(), String> {
         let fd = entry.fd.as_fd();
+        if marker::get(fd).map_err(|e| e.to_string())? != Some(*key) {
+            marker::set(fd, key).map_err(|e| format!("cannot mark the entry: {e}"))?;
+        }
         sys::set_immutable(fd, true).map_err(|e| format!("cannot set the immutable flag: {e}"))?;
         hook::point("refrozen", b"");
         let st = sys::fstat(fd).map_err(|e| e.to_string())?;
@@ -243,7 +325,7 @@ impl Group<'_> {
         let restored = copy::restore_meta(fd, &entry.meta, &now);
         sys::set_immutable(fd, true).map_err(|e| e.to_string())?;
         restored.map_err(|e| format!("metadata changed while linking and could not be restored: {e}"))?;
-        Err("metadata was changed (by a guest?) while the immutable flag was off; restored".into())
+        Err("metadata was changed while the immutable flag was off; restored".into())
     }
 
     /// Resolves a member's path again and opens it (step 1 of the protocol).
@@ -287,9 +369,18 @@ impl Group<'_> {
             return Err(err(e));
         }
         hook::point("exchanged", &m.rel);
-        let saved = check_exchanged(staging, &tmp, parent.as_fd(), &base, &st)?;
+        let mut saved = check_exchanged(staging, &tmp, parent.as_fd(), &base, &st)?;
         sys::unlink_at(staging, &tmp, 0).map_err(err)?;
         hook::point("unlinked", &m.rel);
+        if self.reflink {
+            if self.clone_source == Some(st.st_ino) {
+                saved = 0;
+            }
+            // What is at the path now is our clone: remembered for the next run.
+            if let Ok(now) = sys::fstatat_nofollow(parent.as_fd(), &base) {
+                self.cloned.push((FileId::of(&now), m.key));
+            }
+        }
         self.held.push((st.st_ino, file));
         Ok(saved)
     }

@@ -4,22 +4,36 @@
 //! A run, per store: lock and repair the store (store.rs), walk and hash
 //! every guest in parallel (walk.rs, scan.rs, hash.rs), then link each key's
 //! files to its entry with the exchange protocol (link.rs). `--revert`
-//! (revert.rs) undoes it for a guest or some paths, `--gc` drops entries no
-//! guest uses. Configuration (which guests, which store, what is excluded)
-//! is in config.rs and exclude.rs.
+//! (revert.rs) undoes it for a guest, some paths or a package's files
+//! (package.rs), `--gc` drops entries no guest uses, release.rs takes a
+//! deleted guest's links out of the store. Configuration (which guests,
+//! which store, what is excluded) is in config.rs and exclude.rs.
+//!
+//! A store entry's immutable flag is off only inside a window (window.rs,
+//! freezer.rs): all running guests frozen. Entries carry a mark guests cannot
+//! forge (marker.rs), by which the copy-on-write supervisor (cow/) knows
+//! them: when a guest process is about to change a unified file, it gets a
+//! private copy in its place first.
 
 pub mod config;
 pub(crate) mod copy;
+pub mod cow;
 pub mod exclude;
+mod freezer;
 pub mod hash;
 mod hook;
 mod link;
+pub mod marker;
+mod package;
+mod release;
 mod revert;
 mod scan;
+mod seen;
 pub mod store;
 pub mod summary;
 pub(crate) mod sys;
 mod walk;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -29,8 +43,11 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 pub use exclude::ExcludeList;
+pub use release::{release_guest, Release};
+pub use revert::RevertSelection;
 pub use store::Store;
 pub use summary::Summary;
+pub use window::Windows;
 
 use crate::paths::Paths;
 
@@ -60,6 +77,9 @@ pub struct UnifyOptions {
     pub progress: bool,
     /// Hashing threads; 0 means four per core.
     pub threads: usize,
+    /// Link only to store entries that exist already; make no new ones
+    /// (after `build -m clone`: the clone's copies of unified files).
+    pub existing_only: bool,
 }
 
 impl Default for UnifyOptions {
@@ -76,6 +96,7 @@ impl Default for UnifyOptions {
             wait: false,
             progress: false,
             threads: 0,
+            existing_only: false,
         }
     }
 }
@@ -101,7 +122,7 @@ pub fn hashify(paths: &Paths, names: &[String], opts: &UnifyOptions) -> anyhow::
     }
     for (store_root, targets) in by_store {
         check_store_outside_guests(&store_root, &targets)?;
-        run_store(&store_root, targets, opts, &mut sum)?;
+        run_store(paths, &store_root, targets, opts, &mut sum)?;
     }
     sum.duration_secs = started.elapsed().as_secs_f64();
     Ok(sum)
@@ -148,8 +169,15 @@ fn canonical_or_parent(p: &Path) -> PathBuf {
         .unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run_store(store_root: &Path, targets: Vec<config::Target>, opts: &UnifyOptions, sum: &mut Summary) -> anyhow::Result<()> {
-    let Some((mut store, repair)) = Store::open(store_root, !opts.dry_run, opts.wait)? else {
+fn run_store(
+    paths: &Paths,
+    store_root: &Path,
+    targets: Vec<config::Target>,
+    opts: &UnifyOptions,
+    sum: &mut Summary,
+) -> anyhow::Result<()> {
+    let windows = Windows::new(paths);
+    let Some((mut store, repair)) = Store::open(store_root, !opts.dry_run, opts.wait, &windows)? else {
         // Dry run without a store yet: everything would be new.
         return dry_run_without_store(targets, opts, sum);
     };
@@ -167,7 +195,17 @@ fn run_store(store_root: &Path, targets: Vec<config::Target>, opts: &UnifyOption
         .iter()
         .map(|(t, fd)| scan_tree(t, fd, inodes, store.dev, opts))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let hashed = scan::scan(scan_trees, &scan_options(opts), sum);
+    let meta_dir = store.root.join(".vhashify");
+    let (seen_file, cloned_file) = (seen::Seen::file(&meta_dir, opts.respect_mtime), seen::Seen::cloned_file(&meta_dir, opts.respect_mtime));
+    let seen = seen::Seen::load(&seen_file);
+    let mut cloned = if opts.reflink { seen::Seen::load(&cloned_file) } else { seen::Seen::default() };
+    cloned.retain_keys(|k| store.lookup(k).is_some());
+    let known = scan::Known { seen: &seen, cloned: &cloned };
+    let (mut hashed, kept_clones) = scan::scan(scan_trees, &scan_options(opts), &known, sum);
+    drop((seen, cloned));
+    if opts.existing_only {
+        hashed.retain(|h| store.lookup(&h.key).is_some());
+    }
     if !opts.dry_run && !hashed.is_empty() {
         store.mark_dirty().context("cannot write the store's dirty marker")?;
     }
@@ -179,7 +217,14 @@ fn run_store(store_root: &Path, targets: Vec<config::Target>, opts: &UnifyOption
         progress: opts.progress,
         threads: scan_options(opts).threads * 2,
     };
-    link::link_all(&mut store, &link_trees, hashed, &link_opts, sum);
+    let linked = link::link_all(&mut store, &link_trees, hashed, &link_opts, &windows, sum)?;
+    if !opts.dry_run && !opts.existing_only {
+        seen::Seen::save(&seen_file, linked.unshared.into_iter()).with_context(|| format!("writing {}", seen_file.display()))?;
+        if opts.reflink {
+            let clones = kept_clones.into_iter().chain(linked.cloned);
+            seen::Seen::save(&cloned_file, clones).with_context(|| format!("writing {}", cloned_file.display()))?;
+        }
+    }
     if !opts.dry_run {
         store.finish().context("cannot remove the store's dirty marker")?;
     }
@@ -206,9 +251,14 @@ fn dry_run_without_store(targets: Vec<config::Target>, opts: &UnifyOptions, sum:
             scan_tree(t, fd, &empty, dev, opts)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut hashed = scan::scan(scan_trees, &scan_options(opts), sum);
+    let none = seen::Seen::default();
+    let (mut hashed, _) = scan::scan(scan_trees, &scan_options(opts), &scan::Known { seen: &none, cloned: &none }, sum);
     hashed.sort_unstable_by_key(|a| (a.key, a.id.ino));
     for group in hashed.chunk_by(|a, b| a.key == b.key) {
+        if opts.existing_only || group.iter().all(|m| m.target == group[0].target) {
+            sum.unshared += group.len() as u64;
+            continue;
+        }
         sum.new_entries += 1;
         for m in group.iter().filter(|m| m.id.ino != group[0].id.ino) {
             sum.linked += 1;
@@ -265,9 +315,11 @@ fn open_root(root: &Path, dev: u64) -> anyhow::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// `vhashify --revert NAME [PATH...]`: private writable copies again.
-pub fn revert(paths: &Paths, name: &str, rel_paths: &[PathBuf], opts: &UnifyOptions) -> anyhow::Result<Summary> {
+/// `vhashify --revert NAME [PATH...] [--recursive] [--package PKG...]`:
+/// private writable copies again (revert.rs says which files).
+pub fn revert(paths: &Paths, name: &str, sel: &RevertSelection, opts: &UnifyOptions) -> anyhow::Result<Summary> {
     let started = Instant::now();
+    sel.check().map_err(anyhow::Error::msg)?;
     sys::ignore_sigio();
     let (store_root, target) = resolve_target(paths, name, opts)?;
     let mut sum = Summary { guests: vec![name.to_string()], ..Summary::default() };
@@ -275,14 +327,24 @@ pub fn revert(paths: &Paths, name: &str, rel_paths: &[PathBuf], opts: &UnifyOpti
         // No store: nothing of this guest was ever unified, nothing to revert.
         return Ok(sum);
     }
-    let (mut store, repair) = Store::open(&store_root, true, opts.wait)?.context("hash store vanished")?;
+    let windows = Windows::new(paths);
+    let (mut store, repair) = Store::open(&store_root, true, opts.wait, &windows)?.context("hash store vanished")?;
     sum.repaired += repair.refrozen + repair.stale_removed;
     let root = open_root(&target.root, store.dev)?;
-    let refs: Vec<&Path> = rel_paths.iter().map(PathBuf::as_path).collect();
-    revert::revert_tree(&mut store, &root, &refs, &mut sum);
+    revert::revert_tree(&mut store, &windows, &root, sel, &mut sum)?;
     store.finish()?;
     sum.duration_secs = started.elapsed().as_secs_f64();
     Ok(sum)
+}
+
+/// After `build -m clone` of a unified guest: the clone's copies of the
+/// source's unified files are linked to their store entries again (util-
+/// vserver's vclone kept the links). Only existing entries are used: no file
+/// of the clone is made shared that was not shared before. The clone must
+/// take part (its `apps/vunify`, copied from the source).
+pub fn link_clone(paths: &Paths, clone: &str) -> anyhow::Result<Summary> {
+    let opts = UnifyOptions { existing_only: true, wait: true, ..UnifyOptions::default() };
+    hashify(paths, &[clone.to_string()], &opts)
 }
 
 /// `vhashify --gc`: removes entries of the given stores (or the configured
@@ -303,7 +365,7 @@ pub fn gc(paths: &Paths, opts: &UnifyOptions) -> anyhow::Result<Summary> {
     roots.dedup();
     let mut sum = Summary { dry_run: opts.dry_run, ..Summary::default() };
     for root in roots.iter().filter(|r| r.is_dir()) {
-        let Some((mut store, repair)) = Store::open(root, true, opts.wait)? else { continue };
+        let Some((mut store, repair)) = Store::open(root, true, opts.wait, &Windows::new(paths))? else { continue };
         sum.repaired += repair.refrozen + repair.stale_removed;
         if !opts.dry_run {
             let (n, bytes) = store.gc().with_context(|| format!("gc of hash store {}", root.display()))?;

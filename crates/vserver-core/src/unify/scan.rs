@@ -1,7 +1,15 @@
 //! Phase one of a run: walk every guest of a store and hash each candidate,
 //! on all cores, from an fd held under a read lease (so nobody writes the
 //! file while we read it). The result is a list of hashed files; phase two
-//! (link.rs) groups it by key. No pairwise comparison is ever needed.
+//! (link.rs) groups it by key. No pairwise comparison is ever needed. A file
+//! an earlier run hashed and left private, unchanged since, is not read
+//! again (seen.rs).
+//!
+//! Timestamps are coarse on many kernels (one clock tick, up to 10 ms): a
+//! second write in the tick of the first leaves the identity the same and
+//! the content not. So a file changed less than SETTLE ago is held (under
+//! its lease, so nobody can write it) until SETTLE has passed: any later
+//! write then gets a later ctime.
 
 use std::fs::File;
 use std::io;
@@ -10,6 +18,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 
 use super::hash::{key_of, Key, Meta};
+use super::seen::Seen;
 use super::summary::{Progress, Summary};
 use super::sys;
 use super::walk::{self, Candidate, WalkRules};
@@ -67,14 +76,25 @@ pub struct ScanTree<'a> {
     pub rules: WalkRules<'a>,
 }
 
-pub fn scan(trees: Vec<ScanTree>, opts: &ScanOptions, sum: &mut Summary) -> Vec<Hashed> {
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Known keys: of private files (`seen`), and of --reflink clones of an
+/// entry (`cloned`), which need no linking again.
+pub struct Known<'a> {
+    pub seen: &'a Seen,
+    pub cloned: &'a Seen,
+}
+
+/// The hashed files, and the clones found unchanged (kept for the next run).
+pub fn scan(trees: Vec<ScanTree>, opts: &ScanOptions, known: &Known, sum: &mut Summary) -> (Vec<Hashed>, Vec<(FileId, Key)>) {
     let (tx, rx) = mpsc::sync_channel::<(usize, Candidate)>(512);
     let rx = Mutex::new(rx);
     let results = Mutex::new(Vec::new());
+    let clones = Mutex::new(Vec::new());
     let worker_sums = Mutex::new(Summary::default());
     std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
-            s.spawn(|| worker(&rx, &results, &worker_sums, opts.respect_mtime));
+            s.spawn(|| worker(&rx, (&results, &clones), &worker_sums, opts.respect_mtime, known));
         }
         let mut progress = Progress::new(opts.progress);
         let mut sent = 0u64;
@@ -89,16 +109,28 @@ pub fn scan(trees: Vec<ScanTree>, opts: &ScanOptions, sum: &mut Summary) -> Vec<
         progress.finish();
     });
     sum.merge(worker_sums.into_inner().unwrap());
-    results.into_inner().unwrap()
+    (results.into_inner().unwrap(), clones.into_inner().unwrap())
 }
 
-fn worker(rx: &Mutex<mpsc::Receiver<(usize, Candidate)>>, out: &Mutex<Vec<Hashed>>, sums: &Mutex<Summary>, respect_mtime: bool) {
+type Out<'a> = (&'a Mutex<Vec<Hashed>>, &'a Mutex<Vec<(FileId, Key)>>);
+
+fn worker(rx: &Mutex<mpsc::Receiver<(usize, Candidate)>>, out: Out, sums: &Mutex<Summary>, respect_mtime: bool, known: &Known) {
     let mut buf = vec![0u8; 256 * 1024];
-    let mut mine = Vec::new();
+    let (mut mine, mut clones) = (Vec::new(), Vec::new());
     let mut sum = Summary::default();
     loop {
         let next = rx.lock().unwrap().recv();
         let Ok((target, cand)) = next else { break };
+        if let Some((id, key)) = cand.id.and_then(|id| known.cloned.lookup(&id).map(|k| (id, k))) {
+            sum.already_shared += 1;
+            clones.push((id, key));
+            continue;
+        }
+        if let Some((id, key)) = cand.id.and_then(|id| known.seen.lookup(&id).map(|k| (id, k))) {
+            mine.push(Hashed { target, rel: cand.rel, key, id });
+            continue;
+        }
+        sum.hashed += 1;
         match hash_candidate(&cand, respect_mtime, &mut buf) {
             Ok((key, id)) => mine.push(Hashed { target, rel: cand.rel, key, id }),
             Err(Skip::Busy) => sum.skipped += 1,
@@ -106,7 +138,8 @@ fn worker(rx: &Mutex<mpsc::Receiver<(usize, Candidate)>>, out: &Mutex<Vec<Hashed
             Err(Skip::Error(m)) => sum.error(format!("{}: {m}", walk::show(&cand.rel))),
         }
     }
-    out.lock().unwrap().append(&mut mine);
+    out.0.lock().unwrap().append(&mut mine);
+    out.1.lock().unwrap().append(&mut clones);
     sums.lock().unwrap().merge(sum);
 }
 
@@ -114,11 +147,21 @@ fn hash_candidate(c: &Candidate, respect_mtime: bool, buf: &mut [u8]) -> Result<
     let (file, st) = open_regular(c.dir.as_fd(), &c.name, Some(c.ino))?;
     let meta = Meta::read(file.as_fd(), &st, respect_mtime).map_err(err)?;
     let key = key_of(&file, &meta, st.st_size as u64, buf).map_err(|_| Skip::Busy)?;
+    if let Some(wait) = unsettled(&st) {
+        std::thread::sleep(wait);
+    }
     let after = sys::fstat(file.as_fd()).map_err(err)?;
     if FileId::of(&after) != FileId::of(&st) {
         return Err(Skip::Busy);
     }
     Ok((key, FileId::of(&after)))
+}
+
+/// How much longer until the file's last change is SETTLE old.
+fn unsettled(st: &libc::stat) -> Option<std::time::Duration> {
+    let ctime = std::time::UNIX_EPOCH + std::time::Duration::new(st.st_ctime.max(0) as u64, st.st_ctime_nsec as u32);
+    let age = std::time::SystemTime::now().duration_since(ctime).unwrap_or_default();
+    SETTLE.checked_sub(age).filter(|d| !d.is_zero())
 }
 
 /// Opens `name` in `dir` for reading, only if it is a regular file (checked

@@ -1,9 +1,10 @@
 //! The hash store: one directory per store root, entries content-addressed by
 //! their key (BLAKE3 of metadata and content), fanned out as `ab/cdef…`.
-//! Every entry is immutable except for the moment vhashify adds links to it.
+//! Every entry is immutable and marked (`trusted.vhashify`, marker.rs),
+//! except inside a window (window.rs) while links are added or taken away.
 //! `.vhashify/` holds the lock, the staging directory where exchanged-out
-//! guest inodes wait to be unlinked, and the `dirty` marker that says a run
-//! may have left an entry without its immutable flag.
+//! guest inodes wait to be unlinked, the `dirty` marker that says an entry may
+//! be without its immutable flag, and `format` (2: entries are marked).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
@@ -12,13 +13,18 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::hash::Key;
+use super::marker;
 use super::sys;
+use super::window::Windows;
 
 const META_DIR: &str = ".vhashify";
 const DIRTY: &str = "dirty";
+const FORMAT: &str = "format";
+/// Format 2: every entry carries the mark. Older stores are marked on open.
+const FORMAT_VERSION: &str = "2";
 
 pub struct Store {
     pub root: PathBuf,
@@ -43,10 +49,11 @@ pub struct Repair {
 }
 
 impl Store {
-    /// Opens (creating when `create`) and locks a store, removes what an
-    /// interrupted run left in staging and, if a run died while an entry was
-    /// not immutable, makes every entry immutable again.
-    pub fn open(root: &Path, create: bool, wait: bool) -> anyhow::Result<Option<(Store, Repair)>> {
+    /// Opens (creating when `create`) and locks a store. If a run died
+    /// while an entry was not immutable, or left names in staging, or the
+    /// store predates the marks, this is repaired in a window first: staging
+    /// emptied, every entry marked and immutable.
+    pub fn open(root: &Path, create: bool, wait: bool, windows: &Windows) -> anyhow::Result<Option<(Store, Repair)>> {
         if !root.exists() {
             if !create {
                 return Ok(None);
@@ -74,14 +81,45 @@ impl Store {
         sys::mkdir_at(meta_fd.as_fd(), c"staging", 0o700)?;
         let staging_fd = sys::open_at(meta_fd.as_fd(), c"staging", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
         let mut store = Store::assemble(root, root_fd, meta_fd, staging_fd, dev, Some(lock));
-        let mut repair = Repair { stale_removed: store.clean_staging()?, refrozen: 0 };
-        // Staging may have held a link of an entry whose flag was cleared.
-        if repair.stale_removed > 0 || sys::fstatat_nofollow(store.meta_fd.as_fd(), &c(DIRTY)).is_ok() {
-            repair.refrozen = store.refreeze_all()?;
-            store.clear_dirty()?;
-        }
+        let repair = store.repair(windows)?;
         store.load_index()?;
         Ok(Some((store, repair)))
+    }
+
+    fn repair(&mut self, windows: &Windows) -> anyhow::Result<Repair> {
+        let dirty = sys::fstatat_nofollow(self.meta_fd.as_fd(), &c(DIRTY)).is_ok();
+        let stale = self.staging_names()?;
+        let format = std::fs::read_to_string(self.root.join(META_DIR).join(FORMAT)).unwrap_or_default();
+        let current = format.trim() == FORMAT_VERSION;
+        if !dirty && stale.is_empty() && (current || !self.has_entries()?) {
+            if !current {
+                self.write_format()?;
+            }
+            return Ok(Repair::default());
+        }
+        // Staging may hold names of entries, and unlinking one needs its
+        // flag off; marking an entry too: only inside a window.
+        let window = windows.open(&self.root)?;
+        let stale_removed = self.clean_staging(&stale)?;
+        let refrozen = refreeze_entries(&self.root)?;
+        window.close()?;
+        self.write_format()?;
+        self.clear_dirty()?;
+        Ok(Repair { stale_removed, refrozen })
+    }
+
+    fn write_format(&self) -> anyhow::Result<()> {
+        let path = self.root.join(META_DIR).join(FORMAT);
+        std::fs::write(&path, format!("{FORMAT_VERSION}\n")).with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn has_entries(&self) -> anyhow::Result<bool> {
+        let mut any = false;
+        self.for_each_entry(|_, _, _| {
+            any = true;
+            Ok(())
+        })?;
+        Ok(any)
     }
 
     fn assemble(root: &Path, root_fd: OwnedFd, meta_fd: OwnedFd, staging_fd: OwnedFd, dev: u64, lock: Option<OwnedFd>) -> Store {
@@ -118,28 +156,8 @@ impl Store {
     }
 
     /// Calls `f(fan-out dir fd, full hex name, inode)` for every entry.
-    fn for_each_entry(&self, mut f: impl FnMut(BorrowedFd, String, u64) -> anyhow::Result<()>) -> anyhow::Result<()> {
-        for fan in 0..=255u8 {
-            let fan_name = format!("{fan:02x}");
-            let fd = match sys::open_at(self.root_fd.as_fd(), &c(&fan_name), libc::O_RDONLY | libc::O_DIRECTORY, 0) {
-                Ok(fd) => fd,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(e) => return Err(e).with_context(|| format!("{}/{fan_name}", self.root.display())),
-            };
-            let dir = nix::dir::Dir::from_fd(nix::unistd::dup(std::os::fd::AsRawFd::as_raw_fd(&fd))?)?;
-            let mut entries = Vec::new();
-            for e in dir.into_iter() {
-                let e = e?;
-                let name = e.file_name().to_bytes();
-                if name.len() == 62 && name.iter().all(u8::is_ascii_hexdigit) {
-                    entries.push((format!("{fan_name}{}", String::from_utf8_lossy(name)), e.ino()));
-                }
-            }
-            for (name, ino) in entries {
-                f(fd.as_fd(), name, ino)?;
-            }
-        }
-        Ok(())
+    fn for_each_entry(&self, f: impl FnMut(BorrowedFd, String, u64) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        for_each_entry(self.root_fd.as_fd(), &self.root, f)
     }
 
     pub fn lookup(&self, key: &Key) -> Option<u64> {
@@ -156,6 +174,27 @@ impl Store {
 
     pub fn inode_set(&self) -> &HashSet<u64> {
         &self.inodes
+    }
+
+    /// Which entry each inode is (the index the other way round).
+    pub fn keys_by_inode(&self) -> HashMap<u64, Key> {
+        self.index.iter().map(|(k, i)| (*i, *k)).collect()
+    }
+
+    /// Removes an entry's store name. Its flag must be off (inside a window)
+    /// and no guest may link to it any more.
+    pub fn remove_entry(&mut self, key: &Key) -> io::Result<()> {
+        let fan = self.fan_dir(key)?;
+        sys::unlink_at(fan.as_fd(), &Store::entry_name(key), 0)?;
+        if let Some(ino) = self.index.remove(key) {
+            self.inodes.remove(&ino);
+        }
+        Ok(())
+    }
+
+    /// Whether this process holds the store's lock (opened for writing).
+    pub fn is_locked(&self) -> bool {
+        self._lock.is_some()
     }
 
     pub fn record(&mut self, key: Key, ino: u64) {
@@ -229,8 +268,7 @@ impl Store {
         Ok(())
     }
 
-    /// Anything in staging belongs to a run that died (we hold the lock).
-    fn clean_staging(&self) -> anyhow::Result<u64> {
+    fn staging_names(&self) -> anyhow::Result<Vec<CString>> {
         let dir = nix::dir::Dir::from_fd(nix::unistd::dup(std::os::fd::AsRawFd::as_raw_fd(&self.staging_fd))?)?;
         let mut names = Vec::new();
         for e in dir.into_iter() {
@@ -240,7 +278,14 @@ impl Store {
                 names.push(CString::from(e.file_name()));
             }
         }
-        for n in &names {
+        Ok(names)
+    }
+
+    /// Anything in staging belongs to a run that died (we hold the lock).
+    /// Inside a window: a name may be a link to an entry, whose flag must
+    /// be off to unlink it (refreeze_entries sets it again).
+    fn clean_staging(&self, names: &[CString]) -> anyhow::Result<u64> {
+        for n in names {
             if let Ok(fd) = sys::open_at(self.staging_fd.as_fd(), n, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
                 let _ = sys::set_immutable(fd.as_fd(), false);
             }
@@ -248,19 +293,6 @@ impl Store {
                 .with_context(|| format!("cannot remove stale {}/.vhashify/staging/{}", self.root.display(), n.to_string_lossy()))?;
         }
         Ok(names.len() as u64)
-    }
-
-    fn refreeze_all(&self) -> anyhow::Result<u64> {
-        let mut fixed = 0;
-        self.for_each_entry(|fan, name, _| {
-            let fd = sys::open_at(fan, &c(&name[2..]), libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-            if !sys::is_immutable(fd.as_fd())? {
-                sys::set_immutable(fd.as_fd(), true)?;
-                fixed += 1;
-            }
-            Ok(())
-        })?;
-        Ok(fixed)
     }
 
     /// Removes entries no guest links to any more (link count 1: the store's
@@ -293,76 +325,84 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Removes the entries among `inodes` that no guest links to any more
-    /// (link count 1: the store's own name), without looking at the rest of
-    /// the store: what `vserver NAME delete` calls with the inodes whose
-    /// last guest link it removed. Returns (entries removed, bytes freed).
-    pub fn gc_inodes(&mut self, inodes: &HashSet<u64>) -> anyhow::Result<(u64, u64)> {
-        let keys: Vec<Key> = self.index.iter().filter(|(_, ino)| inodes.contains(ino)).map(|(k, _)| *k).collect();
-        let (mut removed, mut bytes) = (0, 0);
-        for key in keys {
-            let fan = self.fan_dir(&key)?;
-            let name = Store::entry_name(&key);
-            let st = match sys::fstatat_nofollow(fan.as_fd(), &name) {
-                Ok(st) => st,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(e) => return Err(e).with_context(|| format!("store entry {}", self.entry_path(&key).display())),
-            };
-            if st.st_nlink != 1 {
-                continue;
-            }
-            let fd = sys::open_at(fan.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-            sys::set_immutable(fd.as_fd(), false)?;
-            sys::unlink_at(fan.as_fd(), &name, 0).with_context(|| format!("cannot remove store entry {}", self.entry_path(&key).display()))?;
-            removed += 1;
-            bytes += st.st_blocks as u64 * 512;
-            if let Some(ino) = self.index.remove(&key) {
-                self.inodes.remove(&ino);
+/// Calls `f(fan-out dir fd, full hex name, inode)` for every entry of the
+/// store whose root is open as `root_fd`.
+fn for_each_entry(
+    root_fd: BorrowedFd,
+    root: &Path,
+    mut f: impl FnMut(BorrowedFd, String, u64) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for fan in 0..=255u8 {
+        let fan_name = format!("{fan:02x}");
+        let fd = match sys::open_at(root_fd, &c(&fan_name), libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e).with_context(|| format!("{}/{fan_name}", root.display())),
+        };
+        let dir = nix::dir::Dir::from_fd(nix::unistd::dup(std::os::fd::AsRawFd::as_raw_fd(&fd))?)?;
+        let mut entries = Vec::new();
+        for e in dir.into_iter() {
+            let e = e?;
+            let name = e.file_name().to_bytes();
+            if name.len() == 62 && name.iter().all(u8::is_ascii_hexdigit) {
+                entries.push((format!("{fan_name}{}", String::from_utf8_lossy(name)), e.ino()));
             }
         }
-        Ok((removed, bytes))
+        for (name, ino) in entries {
+            f(fd.as_fd(), name, ino)?;
+        }
     }
+    Ok(())
+}
 
-    /// Adds the name `dir/name` for a store entry, given as a read-only
-    /// descriptor of its inode (`build -m clone` keeps a unified guest's
-    /// files linked). The same steps as linking a guest path (link.rs): a
-    /// read lease so nobody opens it for writing meanwhile, the immutable
-    /// flag off only for the link, then on again, and metadata a guest may
-    /// have changed in that moment put back.
-    pub fn add_link(&mut self, entry: BorrowedFd, dir: BorrowedFd, name: &std::ffi::CStr) -> io::Result<()> {
-        let st = sys::fstat(entry)?;
-        if st.st_dev != self.dev || !self.inodes.contains(&st.st_ino) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not an entry of this hash store"));
+/// Makes every entry of the store at `root` marked and immutable (after an
+/// interrupted run or window, and to mark the entries of an older store).
+/// Needs no store lock, but a window: marking an immutable entry means
+/// clearing its flag for a moment. Returns how many entries were changed.
+pub fn refreeze_entries(root: &Path) -> anyhow::Result<u64> {
+    let croot = sys::cstr(root.as_os_str().as_encoded_bytes())?;
+    let root_fd = match sys::open_at(cwd(), &croot, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(0),
+        other => other.with_context(|| format!("cannot open hash store {}", root.display()))?,
+    };
+    let mut fixed = 0;
+    for_each_entry(root_fd.as_fd(), root, |fan, name, _| {
+        let fd = sys::open_at(fan, &c(&name[2..]), libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+        let key = Key::from_hex(&name).expect("entry names are keys");
+        let marked = marker::get(fd.as_fd())? == Some(key);
+        let immutable = sys::is_immutable(fd.as_fd())?;
+        if marked && immutable {
+            return Ok(());
         }
-        sys::take_read_lease(entry)?;
-        let before = super::hash::Meta::read(entry, &st, false)?;
-        self.mark_dirty()?;
-        sys::set_immutable(entry, false)?;
-        let linked = sys::link_fd(entry, dir, name);
-        sys::set_immutable(entry, true)?;
-        let now_st = sys::fstat(entry)?;
-        let now = super::hash::Meta::read(entry, &now_st, false)?;
-        if now != before {
-            sys::set_immutable(entry, false)?;
-            let restored = super::copy::restore_meta(entry, &before, &now);
-            sys::set_immutable(entry, true)?;
-            restored?;
+        if !marked {
+            sys::set_immutable(fd.as_fd(), false)?;
+            marker::set(fd.as_fd(), &key)
+                .with_context(|| format!("marking store entry {}/{}/{}", root.display(), &name[..2], &name[2..]))?;
         }
-        // SAFETY: F_SETLEASE with F_UNLCK releases our own lease on this descriptor.
-        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&entry), libc::F_SETLEASE, libc::F_UNLCK) };
-        linked
+        sys::set_immutable(fd.as_fd(), true)?;
+        fixed += 1;
+        Ok(())
+    })?;
+    Ok(fixed)
+}
+
+/// Another process holds the store's lock.
+#[derive(Debug)]
+pub struct Locked(pub PathBuf);
+
+impl std::fmt::Display for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "another vhashify run holds the lock of hash store {} (use --wait to wait for it)", self.0.display())
     }
 }
+
+impl std::error::Error for Locked {}
 
 fn lock(meta_fd: &OwnedFd, root: &Path, wait: bool) -> anyhow::Result<OwnedFd> {
     let fd = sys::open_at(meta_fd.as_fd(), c"lock", libc::O_RDWR | libc::O_CREAT, 0o600)?;
     match sys::flock(fd.as_fd(), wait) {
         Ok(()) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => bail!(
-            "another vhashify run holds the lock of hash store {} (use --wait to wait for it)",
-            root.display()
-        ),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Err(Locked(root.to_path_buf()).into()),
         Err(e) => Err(e).with_context(|| format!("cannot lock hash store {}", root.display())),
     }
 }
@@ -390,19 +430,32 @@ mod tests {
         assert_eq!(Key::from_hex(&hex), Some(key));
     }
 
+    fn no_guests(dir: &Path) -> Windows {
+        let paths = crate::paths::Paths {
+            confdir: dir.join("conf"),
+            vdirbase: dir.join("guests"),
+            rundir: dir.join("run"),
+            cgroup_root: dir.join("no-cgroups"),
+        };
+        Windows::new(&paths)
+    }
+
     #[test]
     fn a_store_is_created_locked_and_indexed() {
         let dir = std::env::temp_dir().join(format!("vs-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (store, repair) = Store::open(&dir, true, false).unwrap().unwrap();
+        let windows = no_guests(&dir.with_extension("paths"));
+        let (store, repair) = Store::open(&dir, true, false, &windows).unwrap().unwrap();
         assert_eq!(store.entry_count(), 0);
         assert_eq!(repair.stale_removed, 0);
         assert!(dir.join(".vhashify/staging").is_dir());
         // A second opener cannot take the lock without waiting.
-        let err = Store::open(&dir, true, false).err().expect("lock must be exclusive").to_string();
+        let err = Store::open(&dir, true, false, &windows).err().expect("lock must be exclusive").to_string();
         assert!(err.contains("--wait"), "{err}");
         drop(store);
-        assert!(Store::open(&dir, true, false).is_ok());
+        assert!(Store::open(&dir, true, false, &windows).is_ok());
+        assert_eq!(std::fs::read_to_string(dir.join(".vhashify/format")).unwrap(), "2\n");
         std::fs::remove_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(dir.with_extension("paths"));
     }
 }

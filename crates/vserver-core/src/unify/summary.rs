@@ -16,6 +16,8 @@ pub struct Summary {
     pub files_scanned: u64,
     /// Files whose inode already is a store entry: no stat, no read.
     pub already_shared: u64,
+    /// Files whose content was read (the others were known).
+    pub hashed: u64,
     /// Files replaced by a link to a store entry (or, dry run: would be).
     pub linked: u64,
     /// Store entries created.
@@ -25,12 +27,20 @@ pub struct Summary {
     pub bytes_saved: u64,
     /// Files left alone on purpose: setuid/setgid, too small, busy, changed.
     pub skipped: u64,
+    /// Files left private because no other guest and no store entry has
+    /// their content.
+    pub unshared: u64,
     pub reverted: u64,
     pub gc_removed: u64,
     pub gc_bytes: u64,
     /// Store entries made immutable again and stale staging names removed
     /// after an interrupted run.
     pub repaired: u64,
+    /// Windows in which the running guests were frozen, and how long in all.
+    pub windows: u64,
+    pub window_secs: f64,
+    /// Directory arguments of --revert not reverted (no --recursive).
+    pub skipped_dirs: Vec<String>,
     pub errors: u64,
     pub error_messages: Vec<String>,
     #[serde(rename = "duration_seconds")]
@@ -48,10 +58,14 @@ impl Summary {
     pub fn merge(&mut self, other: Summary) {
         self.files_scanned += other.files_scanned;
         self.already_shared += other.already_shared;
+        self.hashed += other.hashed;
         self.linked += other.linked;
         self.new_entries += other.new_entries;
         self.bytes_saved += other.bytes_saved;
         self.skipped += other.skipped;
+        self.unshared += other.unshared;
+        self.windows += other.windows;
+        self.window_secs += other.window_secs;
         self.reverted += other.reverted;
         self.repaired += other.repaired;
         let unlisted = other.errors - other.error_messages.len() as u64;
@@ -76,6 +90,9 @@ impl fmt::Display for Summary {
         writeln!(f, "new entries:    {}", self.new_entries)?;
         writeln!(f, "bytes saved:    {} ({})", self.bytes_saved, human(self.bytes_saved))?;
         writeln!(f, "skipped:        {}", self.skipped)?;
+        if self.unshared > 0 {
+            writeln!(f, "left private:   {} (no other guest has them)", self.unshared)?;
+        }
         if self.reverted > 0 {
             writeln!(f, "reverted:       {}", self.reverted)?;
         }
@@ -84,6 +101,9 @@ impl fmt::Display for Summary {
         }
         if self.repaired > 0 {
             writeln!(f, "repaired:       {} (after an interrupted run)", self.repaired)?;
+        }
+        if self.windows > 0 {
+            writeln!(f, "guests frozen:  {} windows, {:.3} s in all", self.windows, self.window_secs)?;
         }
         writeln!(f, "errors:         {}", self.errors)?;
         write!(f, "duration:       {:.2} s", self.duration_secs)

@@ -33,15 +33,25 @@ pub fn open_beneath(dir: BorrowedFd, rel: &CStr, flags: libc::c_int) -> io::Resu
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
     how.resolve = RESOLVE_GUEST;
+    openat2(dir, rel, &how)
+}
+
+/// Opens `rel` below `dir` as if `dir` were the root: the guest's own
+/// symlinks are followed but can never lead out of it (RESOLVE_IN_ROOT); no
+/// /proc magic links, no mount crossing. A final symlink is followed too
+/// (inside the root), unless `flags` has O_NOFOLLOW.
+pub fn open_in_root(dir: BorrowedFd, rel: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
+    openat2(dir, rel, &how)
+}
+
+fn openat2(dir: BorrowedFd, rel: &CStr, how: &libc::open_how) -> io::Result<OwnedFd> {
     // SAFETY: rel is NUL-terminated, how is a valid open_how of the size passed.
     let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            rel.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
+        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), rel.as_ptr(), how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());

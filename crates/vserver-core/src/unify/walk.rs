@@ -14,6 +14,7 @@ use nix::dir::{Dir, Type};
 
 use super::exclude::ExcludeList;
 use super::hook;
+use super::scan::FileId;
 use super::summary::Summary;
 use super::sys;
 
@@ -22,12 +23,15 @@ use super::sys;
 const MAX_DEPTH: usize = 256;
 
 /// A regular file worth hashing, as its directory entry and fstatat saw it.
+#[derive(Clone)]
 pub struct Candidate {
     pub dir: Arc<OwnedFd>,
     pub name: CString,
     /// Path relative to the guest root, no leading slash.
     pub rel: Vec<u8>,
     pub ino: u64,
+    /// Its identity as the walk's fstatat saw it (not for store entries).
+    pub id: Option<FileId>,
 }
 
 pub struct WalkRules<'a> {
@@ -63,7 +67,7 @@ fn walk_dir(dir: Arc<OwnedFd>, rel: Vec<u8>, depth: usize, rules: &WalkRules, su
         match kind {
             Some(Type::File) | None if rules.select_entries => {
                 if rules.store_inodes.contains(&ino) && !rules.excludes.is_excluded(&child) {
-                    emit(Candidate { dir: dir.clone(), name, rel: child, ino });
+                    emit(Candidate { dir: dir.clone(), name, rel: child, ino, id: None });
                 } else if kind.is_none() && is_dir(&dir, &name) {
                     subdirs.push((name, child));
                 }
@@ -117,7 +121,7 @@ fn consider_file(dir: &Arc<OwnedFd>, name: CString, rel: Vec<u8>, rules: &WalkRu
         sum.skipped += 1;
         return;
     }
-    emit(Candidate { dir: dir.clone(), name, rel, ino: st.st_ino });
+    emit(Candidate { dir: dir.clone(), name, rel, ino: st.st_ino, id: Some(FileId::of(&st)) });
 }
 
 /// Opens a child directory, or `None` when it is a mount point, on another
