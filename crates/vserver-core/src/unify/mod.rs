@@ -19,7 +19,7 @@ pub mod config;
 pub(crate) mod copy;
 pub mod cow;
 pub mod exclude;
-mod freezer;
+pub(crate) mod freezer;
 pub mod hash;
 mod hook;
 mod link;
