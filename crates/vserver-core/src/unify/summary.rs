@@ -38,6 +38,7 @@ pub struct Summary {
     pub repaired: u64,
     /// Windows in which the running guests were frozen, and how long in all.
     pub windows: u64,
+    #[serde(rename = "window_seconds")]
     pub window_secs: f64,
     /// Directory arguments of --revert not reverted (no --recursive).
     pub skipped_dirs: Vec<String>,
