@@ -85,7 +85,7 @@ fn reflink_on(mkfs: &str, args: &[&str]) {
     assert_eq!(again["hashed"], 1, "{again}");
     assert!(again["already_shared"].as_u64().unwrap() >= 5, "{again}");
     // The bytes-saved figure is what the filesystem really freed (one copy of each).
-    let saved = sum["bytes_saved"].as_i64().unwrap();
+    let saved = sum["saved_bytes"].as_i64().unwrap();
     assert!(saved <= freed + (1 << 20) && saved >= freed - (1 << 20), "reported {saved}, freed {freed}");
 }
 
