@@ -262,6 +262,18 @@ fn abstract_unix_sockets_are_private_to_the_guest() {
     assert_eq!(guest_file(&w, &a, "tmp/to-host").trim(), format!("err {}", libc::EPERM));
     // The guest's own abstract sockets work between its processes.
     assert_eq!(guest_file(&w, &a, "tmp/own").trim(), "ok\nguest");
+    // A process that joins later (vserver exec) is forked by the monitor,
+    // inside its Landlock domain: the same two answers.
+    let joined = w.sh_ok(
+        &a,
+        &format!(
+            "netprobe unix-connect {tag}-host 2>&1\n\
+             netprobe unix-serve {tag}-x > /tmp/serve-x 2>&1 &\n\
+             while ! grep -q listening /tmp/serve-x; do usleep 20000; done\n\
+             netprobe unix-connect {tag}-x 2>&1"
+        ),
+    );
+    assert_eq!(joined.trim(), format!("err {}\nok\nguest", libc::EPERM), "from vserver exec");
 
     // Another guest cannot reach the first one's.
     let b = busybox_guest_with_probe(&w, "ub");
