@@ -142,6 +142,28 @@ fn package_upgrades_in_a_unified_guest_need_no_manual_step() {
     let missing = run(w.cmd("vhashify").args(["--revert", &b, "--package", "no-such-package"]));
     assert_eq!(missing.status.code(), Some(1), "{}", describe(&missing));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not installed"), "{}", describe(&missing));
+
+    // The same through the real path: guest b booted by `vserver start`
+    // (its monitor is the supervisor) and the reinstall run by `vserver exec`.
+    let procps: Vec<String> = usr_files(&rb, "procps").into_iter().filter(|f| ino(&ra.join(f)) == ino(&rb.join(f))).collect();
+    assert!(procps.len() > 5, "procps is shared again: {procps:?}");
+    let a_before: Vec<u64> = procps.iter().map(|f| digest(&ra.join(f))).collect();
+    fs::create_dir_all(rb.join("root/debs")).unwrap();
+    let procps_deb = reinstall.iter().find(|d| d.file_name().unwrap().to_string_lossy().starts_with("procps_")).unwrap();
+    fs::copy(procps_deb, rb.join("root/debs/procps.deb")).unwrap();
+    fs::write(rb.join("usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n").unwrap();
+    fs::set_permissions(rb.join("usr/sbin/policy-rc.d"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.ok(&b, &["start"]);
+    let out = w.vserver(&[&b, "exec", "apt-get", "install", "-y", "-q", "--reinstall", "/root/debs/procps.deb"]);
+    w.ok(&b, &["stop"]);
+    assert!(out.status.success(), "apt-get --reinstall in a started unified guest: {}", describe(&out));
+    for (f, d) in procps.iter().zip(&a_before) {
+        assert_ne!(ino(&ra.join(f)), ino(&rb.join(f)), "{f}: guest b got no copy of its own");
+        assert!(!is_immutable(&rb.join(f)), "{f} of guest b");
+        assert!(is_immutable(&ra.join(f)), "{f} of guest a lost its flag");
+        assert_eq!(digest(&ra.join(f)), *d, "{f} of guest a changed");
+    }
+    w.assert_nothing_left(&b);
 }
 
 fn vhashify(w: &World, args: &[&str]) -> serde_json::Value {
