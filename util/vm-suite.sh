@@ -118,7 +118,9 @@ collect() {
 mkdir -p "$vmdir"
 image
 run=$(mktemp -d "$vmdir/run.XXXXXX")
-trap 'umount "$run/mnt" 2>/dev/null; rm -rf "$run"' EXIT
+# set -e holds inside the trap too: a umount of what is not mounted must not
+# end it before the clean-up, nor change the exit status.
+trap 'rc=$?; umount "$run/mnt" 2>/dev/null || true; rm -rf "$run"; exit $rc' EXIT
 prepare
 boot
 collect

@@ -19,7 +19,9 @@ while read -r exe dir; do
     name=$(basename "$exe"); short=${name%-*}
     if [ -s /data/only ] && ! grep -qx "$short" /data/only; then continue; fi
     t0=$(date +%s)
-    (cd "$dir" && timeout 2400 "$exe" --test-threads="$threads") > "/data/out/tests/$short.log" 2>&1
+    # stdin from /dev/null: the loop reads the list from its stdin, and a
+    # test (or a process it starts) that reads stdin would eat the rest.
+    (cd "$dir" && timeout 2400 "$exe" --test-threads="$threads") < /dev/null > "/data/out/tests/$short.log" 2>&1
     rc=$?
     [ $rc -eq 0 ] || failed=$((failed + 1))
     echo "$short exit $rc in $(( $(date +%s) - t0 )) s: $(grep '^test result' "/data/out/tests/$short.log" | tail -n 1)"
