@@ -278,6 +278,27 @@ fn cloning_a_running_hostile_guest_copies_no_host_file() {
 }
 
 #[test]
+fn a_clone_of_a_plain_tree_takes_the_init_the_tree_has() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("cloneinit");
+    for (tree, expected) in [("sd", "systemd"), ("sv", "sysv"), ("pl", "plain")] {
+        let src = w.root.join(format!("tree-{tree}"));
+        fs::create_dir_all(src.join("etc/init.d")).unwrap();
+        fs::create_dir_all(src.join("sbin")).unwrap();
+        match expected {
+            "systemd" => std::os::unix::fs::symlink("/lib/systemd/systemd", src.join("sbin/init")).unwrap(),
+            "sysv" => fs::write(src.join("etc/init.d/rc"), "#!/bin/sh\n").unwrap(),
+            _ => std::os::unix::fs::symlink("/bin/busybox", src.join("sbin/init")).unwrap(),
+        }
+        let (g, _) = w.new_guest_name(tree);
+        w.ok(&g, &["build", "-m", "clone", "--", &src.to_string_lossy()]);
+        assert_eq!(read(&w.guest_conf(&g).join("apps/init/style")), format!("{expected}\n"), "a clone of {}", src.display());
+    }
+}
+
+#[test]
 fn a_clone_is_a_new_machine_that_keeps_unified_links() {
     if !ready() {
         return;

@@ -203,7 +203,15 @@ fn build_root(paths: &Paths, name: &str, opts: &BuildOptions, confdir: &Path, vd
                 report.notes.push(format!("{m}: a mount point (or another filesystem) in the source; not copied"));
             }
             plan = PlanKind { machine_id: true, new_machine: true, guest_fit: false };
-            opts.init
+            match opts.init {
+                Some(i) => Some(i),
+                // A tree that is no configured guest's brings no apps/init/style:
+                // its init decides, as for a template.
+                None if args.source.starts_with('/') && !confdir.join("apps/init/style").exists() => {
+                    Some(detect_init(&GuestTree::open(vdir)?)?)
+                }
+                None => None,
+            }
         }
         Method::Template(args) => {
             let unpacked = template::build(vdir, args)?;
