@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vserver_rs_tests::cow::{cgroup2_root, CowGuest};
-use vserver_rs_tests::debian::DebianInit;
+use vserver_rs_tests::debian::{downloaded_deb_version, installed_version, DebianInit};
 use vserver_rs_tests::guest::World;
 use vserver_rs_tests::unify::{digest, is_immutable, store_entries};
 use vserver_rs_tests::{describe, require, require_root, run};
@@ -24,26 +24,6 @@ const UPGRADED: &str = "cron";
 
 fn ino(p: &Path) -> u64 {
     fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).ino()
-}
-
-/// The version of a package installed in a guest tree.
-fn installed_version(root: &Path, pkg: &str) -> String {
-    let status = fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
-    let para = status.split("\n\n").find(|p| p.lines().any(|l| l == format!("Package: {pkg}"))).unwrap_or_else(|| panic!("{pkg} not installed"));
-    para.lines().find_map(|l| l.strip_prefix("Version: ")).unwrap().to_string()
-}
-
-/// `apt-get download PKG=VERSION` on the host, into `dir`; the .deb's path.
-fn download(dir: &Path, pkg: &str, version: &str) -> PathBuf {
-    fs::create_dir_all(dir).unwrap();
-    let out = run(Command::new("apt-get").args(["download", "-qq", &format!("{pkg}={version}")]).current_dir(dir));
-    assert!(out.status.success(), "apt-get download {pkg}={version}: {}", describe(&out));
-    fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{pkg}_")))
-        .expect("downloaded .deb")
 }
 
 /// The regular files a package has under /usr that vhashify unifies (not
@@ -71,12 +51,14 @@ fn package_upgrades_in_a_unified_guest_need_no_manual_step() {
     for g in [&a, &b] {
         fs::create_dir_all(w.guest_conf(g).join("apps/vunify")).unwrap();
     }
-    let debs = w.root.join("debs");
+    // From the host's mirror, cached for runs without one (util/vm-suite.sh).
+    let download = |pkg: &str| downloaded_deb_version(pkg, Some(&installed_version(&ra, pkg)));
     let mut reinstall = Vec::new();
     for pkg in REINSTALLED {
-        reinstall.push(download(&debs, pkg, &installed_version(&ra, pkg)));
+        let Some(deb) = download(pkg) else { return };
+        reinstall.push(deb);
     }
-    let cron_deb = download(&debs, UPGRADED, &installed_version(&ra, UPGRADED));
+    let Some(cron_deb) = download(UPGRADED) else { return };
     let sum = vhashify(&w, &["--all"]);
     assert!(sum["linked"].as_u64().unwrap() > 1000, "{sum}");
     let files: Vec<String> = REINSTALLED.iter().chain([&UPGRADED]).flat_map(|p| usr_files(&ra, p)).collect();

@@ -150,6 +150,12 @@ fn the_package_installs_runs_a_guest_and_removes_cleanly() {
     let world = World { root: root.clone(), guest: format!("deb{}", std::process::id() % 100000) };
     fs::create_dir_all(root.join("etc/.defaults")).unwrap();
     fs::create_dir_all(root.join("vservers")).unwrap();
+    // Before Landlock scoping (6.12) a guest on the host network starts only
+    // when its config accepts shared abstract sockets (tests/support/guest.rs).
+    if let vserver_core::net::abstract_unix::Support::Missing { .. } = vserver_core::net::abstract_unix::probe() {
+        let flag = vserver_core::net::abstract_unix::SHARED_FLAG;
+        fs::write(root.join("etc/.defaults/cflags"), format!("{flag}\n")).unwrap();
+    }
 
     let out = run(Command::new("/usr/bin/vserver-info").env("VSERVER_VDIRBASE", root.join("vservers")));
     assert_eq!(out.status.code(), Some(0), "installed vserver-info: {}", describe(&out));

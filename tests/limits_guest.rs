@@ -22,6 +22,13 @@ impl World {
         for d in ["etc/.defaults", "vservers", "run"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
+        // Before Landlock scoping (6.12) a guest on the host network starts
+        // only when its config accepts shared abstract sockets (as in
+        // tests/support/guest.rs).
+        if let vserver_core::net::abstract_unix::Support::Missing { .. } = vserver_core::net::abstract_unix::probe() {
+            let flag = vserver_core::net::abstract_unix::SHARED_FLAG;
+            std::fs::write(root.join("etc/.defaults/cflags"), format!("{flag}\n")).unwrap();
+        }
         World { root, name: format!("lim{}", std::process::id()) }
     }
 

@@ -66,6 +66,8 @@ prepare() {
     echo "== building the release binaries and test executables"
     cd "$here"
     cargo build --release --workspace --locked 2>&1 | tail -n 1
+    # The package test installs the .deb (as .ci/run builds it before the tests).
+    util/build-deb.sh 2>&1 | tail -n 1
     cargo test --release --workspace --locked --no-run --message-format=json 2>/dev/null |
         jq -r 'select(.reason=="compiler-artifact" and .profile.test==true and .executable!=null)
                | "\(.executable) \(.manifest_path | sub("/Cargo.toml$";""))"' > "$run/tests.list"

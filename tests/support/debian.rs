@@ -131,24 +131,48 @@ fn build_template(dir: &Path, init: DebianInit) {
 /// without network can use what its host fetched. None when the mirror is
 /// missing (outside CI).
 pub fn downloaded_deb(package: &str) -> Option<PathBuf> {
+    downloaded_deb_version(package, None)
+}
+
+/// The same for one version of the package (`apt-get download PKG=VERSION`).
+pub fn downloaded_deb_version(package: &str, version: Option<&str>) -> Option<PathBuf> {
     let dir = cache_root().join("debs-downloaded");
     fs::create_dir_all(&dir).unwrap();
     let lock = fs::File::create(dir.join(".lock")).unwrap();
     // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let version_of = |p: &Path| {
+        let out = run(Command::new("dpkg-deb").arg("-f").arg(p).arg("Version"));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
     let cached = || {
         fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| {
             p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
+                && version.is_none_or(|v| version_of(p) == v)
         })
     };
     if let Some(deb) = cached() {
         return Some(deb);
     }
-    let out = run(Command::new("apt-get").args(["download", package]).current_dir(&dir));
-    if !require(out.status.success(), &format!("apt-get download {package} from the host's mirror: {}", describe(&out))) {
+    let what = match version {
+        Some(v) => format!("{package}={v}"),
+        None => package.to_string(),
+    };
+    let out = run(Command::new("apt-get").args(["download", "-qq", &what]).current_dir(&dir));
+    if !require(out.status.success(), &format!("apt-get download {what} from the host's mirror: {}", describe(&out))) {
         return None;
     }
     cached()
+}
+
+/// The version of a package installed in a guest tree (its dpkg status).
+pub fn installed_version(root: &Path, package: &str) -> String {
+    let status = fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    let para = status
+        .split("\n\n")
+        .find(|p| p.lines().any(|l| l == format!("Package: {package}")))
+        .unwrap_or_else(|| panic!("{package} not installed in {}", root.display()));
+    para.lines().find_map(|l| l.strip_prefix("Version: ")).unwrap().to_string()
 }
 
 impl World {

@@ -38,6 +38,9 @@ pub struct JoinTarget {
     /// CLONE_NEW* flags of the init's namespaces that differ from ours.
     namespaces: libc::c_int,
     cgroup2_dir: Option<OwnedFd>,
+    /// The payload as `/proc/PID/cgroup` names it, for a systemd guest
+    /// whose pid 1 has made the payload an inner node (see `init_leaf`).
+    payload_rel: Option<String>,
     /// For kernels without CLONE_INTO_CGROUP.
     cgroup2_procs: Option<File>,
     /// v1 hierarchies: `tasks` moves the writing thread alone, which skips
@@ -76,6 +79,7 @@ impl JoinTarget {
             init_fd: init_fd.try_clone()?,
             namespaces: namespaces_to_join(init_pid)?,
             cgroup2_dir: payload_v2.map(open_dir).transpose()?,
+            payload_rel: payload_v2.and_then(|_| own_payload_rel()),
             cgroup2_procs: payload_v2.map(|d| open_write(d.join("cgroup.procs"))).transpose()?,
             v1_tasks: payload_v1.iter().map(|d| open_write(d.join("tasks"))).collect::<Result<_>>()?,
             own_pid_ns: File::open("/proc/self/ns/pid").context("opening our pid namespace")?.into(),
@@ -116,6 +120,14 @@ pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], con
     let pid_ns = PidNamespaceForChildren::enter(&target.init_fd, &target.own_pid_ns)?;
     let cgroup = target.cgroup2_dir.as_ref().map(|d| d.as_fd());
     let forked = match clone3::fork_with_pidfd(cgroup, 0) {
+        // A systemd guest on a host whose cgroup2 has controllers: its pid 1
+        // has enabled controllers in the payload's subtree_control, and a
+        // cgroup with controllers for its children takes no processes
+        // itself. The joiner goes where pid 1 is (as lxc-attach does).
+        Err(e) if cgroup.is_some() && e.raw_os_error() == Some(libc::EBUSY) => {
+            let leaf = init_leaf(target).context("finding the cgroup of the guest's init to join")?;
+            clone3::fork_with_pidfd(Some(leaf.as_fd()), 0).map(|f| (f, false))
+        }
         Err(e) if cgroup.is_some() && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::E2BIG)) => {
             // A kernel before 5.7: the joiner writes cgroup.procs itself.
             clone3::fork_with_pidfd(None, 0).map(|f| (f, true))
@@ -297,6 +309,33 @@ fn login_shell() -> Result<Vec<String>> {
         }
     }
     bail!("the guest has no /bin/bash, /bin/sh or /bin/csh")
+}
+
+/// The payload's path as /proc/PID/cgroup shows it: the sibling of our own
+/// cgroup (the monitor lives in `vserver/NAME/supervisor`).
+fn own_payload_rel() -> Option<String> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(format!("{}/payload", path.strip_suffix("/supervisor")?))
+}
+
+/// The cgroup2 directory the guest's init is in now, below the payload
+/// (a systemd guest's pid 1 moves itself to `init.scope`), opened beneath
+/// the payload's descriptor: the guest's own cgroup tree, never above it.
+fn init_leaf(target: &JoinTarget) -> Result<OwnedFd> {
+    let (Some(payload), Some(rel)) = (&target.cgroup2_dir, &target.payload_rel) else {
+        bail!("the guest's payload cgroup takes no processes and its path is unknown");
+    };
+    let text = std::fs::read_to_string(format!("/proc/{}/cgroup", target.init_pid)).context("reading the cgroup of the guest's init")?;
+    let now = text.lines().find_map(|l| l.strip_prefix("0::")).context("the guest's init has no cgroup2 path")?;
+    let below = now
+        .strip_prefix(rel.as_str())
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|r| !r.is_empty())
+        .with_context(|| format!("the guest's init is in {now}, not below its payload {rel}"))?;
+    use crate::sys::openat2::{openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
+    openat2(payload, Path::new(below), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+        .with_context(|| format!("opening the cgroup {now} of the guest's init"))
 }
 
 /// Every resource limit of a process (0: ourselves), or an error: a limit
