@@ -105,7 +105,10 @@ fn a_hostile_guest_never_changes_a_shared_inode_while_links_are_broken_and_made(
     assert!(vhashify_windows >= 5, "vhashify opened too few windows: {vhashify_windows}");
     let descriptors: u64 = word_after(&report, "descriptors");
     assert!(descriptors as usize >= FILES / 2, "the attacker held too few shared descriptors: {report}");
-    assert!(word_after(&report, "tries") > 1000, "{report}");
+    // Enough tries to have met every window (a VM under software emulation
+    // managed 660 in the same time, far more than the windows opened).
+    let tries = word_after(&report, "tries");
+    assert!(tries > 200 && tries > 4 * (stats_b.windows + vhashify_windows), "too few tries to have raced the windows: {report}");
     assert_eq!(word_after(&report, "breaches"), 0, "a descriptor of a shared inode was changed: {report}");
 
     assert_eq!(states(&c_files), c_before, "a bystander guest's file changed");
