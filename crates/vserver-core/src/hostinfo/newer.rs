@@ -6,6 +6,7 @@
 use std::os::fd::AsRawFd;
 
 use super::kallsyms::{Evidence, Symbols};
+use crate::sys::clone3::{CloneArgs, CLONE_INTO_CGROUP};
 use super::{Check, Host, Status};
 
 const LANDLOCK_NEEDED_FOR: &str = "keeping guests out of the host's and each other's abstract unix sockets \
@@ -63,23 +64,7 @@ pub fn clone_into_cgroup(host: &Host, v2_mount: Option<&std::path::Path>, symbol
     }
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
 
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// clone3 with CLONE_INTO_CGROUP into this process's own cgroup2 directory;
 /// the child exits at once.
