@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use vserver_rs_tests::guest::World;
-use vserver_rs_tests::{describe, require_busybox, require_root, run, stdout};
+use vserver_rs_tests::{describe, require_busybox, require_root, run, stdout, wait_until};
 
 fn ready() -> bool {
     require_root() && require_busybox()
@@ -100,7 +100,7 @@ fn vkill_signals_one_guest_pid_and_all() {
 
     let out = tool(&w, "vkill", &["--xid", &g, "-s", "KILL", &one]);
     assert!(out.status.success(), "{}", describe(&out));
-    wait_until("the killed process to go", || !alive(&one));
+    wait_until("the killed process to go", Duration::from_secs(20), || !alive(&one));
     assert!(alive(&two), "vkill hit another process");
     // The same guest pid is no process on the host side: the host's pid `one` is untouched.
     let out = tool(&w, "vkill", &["-c", &xid.to_string(), "-s", "0", "9999"]);
@@ -113,7 +113,7 @@ fn vkill_signals_one_guest_pid_and_all() {
     let (_, monitor) = pids(&w, &g);
     let out = tool(&w, "vkill", &["--xid", &g, "-s", "KILL"]);
     assert!(out.status.success(), "{}", describe(&out));
-    wait_until("the guest's monitor to tear down", || !std::path::Path::new(&format!("/proc/{monitor}")).exists());
+    wait_until("the guest's monitor to tear down", Duration::from_secs(20), || !std::path::Path::new(&format!("/proc/{monitor}")).exists());
     assert_eq!(w.vserver(&[&g, "running"]).status.code(), Some(1));
     w.assert_nothing_left(&g);
 }
@@ -233,14 +233,6 @@ fn vapt_get_runs_in_each_guest_and_reports_each_result() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"), "{}", describe(&out));
     let out = tool(&w, "vapt-get", &["--mark", "nomark", "--", "update"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn wait_child(child: &mut std::process::Child, limit: Duration) -> Option<i32> {

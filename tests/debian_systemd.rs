@@ -21,7 +21,7 @@ use vserver_core::cgroup::{GuestCgroup, Layout};
 use vserver_core::runstate::RunState;
 use vserver_rs_tests::debian::DebianInit;
 use vserver_rs_tests::guest::World;
-use vserver_rs_tests::{describe, require_busybox, require_root};
+use vserver_rs_tests::{describe, require_busybox, require_root, wait_until};
 
 fn paths(w: &World) -> vserver_core::Paths {
     vserver_core::Paths {
@@ -30,17 +30,6 @@ fn paths(w: &World) -> vserver_core::Paths {
         rundir: w.rundir.clone(),
         cgroup_root: "/sys/fs/cgroup".into(),
     }
-}
-
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The guest's address: an unusual loopback address per test process.

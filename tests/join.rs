@@ -9,25 +9,14 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vserver_rs_tests::guest::{cgroup_dirs, World};
 use vserver_rs_tests::pty::{holders_of, Pty};
-use vserver_rs_tests::{describe, require, require_busybox, require_root, stdout};
+use vserver_rs_tests::{describe, require, require_busybox, require_root, stdout, wait_until};
 
 fn ready() -> bool {
     require_root() && require_busybox()
-}
-
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A busybox guest with the built-in init (style sysv), started.

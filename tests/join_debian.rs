@@ -6,22 +6,11 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vserver_rs_tests::debian::DebianInit;
 use vserver_rs_tests::guest::World;
-use vserver_rs_tests::describe;
-
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
+use vserver_rs_tests::{describe, wait_until};
 
 fn init_pid(w: &World, g: &str) -> Option<i64> {
     let s: serde_json::Value = serde_json::from_slice(&fs::read(w.rundir.join(g).join("state.json")).ok()?).ok()?;

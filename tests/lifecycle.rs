@@ -8,21 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vserver_rs_tests::guest::World;
-use vserver_rs_tests::{describe, require_busybox, require_root, stdout};
+use vserver_rs_tests::{describe, require_busybox, require_root, stdout, wait_until};
 
 fn ready() -> bool {
     require_root() && require_busybox()
-}
-
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

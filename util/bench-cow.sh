@@ -74,9 +74,11 @@ mkdir -p "$CONF/.defaults" "$GUESTS" "$RUNDIR" "$RUN/debs/reinstall" "$RUN/debs/
 
 # The .debs, from the host's apt: the versions the corpus has, and new ones.
 version() { awk -v p="$1" '$0=="Package: "p{f=1} f&&/^Version:/{print $2; exit}' "$CORPUS/var/lib/dpkg/status"; }
-( cd "$RUN/debs/reinstall" && for p in $REINSTALL; do apt-get download -qq "$p=$(version $p)" 2>/dev/null; done )
-( cd "$RUN/debs/install" && apt-get download -qq $INSTALL 2>/dev/null )
-[ "$(ls "$RUN/debs/reinstall" | wc -l)" = 20 ] || { echo "bench-cow: could not download the 20 installed packages' versions" >&2; exit 1; }
+case " $CASES " in *" reinstall "*)
+    ( cd "$RUN/debs/reinstall" && for p in $REINSTALL; do apt-get download -qq "$p=$(version $p)" 2>/dev/null; done )
+    [ "$(ls "$RUN/debs/reinstall" | wc -l)" = 20 ] || { echo "bench-cow: could not download the 20 installed packages' versions" >&2; exit 1; } ;;
+esac
+case " $CASES " in *" install "*) ( cd "$RUN/debs/install" && apt-get download -qq $INSTALL 2>/dev/null ) ;; esac
 tar -C "$CORPUS/usr" -cf "$RUN/share.tar" share
 echo "corpus: $CORPUS; untar: $(tar -tf "$RUN/share.tar" | wc -l) entries, $(du -m "$RUN/share.tar" | cut -f1) MB"
 

@@ -221,9 +221,6 @@ const COW_ALWAYS: &[i64] = &[
     libc::SYS_utime,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_utimes,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_futimesat,
-    libc::SYS_utimensat,
     libc::SYS_setxattr,
     libc::SYS_lsetxattr,
     libc::SYS_removexattr,
@@ -274,6 +271,11 @@ fn cow_filter_table() -> Table {
     t.insert(libc::SYS_openat as u32, Entry::When(notify, open_write_rules(2)));
     // unlinkat(AT_REMOVEDIR) removes directories, which are never unified.
     t.insert(libc::SYS_unlinkat as u32, Entry::When(notify, vec![vec![Check::masked_eq(2, libc::AT_REMOVEDIR as u32, 0)]]));
+    // futimens(fd) is utimensat(fd, NULL): a call on a descriptor, which a
+    // store entry's immutable flag refuses anyway. tar makes one per file.
+    t.insert(libc::SYS_utimensat as u32, Entry::When(notify, Check::nonzero_rules(1)));
+    #[cfg(target_arch = "x86_64")]
+    t.insert(libc::SYS_futimesat as u32, Entry::When(notify, Check::nonzero_rules(1)));
     t
 }
 
@@ -392,9 +394,12 @@ mod tests {
         assert_eq!(openat(libc::O_PATH | libc::O_WRONLY), bpf::RET_ALLOW);
         assert_eq!(at(libc::SYS_unlinkat, [0, 0x1000, 0, 0, 0, 0]), notify);
         assert_eq!(at(libc::SYS_unlinkat, [0, 0x1000, libc::AT_REMOVEDIR as u64, 0, 0, 0]), bpf::RET_ALLOW);
-        for nr in [libc::SYS_renameat2, libc::SYS_linkat, libc::SYS_fchownat, libc::SYS_utimensat, libc::SYS_setxattr] {
+        for nr in [libc::SYS_renameat2, libc::SYS_linkat, libc::SYS_fchownat, libc::SYS_setxattr] {
             assert_eq!(at(nr, [0; 6]), notify, "syscall {nr}");
         }
+        // utimensat with a path is notified; futimens (a NULL path) is not.
+        assert_eq!(at(libc::SYS_utimensat, [libc::AT_FDCWD as u64, 0x7ffd_1234_0000, 0, 0, 0, 0]), notify);
+        assert_eq!(at(libc::SYS_utimensat, [3, 0, 0, 0, 0, 0]), bpf::RET_ALLOW);
         assert_eq!(at(libc::SYS_read, [0; 6]), bpf::RET_ALLOW);
         assert_eq!(at(libc::SYS_fchmod, [0; 6]), bpf::RET_ALLOW);
     }

@@ -16,19 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::rootfs::resolve::{GuestRoot, Symlinks};
 use crate::sys::openat2::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 use crate::unify::sys;
-
 /// Owner and mode a new file gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
-
-impl Owner {
-    pub const ROOT_FILE: Owner = Owner { uid: 0, gid: 0, mode: 0o644 };
-    pub const ROOT_SECRET: Owner = Owner { uid: 0, gid: 0, mode: 0o600 };
-}
+pub use crate::sys::Owner;
 
 pub struct GuestTree {
     root: GuestRoot,

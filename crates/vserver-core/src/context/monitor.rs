@@ -221,7 +221,7 @@ impl<'a> Boot<'a> {
             InitStyle::Systemd => "systemd",
         };
         log.note(&format!("starting guest {} (init style {style})", guest.name));
-        match pid1::start(paths, guest, &cgroup, &mut network, &mut seat, first_boot) {
+        match pid1::start(paths, guest, &cgroup, &mut network, &mut seat, first_boot, supervisor.is_some()) {
             Ok(p) => {
                 // Read now, while pid 1 is surely in its namespaces. If it
                 // cannot be read, pid 1 has already died of a setup error,
@@ -446,6 +446,7 @@ impl<'a> Boot<'a> {
         }
         // compat: from now on scriptlets write to the monitor's log, not to `start`'s terminal.
         super::scripts::release_caller_terminal();
+        release_start_memory();
     }
 
     fn save_state(&self) -> Result<()> {
@@ -735,6 +736,14 @@ fn undo(
     if stop_scripts {
         super::scripts::postpost_stop(paths, guest);
     }
+}
+
+/// The monitor stays for the guest's whole life, once per guest: the heap
+/// the start needed (config, filters, cgroup and network set-up) goes back
+/// to the kernel instead of staying resident.
+fn release_start_memory() {
+    // SAFETY: malloc_trim only returns free heap memory; nothing points into it.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// The copy-on-write supervisor of a guest that takes part in unification

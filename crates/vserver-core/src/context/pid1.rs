@@ -39,6 +39,7 @@ pub(super) fn start(
     network: &mut Network,
     seat: &mut Option<SupervisorSeat>,
     first_boot: bool,
+    copy_on_write: bool,
 ) -> Result<Pid1> {
     // On vserver/NAME before it has children (the v1 devices controller
     // takes "deny all" only then) and before any guest process exists.
@@ -71,7 +72,7 @@ pub(super) fn start(
         enter_fresh_time_namespace()?;
     }
     let mut restrictions = Restrictions::for_guest(guest)?;
-    if crate::unify::cow::wanted(paths, &guest.name) {
+    if copy_on_write {
         restrictions = restrictions.with_copy_on_write();
     }
     let go = Channel::new()?;

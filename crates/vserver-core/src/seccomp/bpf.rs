@@ -42,21 +42,31 @@ const AUDIT_ARCH: u32 = 0xc000_00b7;
 #[cfg(target_arch = "x86_64")]
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
-/// `(arg & mask) == value` on the low 32 bits of an argument.
+/// `(arg & mask) == value` on the low 32 bits of an argument (or the high
+/// 32 bits when `high`); with `negate`, `!=` instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Check {
     pub arg: u8,
     pub mask: u32,
     pub value: u32,
+    pub high: bool,
+    pub negate: bool,
 }
 
 impl Check {
     pub fn eq(arg: u8, value: u32) -> Check {
-        Check { arg, mask: u32::MAX, value }
+        Check { arg, mask: u32::MAX, value, high: false, negate: false }
     }
 
     pub fn masked_eq(arg: u8, mask: u32, value: u32) -> Check {
-        Check { arg, mask, value }
+        Check { arg, mask, value, high: false, negate: false }
+    }
+
+    /// The rules that hold when a 64-bit argument (a pointer) is not 0:
+    /// its low half is not 0, or its high half is not 0.
+    pub fn nonzero_rules(arg: u8) -> Vec<Vec<Check>> {
+        let ne = |high| Check { arg, mask: u32::MAX, value: 0, high, negate: true };
+        vec![vec![ne(false)], vec![ne(true)]]
     }
 }
 
@@ -75,6 +85,8 @@ enum Ins {
     Plain(sock_filter),
     /// Conditional jump: if true, skip the next instruction (a `Goto`).
     SkipIf(u16, u32),
+    /// Conditional jump: if false, skip the next instruction.
+    SkipUnless(u16, u32),
     Goto(usize),
     Label(usize),
 }
@@ -135,11 +147,16 @@ fn leaf(nr: u32, entry: &Entry, out: &mut Vec<Ins>, new_label: &mut impl FnMut()
             for rule in rules {
                 let next_rule = new_label();
                 for check in rule {
-                    out.push(Ins::Plain(stmt(BPF_LD_W_ABS, offset_arg(check.arg))));
+                    let half = if check.high { 4 } else { 0 };
+                    out.push(Ins::Plain(stmt(BPF_LD_W_ABS, offset_arg(check.arg) + half)));
                     if check.mask != u32::MAX {
                         out.push(Ins::Plain(stmt(BPF_ALU_AND_K, check.mask)));
                     }
-                    out.push(Ins::SkipIf(BPF_JEQ_K, check.value));
+                    if check.negate {
+                        out.push(Ins::SkipUnless(BPF_JEQ_K, check.value));
+                    } else {
+                        out.push(Ins::SkipIf(BPF_JEQ_K, check.value));
+                    }
                     out.push(Ins::Goto(next_rule));
                 }
                 out.push(Ins::Plain(stmt(BPF_RET_K, *action)));
@@ -168,6 +185,7 @@ fn resolve(ins: Vec<Ins>) -> Vec<sock_filter> {
         match i {
             Ins::Plain(f) => prog.push(f),
             Ins::SkipIf(code, k) => prog.push(jump(code, k, 1, 0)),
+            Ins::SkipUnless(code, k) => prog.push(jump(code, k, 0, 1)),
             Ins::Goto(l) => {
                 let here = prog.len() + 1;
                 prog.push(stmt(BPF_JA, (position[&l] - here) as u32));
@@ -222,6 +240,7 @@ mod tests {
         }
         t.insert(16, Entry::When(ret_errno(libc::EPERM), vec![vec![Check::eq(1, 0x5412)], vec![Check::eq(1, 0x541c)]]));
         t.insert(41, Entry::When(ret_errno(libc::EPERM), vec![vec![Check::eq(0, 2), Check::masked_eq(1, 0xf, 2)]]));
+        t.insert(280, Entry::When(ret_errno(libc::EPERM), Check::nonzero_rules(1)));
         t
     }
 
@@ -233,6 +252,7 @@ mod tests {
             let got = run(&prog, AUDIT_ARCH, nr, [0; 6]);
             let want = match t.get(&nr) {
                 Some(Entry::Always(a)) => *a,
+                // The arguments are all 0: no "not 0" rule holds.
                 _ => RET_ALLOW,
             };
             assert_eq!(got, want, "syscall {nr}");
@@ -251,6 +271,16 @@ mod tests {
         assert_eq!(run(&prog, AUDIT_ARCH, 41, [2, 0x80802, 0, 0, 0, 0]), eperm, "SOCK_DGRAM|flags");
         assert_eq!(run(&prog, AUDIT_ARCH, 41, [2, 1, 0, 0, 0, 0]), RET_ALLOW);
         assert_eq!(run(&prog, AUDIT_ARCH, 41, [10, 2, 0, 0, 0, 0]), RET_ALLOW);
+    }
+
+    #[test]
+    fn a_pointer_counts_as_not_zero_by_either_half() {
+        let prog = compile(&table());
+        let eperm = ret_errno(libc::EPERM);
+        assert_eq!(run(&prog, AUDIT_ARCH, 280, [3, 0, 0, 0, 0, 0]), RET_ALLOW, "NULL");
+        assert_eq!(run(&prog, AUDIT_ARCH, 280, [3, 0x1000, 0, 0, 0, 0]), eperm, "low half");
+        assert_eq!(run(&prog, AUDIT_ARCH, 280, [3, 0x7ffd_0000_0000, 0, 0, 0, 0]), eperm, "high half");
+        assert_eq!(run(&prog, AUDIT_ARCH, 280, [3, 0x7ffd_1234_5678, 0, 0, 0, 0]), eperm, "both");
     }
 
     #[test]

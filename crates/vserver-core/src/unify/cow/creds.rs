@@ -6,6 +6,9 @@
 
 use std::io;
 
+/// The owner, group and mode (with its type) of the file a rule is about.
+pub use crate::sys::Owner;
+
 const CAP_CHOWN: u32 = 0;
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_FOWNER: u32 = 3;
@@ -23,20 +26,6 @@ pub struct Creds {
     /// mapped in it. Ranges as (first host id, count).
     pub uid_map: Option<Vec<(u32, u32)>>,
     pub gid_map: Option<Vec<(u32, u32)>>,
-}
-
-/// The owner, group and mode of the file (or directory) a rule is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
-
-impl Owner {
-    pub fn of(stx: &libc::statx) -> Owner {
-        Owner { uid: stx.stx_uid, gid: stx.stx_gid, mode: u32::from(stx.stx_mode) }
-    }
 }
 
 impl Creds {
