@@ -18,8 +18,7 @@ fn ready() -> bool {
 
 /// The run state the monitor wrote: (init pid, monitor pid) as the host sees them.
 fn pids(w: &World, name: &str) -> (i32, i32) {
-    let state: serde_json::Value =
-        serde_json::from_slice(&fs::read(w.rundir.join(name).join("state.json")).unwrap()).unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&fs::read(w.rundir.join(name).join("state.json")).unwrap()).unwrap();
     (state["init"]["pid"].as_i64().unwrap() as i32, state["monitor"]["pid"].as_i64().unwrap() as i32)
 }
 
@@ -76,7 +75,10 @@ fn vps_shows_the_context_of_guest_and_host_processes() {
     // ps's own options pass through; -o without pid cannot work and says so.
     let out = tool(&w, "vps", &["-o", "pid,comm", "-p", &init_b.to_string()]);
     assert!(out.status.success(), "{}", describe(&out));
-    assert_eq!(stdout(&out).lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(), [&init_b.to_string(), &xb.to_string(), &b, "init"]);
+    assert_eq!(
+        stdout(&out).lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(),
+        [&init_b.to_string(), &xb.to_string(), &b, "init"]
+    );
     let out = tool(&w, "vps", &["-o", "comm"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("include pid in -o"), "{}", describe(&out));

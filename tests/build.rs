@@ -71,10 +71,29 @@ fn util_vserver_build_options_are_honoured() {
     w.ok(
         &g,
         &[
-            "build", "-m", "skeleton", "--context", &xid.to_string(), "--hostname", "op.example.org",
-            "--interface", "a=eth7:10.1.2.3/255.0.0.0", "--interface", "127.0.81.7", "--interface", "nodev:127.0.81.8",
-            "--netdev", "lo", "--netprefix", "24", "--flags", "virt_uptime,hide_netif", "--initstyle", "sysv",
-            "--rootdir", rootdir.0.to_str().unwrap(),
+            "build",
+            "-m",
+            "skeleton",
+            "--context",
+            &xid.to_string(),
+            "--hostname",
+            "op.example.org",
+            "--interface",
+            "a=eth7:10.1.2.3/255.0.0.0",
+            "--interface",
+            "127.0.81.7",
+            "--interface",
+            "nodev:127.0.81.8",
+            "--netdev",
+            "lo",
+            "--netprefix",
+            "24",
+            "--flags",
+            "virt_uptime,hide_netif",
+            "--initstyle",
+            "sysv",
+            "--rootdir",
+            rootdir.0.to_str().unwrap(),
         ],
     );
     assert_eq!(conf(&w, &g, "interfaces/0/prefix"), "8", "a dotted netmask becomes a prefix");
@@ -118,7 +137,8 @@ fn context_next_and_default_build_options() {
     w.ok(&b, &["build", "-m", "skeleton", "--context", &(base + 1).to_string()]);
     let (c, _) = w.new_guest_name("cn");
     fs::create_dir_all(w.confdir.join(".defaults/apps/build")).unwrap();
-    fs::write(w.confdir.join(".defaults/apps/build/options"), "# defaults\n--initstyle\nplain\n--netdev\nlo\n--interface\n127.0.82.9\n").unwrap();
+    fs::write(w.confdir.join(".defaults/apps/build/options"), "# defaults\n--initstyle\nplain\n--netdev\nlo\n--interface\n127.0.82.9\n")
+        .unwrap();
     w.ok(&c, &["build", "-m", "skeleton", "--initstyle", "sysv", "--interface", "127.0.82.10/8"]);
     assert_eq!(conf(&w, &c, "context"), (base + 2).to_string());
     assert_eq!(conf(&w, &c, "apps/init/style"), "sysv", "the command line wins over apps/build/options");
@@ -181,7 +201,8 @@ fn a_failed_force_build_puts_the_old_guest_back() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.tar"), "{}", describe(&out));
     assert_eq!(read(&w.guest_root(&g).join("root/old-data")), "keep me");
     assert_eq!(conf(&w, &g, "context"), xid.to_string());
-    let leftovers: Vec<_> = fs::read_dir(&w.vdirbase).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".~")).collect();
+    let leftovers: Vec<_> =
+        fs::read_dir(&w.vdirbase).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".~")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -309,7 +330,8 @@ fn a_clone_is_a_new_machine_that_keeps_unified_links() {
     // A machine identity and SSH host keys in the source, as a Debian guest has them.
     let ra = w.guest_root(&a);
     fs::create_dir_all(ra.join("etc/ssh")).unwrap();
-    let keygen = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(ra.join("etc/ssh/ssh_host_ed25519_key")).status();
+    let keygen =
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(ra.join("etc/ssh/ssh_host_ed25519_key")).status();
     assert!(keygen.is_ok_and(|s| s.success()), "ssh-keygen (openssh-client) is needed");
     fs::write(ra.join("etc/machine-id"), "0123456789abcdef0123456789abcdef\n").unwrap();
     fs::create_dir_all(ra.join("run")).unwrap();
@@ -323,7 +345,11 @@ fn a_clone_is_a_new_machine_that_keeps_unified_links() {
     let (c, _) = w.new_guest_name("lc");
     w.ok(&c, &["build", "-m", "clone", "--hostname", "lc.example.org", "--interface", "nodev:127.0.84.3", "--", &a]);
     let rc = w.guest_root(&c);
-    assert_eq!(fs::metadata(rc.join("bin/busybox")).unwrap().ino(), fs::metadata(ra.join("bin/busybox")).unwrap().ino(), "unified files stay linked");
+    assert_eq!(
+        fs::metadata(rc.join("bin/busybox")).unwrap().ino(),
+        fs::metadata(ra.join("bin/busybox")).unwrap().ino(),
+        "unified files stay linked"
+    );
     assert!(vserver_rs_tests::unify::is_immutable(&rc.join("bin/busybox")));
     let id = read(&rc.join("etc/machine-id"));
     assert!(id.trim().len() == 32 && id != read(&ra.join("etc/machine-id")), "a new machine-id: {id}");
@@ -360,7 +386,8 @@ fn template_source(dir: &Path) {
     vserver_rs_tests::unify::chmod(&dir.join("bin/busybox"), 0o4755);
     fs::write(dir.join("etc/hostname"), b"template-host\n").unwrap();
     fs::write(dir.join("run/old.pid"), b"1\n").unwrap();
-    let keygen = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.join("etc/ssh/ssh_host_ed25519_key")).status();
+    let keygen =
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.join("etc/ssh/ssh_host_ed25519_key")).status();
     assert!(keygen.is_ok_and(|s| s.success()));
     let ok = Command::new("mknod").arg(dir.join("dev/sda")).args(["b", "8", "0"]).status().unwrap().success();
     assert!(ok, "mknod");
@@ -396,7 +423,11 @@ fn templates_from_tar_gz_xz_and_zst() {
         assert!(m("run").is_dir() && !r.join("run/old.pid").exists() && !r.join("run/fifo").exists(), "{ext}: stale run files gone");
         assert!(!r.join("dev/sda").exists(), "{ext}: no device nodes");
         assert_eq!(read(&r.join("etc/hostname")), format!("{g}\n"));
-        assert_ne!(read(&r.join("etc/ssh/ssh_host_ed25519_key.pub")), read(&src.join("etc/ssh/ssh_host_ed25519_key.pub")), "{ext}: new host keys");
+        assert_ne!(
+            read(&r.join("etc/ssh/ssh_host_ed25519_key.pub")),
+            read(&src.join("etc/ssh/ssh_host_ed25519_key.pub")),
+            "{ext}: new host keys"
+        );
         assert_eq!(conf(&w, &g, "apps/init/style"), "plain", "{ext}: a busybox template runs its own init");
         w.ok(&g, &["delete"]);
     }
@@ -524,7 +555,8 @@ fn check_debian_guest(init: DebianInit) {
         }
         DebianInit::Sysv => {
             assert!(installed("sysvinit-core") && !installed("systemd-sysv"));
-            let rcs: Vec<String> = fs::read_dir(r.join("etc/rcS.d")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let rcs: Vec<String> =
+                fs::read_dir(r.join("etc/rcS.d")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
             for script in ["hwclock.sh", "udev", "networking", "kmod"] {
                 let start = rcs.iter().any(|n| n.starts_with('S') && n.ends_with(script) && n.len() == script.len() + 3);
                 let stop = rcs.iter().any(|n| n.starts_with('K') && n.ends_with(script) && n.len() == script.len() + 3);

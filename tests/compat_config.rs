@@ -20,7 +20,12 @@ fn ready() -> bool {
 }
 
 fn paths(w: &World) -> vserver_core::Paths {
-    vserver_core::Paths { confdir: w.confdir.clone(), vdirbase: w.vdirbase.clone(), rundir: w.rundir.clone(), cgroup_root: "/sys/fs/cgroup".into() }
+    vserver_core::Paths {
+        confdir: w.confdir.clone(),
+        vdirbase: w.vdirbase.clone(),
+        rundir: w.rundir.clone(),
+        cgroup_root: "/sys/fs/cgroup".into(),
+    }
 }
 
 fn init_pid(w: &World, g: &str) -> i32 {
@@ -122,10 +127,7 @@ fn a_util_vserver_configuration_takes_effect() {
     }
     // Scriptlets: each records its arguments, environment and directory; the
     // pre-start one also whether the network and the cgroup are there yet.
-    let rec = format!(
-        r#"echo "$1 $2 name=$VSERVER_NAME dir=$VSERVER_DIR ctx=$S_CONTEXT cwd=$(pwd)" >> {log}"#,
-        log = log.display()
-    );
+    let rec = format!(r#"echo "$1 $2 name=$VSERVER_NAME dir=$VSERVER_DIR ctx=$S_CONTEXT cwd=$(pwd)" >> {log}"#, log = log.display());
     for stage in ["initialize", "prepre-start", "post-start", "pre-stop", "post-stop", "postpost-stop"] {
         executable(&conf.join("scripts").join(stage), &rec);
     }
@@ -147,7 +149,10 @@ fn a_util_vserver_configuration_takes_effect() {
     let out = w.vserver(&[&g, "start"]);
     assert!(out.status.success(), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}: neither vserver-rs nor util-vserver reads a file of this name", conf.join("frobnicate").display())), "{err}");
+    assert!(
+        err.contains(&format!("{}: neither vserver-rs nor util-vserver reads a file of this name", conf.join("frobnicate").display())),
+        "{err}"
+    );
     let pid = init_pid(&w, &g);
 
     // cgroup/ files in the guest's cgroup (v1 names, translated on a v2 host).

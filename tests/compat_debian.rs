@@ -44,7 +44,11 @@ fn a_util_vserver_configuration_on_a_debian_sysv_guest() {
     }
     let script = w.guest_conf(&g).join("scripts/post-start");
     fs::create_dir_all(script.parent().unwrap()).unwrap();
-    fs::write(&script, format!("#!/bin/sh\n\"{}\" \"$2\" exec pgrep -x sshd >/dev/null && echo sshd-up >> {}\n", bin("vserver").display(), log.display())).unwrap();
+    fs::write(
+        &script,
+        format!("#!/bin/sh\n\"{}\" \"$2\" exec pgrep -x sshd >/dev/null && echo sshd-up >> {}\n", bin("vserver").display(), log.display()),
+    )
+    .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
 
     let out = w.vserver(&[&g, "start"]);

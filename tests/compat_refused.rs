@@ -67,7 +67,11 @@ fn each_refused_file_is_named_and_nothing_is_left() {
         (vec![("cpuset/cpu_exclusive", "1\n")], "cpuset/cpu_exclusive", "exclusive cpuset"),
         (vec![("interfaces/0/ip", "127.0.0.98\n"), ("interfaces/0/tun", "")], "interfaces/0/tun", "tun/tap"),
         (vec![("interfaces/0/ip", "127.0.0.98\n"), ("interfaces/0/indirect", "")], "interfaces/0/indirect", "dummy-interface"),
-        (vec![("interfaces/0/ip", "10.0.0.5\n"), ("interfaces/0/dev", "eth0.5\n"), ("interfaces/vlandev", "")], "interfaces/0", "VLAN device"),
+        (
+            vec![("interfaces/0/ip", "10.0.0.5\n"), ("interfaces/0/dev", "eth0.5\n"), ("interfaces/vlandev", "")],
+            "interfaces/0",
+            "VLAN device",
+        ),
         (vec![("sysctl/0/setting", "vm.swappiness\n"), ("sysctl/0/value", "10\n")], "sysctl/0/setting", "host-wide"),
         (vec![("sysctl/0/setting", "net.ipv4.ip_forward\n"), ("sysctl/0/value", "1\n")], "sysctl/0/setting", "the host's network"),
         (vec![("ulimits/rss", "100\n")], "ulimits/rss", "RLIMIT_RSS"),
@@ -124,7 +128,11 @@ fn a_failing_pre_start_scriptlet_aborts_the_start_and_leaves_nothing() {
     let marker = w.root.join("pre-start-saw-the-address");
     let script = w.guest_conf(&g).join("scripts/pre-start");
     fs::create_dir_all(script.parent().unwrap()).unwrap();
-    fs::write(&script, format!("#!/bin/sh\nip -4 addr show dev lo | grep -q ' {ip}/' && touch {}\necho refusing >&2\nexit 7\n", marker.display())).unwrap();
+    fs::write(
+        &script,
+        format!("#!/bin/sh\nip -4 addr show dev lo | grep -q ' {ip}/' && touch {}\necho refusing >&2\nexit 7\n", marker.display()),
+    )
+    .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let post_stop = w.root.join("post-stop-ran");
     let ps = w.guest_conf(&g).join("scripts/post-stop");

@@ -126,7 +126,11 @@ fn delete_asks_on_a_terminal() {
     };
     let no = ask("n\n");
     assert_eq!(no.status.code(), Some(2), "{}", describe(&no));
-    assert!(String::from_utf8_lossy(&no.stdout).contains(&format!("Are you sure you want to delete the vserver {g} (y/N)")), "{}", describe(&no));
+    assert!(
+        String::from_utf8_lossy(&no.stdout).contains(&format!("Are you sure you want to delete the vserver {g} (y/N)")),
+        "{}",
+        describe(&no)
+    );
     assert!(w.guest_conf(&g).exists() && w.guest_root(&g).exists(), "nothing may be deleted on no");
     let yes = ask("y\n");
     assert_eq!(yes.status.code(), Some(0), "{}", describe(&yes));
@@ -163,11 +167,19 @@ fn all_marked_honours_depends_and_runs_independent_guests_in_parallel() {
     for (g, peer) in [(&db, &other), (&other, &db)] {
         let s = w.guest_conf(g).join("scripts/initialize");
         let mark = |n: &str| w.root.join(format!("init-{n}")).display().to_string();
-        fs::write(&s, format!("#!/bin/sh
+        fs::write(
+            &s,
+            format!(
+                "#!/bin/sh
 touch {}
 for i in $(seq 100); do [ -e {} ] && exit 0; sleep 0.1; done
 exit 1
-", mark(g), mark(peer))).unwrap();
+",
+                mark(g),
+                mark(peer)
+            ),
+        )
+        .unwrap();
         fs::set_permissions(&s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let out = w.vserver(&["--all-marked", "compat", "-j", "3", "start"]);

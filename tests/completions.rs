@@ -81,10 +81,7 @@ fn fish_completes_guest_names() {
     let (conf, docs) = setup();
     let fish = |line: &str| {
         let cmd = line.split(' ').next().unwrap();
-        let script = format!(
-            "source {}; complete -C'{line}'",
-            docs.0.join(format!("completions/fish/{cmd}.fish")).display()
-        );
+        let script = format!("source {}; complete -C'{line}'", docs.0.join(format!("completions/fish/{cmd}.fish")).display());
         let out = run(Command::new("fish").arg("-c").arg(script).env("VSERVER_CONFDIR", &conf.0));
         assert!(out.status.success(), "{}", describe(&out));
         stdout(&out).lines().map(|l| l.split('\t').next().unwrap().to_string()).collect::<Vec<_>>()

@@ -126,7 +126,15 @@ fn changes_in_one_guest_land_on_private_copies_and_leave_the_other_and_the_store
     assert!((981158400..981158400 + 86400).contains(&fs::metadata(ra("usr/share/times")).unwrap().mtime()));
     assert!(xattrs(&ra("usr/share/xattr")).iter().any(|(n, v)| n == "user.cow" && v == b"yes"));
     assert!(!xattrs(&ra("usr/share/xattr")).iter().any(|(n, _)| n.starts_with("trusted.")), "the store's mark was copied");
-    for rel in ["usr/lib/append.so", "usr/lib/trunc.so", "usr/share/mode", "usr/share/owner", "usr/share/times", "usr/share/xattr", "usr/lib/linked"] {
+    for rel in [
+        "usr/lib/append.so",
+        "usr/lib/trunc.so",
+        "usr/share/mode",
+        "usr/share/owner",
+        "usr/share/times",
+        "usr/share/xattr",
+        "usr/lib/linked",
+    ] {
         assert!(!is_immutable(&ra(rel)), "{rel} in guest a is still immutable");
         assert_ne!(ino(&ra(rel)), ino(&t.at(&t.b, rel)), "{rel} still shared");
     }
@@ -136,7 +144,8 @@ fn changes_in_one_guest_land_on_private_copies_and_leave_the_other_and_the_store
     assert_eq!((kept.mode(), kept.uid(), kept.gid(), kept.mtime()), (theirs.mode(), theirs.uid(), theirs.gid(), theirs.mtime()));
     // The untouched file is still shared; no temporary names are left.
     assert_eq!(ino(&ra("usr/share/kept")), ino(&t.at(&t.b, "usr/share/kept")));
-    let leftovers = run(std::process::Command::new("sh").arg("-c").arg(format!("find '{}' -name '.vhashify-cow-*'", t.w.guest_root(&t.a).display())));
+    let leftovers =
+        run(std::process::Command::new("sh").arg("-c").arg(format!("find '{}' -name '.vhashify-cow-*'", t.w.guest_root(&t.a).display())));
     assert!(leftovers.stdout.is_empty(), "temporary names left: {}", describe(&leftovers));
 
     // The other guest and the store: byte for byte as before, immutable.
@@ -164,12 +173,10 @@ fn a_guest_can_neither_see_nor_forge_nor_remove_the_store_mark() {
     let a = CowGuest::new(&t.w, &t.a);
     install_attack_tool(&t.w.guest_root(&t.a));
     assert!(xattrs(&t.at(&t.a, "usr/share/kept")).iter().any(|(n, _)| n == "trusted.vhashify"), "no mark on the host side");
-    let (out, _) = a.sh(
-        "/root/cowattack getxattr /usr/share/kept trusted.vhashify; \
+    let (out, _) = a.sh("/root/cowattack getxattr /usr/share/kept trusted.vhashify; \
          /root/cowattack setxattr /root/cowattack trusted.vhashify 00 && echo FORGED; \
          /root/cowattack setxattr /usr/share/kept trusted.vhashify 00 && echo CHANGED; \
-         echo done",
-    );
+         echo done");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("error No data available") || text.contains("error Operation not permitted"), "the mark is visible: {text}");
     assert!(!text.contains("value") && !text.contains("FORGED") && !text.contains("CHANGED"), "{text}");

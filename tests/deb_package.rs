@@ -81,11 +81,7 @@ impl Drop for World {
 
 fn conffiles() -> Vec<PathBuf> {
     let out = run(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", PACKAGE]));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .map(PathBuf::from)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next()).map(PathBuf::from).collect()
 }
 
 #[test]
@@ -97,8 +93,7 @@ fn the_package_installs_runs_a_guest_and_removes_cleanly() {
         require(false, "no vserver-rs .deb: run util/build-deb.sh first (or set VSERVER_DEB)");
         return;
     };
-    let clean =
-        !installed() && !Path::new("/etc/vservers/.defaults").exists() && !Path::new("/usr/bin/vserver").exists();
+    let clean = !installed() && !Path::new("/etc/vservers/.defaults").exists() && !Path::new("/usr/bin/vserver").exists();
     if !require(clean, "vserver-rs is not installed and /etc/vservers/.defaults does not exist (the test purges)") {
         return;
     }
@@ -167,12 +162,7 @@ fn the_package_installs_runs_a_guest_and_removes_cleanly() {
     ok(&mut world.vserver(&["build", "-m", "busybox", "--context", &xid]));
     ok(&mut world.vserver(&["start"]));
     let inside = run(&mut world.vserver(&["exec", "/bin/sh", "-c", "echo inside; exit 7"]));
-    assert_eq!(
-        (inside.status.code(), String::from_utf8_lossy(&inside.stdout).trim()),
-        (Some(7), "inside"),
-        "{}",
-        describe(&inside)
-    );
+    assert_eq!((inside.status.code(), String::from_utf8_lossy(&inside.stdout).trim()), (Some(7), "inside"), "{}", describe(&inside));
     let status = run(&mut world.vserver(&["status"]));
     assert_eq!(status.status.code(), Some(0), "{}", describe(&status));
     ok(&mut world.vserver(&["stop"]));

@@ -43,11 +43,6 @@ struct LoopFs {
 
 impl LoopFs {
     fn new(root: &Path, mkfs: &[&str], options: &str) -> Result<LoopFs, String> {
-        // Without udev (a minimal boot) nothing loads the loop driver, whose
-        // /dev/loop-control mount -o loop needs.
-        if !Path::new("/dev/loop-control").exists() {
-            let _ = Command::new("modprobe").arg("loop").output();
-        }
         let image = root.join("fs.img");
         let mount = root.join("mnt");
         fs::create_dir_all(&mount).unwrap();
@@ -56,7 +51,7 @@ impl LoopFs {
         if !out.status.success() {
             return Err(format!("{mkfs:?}: {}", describe(&out)));
         }
-        let out = run(Command::new("mount").args(["-o", &format!("loop,{options}")]).arg(&image).arg(&mount));
+        let out = vserver_rs_tests::loop_mount(&image, &mount, options);
         if !out.status.success() {
             return Err(format!("mount -o loop,{options}: {}", describe(&out)));
         }
@@ -226,8 +221,9 @@ fn a_guest_hits_its_disk_limit_while_the_host_and_another_guest_write_on() {
     if !require(have("mkfs.ext4"), "mkfs.ext4 (apt-get install e2fsprogs)") {
         return;
     }
-    let loopfs = LoopFs::new(&w.root, &["mkfs.ext4", "-q", "-F", "-I", "256", "-O", "project,quota", "-E", "quotatype=prjquota"], "prjquota")
-        .unwrap_or_else(|e| panic!("vserver-info says project quotas work, but: {e}"));
+    let loopfs =
+        LoopFs::new(&w.root, &["mkfs.ext4", "-q", "-F", "-I", "256", "-O", "project,quota", "-E", "quotatype=prjquota"], "prjquota")
+            .unwrap_or_else(|e| panic!("vserver-info says project quotas work, but: {e}"));
     // Guests live on the quota filesystem, behind util-vserver's barrier.
     let base = loopfs.mount.clone();
     fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();

@@ -90,8 +90,12 @@ fn guest_to_host_and_host_to_guest_over_loopback() {
 
     // Host to guest: a guest server on the wildcard serves its own address.
     let gport = free_port(ip);
-    let mut server = w.cmd("vserver").args([&g, "exec", "/bin/netprobe", "serve", &gport.to_string()])
-        .stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut server = w
+        .cmd("vserver")
+        .args([&g, "exec", "/bin/netprobe", "serve", &gport.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = [0u8; 64];
     let n = server.stdout.as_mut().unwrap().read(&mut line).unwrap();
     assert!(String::from_utf8_lossy(&line[..n]).contains(&format!("listening {ip}:{gport}")));
@@ -156,7 +160,11 @@ fn ping_sockets_only_with_raw_icmp() {
     let w = World::new("gping");
     let Some(g) = guest_with_probe(&w, "127.0.0.67") else { return };
     let out = w.sh(&g, "netprobe ping x");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("err {}", libc::EPERM), "seccomp refuses ping sockets without RAW_ICMP");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("err {}", libc::EPERM),
+        "seccomp refuses ping sockets without RAW_ICMP"
+    );
     w.ok(&g, &["stop"]);
 
     // With RAW_ICMP and the host's network, the host-wide sysctl decides;
@@ -303,11 +311,19 @@ fn a_guests_loopback_is_reachable_only_from_itself() {
     let xid: u32 = std::fs::read_to_string(w.guest_conf(&a).join("context")).unwrap().trim().parse().unwrap();
     let lback = vserver_core::net::lback_for_xid(xid).unwrap();
     let port = free_port("127.0.0.1");
-    let mut server = w.cmd("vserver").args([&a, "exec", "/bin/netprobe", "serve-on", "127.0.0.1", &port.to_string()])
-        .stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut server = w
+        .cmd("vserver")
+        .args([&a, "exec", "/bin/netprobe", "serve-on", "127.0.0.1", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = [0u8; 64];
     let n = server.stdout.as_mut().unwrap().read(&mut line).unwrap();
-    assert!(String::from_utf8_lossy(&line[..n]).contains(&format!("listening 127.0.0.1:{port}")), "{}", String::from_utf8_lossy(&line[..n]));
+    assert!(
+        String::from_utf8_lossy(&line[..n]).contains(&format!("listening 127.0.0.1:{port}")),
+        "{}",
+        String::from_utf8_lossy(&line[..n])
+    );
     // Another guest: refused at connect.
     let out = w.sh(&b, &format!("netprobe connect {lback} {port}"));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("err {}", libc::EPERM), "{}", describe(&out));
@@ -366,8 +382,12 @@ fn sources_follow_the_subnet_and_unroutable_ones_are_refused() {
         w.ok(&a, &["start"]);
         let listener = TcpListener::bind("10.201.0.2:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let client = w.cmd("vserver").args([&a, "exec", "/bin/netprobe", "connect", "10.201.0.2", &port.to_string()])
-            .stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let client = w
+            .cmd("vserver")
+            .args([&a, "exec", "/bin/netprobe", "connect", "10.201.0.2", &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         let (mut s, peer) = listener.accept().unwrap();
         s.write_all(b"peer").unwrap();
         drop(s);

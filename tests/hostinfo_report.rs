@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use vserver_rs_tests::{Scratch, bin, describe, is_root, require};
+use vserver_rs_tests::{bin, describe, is_root, require, Scratch};
 
 fn info(vdirbase: &Path, args: &[&str]) -> Output {
     Command::new(bin("vserver-info"))
@@ -45,9 +45,9 @@ fn mounted_cgroups() -> (Option<PathBuf>, Vec<(PathBuf, Vec<String>)>) {
         match f[2] {
             "cgroup2" => v2 = Some(PathBuf::from(f[1])),
             "cgroup" if !f[3].contains("name=") => {
-                let known = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb", "net_cls", "perf_event"];
-                let controllers: Vec<String> =
-                    f[3].split(',').filter(|o| known.contains(o)).map(str::to_string).collect();
+                let known =
+                    ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb", "net_cls", "perf_event"];
+                let controllers: Vec<String> = f[3].split(',').filter(|o| known.contains(o)).map(str::to_string).collect();
                 if !controllers.is_empty() {
                     v1.push((PathBuf::from(f[1]), controllers));
                 }
@@ -80,8 +80,7 @@ fn this_machine_is_reported_as_it_is_mounted() {
     };
     assert_eq!(r["cgroup"]["layout"], layout, "{}", r["cgroup"]);
     assert_eq!(r["cgroup"]["v2_mount"], v2.as_ref().map_or(Value::Null, |p| p.to_str().unwrap().into()));
-    let listed: Vec<&str> =
-        r["cgroup"]["v1"].as_array().unwrap().iter().map(|h| h["mount"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = r["cgroup"]["v1"].as_array().unwrap().iter().map(|h| h["mount"].as_str().unwrap()).collect();
     for (mount, _) in &v1 {
         assert!(listed.contains(&mount.to_str().unwrap()), "v1 mount {} not reported: {listed:?}", mount.display());
     }
@@ -152,10 +151,7 @@ impl Fixture {
     fn new(tag: &str, namespaces: &[&str], symbols: &[&str]) -> Fixture {
         let f = Fixture { dir: Scratch::new(tag) };
         f.write("proc/sys/kernel/osrelease", "6.1.0-28-amd64\n");
-        f.write(
-            "proc/sys/kernel/seccomp/actions_avail",
-            "kill_process kill_thread trap errno user_notif trace log allow\n",
-        );
+        f.write("proc/sys/kernel/seccomp/actions_avail", "kill_process kill_thread trap errno user_notif trace log allow\n");
         fs::create_dir_all(f.proc().join("self/ns")).unwrap();
         for ns in namespaces {
             symlink(format!("{ns}:[4026531836]"), f.proc().join("self/ns").join(ns)).unwrap();
@@ -247,10 +243,7 @@ fn a_host_without_cgroup_bpf_names_what_stops_working() {
     let text = String::from_utf8_lossy(&f.run(false).stdout).into_owned();
     let line = text.lines().position(|l| l.starts_with("missing") && l.contains("cgroup.bpf")).expect(&text);
     let next = text.lines().nth(line + 1).unwrap();
-    assert!(
-        next.contains("without it: network contexts") && next.contains("needed by the default configuration"),
-        "{text}"
-    );
+    assert!(next.contains("without it: network contexts") && next.contains("needed by the default configuration"), "{text}");
     assert!(text.contains("the default configuration cannot run here: cgroup.bpf missing"), "{text}");
 }
 

@@ -7,11 +7,22 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use vserver_rs_tests::{Scratch, describe};
+use vserver_rs_tests::{describe, Scratch};
 
 const BINARIES: &[&str] = &[
-    "vserver", "vlimit", "vhashify", "chbind", "vserver-stat", "vserver-info", "vps", "vtop", "vkill", "vwait", "vuname",
-    "vapt-get", "vdlimit",
+    "vserver",
+    "vlimit",
+    "vhashify",
+    "chbind",
+    "vserver-stat",
+    "vserver-info",
+    "vps",
+    "vtop",
+    "vkill",
+    "vwait",
+    "vuname",
+    "vapt-get",
+    "vdlimit",
 ];
 const UNITS: &[&str] = &["vservers.service", "vservers@.service", "vhashify.service", "vhashify.timer"];
 
@@ -124,10 +135,7 @@ fn expected_files() -> BTreeSet<String> {
 
 fn manifest_files(destdir: &Path) -> BTreeSet<String> {
     let text = fs::read_to_string(destdir.join("usr/share/vserver-rs/install-manifest")).unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("f "))
-        .map(|l| l.split_once(' ').unwrap().1.trim_start_matches('/').to_string())
-        .collect()
+    text.lines().filter_map(|l| l.strip_prefix("f ")).map(|l| l.split_once(' ').unwrap().1.trim_start_matches('/').to_string()).collect()
 }
 
 fn mode(p: &Path) -> u32 {

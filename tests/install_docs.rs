@@ -5,11 +5,22 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use vserver_rs_tests::{Scratch, bin_dir, describe, require};
+use vserver_rs_tests::{bin_dir, describe, require, Scratch};
 
 const BINARIES: &[&str] = &[
-    "vserver", "vlimit", "vhashify", "chbind", "vserver-stat", "vserver-info", "vps", "vtop", "vkill", "vwait", "vuname",
-    "vapt-get", "vdlimit",
+    "vserver",
+    "vlimit",
+    "vhashify",
+    "chbind",
+    "vserver-stat",
+    "vserver-info",
+    "vps",
+    "vtop",
+    "vkill",
+    "vwait",
+    "vuname",
+    "vapt-get",
+    "vdlimit",
 ];
 
 fn generate() -> Scratch {
@@ -97,8 +108,7 @@ fn every_tool_page_has_examples_and_exit_codes() {
 #[test]
 fn completion_scripts_parse_in_their_shells() {
     let docs = generate();
-    let bash: Vec<PathBuf> =
-        fs::read_dir(docs.0.join("completions/bash")).unwrap().flatten().map(|e| e.path()).collect();
+    let bash: Vec<PathBuf> = fs::read_dir(docs.0.join("completions/bash")).unwrap().flatten().map(|e| e.path()).collect();
     assert!(!bash.is_empty());
     for f in bash {
         let out = Command::new("bash").arg("-n").arg(&f).output().unwrap();

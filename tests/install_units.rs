@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vserver_rs_tests::{Scratch, describe, require};
+use vserver_rs_tests::{describe, require, Scratch};
 
 #[test]
 fn installed_units_pass_systemd_analyze_verify() {
@@ -44,8 +44,7 @@ fn installed_units_pass_systemd_analyze_verify() {
 
     // The check can fail: a unit whose ExecStart binary does not exist.
     let broken = unit_dir.join("vservers-broken.service");
-    fs::write(&broken, service.replace(&format!("{}/bin/vserver ", prefix.display()), "/nonexistent/vserver "))
-        .unwrap();
+    fs::write(&broken, service.replace(&format!("{}/bin/vserver ", prefix.display()), "/nonexistent/vserver ")).unwrap();
     let out = Command::new("systemd-analyze").arg("verify").arg("--man=no").arg(&broken).output().unwrap();
     assert!(!out.status.success() || !out.stderr.is_empty(), "verify accepted a broken unit: {}", describe(&out));
 }
@@ -76,7 +75,8 @@ fn the_cron_job_never_runs_beside_the_timer_or_without_vhashify() {
     let run_cron = |timer_active: bool| {
         stub("systemctl", if timer_active { "exit 0" } else { "exit 3" });
         let _ = fs::remove_file(&log);
-        let out = Command::new("/bin/sh").arg("-c").arg(command).env("PATH", format!("{}:/usr/bin:/bin", stubs.display())).output().unwrap();
+        let out =
+            Command::new("/bin/sh").arg("-c").arg(command).env("PATH", format!("{}:/usr/bin:/bin", stubs.display())).output().unwrap();
         (out, fs::read_to_string(&log).unwrap_or_default())
     };
     let (_, ran) = run_cron(true);

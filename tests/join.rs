@@ -105,7 +105,12 @@ fn files_sockets_and_null_pass_byte_for_byte_and_exit_codes_pass_through() {
 
     // A socket on stdout is relayed too.
     let (mut ours, theirs) = UnixStream::pair().unwrap();
-    let st = w.cmd("vserver").args([&g, "exec", "echo", "over a socket"]).stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs))).status().unwrap();
+    let st = w
+        .cmd("vserver")
+        .args([&g, "exec", "echo", "over a socket"])
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .status()
+        .unwrap();
     assert!(st.success());
     ours.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = String::new();
@@ -131,7 +136,8 @@ fn signals_to_vserver_reach_the_command() {
     let g = started_guest(&w, "js");
     for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT"), (libc::SIGHUP, "HUP"), (libc::SIGQUIT, "QUIT")] {
         let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 1; done");
-        let mut child = w.cmd("vserver").args([&g, "exec", "sh", "-c", &script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child =
+            w.cmd("vserver").args([&g, "exec", "sh", "-c", &script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut out = child.stdout.take().unwrap();
         let mut first = [0u8; 6];
         std::io::Read::read_exact(&mut out, &mut first).unwrap();
@@ -164,7 +170,14 @@ fn a_guest_process_never_holds_the_admins_terminal() {
     // terminal of a new session; it leaves a process behind that tries to
     // take over the terminal it was given.
     let script = "tty; stty size; attack tty /tmp/attack.log 4; exit 3";
-    let status = w.cmd("vserver").args([&g, "exec", "sh", "-c", script]).stdin(term.stdio()).stdout(term.stdio()).stderr(term.stdio()).status().unwrap();
+    let status = w
+        .cmd("vserver")
+        .args([&g, "exec", "sh", "-c", script])
+        .stdin(term.stdio())
+        .stdout(term.stdio())
+        .stderr(term.stdio())
+        .status()
+        .unwrap();
     assert_eq!(status.code(), Some(3), "the exit code passes through: {}", term.screen());
     let screen = term.wait_for("33 99", Duration::from_secs(5));
     // pts/0 of the guest's own devpts is its /dev/console.
@@ -230,7 +243,9 @@ fn ctrl_c_and_ctrl_z_work_through_the_guests_line_discipline() {
     let sleeper = || guest_pids(&g).into_iter().find(|p| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep"));
     wait_until("sleep to run", Duration::from_secs(10), || sleeper().is_some());
     let pid = sleeper().unwrap();
-    let state_of = |pid: i32| fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().unwrap().trim_start().chars().next().unwrap());
+    let state_of = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().unwrap().trim_start().chars().next().unwrap())
+    };
     term.type_in(b"\x1a");
     wait_until("^Z to stop the job", Duration::from_secs(5), || state_of(pid).is_ok_and(|s| s == 'T'));
     term.wait_for("Stopped", Duration::from_secs(5));
@@ -259,7 +274,9 @@ fn exec_runs_nothing_when_the_guests_init_cannot_be_joined() {
     unsafe { libc::kill(monitor, libc::SIGSTOP) };
     // Stopped for real before init dies (SIGSTOP takes effect when the
     // monitor next runs), so it sees the request and init's end together.
-    let state_of = |pid: i32| fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().unwrap().trim_start().chars().next().unwrap());
+    let state_of = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().unwrap().trim_start().chars().next().unwrap())
+    };
     wait_until("the monitor to stop", Duration::from_secs(5), || state_of(monitor).is_ok_and(|s| s == 'T'));
     unsafe { libc::kill(init, libc::SIGKILL) };
     wait_until("init to be a zombie", Duration::from_secs(5), || state_of(init).is_ok_and(|s| s == 'Z'));
@@ -296,7 +313,10 @@ fn the_built_in_init_shows_nothing_of_the_host() {
     let env = fs::read(format!("/proc/{init}/environ")).unwrap();
     let mut vars: Vec<String> = env.split(|b| *b == 0).filter(|v| !v.is_empty()).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
     vars.sort();
-    assert_eq!(vars, vec!["HOME=/", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=linux", "container=vserver"]);
+    assert_eq!(
+        vars,
+        vec!["HOME=/", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=linux", "container=vserver"]
+    );
     // From the guest, as root: no way into pid 1, no host path in any argv.
     let attempts = w.sh_ok(&g, "attack pid1");
     assert_eq!(attempts, "ptrace denied\nexe denied\nenviron denied\nmem denied\n");
@@ -324,7 +344,7 @@ fn leases_are_refused_unless_the_guest_is_allowed_them() {
     // CAP_LEASE is capability 28.
     let bnd = w.sh_ok(&g, "grep CapBnd /proc/self/status");
     let mask = u64::from_str_radix(bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
-    assert_eq!(mask & (1 << 28), 0,  "CAP_LEASE is out of the default bounding set");
+    assert_eq!(mask & (1 << 28), 0, "CAP_LEASE is out of the default bounding set");
     w.ok(&g, &["stop"]);
     w.write_conf(&g, "ccapabilities", "SET_LEASE\n");
     w.ok(&g, &["start"]);
@@ -359,10 +379,21 @@ fn suexec_and_exec_user_run_as_a_guest_user_with_its_groups() {
     assert!(caps.contains("0000000000000000"), "{caps}");
     let unknown = w.vserver(&[&g, "suexec", "nosuchuser", "id"]);
     assert_eq!(unknown.status.code(), Some(255));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user \"nosuchuser\" in the guest's /etc/passwd"), "{}", describe(&unknown));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no user \"nosuchuser\" in the guest's /etc/passwd"),
+        "{}",
+        describe(&unknown)
+    );
     // Under a pty the terminal belongs to the user, as login makes it.
     let mut term = Pty::new(24, 80);
-    let st = w.cmd("vserver").args([&g, "suexec", "joinalice", "sh", "-c", "stat -c 'owner %u' $(tty)"]).stdin(term.stdio()).stdout(term.stdio()).stderr(term.stdio()).status().unwrap();
+    let st = w
+        .cmd("vserver")
+        .args([&g, "suexec", "joinalice", "sh", "-c", "stat -c 'owner %u' $(tty)"])
+        .stdin(term.stdio())
+        .stdout(term.stdio())
+        .stderr(term.stdio())
+        .status()
+        .unwrap();
     assert!(st.success());
     term.wait_for("owner 4321", Duration::from_secs(5));
     w.ok(&g, &["stop"]);
@@ -408,7 +439,9 @@ fn joiners_enter_the_guests_cgroup_and_are_reaped() {
         if controllers.starts_with("name=") || controllers == "misc" || controllers == "rdma" {
             continue;
         }
-        let managed = cgroup_dirs(&g).iter().any(|d| d.exists() && (controllers.is_empty() || d.to_string_lossy().contains(controllers.split(',').next().unwrap())));
+        let managed = cgroup_dirs(&g)
+            .iter()
+            .any(|d| d.exists() && (controllers.is_empty() || d.to_string_lossy().contains(controllers.split(',').next().unwrap())));
         if managed {
             assert!(inside(path), "outside the guest's cgroup: {line}");
             checked += 1;
@@ -434,9 +467,11 @@ fn the_built_in_init_takes_vservers_and_busyboxs_signals() {
     let init = |w: &World| state(w, &g)["init"]["pid"].as_i64().unwrap() as i32;
     let restarted = |w: &World, before: i32| {
         wait_until("the guest to come back", Duration::from_secs(15), || {
-            fs::read(w.rundir.join(&g).join("state.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).is_some_and(|s| {
-                s["init"]["pid"].as_i64().is_some_and(|p| p as i32 != before)
-            }) && w.vserver(&[&g, "status"]).status.code() == Some(0)
+            fs::read(w.rundir.join(&g).join("state.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|s| s["init"]["pid"].as_i64().is_some_and(|p| p as i32 != before))
+                && w.vserver(&[&g, "status"]).status.code() == Some(0)
         })
     };
     // What `vserver restart` and `stop` send (SIGRTMIN+5, SIGRTMIN+3).

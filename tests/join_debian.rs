@@ -87,7 +87,9 @@ fn a_debian_sysv_guest_lives_through_its_own_tools() {
 
     // `shutdown -r now` and `reboot` run rc 6 and come back with the services
     // (nginx too now: rc 3 starts it with the IPv4-only site).
-    let rc6_runs = |w: &World| fs::read_to_string(w.rundir.join(&g).join("console.log")).unwrap_or_default().matches("Switching to runlevel: 6").count();
+    let rc6_runs = |w: &World| {
+        fs::read_to_string(w.rundir.join(&g).join("console.log")).unwrap_or_default().matches("Switching to runlevel: 6").count()
+    };
     for (i, cmd) in ["shutdown -r now", "reboot"].into_iter().enumerate() {
         let how = cmd;
         let before = init_pid(&w, &g).unwrap();

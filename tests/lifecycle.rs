@@ -27,8 +27,13 @@ fn busybox_guest_starts_runs_commands_and_stops_cleanly() {
     assert_eq!(w.vserver(&[&g, "running"]).status.code(), Some(0));
 
     // stdin, stdout and the exit code pass through exec.
-    let mut child = w.cmd("vserver").args([&g, "exec", "/bin/sh", "-c", "read x; echo got:$x; exit 42"])
-        .stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = w
+        .cmd("vserver")
+        .args([&g, "exec", "/bin/sh", "-c", "read x; echo got:$x; exit 42"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -92,8 +97,7 @@ fn inside_the_guest_only_the_guest_is_visible() {
     // (not an endless EOF for a reader like rsyslog's imklog, and no write
     // reaching /dev/null). Only files this kernel has are masked: check
     // those, and that there are some, so the check cannot pass vacuously.
-    let present: Vec<&str> =
-        vserver_core::rootfs::proc::MASKED_FILES.iter().copied().filter(|f| Path::new(f).exists()).collect();
+    let present: Vec<&str> = vserver_core::rootfs::proc::MASKED_FILES.iter().copied().filter(|f| Path::new(f).exists()).collect();
     assert!(present.len() >= 3, "too few masked files on this kernel to check anything: {present:?}");
     for masked in &present {
         let read = w.sh(&g, &format!("cat {masked} > /dev/null"));
@@ -367,7 +371,10 @@ fn malformed_configuration_gives_the_documented_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{file}: {err}");
         assert!(err.contains(expected), "{file}: expected {expected:?} in: {err}");
-        assert!(err.contains(&*w.guest_conf(&g).join(file.split('/').next().unwrap()).to_string_lossy()), "{file}: error should name the file: {err}");
+        assert!(
+            err.contains(&*w.guest_conf(&g).join(file.split('/').next().unwrap()).to_string_lossy()),
+            "{file}: error should name the file: {err}"
+        );
         let path = w.guest_conf(&g).join(file);
         if *file == "context" {
             fs::write(&path, &original_context).unwrap();

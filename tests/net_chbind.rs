@@ -191,12 +191,8 @@ fn exit_code_signals_and_descendants() {
 
     // SIGTERM goes on to the command; chbind waits for its grandchild, too.
     let script = "trap 'echo term; exit 3' TERM; (sleep 1; echo grandchild) & echo ready; sleep 20 & wait $!";
-    let mut child = Command::new(bin("chbind"))
-        .args(CTX)
-        .args(["--", "sh", "-c", script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new(bin("chbind")).args(CTX).args(["--", "sh", "-c", script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     std::thread::sleep(Duration::from_millis(200));
@@ -227,11 +223,7 @@ fn usage_errors_and_missing_cgroup2() {
     let fake = std::env::temp_dir().join(format!("vs-net-nocg2-{}", std::process::id()));
     std::fs::create_dir_all(fake.join("unified")).unwrap();
     let marker = fake.join("ran");
-    let out = run(Command::new(bin("chbind"))
-        .env("VSERVER_CGROUP_ROOT", &fake)
-        .args(CTX)
-        .args(["--", "touch"])
-        .arg(&marker));
+    let out = run(Command::new(bin("chbind")).env("VSERVER_CGROUP_ROOT", &fake).args(CTX).args(["--", "touch"]).arg(&marker));
     let listing: Vec<_> = std::fs::read_dir(fake.join("unified")).unwrap().collect();
     let ran = marker.exists();
     std::fs::remove_dir_all(&fake).unwrap();

@@ -44,8 +44,12 @@ fn addresses_come_and_go_while_the_guest_runs() {
     assert_eq!(std::fs::read_to_string(saved.join("dev")).unwrap(), "lo\n");
 
     // A listener holds it: removal is refused and changes nothing.
-    let mut server = w.cmd("vserver").args([&g, "exec", "/bin/netprobe", "serve-on", "127.0.0.82", "0"])
-        .stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut server = w
+        .cmd("vserver")
+        .args([&g, "exec", "/bin/netprobe", "serve-on", "127.0.0.82", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = [0u8; 64];
     let n = server.stdout.as_mut().unwrap().read(&mut line).unwrap();
     let listening = String::from_utf8_lossy(&line[..n]).to_string();

@@ -36,12 +36,7 @@ fn every_path_keeps_its_content_when_a_run_is_killed_anywhere() {
                 f.vhashify_ok(&["--revert", &format!("c{i}")]);
             }
             f.vhashify_ok(&["--gc"]);
-            let status = f
-                .command()
-                .arg("--all")
-                .env("VHASHIFY_TEST_CRASH", format!("{p}:{}", n + round as u32))
-                .status()
-                .unwrap();
+            let status = f.command().arg("--all").env("VHASHIFY_TEST_CRASH", format!("{p}:{}", n + round as u32)).status().unwrap();
             if status.signal() == Some(libc::SIGKILL) {
                 kills += 1;
             }

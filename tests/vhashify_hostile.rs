@@ -131,7 +131,10 @@ fn racing_swaps_never_reach_the_host() {
         let racer = {
             let (stop, lib, decoy) = (stop.clone(), lib.clone(), decoy.clone());
             std::thread::spawn(move || {
-                let (a, b) = (std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()).unwrap(), std::ffi::CString::new(decoy.as_os_str().as_encoded_bytes()).unwrap());
+                let (a, b) = (
+                    std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()).unwrap(),
+                    std::ffi::CString::new(decoy.as_os_str().as_encoded_bytes()).unwrap(),
+                );
                 while !stop.load(Ordering::Relaxed) {
                     // SAFETY: valid NUL-terminated paths; swaps the real dir and the symlink.
                     unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
@@ -145,7 +148,10 @@ fn racing_swaps_never_reach_the_host() {
         // Put the real directory back where it belongs for the next round.
         if fs::symlink_metadata(&lib).unwrap().file_type().is_symlink() {
             let _ = real;
-            let (a, b) = (std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()).unwrap(), std::ffi::CString::new(decoy.as_os_str().as_encoded_bytes()).unwrap());
+            let (a, b) = (
+                std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()).unwrap(),
+                std::ffi::CString::new(decoy.as_os_str().as_encoded_bytes()).unwrap(),
+            );
             // SAFETY: as above.
             unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
         }

@@ -19,7 +19,7 @@ fn mount_image(w: &World, mkfs: &str, args: &[&str]) -> bool {
     fs::File::create(&img).unwrap().set_len(1 << 30).unwrap();
     let out = run(Command::new(mkfs).args(args).arg(&img));
     assert!(out.status.success(), "{mkfs}: {}", describe(&out));
-    let out = run(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&w.vdirbase));
+    let out = vserver_rs_tests::loop_mount(&img, &w.vdirbase, "");
     require(out.status.success(), &format!("a loop mount of a {mkfs} image: {}", describe(&out)))
 }
 
@@ -38,7 +38,13 @@ fn shares_extents(p: &Path) -> bool {
 }
 
 fn reflink_on(mkfs: &str, args: &[&str]) {
-    if !require_root() || !require_busybox() || !require(Path::new(&format!("/usr/sbin/{mkfs}")).exists() || Path::new(&format!("/sbin/{mkfs}")).exists(), &format!("{mkfs} (apt-get install xfsprogs btrfs-progs)")) {
+    if !require_root()
+        || !require_busybox()
+        || !require(
+            Path::new(&format!("/usr/sbin/{mkfs}")).exists() || Path::new(&format!("/sbin/{mkfs}")).exists(),
+            &format!("{mkfs} (apt-get install xfsprogs btrfs-progs)"),
+        )
+    {
         return;
     }
     let w = World::new(&format!("reflink-{mkfs}"));

@@ -31,7 +31,10 @@ pub fn precondition(ok: bool, what: &str) -> bool {
 pub fn privileged() -> bool {
     // SAFETY: geteuid has no preconditions.
     precondition(unsafe { libc::geteuid() } == 0, "needs root")
-        && precondition(Path::new(CGROUP_ROOT).join("cgroup.procs").exists() || Path::new(CGROUP_ROOT).join("pids/cgroup.procs").exists(), "needs a cgroup mount at /sys/fs/cgroup")
+        && precondition(
+            Path::new(CGROUP_ROOT).join("cgroup.procs").exists() || Path::new(CGROUP_ROOT).join("pids/cgroup.procs").exists(),
+            "needs a cgroup mount at /sys/fs/cgroup",
+        )
 }
 
 /// A binary of the workspace, built by `cargo build --workspace`.
@@ -231,11 +234,7 @@ impl TestGuest {
     }
 
     pub fn procs(&self) -> Vec<i32> {
-        fs::read_to_string(self.dirs[0].join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.parse().ok())
-            .collect()
+        fs::read_to_string(self.dirs[0].join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect()
     }
 
     /// Runs a tool with this guest's config and run dirs.
@@ -262,7 +261,8 @@ impl TestGuest {
 
 fn enable_v2(root: &Path, parent: &Path) {
     let available = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-    let wanted: Vec<&str> = ["cpu", "cpuset", "memory", "pids"].into_iter().filter(|c| available.split_whitespace().any(|a| a == *c)).collect();
+    let wanted: Vec<&str> =
+        ["cpu", "cpuset", "memory", "pids"].into_iter().filter(|c| available.split_whitespace().any(|a| a == *c)).collect();
     for dir in [root, parent] {
         for c in &wanted {
             let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));

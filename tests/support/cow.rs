@@ -143,7 +143,8 @@ impl Drop for Running {
 pub fn install_attack_tool(root: &Path) {
     let out = std::env::temp_dir().join(format!("vs-cowattack-{}", std::process::id()));
     if !out.exists() {
-        let built = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg("tests/guest-tools/cowattack.c").output().expect("gcc");
+        let built =
+            Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg("tests/guest-tools/cowattack.c").output().expect("gcc");
         assert!(built.status.success(), "building cowattack: {}", describe(&built));
     }
     std::fs::create_dir_all(root.join("root")).unwrap();

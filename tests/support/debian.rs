@@ -75,10 +75,9 @@ pub fn template(init: DebianInit) -> Option<PathBuf> {
     let root = dir.join("vservers").join("template");
     let done = dir.join("complete");
     let fingerprint = format!("{:016x}\n", fingerprint());
-    let fresh = fs::metadata(&done)
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < MAX_AGE)
-        && fs::read_to_string(&done).is_ok_and(|f| f == fingerprint);
+    let fresh =
+        fs::metadata(&done).and_then(|m| m.modified()).is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < MAX_AGE)
+            && fs::read_to_string(&done).is_ok_and(|f| f == fingerprint);
     if !fresh {
         // Only a build needs the mirror (a VM without network gets the
         // templates built on its host).
@@ -116,7 +115,8 @@ fn build_template(dir: &Path, init: DebianInit) {
     let mut include: Vec<&str> = SERVICES.to_vec();
     include.extend(["procps", "iproute2", "less"]);
     let include = format!("--include={}", include.join(","));
-    let args = ["template", "build", "-m", "debootstrap", "--context", "49000", "--initstyle", init.name(), "--", "-d", SUITE, "--", &include];
+    let args =
+        ["template", "build", "-m", "debootstrap", "--context", "49000", "--initstyle", init.name(), "--", "-d", SUITE, "--", &include];
     let out = run(Command::new(super::bin("vserver"))
         .args(args)
         .env("VSERVER_CONFDIR", dir.join("etc"))

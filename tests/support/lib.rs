@@ -6,8 +6,8 @@ pub mod cow;
 pub mod debian;
 pub mod guest;
 pub mod net;
-pub mod tarball;
 pub mod pty;
+pub mod tarball;
 pub mod unify;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The directory the workspace's binaries were built into (tests run from
-/// target/<profile>/deps/). Build them first: `cargo build --workspace`.
+/// `target/<profile>/deps/`). Build them first: `cargo build --workspace`.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
@@ -105,4 +105,15 @@ pub fn wait_until(what: &str, limit: std::time::Duration, mut cond: impl FnMut()
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// `mount -o loop[,OPTIONS] IMAGE DIR`. Without udev (a minimal boot, the
+/// vm-suite VM) nothing loads the loop driver, whose /dev/loop-control the
+/// mount needs: it is loaded first.
+pub fn loop_mount(image: &Path, dir: &Path, options: &str) -> Output {
+    if !Path::new("/dev/loop-control").exists() {
+        let _ = Command::new("modprobe").arg("loop").output();
+    }
+    let opts = if options.is_empty() { "loop".to_string() } else { format!("loop,{options}") };
+    run(Command::new("mount").args(["-o", &opts]).arg(image).arg(dir))
 }

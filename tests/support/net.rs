@@ -9,6 +9,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use crate::{bin, require, require_root};
 
 /// The probe. Every subcommand prints one JSON object per line.
+///
+/// ```text
 ///   bind FAMILY ADDR [freebind|noport|dualstack]  -> {"name": [addr, port]} | {"errno": "E..."}
 ///   connect ADDR PORT                       -> {"name": .., "peer": .., "data": ..}
 ///   sendto ADDR PORT                        -> {"name": ..}
@@ -17,6 +19,7 @@ use crate::{bin, require, require_root};
 ///   own-localhost NAME PORT                 -> listen on 127.0.0.1:PORT, connect to it, report
 ///   nginx                                   -> Debian nginx's default listens: 0.0.0.0:P and [::]:P
 ///                                              with IPV6_V6ONLY; then a client to [::1]:P -> names
+/// ```
 /// `bind ... v6only` sets IPV6_V6ONLY before binding.
 pub const PROBE: &str = r#"
 import errno, json, socket, sys, threading
@@ -99,7 +102,10 @@ pub fn require_net() -> bool {
 }
 
 pub fn cgroup2_root() -> Option<PathBuf> {
-    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].iter().map(PathBuf::from).find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.controllers").exists())
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.controllers").exists())
 }
 
 /// The probe, written next to the test binaries (a build artifact, so

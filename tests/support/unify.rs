@@ -45,12 +45,7 @@ impl Fixture {
         let dir = std::env::temp_dir().join(format!("vhashify-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let f = Fixture {
-            confdir: dir.join("conf"),
-            vdirbase: dir.join("guests"),
-            rundir: dir.join("run"),
-            dir,
-        };
+        let f = Fixture { confdir: dir.join("conf"), vdirbase: dir.join("guests"), rundir: dir.join("run"), dir };
         for d in [&f.confdir, &f.vdirbase, &f.rundir] {
             fs::create_dir_all(d).unwrap();
         }
@@ -104,7 +99,7 @@ impl Drop for Fixture {
     }
 }
 
-/// The target dir's binary (the tests run from target/<profile>/deps).
+/// The target dir's binary (the tests run from `target/<profile>/deps`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();

@@ -1,5 +1,8 @@
 //! chbind: run a command bound to a set of IP addresses (util-vserver's
 //! command line), enforced by cgroup-BPF programs on a transient cgroup.
+// The doc comments of cli.rs are clap's help text (what `--help` prints),
+// not rustdoc: `<confdir>` and `[dev:]` there are meant literally.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod cli;
 
@@ -11,7 +14,6 @@ use clap::Parser;
 use cli::Cli;
 use vserver_core::cli::{report_error, EXIT_USAGE};
 use vserver_core::net::{self, run::run_in_transient_context, IpSet, Member, NetContext};
-
 
 /// `ADDR`, `ADDR/PREFIX` or util-vserver's `ADDR/NETMASK`: the address and
 /// its prefix length (full without one).
@@ -46,8 +48,8 @@ fn context(cli: &Cli) -> anyhow::Result<NetContext> {
         (None, Some(n)) => Some(net::lback_for_xid(n).map_err(|e| anyhow::anyhow!("--nid {n}: {e}"))?),
         (None, None) => net::default_chbind_lback(&ips),
     };
-    let set = IpSet::with_members(&members, lback, &cli.allow_loopback)
-        .map_err(|e| anyhow::anyhow!("--ip/--lback/--allow-loopback: {e}"))?;
+    let set =
+        IpSet::with_members(&members, lback, &cli.allow_loopback).map_err(|e| anyhow::anyhow!("--ip/--lback/--allow-loopback: {e}"))?;
     Ok(NetContext::from_set(set))
 }
 

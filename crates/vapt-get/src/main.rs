@@ -51,9 +51,8 @@ fn run(cli: &cli::Cli) -> anyhow::Result<u8> {
         if !quiet {
             eprintln!("vapt-get: operating on vserver {name} [{}/{}]", i + 1, guests.len());
         }
-        let status = guest_command(&vserver, &paths, name, &cli.apt_args)
-            .status()
-            .with_context(|| format!("running {}", vserver.display()))?;
+        let status =
+            guest_command(&vserver, &paths, name, &cli.apt_args).status().with_context(|| format!("running {}", vserver.display()))?;
         let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
         if code != 0 && guests.len() > 1 {
             eprintln!("vapt-get failed on vserver '{name}' with errorcode {code}");
@@ -61,10 +60,8 @@ fn run(cli: &cli::Cli) -> anyhow::Result<u8> {
         results.push((name.clone(), code));
     }
     if !quiet {
-        let summary: Vec<String> = results
-            .iter()
-            .map(|(n, c)| if *c == 0 { format!("{n} ok") } else { format!("{n} failed ({c})") })
-            .collect();
+        let summary: Vec<String> =
+            results.iter().map(|(n, c)| if *c == 0 { format!("{n} ok") } else { format!("{n} failed ({c})") }).collect();
         eprintln!("vapt-get: {}", summary.join(", "));
     }
     Ok(results.iter().rev().find(|(_, c)| *c != 0).map_or(0, |(_, c)| (*c).clamp(1, 255) as u8))

@@ -91,10 +91,8 @@ fn run(cli: &cli::Cli, changes: &[Change]) -> anyhow::Result<()> {
 fn resolve_xid(paths: &Paths, s: &str) -> anyhow::Result<(u32, Option<String>)> {
     match Selector::parse(s).map_err(|e| anyhow!("--xid {s}: {e}"))? {
         Selector::Xid(x) => {
-            let name = config::list_guests(paths)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|n| config::load_guest(paths, n).is_ok_and(|g| g.xid == x));
+            let name =
+                config::list_guests(paths).unwrap_or_default().into_iter().find(|n| config::load_guest(paths, n).is_ok_and(|g| g.xid == x));
             Ok((x, name))
         }
         Selector::Name(n) => Ok((config::load_guest(paths, &n)?.xid, Some(n))),

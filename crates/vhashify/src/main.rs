@@ -1,5 +1,8 @@
 //! vhashify: share identical files between guests through a hash store.
 //! A thin caller of `vserver_core::unify`.
+// The doc comments of cli.rs are clap's help text (what `--help` prints),
+// not rustdoc: `<confdir>` and `[dev:]` there are meant literally.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod cli;
 
@@ -10,7 +13,6 @@ use clap::Parser;
 use cli::Cli;
 use vserver_core::cli::{report_error, EXIT_FAILURE, EXIT_USAGE};
 use vserver_core::unify::{self, RevertSelection, Summary, UnifyOptions};
-
 
 fn main() {
     vserver_core::cli::exit_quietly_on_closed_pipe();
@@ -62,11 +64,8 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
         let Some((name, rel)) = cli.names.split_first() else {
             return Err(UsageError("--revert needs NAME [PATH...]".into()).into());
         };
-        let sel = RevertSelection {
-            paths: rel.iter().map(PathBuf::from).collect(),
-            recursive: cli.recursive,
-            packages: cli.package.clone(),
-        };
+        let sel =
+            RevertSelection { paths: rel.iter().map(PathBuf::from).collect(), recursive: cli.recursive, packages: cli.package.clone() };
         sel.check().map_err(UsageError)?;
         return unify::revert(&paths, name, &sel, &opts);
     }

@@ -65,7 +65,6 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-
 /// The whole command line: the derived options plus one `--<res> VALUE`
 /// per resource.
 pub struct Cli;

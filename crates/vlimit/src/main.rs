@@ -1,6 +1,9 @@
 //! vlimit: show and change the limits of a running guest, util-vserver's
 //! command line. `-S`, `-H` and `-M` pick soft, hard or minimum for the next
 //! `--<resource>` only (none means hard); they can be combined (`-SH`).
+// The doc comments of cli.rs are clap's help text (what `--help` prints),
+// not rustdoc: `<confdir>` and `[dev:]` there are meant literally.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod cli;
 
@@ -10,12 +13,11 @@ use std::process::exit;
 use clap::FromArgMatches;
 use cli::{Args, VSERVER_ONLY};
 use vserver_core::cli::{report_error, EXIT_USAGE};
+use vserver_core::limits::context_stats;
 use vserver_core::limits::live::{apply_to_running, resolve_target};
 use vserver_core::limits::rlimit::{apply_to_self, LimitValue, Resource, RlimitSetting, ALL_RESOURCES};
 use vserver_core::limits::save::{save, Kind, SavedValue};
 use vserver_core::limits::show::{all_limits, layout_info, stats_json, stats_table, ShowOptions};
-use vserver_core::limits::context_stats;
-
 
 /// One `--<res> VALUE` as given, with the kinds the -M/-S/-H before it chose.
 struct Change {
@@ -175,8 +177,5 @@ fn settings(changes: &[Change]) -> Vec<RlimitSetting> {
 }
 
 fn saved_values(changes: &[Change]) -> Vec<SavedValue> {
-    changes
-        .iter()
-        .flat_map(|c| c.kinds.iter().map(move |k| SavedValue { resource: c.resource, kind: *k, text: c.text.clone() }))
-        .collect()
+    changes.iter().flat_map(|c| c.kinds.iter().map(move |k| SavedValue { resource: c.resource, kind: *k, text: c.text.clone() })).collect()
 }

@@ -46,8 +46,7 @@ pub fn default_bounding_set() -> CapSet {
 pub fn parse_capability(name: &str) -> Result<Capability, String> {
     let upper = name.trim().to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
-    full.parse::<Capability>()
-        .map_err(|_| "is not a Linux capability name (see capabilities(7))".to_string())
+    full.parse::<Capability>().map_err(|_| "is not a Linux capability name (see capabilities(7))".to_string())
 }
 
 /// Drops every capability outside `keep` from this thread's bounding set and
@@ -57,12 +56,10 @@ pub fn parse_capability(name: &str) -> Result<Capability, String> {
 /// recomputes them from the bounding set.
 pub fn restrict_to(keep: &CapSet) -> Result<(), String> {
     caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
-    caps::clear(None, caps::CapSet::Inheritable)
-        .map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
+    caps::clear(None, caps::CapSet::Inheritable).map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
     for cap in caps::runtime::thread_all_supported() {
         if !keep.contains(&cap) {
-            caps::drop(None, caps::CapSet::Bounding, cap)
-                .map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
+            caps::drop(None, caps::CapSet::Bounding, cap).map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
         }
     }
     Ok(())
@@ -81,8 +78,7 @@ pub fn bounding_set_drops(keep: &CapSet) -> Vec<Capability> {
 /// [`restrict_to`] with the drops computed beforehand.
 pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), String> {
     caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
-    caps::clear(None, caps::CapSet::Inheritable)
-        .map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
+    caps::clear(None, caps::CapSet::Inheritable).map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
     for cap in drops {
         // SAFETY: prctl with integer arguments; the result is checked.
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) } != 0 {

@@ -25,11 +25,7 @@ pub struct PathArgs {
 
 impl PathArgs {
     pub fn resolve(&self) -> anyhow::Result<Paths> {
-        let overrides = PathOverrides {
-            confdir: self.confdir.clone(),
-            vdirbase: self.vdirbase.clone(),
-            rundir: self.rundir.clone(),
-        };
+        let overrides = PathOverrides { confdir: self.confdir.clone(), vdirbase: self.vdirbase.clone(), rundir: self.rundir.clone() };
         Ok(Paths::resolve(&overrides)?)
     }
 }
@@ -81,11 +77,7 @@ pub fn exit_quietly_on_closed_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
+        let msg = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("");
         if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
             die_by_sigpipe();
         }

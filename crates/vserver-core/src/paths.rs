@@ -48,14 +48,11 @@ impl Paths {
         let confdir = pick(&flags.confdir, ENV_CONFDIR).unwrap_or_else(|| DEFAULT_CONFDIR.into());
         let vdirbase = match pick(&flags.vdirbase, ENV_VDIRBASE) {
             Some(v) => v,
-            None => read_path_entry(&confdir.join(".defaults/vdirbase"))?
-                .unwrap_or_else(|| DEFAULT_VDIRBASE.into()),
+            None => read_path_entry(&confdir.join(".defaults/vdirbase"))?.unwrap_or_else(|| DEFAULT_VDIRBASE.into()),
         };
         let rundir = pick(&flags.rundir, ENV_RUNDIR).unwrap_or_else(|| DEFAULT_RUNDIR.into());
-        let cgroup_root = std::env::var_os(ENV_CGROUP_ROOT)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| DEFAULT_CGROUP_ROOT.into());
+        let cgroup_root =
+            std::env::var_os(ENV_CGROUP_ROOT).filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| DEFAULT_CGROUP_ROOT.into());
         Ok(Paths { confdir, vdirbase, rundir, cgroup_root })
     }
 
@@ -91,9 +88,6 @@ pub fn validate_guest_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{name:?} is not a valid guest name (1-64 characters of A-Z a-z 0-9 . _ -, not starting with . or -)"
-        ))
+        Err(format!("{name:?} is not a valid guest name (1-64 characters of A-Z a-z 0-9 . _ -, not starting with . or -)"))
     }
 }
-

@@ -74,9 +74,9 @@ impl RunState {
     pub fn load(paths: &Paths, name: &str) -> io::Result<Option<RunState>> {
         let file = Self::file(paths, name);
         match fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", file.display()))),
         }
@@ -95,7 +95,6 @@ impl RunState {
         drop(f);
         fs::rename(&tmp, dir.join(STATE_FILE))
     }
-
 
     pub fn remove(paths: &Paths, name: &str) -> io::Result<()> {
         match fs::remove_file(Self::file(paths, name)) {

@@ -63,8 +63,7 @@ pub const DENIED_SYSCALLS: &[(i64, &str)] = &[
 
 /// Denied unless the guest's cflags say IO_URING: io_uring has been the
 /// source of many kernel escapes and bypasses seccomp for the calls it makes.
-pub const IO_URING_SYSCALLS: &[i64] =
-    &[libc::SYS_io_uring_setup, libc::SYS_io_uring_enter, libc::SYS_io_uring_register];
+pub const IO_URING_SYSCALLS: &[i64] = &[libc::SYS_io_uring_setup, libc::SYS_io_uring_enter, libc::SYS_io_uring_register];
 
 /// Namespace flags a guest may not create with unshare(2) or clone(2): it owns
 /// none beyond those it was started in.
@@ -319,9 +318,7 @@ fn install_program(prog: &[libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     // SAFETY: a program of the kernel's own sock_filter structs; the kernel
     // copies it and keeps no pointer to it.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, &fprog as *const _)
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, &fprog as *const _) };
     if rc != 0 {
         let e = io::Error::last_os_error();
         return Err(io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")));

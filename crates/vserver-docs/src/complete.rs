@@ -46,10 +46,7 @@ pub const BUILD_METHODS: &[&str] = &["skeleton", "busybox", "debootstrap", "clon
 
 /// The guests of the configuration root (`VSERVER_CONFDIR` or /etc/vservers).
 pub fn guest_names() -> Vec<String> {
-    Paths::resolve(&PathOverrides::default())
-        .ok()
-        .and_then(|p| vserver_core::config::list_guests(&p).ok())
-        .unwrap_or_default()
+    Paths::resolve(&PathOverrides::default()).ok().and_then(|p| vserver_core::config::list_guests(&p).ok()).unwrap_or_default()
 }
 
 fn candidates(values: Values, current: &OsStr) -> Vec<CompletionCandidate> {

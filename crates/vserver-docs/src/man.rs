@@ -38,9 +38,7 @@ impl PageText {
             }
         };
         for line in text.lines() {
-            let is_title = !line.is_empty()
-                && !line.starts_with(' ')
-                && line.chars().all(|c| c.is_ascii_uppercase() || c == ' ');
+            let is_title = !line.is_empty() && !line.starts_with(' ') && line.chars().all(|c| c.is_ascii_uppercase() || c == ' ');
             if is_title {
                 flush(&mut page, &mut para, &mut literal);
                 page.sections.push((line.trim().to_string(), Vec::new()));
@@ -112,9 +110,7 @@ pub fn render(cmd: &clap::Command, out: &mut dyn Write) -> io::Result<()> {
     // After build(), a subcommand's display name is its page's: `vserver-start`.
     let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
     let text = page_text(&name).unwrap_or_default();
-    let man = clap_mangen::Man::new(cmd.clone())
-        .manual("vserver-rs")
-        .source(format!("vserver-rs {}", env!("CARGO_PKG_VERSION")));
+    let man = clap_mangen::Man::new(cmd.clone()).manual("vserver-rs").source(format!("vserver-rs {}", env!("CARGO_PKG_VERSION")));
     man.render_title(out)?;
     man.render_name_section(out)?;
     man.render_synopsis_section(out)?;
@@ -158,10 +154,7 @@ mod tests {
             p.sections,
             vec![
                 ("DESCRIPTION".into(), vec![Block::Paragraph("One paragraph.".into()), Block::Paragraph("Two.".into())]),
-                (
-                    "EXAMPLES".into(),
-                    vec![Block::Literal(vec!["vps ax".into(), "vps -ef".into()]), Block::Paragraph("Text after.".into())]
-                ),
+                ("EXAMPLES".into(), vec![Block::Literal(vec!["vps ax".into(), "vps -ef".into()]), Block::Paragraph("Text after.".into())]),
             ]
         );
         assert_eq!(escape(".hidden a-b \\n"), "\\&.hidden a\\-b \\en");

@@ -7,7 +7,6 @@ use cli::Cli;
 use vserver_core::cli::report_error;
 use vserver_core::stat::{collect, export, format, Detail};
 
-
 fn main() {
     vserver_core::cli::exit_quietly_on_closed_pipe();
     let cli = Cli::parse();

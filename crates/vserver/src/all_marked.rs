@@ -85,7 +85,10 @@ pub fn plan(guests: &BTreeMap<String, Guest>, mark: &str, action: Action) -> Res
                 for d in &g.init.depends {
                     match guests.get(d) {
                         None => {
-                            p.blocked.insert(name.clone(), format!("it depends on {d:?}, which does not exist ({})", g.confdir.join("apps/init/depends").display()));
+                            p.blocked.insert(
+                                name.clone(),
+                                format!("it depends on {d:?}, which does not exist ({})", g.confdir.join("apps/init/depends").display()),
+                            );
                         }
                         Some(dg) if dg.disabled => {
                             p.blocked.insert(name.clone(), format!("it depends on {d:?}, which is disabled"));
@@ -152,7 +155,8 @@ fn execute(paths: &Paths, guests: &BTreeMap<String, Guest>, plan: &Plan, action:
             true
         });
         while running.len() < jobs {
-            let Some(i) = pending.iter().position(|n| plan.waits_for[*n].iter().all(|d| ok.contains(d) || !plan.waits_for.contains_key(d))) else {
+            let Some(i) = pending.iter().position(|n| plan.waits_for[*n].iter().all(|d| ok.contains(d) || !plan.waits_for.contains_key(d)))
+            else {
                 break;
             };
             let name = pending.remove(i).clone();
@@ -180,7 +184,13 @@ fn execute(paths: &Paths, guests: &BTreeMap<String, Guest>, plan: &Plan, action:
                     if status.success() {
                         ok.insert(name);
                     } else {
-                        eprintln!("vserver {name}: {} failed ({status})", match action { Action::Start => "start", Action::Stop { .. } => "stop" });
+                        eprintln!(
+                            "vserver {name}: {} failed ({status})",
+                            match action {
+                                Action::Start => "start",
+                                Action::Stop { .. } => "stop",
+                            }
+                        );
                         failed.insert(name);
                     }
                 }
@@ -204,8 +214,16 @@ fn spawn(paths: &Paths, exe: &std::path::Path, guest: &Guest, action: Action) ->
     };
     if let Some(tty) = &guest.init.tty {
         // util-vserver's --defaulttty: a terminal is input and output, a plain file output only.
-        let out = OpenOptions::new().append(true).create(false).open(tty).with_context(|| format!("opening {} (apps/init/tty)", tty.display()))?;
-        let input = if tty.metadata().map(|m| m.is_file()).unwrap_or(true) { Stdio::null() } else { Stdio::from(OpenOptions::new().read(true).open(tty)?) };
+        let out = OpenOptions::new()
+            .append(true)
+            .create(false)
+            .open(tty)
+            .with_context(|| format!("opening {} (apps/init/tty)", tty.display()))?;
+        let input = if tty.metadata().map(|m| m.is_file()).unwrap_or(true) {
+            Stdio::null()
+        } else {
+            Stdio::from(OpenOptions::new().read(true).open(tty)?)
+        };
         cmd.stdin(input).stdout(Stdio::from(out.try_clone()?)).stderr(Stdio::from(out));
     }
     Ok(Some(cmd.spawn()?))
@@ -246,7 +264,12 @@ mod tests {
 
     #[test]
     fn start_pulls_in_dependencies_and_skips_disabled() {
-        let g = guests(&[("db", "", &[], false), ("web", "default", &["db"], false), ("off", "default", &[], true), ("other", "x", &[], false)]);
+        let g = guests(&[
+            ("db", "", &[], false),
+            ("web", "default", &["db"], false),
+            ("off", "default", &[], true),
+            ("other", "x", &[], false),
+        ]);
         let p = plan(&g, "default", Action::Start).unwrap();
         assert_eq!(p.waits_for.keys().cloned().collect::<BTreeSet<_>>(), set(&["db", "web"]));
         assert_eq!(p.waits_for["web"], set(&["db"]));
@@ -263,7 +286,13 @@ mod tests {
         assert_eq!(stop.waits_for["db"], set(&["web"]));
         let start = plan(&g, "m", Action::Start).unwrap();
         assert!(start.blocked["app"].contains("disabled"));
-        let c = guests(&[("a", "m", &["b"], false), ("b", "m", &["a"], false), ("x", "", &[], false), ("y", "", &[], false), ("z", "", &[], false)]);
+        let c = guests(&[
+            ("a", "m", &["b"], false),
+            ("b", "m", &["a"], false),
+            ("x", "", &[], false),
+            ("y", "", &[], false),
+            ("z", "", &[], false),
+        ]);
         assert!(plan(&c, "m", Action::Start).unwrap_err().to_string().contains("cycle"));
     }
 }

@@ -127,7 +127,6 @@ pub enum Command {
     },
 }
 
-
 const BUILD_HELP: &str = "Methods and their arguments (after --):
   skeleton                          the configuration and an empty root
   busybox                           a small guest from the host's static busybox

@@ -82,7 +82,10 @@ fn merge(cmd: BuildArgs, def: BuildArgs) -> BuildArgs {
 }
 
 fn options(a: &BuildArgs) -> Result<BuildOptions, UsageError> {
-    let method = a.method.as_deref().ok_or_else(|| UsageError("build needs a method: -m METHOD (skeleton, busybox, debootstrap, clone or template)".into()))?;
+    let method = a
+        .method
+        .as_deref()
+        .ok_or_else(|| UsageError("build needs a method: -m METHOD (skeleton, busybox, debootstrap, clone or template)".into()))?;
     let method = Method::parse(method, &a.method_args)?;
     let interfaces = a
         .interfaces

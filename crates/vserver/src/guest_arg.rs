@@ -56,7 +56,9 @@ fn by_xid(paths: &Paths, given: &str) -> Result<String> {
     }
     for name in config::list_guests(paths).unwrap_or_default() {
         let file = paths.guest_confdir(&name).join("context");
-        if std::fs::read_to_string(&file).ok().and_then(|t| config::parse::meaningful_lines(&t).first().map(|l| l.text.clone())) == Some(xid.to_string()) {
+        if std::fs::read_to_string(&file).ok().and_then(|t| config::parse::meaningful_lines(&t).first().map(|l| l.text.clone()))
+            == Some(xid.to_string())
+        {
             return Ok(name);
         }
     }

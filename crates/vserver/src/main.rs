@@ -1,4 +1,7 @@
 //! `vserver NAME COMMAND`: build, start, stop, enter and inspect guests.
+// The doc comments of cli.rs are clap's help text (what `--help` prints),
+// not rustdoc: `<confdir>` and `[dev:]` there are meant literally.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use std::process::ExitCode;
 
@@ -10,11 +13,11 @@ use vserver_core::Paths;
 mod all_marked;
 mod cli;
 mod cmd_build;
+mod cmd_exec;
+mod cmd_ip;
 mod guest_arg;
 mod lifecycle;
 mod status;
-mod cmd_ip;
-mod cmd_exec;
 
 use cli::{Cli, Command};
 
@@ -98,4 +101,3 @@ fn hashify(paths: &Paths, name: &str, dry_run: bool, respect_mtime: bool, insecu
     }
     Ok(u8::from(summary.errors > 0))
 }
-

@@ -22,7 +22,9 @@ pub fn run(paths: &Paths, guest: &Named, json: bool) -> Result<u8> {
         println!("{}", json_doc(paths, &guest.name, &status));
     } else {
         match &status {
-            Status::Running(s) => print!("{}", running_text(&guest.as_given, s.xid, process_count(paths, s), now_secs() - s.started_at.min(now_secs()))),
+            Status::Running(s) => {
+                print!("{}", running_text(&guest.as_given, s.xid, process_count(paths, s), now_secs() - s.started_at.min(now_secs())))
+            }
             Status::Stopped => println!("Vserver '{}' is stopped", guest.as_given),
             Status::Stale(s) => {
                 println!("Vserver '{}' is stopped", guest.as_given);

@@ -139,4 +139,3 @@ impl Drop for RawKeys {
         let _ = write_stdout(b"\r\n");
     }
 }
-

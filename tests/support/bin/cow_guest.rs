@@ -65,11 +65,7 @@ fn main() {
         guest(&args, theirs);
     }
     drop(theirs);
-    let code = if args.plain {
-        wait(pid)
-    } else {
-        supervise(&args, pid, ours)
-    };
+    let code = if args.plain { wait(pid) } else { supervise(&args, pid, ours) };
     std::process::exit(code);
 }
 

@@ -20,8 +20,7 @@ pub(super) fn build(vdir: &Path) -> Result<()> {
     if !source.exists() {
         bail!("{} does not exist: install Debian's busybox-static package (apt-get install busybox-static)", source.display());
     }
-    let is_static = crate::hostinfo::tools::elf_is_static(&source)
-        .with_context(|| format!("reading {}", source.display()))?;
+    let is_static = crate::hostinfo::tools::elf_is_static(&source).with_context(|| format!("reading {}", source.display()))?;
     if !is_static {
         bail!("{} is dynamically linked; the guest needs a static one (apt-get install busybox-static)", source.display());
     }

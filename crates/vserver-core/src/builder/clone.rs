@@ -25,8 +25,25 @@ use crate::unify::{self, sys, ExcludeList};
 /// Configuration entries a clone takes over from its source: everything
 /// but what identifies the source (context, name, uts/nodename, interfaces).
 const CONFIG_COPIED: &[&str] = &[
-    "bcapabilities", "ccapabilities", "cflags", "flags", "fstab", "rlimits", "apps", "personality", "namespaces", "sched",
-    "cpuset", "uts/domainname", "nflags", "ncapabilities", "ulimits", "nice", "schedule", "sysctl", "cgroup",
+    "bcapabilities",
+    "ccapabilities",
+    "cflags",
+    "flags",
+    "fstab",
+    "rlimits",
+    "apps",
+    "personality",
+    "namespaces",
+    "sched",
+    "cpuset",
+    "uts/domainname",
+    "nflags",
+    "ncapabilities",
+    "ulimits",
+    "nice",
+    "schedule",
+    "sysctl",
+    "cgroup",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +158,11 @@ fn guest_with_root(paths: &Paths, root: &Path) -> Result<Option<String>> {
 fn source_ids(src: &OwnedFd) -> Result<IdMap> {
     let st = sys::fstat(src.as_fd())?;
     let range = crate::context::userns::RANGE;
-    Ok(if st.st_uid >= range && st.st_uid % range == 0 && st.st_gid == st.st_uid { IdMap { from_base: st.st_uid } } else { IdMap::default() })
+    Ok(if st.st_uid >= range && st.st_uid % range == 0 && st.st_gid == st.st_uid {
+        IdMap { from_base: st.st_uid }
+    } else {
+        IdMap::default()
+    })
 }
 
 /// The store the source's unified files are entries of, when there is one.

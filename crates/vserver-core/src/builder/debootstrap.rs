@@ -82,7 +82,11 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
     let options = with_init(options, init)?;
     if Command::new("debootstrap").arg("--version").output().is_err() {
         let uri = defaults.join("apps/debootstrap/uri");
-        let hint = if uri.exists() { format!(" ({} is not used here: vserver runs the host's debootstrap)", uri.display()) } else { String::new() };
+        let hint = if uri.exists() {
+            format!(" ({} is not used here: vserver runs the host's debootstrap)", uri.display())
+        } else {
+            String::new()
+        };
         bail!("debootstrap is not installed (apt-get install debootstrap){hint}");
     }
     let mut cmd = Command::new("debootstrap");
@@ -150,7 +154,11 @@ fn with_init(options: Vec<String>, init: InitChoice) -> Result<Vec<String>> {
             exclude.extend(list(v.to_string()));
         } else if o == "--include" || o == "--exclude" {
             let v = it.next().with_context(|| format!("debootstrap option {o} needs a package list"))?;
-            if o == "--include" { include.extend(list(v)) } else { exclude.extend(list(v)) }
+            if o == "--include" {
+                include.extend(list(v))
+            } else {
+                exclude.extend(list(v))
+            }
         } else {
             rest.push(o);
         }
@@ -229,7 +237,10 @@ mod tests {
     #[test]
     fn the_admins_packages_and_the_inits_become_one_include() {
         let o = with_init(s(&["--include=nginx-light,cron", "--variant=minbase", "--include", "less"]), InitChoice::Sysv).unwrap();
-        assert_eq!(o, s(&["--variant=minbase", "--include=nginx-light,cron,less,sysvinit-core,orphan-sysvinit-scripts", "--exclude=systemd-sysv"]));
+        assert_eq!(
+            o,
+            s(&["--variant=minbase", "--include=nginx-light,cron,less,sysvinit-core,orphan-sysvinit-scripts", "--exclude=systemd-sysv"])
+        );
         let o = with_init(s(&[]), InitChoice::Systemd).unwrap();
         assert_eq!(o, s(&["--include=systemd-sysv"]));
         assert!(with_init(s(&["--include=systemd-sysv"]), InitChoice::Sysv).is_err());

@@ -85,8 +85,7 @@ fn remove_tree_counting(path: &Path, removed: &mut Removed) -> io::Result<()> {
         other => other?,
     };
     let parent_path = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let parent = sys::open_at(cwd(), &cstr(parent_path)?, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-        .map_err(|e| with_path(path, e))?;
+    let parent = sys::open_at(cwd(), &cstr(parent_path)?, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|e| with_path(path, e))?;
     let name = cstr(Path::new(path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?))?;
     if meta.is_dir() {
         let dir = sys::open_at(parent.as_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|e| with_path(path, e))?;

@@ -37,7 +37,8 @@ impl Frozen {
         let targets = [target];
         // A guest someone else froze (an admin, a window) stays as it is.
         let ours = freezer::unrequested(&targets).with_context(|| format!("guest {name:?}: reading its freezer state"))?;
-        let frozen = freezer::freeze(ours, &targets, FREEZE_TIMEOUT).with_context(|| format!("guest {name:?} did not freeze; not copied"))?;
+        let frozen =
+            freezer::freeze(ours, &targets, FREEZE_TIMEOUT).with_context(|| format!("guest {name:?} did not freeze; not copied"))?;
         Ok(Frozen(frozen))
     }
 }

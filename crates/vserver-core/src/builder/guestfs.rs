@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::rootfs::resolve::{GuestRoot, Symlinks};
 use crate::sys::openat2::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
-use crate::unify::sys;
 /// Owner and mode a new file gets.
 pub use crate::sys::Owner;
+use crate::unify::sys;
 
 pub struct GuestTree {
     root: GuestRoot,
@@ -98,8 +98,7 @@ impl GuestTree {
     pub fn write(&self, rel: &Path, content: &[u8], owner: Owner) -> io::Result<()> {
         let (dir, name) = self.parent(rel, true)?.expect("created");
         let tmp = temp_name();
-        let fd = sys::open_at(dir.as_fd(), &tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
-            .map_err(|e| self.explain(rel, e))?;
+        let fd = sys::open_at(dir.as_fd(), &tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600).map_err(|e| self.explain(rel, e))?;
         let written = (|| {
             std::fs::File::from(fd.try_clone()?).write_all(content)?;
             // chown clears set-id bits and file capabilities: it goes first.

@@ -177,7 +177,14 @@ pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<Bui
 
 /// Runs the method and makes the tree this guest's own; returns the init
 /// style to record (None: leave what the configuration has).
-fn build_root(paths: &Paths, name: &str, opts: &BuildOptions, confdir: &Path, vdir: &Path, report: &mut BuildReport) -> Result<Option<InitChoice>> {
+fn build_root(
+    paths: &Paths,
+    name: &str,
+    opts: &BuildOptions,
+    confdir: &Path,
+    vdir: &Path,
+    report: &mut BuildReport,
+) -> Result<Option<InitChoice>> {
     let mut plan = PlanKind { machine_id: false, new_machine: false, guest_fit: false };
     let style = match &opts.method {
         Method::Skeleton => {
@@ -216,10 +223,15 @@ fn build_root(paths: &Paths, name: &str, opts: &BuildOptions, confdir: &Path, vd
         Method::Template(args) => {
             let unpacked = template::build(vdir, args)?;
             if unpacked.devices_skipped > 0 {
-                report.notes.push(format!("{} device nodes in the archive not made (a guest's /dev is made at every start)", unpacked.devices_skipped));
+                report.notes.push(format!(
+                    "{} device nodes in the archive not made (a guest's /dev is made at every start)",
+                    unpacked.devices_skipped
+                ));
             }
             if unpacked.xattrs_skipped > 0 {
-                report.notes.push(format!("{} extended attributes other than user.* and security.capability left out", unpacked.xattrs_skipped));
+                report
+                    .notes
+                    .push(format!("{} extended attributes other than user.* and security.capability left out", unpacked.xattrs_skipped));
             }
             let tree = GuestTree::open(vdir)?;
             for d in personalise::STALE_DIRS {
@@ -309,7 +321,11 @@ fn make_room(paths: &Paths, name: &str, confdir: &Path, vdir: &Path, force: bool
         return Ok(());
     }
     if !force {
-        bail!("guest {name:?} already exists ({} or {}); use --force to replace it (the old one is kept as NAME.~UNIXTIME~)", confdir.display(), vdir.display());
+        bail!(
+            "guest {name:?} already exists ({} or {}); use --force to replace it (the old one is kept as NAME.~UNIXTIME~)",
+            confdir.display(),
+            vdir.display()
+        );
     }
     if runstate::is_running(paths, name) {
         bail!("guest {name:?} is running; stop it before replacing it");
@@ -374,7 +390,10 @@ fn pick_xid(paths: &Paths, context: Option<u32>, report: &mut BuildReport) -> Re
         None => (100, false),
     };
     let xid = (start..=XID_MAX).find(|x| taken(*x).is_none()).with_context(|| {
-        format!("no free context id from {start} to {XID_MAX}{}", if from_counter { format!(" ({})", counter.display()) } else { String::new() })
+        format!(
+            "no free context id from {start} to {XID_MAX}{}",
+            if from_counter { format!(" ({})", counter.display()) } else { String::new() }
+        )
     })?;
     Ok((xid, from_counter))
 }

@@ -211,8 +211,7 @@ fn read_host_file(path: &Path) -> Result<Option<Vec<u8>>> {
 /// Masks, disabled scripts and commented-out gettys, for whichever init
 /// systems the tree has.
 fn fit_for_a_guest(tree: &GuestTree, notes: &mut Vec<String>) -> Result<()> {
-    let has_systemd = tree.stat(Path::new("lib/systemd/systemd"))?.is_some()
-        || tree.stat(Path::new("usr/lib/systemd/systemd"))?.is_some();
+    let has_systemd = tree.stat(Path::new("lib/systemd/systemd"))?.is_some() || tree.stat(Path::new("usr/lib/systemd/systemd"))?.is_some();
     if has_systemd {
         for (unit, _why) in SYSTEMD_MASKS {
             let rel = Path::new("etc/systemd/system").join(unit);

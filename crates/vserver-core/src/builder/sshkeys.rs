@@ -30,10 +30,8 @@ pub fn renew_host_keys(tree: &GuestTree, hostname: &str, notes: &mut Vec<String>
         let key = dir.join(format!("ssh_host_{kind}_key"));
         let public = dir.join(format!("ssh_host_{kind}_key.pub"));
         let made = tmp.0.join(format!("ssh_host_{kind}_key"));
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", &kind, "-N", "", "-C", &format!("root@{hostname}"), "-f"])
-            .arg(&made)
-            .output();
+        let out =
+            Command::new("ssh-keygen").args(["-q", "-t", &kind, "-N", "", "-C", &format!("root@{hostname}"), "-f"]).arg(&made).output();
         let out = match out {
             Ok(o) => o,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(

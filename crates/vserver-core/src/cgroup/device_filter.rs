@@ -65,7 +65,8 @@ pub fn program(rules: &[DeviceRule]) -> Result<Vec<Insn>, String> {
 /// cgroup.
 pub fn attach(cgroup_v2_dir: &Path, devices: &GuestDevices) -> Result<()> {
     let insns = program(devices.rules()).map_err(anyhow::Error::msg)?;
-    let spec = ProgSpec { prog_type: PROG_TYPE_CGROUP_DEVICE, expected_attach_type: ATTACH_CGROUP_DEVICE, attach_btf_id: 0, name: "vs_devices" };
+    let spec =
+        ProgSpec { prog_type: PROG_TYPE_CGROUP_DEVICE, expected_attach_type: ATTACH_CGROUP_DEVICE, attach_btf_id: 0, name: "vs_devices" };
     let prog = bpf_sys::prog_load(&spec, &insns).map_err(|e| anyhow::anyhow!("cannot load the device filter: {e}"))?;
     let cgroup = OwnedFd::from(File::open(cgroup_v2_dir).with_context(|| format!("opening {}", cgroup_v2_dir.display()))?);
     bpf_sys::prog_attach(&cgroup, &prog, ATTACH_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
@@ -88,9 +89,9 @@ mod tests {
             let (dst, src) = ((i.regs & 0xf) as usize, (i.regs >> 4) as usize);
             pc += 1;
             match i.code {
-                0x61 => r[dst] = u64::from(ctx[(i.off / 4) as usize]), // ldxw from ctx (r1)
-                0xbf => r[dst] = r[src],                               // mov64 reg
-                0xb7 => r[dst] = i.imm as i64 as u64,                  // mov64 imm
+                0x61 => r[dst] = u64::from(ctx[(i.off / 4) as usize]),  // ldxw from ctx (r1)
+                0xbf => r[dst] = r[src],                                // mov64 reg
+                0xb7 => r[dst] = i.imm as i64 as u64,                   // mov64 imm
                 0x54 => r[dst] = (r[dst] as u32 & i.imm as u32) as u64, // and32 imm
                 0x56 => {
                     // jne32 imm
@@ -123,8 +124,20 @@ mod tests {
     #[test]
     fn the_program_and_the_v1_rules_allow_exactly_the_same() {
         let extra = [
-            DeviceRule { kind: DevKind::Char, major: 6, minor: Some(0), access: Access::parse("rw").unwrap(), node: Some(PathBuf::from("lp0")) },
-            DeviceRule { kind: DevKind::Block, major: 7, minor: Some(3), access: Access::parse("r").unwrap(), node: Some(PathBuf::from("loop3")) },
+            DeviceRule {
+                kind: DevKind::Char,
+                major: 6,
+                minor: Some(0),
+                access: Access::parse("rw").unwrap(),
+                node: Some(PathBuf::from("lp0")),
+            },
+            DeviceRule {
+                kind: DevKind::Block,
+                major: 7,
+                minor: Some(3),
+                access: Access::parse("r").unwrap(),
+                node: Some(PathBuf::from("loop3")),
+            },
             DeviceRule { kind: DevKind::Char, major: 188, minor: None, access: Access::parse("rwm").unwrap(), node: None },
         ];
         let devices = GuestDevices::with_extra(&extra);
@@ -132,7 +145,25 @@ mod tests {
         let v1 = devices.v1_rules();
         let mut allowed = 0;
         for kind in [DevKind::Char, DevKind::Block] {
-            for (major, minor) in [(1, 1), (1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, 7), (6, 0), (6, 1), (7, 3), (7, 4), (8, 0), (188, 42), (10, 200)] {
+            for (major, minor) in [
+                (1, 1),
+                (1, 3),
+                (1, 5),
+                (1, 7),
+                (1, 8),
+                (1, 9),
+                (5, 0),
+                (5, 1),
+                (5, 2),
+                (136, 7),
+                (6, 0),
+                (6, 1),
+                (7, 3),
+                (7, 4),
+                (8, 0),
+                (188, 42),
+                (10, 200),
+            ] {
                 for access in 1..8 {
                     let bpf = run(&prog, kind, access, major, minor) == 1;
                     assert_eq!(bpf, v1_allows(&v1, kind, access, major, minor), "{kind:?} {major}:{minor} access {access}");

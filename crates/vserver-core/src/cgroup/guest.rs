@@ -305,8 +305,7 @@ impl GuestCgroup {
     /// BPF program does this. Only before `create_children`: the kernel
     /// takes "a" only for a cgroup without children.
     pub fn restrict_devices(&self, rules: &[&str]) -> io::Result<()> {
-        let Some(dir) = self.layout.v1_mount("devices").and_then(|m| self.dirs.iter().find(|d| d.starts_with(m)))
-        else {
+        let Some(dir) = self.layout.v1_mount("devices").and_then(|m| self.dirs.iter().find(|d| d.starts_with(m))) else {
             return Ok(());
         };
         write_file(&dir.join("devices.deny"), "a")?;

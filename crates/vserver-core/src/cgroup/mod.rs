@@ -16,8 +16,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use guest::{join_v1, GuestCgroup, SupervisorSeat, MAX_DEPTH, MAX_DESCENDANTS, PARENT, PAYLOAD, SUPERVISOR};
 pub use crate::sys::clone::CgroupEntry;
+pub use guest::{join_v1, GuestCgroup, SupervisorSeat, MAX_DEPTH, MAX_DESCENDANTS, PARENT, PAYLOAD, SUPERVISOR};
 
 /// How a guest's pid 1 (and joiners) get into the guest's cgroup on this
 /// kernel: created inside it (clone3 CLONE_INTO_CGROUP, kernel >= 5.7) or
@@ -66,9 +66,8 @@ impl Layout {
         if is_v2_dir(root) {
             return Ok(Layout { v1: Vec::new(), v2: Some(root.to_path_buf()) });
         }
-        let entries = fs::read_dir(root).map_err(|e| {
-            io::Error::new(e.kind(), format!("{}: cannot read the cgroup mounts: {e}", root.display()))
-        })?;
+        let entries =
+            fs::read_dir(root).map_err(|e| io::Error::new(e.kind(), format!("{}: cannot read the cgroup mounts: {e}", root.display())))?;
         let mut layout = Layout { v1: Vec::new(), v2: None };
         let mut names: Vec<_> = entries.flatten().collect();
         names.sort_by_key(|e| e.file_name());
@@ -83,8 +82,7 @@ impl Layout {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            let controllers: Vec<String> =
-                name.split(',').filter(|c| V1_CONTROLLERS.contains(c)).map(str::to_string).collect();
+            let controllers: Vec<String> = name.split(',').filter(|c| V1_CONTROLLERS.contains(c)).map(str::to_string).collect();
             if !controllers.is_empty() {
                 layout.v1.push(V1Hierarchy { controllers, mount: path });
             }

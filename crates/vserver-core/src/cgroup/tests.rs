@@ -47,11 +47,7 @@ fn v2_guest_cgroup_enables_controllers_top_down() {
     // Root, the shared parent and the guest's own cgroup hand the
     // controllers down, so payload (the guest's delegated subtree) has them.
     for dir in ["", "vserver", "vserver/g1"] {
-        assert_eq!(
-            fs::read_to_string(root.join(dir).join("cgroup.subtree_control")).unwrap(),
-            "+cpu +cpuset +memory +pids +io",
-            "{dir}"
-        );
+        assert_eq!(fs::read_to_string(root.join(dir).join("cgroup.subtree_control")).unwrap(), "+cpu +cpuset +memory +pids +io", "{dir}");
     }
     assert_eq!(fs::read_to_string(root.join("vserver/g1/cgroup.max.descendants")).unwrap(), MAX_DESCENDANTS.to_string());
     assert_eq!(fs::read_to_string(root.join("vserver/g1/cgroup.max.depth")).unwrap(), MAX_DEPTH.to_string());

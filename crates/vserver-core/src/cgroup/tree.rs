@@ -88,7 +88,12 @@ fn open_dir(at: RawFd, path: &Path) -> io::Result<OwnedFd> {
 
 /// Names of the sub-directories (child cgroups) of a cgroup directory.
 fn subdirs(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
-    let mut d = nix::dir::Dir::openat(Some(dir.as_raw_fd()), ".", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())?;
+    let mut d = nix::dir::Dir::openat(
+        Some(dir.as_raw_fd()),
+        ".",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )?;
     let mut out = Vec::new();
     for entry in d.iter() {
         let entry = entry?;

@@ -121,7 +121,12 @@ pub(super) fn check_compat(at: &Lookup, xid: u32, own_netns: bool, findings: &mu
         let path = at.file(file);
         if let Some(id) = parse_single(&path, |s| s.parse::<u32>().map_err(|_| "is not a number"))? {
             if id != xid {
-                findings.refused.push(ConfigError::bad_value(&path, 1, &id.to_string(), format!("differs from the context id {xid}: {what}")));
+                findings.refused.push(ConfigError::bad_value(
+                    &path,
+                    1,
+                    &id.to_string(),
+                    format!("differs from the context id {xid}: {what}"),
+                ));
             }
         }
         Ok(())
@@ -153,7 +158,12 @@ pub(super) fn check_compat(at: &Lookup, xid: u32, own_netns: bool, findings: &mu
     let action = at.file("apps/vshelper/action");
     if let Some(line) = read_single(&action)? {
         if line.text != "restart" {
-            findings.refused.push(ConfigError::bad_value(&action, line.number, &line.text, "is not restart: a reboot inside a guest restarts it, a halt stops it"));
+            findings.refused.push(ConfigError::bad_value(
+                &action,
+                line.number,
+                &line.text,
+                "is not restart: a reboot inside a guest restarts it, a halt stops it",
+            ));
         }
     }
     let umask = at.file("umask");
@@ -167,7 +177,11 @@ pub(super) fn check_compat(at: &Lookup, xid: u32, own_netns: bool, findings: &mu
         }
     }
     if at.guest.join("fstab.local").exists() {
-        findings.warnings.push(ConfigError::new(&at.guest.join("fstab.local"), 0, "is util-vserver's obsolete second fstab; it is mounted after fstab: merge it into fstab"));
+        findings.warnings.push(ConfigError::new(
+            &at.guest.join("fstab.local"),
+            0,
+            "is util-vserver's obsolete second fstab; it is mounted after fstab: merge it into fstab",
+        ));
     }
     Ok(())
 }

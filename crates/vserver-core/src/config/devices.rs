@@ -34,7 +34,12 @@ const NEVER: &[(u32, u32, &str)] = &[(1, 1, "mem (the host's physical memory)"),
 
 /// Reads both sources. Syntax errors are errors; devices that would give
 /// the guest the host go to `refused`, naming the file.
-pub fn parse_devices(vdevmap_dir: &Path, list: &Path, dev_root: &Path, refused: &mut Vec<ConfigError>) -> Result<Vec<DeviceRule>, ConfigError> {
+pub fn parse_devices(
+    vdevmap_dir: &Path,
+    list: &Path,
+    dev_root: &Path,
+    refused: &mut Vec<ConfigError>,
+) -> Result<Vec<DeviceRule>, ConfigError> {
     let wanted: Vec<(PathBuf, DeviceRule)> = parse_vdevmap(vdevmap_dir, dev_root)?.into_iter().chain(parse_list(list, dev_root)?).collect();
     // What the host's disks are is only read when a block device is asked for.
     let host = if wanted.iter().any(|(_, r)| r.kind == DevKind::Block) { HostDisks::read() } else { HostDisks { used: Vec::new() } };
@@ -68,7 +73,12 @@ fn parse_vdevmap(dir: &Path, dev_root: &Path) -> Result<Vec<(PathBuf, DeviceRule
     for m in maps {
         if let Some(flags) = read_single(&m.join("flags"))? {
             if flags.text != "0" {
-                return Err(ConfigError::bad_value(&m.join("flags"), flags.number, &flags.text, "raw device-mapping flags have no meaning on a stock kernel; use open, create and remap"));
+                return Err(ConfigError::bad_value(
+                    &m.join("flags"),
+                    flags.number,
+                    &flags.text,
+                    "raw device-mapping flags have no meaning on a stock kernel; use open, create and remap",
+                ));
             }
         }
         let device_file = m.join("device");
@@ -288,7 +298,10 @@ mod tests {
         fs::write(d.join("devices"), "c:188:*:rw\nb:7:3:r\nc:1:*\nb:8:*\n").unwrap();
         let rules = parse_devices(&d.join("vdevmap"), &d.join("devices"), Path::new("/dev"), &mut refused).unwrap();
         assert_eq!(rules.len(), 3, "{rules:?}");
-        assert_eq!(rules[0], DeviceRule { kind: DevKind::Char, major: 1, minor: Some(5), access: Access::parse("rw").unwrap(), node: Some("myzero".into()) });
+        assert_eq!(
+            rules[0],
+            DeviceRule { kind: DevKind::Char, major: 1, minor: Some(5), access: Access::parse("rw").unwrap(), node: Some("myzero".into()) }
+        );
         assert_eq!(rules[1].v1_rule(), "c 188:* rw");
         assert_eq!(rules[2].v1_rule(), "b 7:3 r");
         assert_eq!(refused.len(), 2, "{refused:?}");

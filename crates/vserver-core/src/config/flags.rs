@@ -26,17 +26,50 @@ pub enum ContextFlag {
 /// util-vserver flags that are always true here (pid namespace, private mount
 /// namespace, fake init, ...), accepted so existing configs keep working.
 const ALWAYS_ON_FLAGS: &[&str] = &[
-    "namespace", "private", "fakeinit", "hideinfo", "hide_mount", "hide_vinfo", "state_setup", "state_init",
-    "state_admin", "sc_helper", "persistent", "lock", "nproc", "ulimit", "info_init", "info_hide", "info_ulimit",
-    "info_namespace", "info_nspace", "info_lock", "info_nproc", "info_private", "info_hideinfo", "sched_prio",
+    "namespace",
+    "private",
+    "fakeinit",
+    "hideinfo",
+    "hide_mount",
+    "hide_vinfo",
+    "state_setup",
+    "state_init",
+    "state_admin",
+    "sc_helper",
+    "persistent",
+    "lock",
+    "nproc",
+    "ulimit",
+    "info_init",
+    "info_hide",
+    "info_ulimit",
+    "info_namespace",
+    "info_nspace",
+    "info_lock",
+    "info_nproc",
+    "info_private",
+    "info_hideinfo",
+    "sched_prio",
 ];
 
 /// util-vserver flags with no stock-kernel mechanism. `virt_load` and
 /// `virt_cpu` virtualised /proc/loadavg and /proc/stat, which a guest here
 /// sees as the host's.
 const UNSUPPORTED_FLAGS: &[&str] = &[
-    "virt_mem", "virt_load", "virt_cpu", "virt_time", "sched_pause", "igneg_nice", "igneg_ionice", "fork_rss",
-    "prolific", "single_cpu", "kthread", "sched_hard_cpu", "idle_time", "reboot_kill",
+    "virt_mem",
+    "virt_load",
+    "virt_cpu",
+    "virt_time",
+    "sched_pause",
+    "igneg_nice",
+    "igneg_ionice",
+    "fork_rss",
+    "prolific",
+    "single_cpu",
+    "kthread",
+    "sched_hard_cpu",
+    "idle_time",
+    "reboot_kill",
 ];
 
 /// What one flag name means here.
@@ -75,9 +108,26 @@ pub enum ContextCap {
 }
 
 const UNSUPPORTED_CCAPS: &[&str] = &[
-    "set_utsname", "utsname", "syslog", "secure_mount", "mount", "secure_remount", "remount", "binary_mount",
-    "dev_mount", "quota_ctl", "admin_mapper", "admin_cloop", "kthread", "net_admin", "tiocsti", "fs_security",
-    "fs_trusted", "oom_adjust", "audit_control", "namespace",
+    "set_utsname",
+    "utsname",
+    "syslog",
+    "secure_mount",
+    "mount",
+    "secure_remount",
+    "remount",
+    "binary_mount",
+    "dev_mount",
+    "quota_ctl",
+    "admin_mapper",
+    "admin_cloop",
+    "kthread",
+    "net_admin",
+    "tiocsti",
+    "fs_security",
+    "fs_trusted",
+    "oom_adjust",
+    "audit_control",
+    "namespace",
 ];
 
 pub fn parse_ccap(name: &str) -> Result<ContextCap, String> {
@@ -86,14 +136,13 @@ pub fn parse_ccap(name: &str) -> Result<ContextCap, String> {
     match lower {
         "raw_icmp" | "icmp" | "ping" => Ok(ContextCap::RawIcmp),
         "set_lease" => Ok(ContextCap::SetLease),
-        "set_rlimit" | "rlimit" => Err(
-            "would need CAP_SYS_RESOURCE on a stock kernel; a guest may always raise a soft limit up to its hard limit; remove it"
-                .into(),
-        ),
-        other if UNSUPPORTED_CCAPS.contains(&other) => Err(
-            "is a Linux-VServer context capability that a stock kernel cannot grant without CAP_SYS_ADMIN; remove it"
-                .into(),
-        ),
+        "set_rlimit" | "rlimit" => {
+            Err("would need CAP_SYS_RESOURCE on a stock kernel; a guest may always raise a soft limit up to its hard limit; remove it"
+                .into())
+        }
+        other if UNSUPPORTED_CCAPS.contains(&other) => {
+            Err("is a Linux-VServer context capability that a stock kernel cannot grant without CAP_SYS_ADMIN; remove it".into())
+        }
         _ => Err("is not a context capability name (see README, \"ccapabilities\")".into()),
     }
 }
@@ -115,8 +164,8 @@ pub fn parse_nflag(name: &str) -> Result<NetFlag, String> {
     match lower.strip_prefix("nxf_").unwrap_or(&lower) {
         "hide_netif" => Ok(NetFlag::HideNetif),
         "hide_lback" => Ok(NetFlag::HideLback),
-        "lock" | "private" | "single_ip" | "lback_remap" | "remap_lback" | "lback_allow" | "state_setup" | "state_admin"
-        | "sc_helper" | "persistent" | "info_lock" | "info_private" => Ok(NetFlag::AlwaysOn),
+        "lock" | "private" | "single_ip" | "lback_remap" | "remap_lback" | "lback_allow" | "state_setup" | "state_admin" | "sc_helper"
+        | "persistent" | "info_lock" | "info_private" => Ok(NetFlag::AlwaysOn),
         _ => Err("is not a network flag name (see README, \"nflags\")".into()),
     }
 }

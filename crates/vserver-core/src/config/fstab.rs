@@ -95,9 +95,8 @@ mod tests {
 
     #[test]
     fn parses_util_vserver_default_fstab() {
-        let lines = meaningful_lines(
-            "none /proc proc defaults 0 0\nnone /tmp tmpfs size=16m,mode=1777,nosuid 0 0\n/srv/data /data bind ro 0 0\n",
-        );
+        let lines =
+            meaningful_lines("none /proc proc defaults 0 0\nnone /tmp tmpfs size=16m,mode=1777,nosuid 0 0\n/srv/data /data bind ro 0 0\n");
         let e = parse_fstab(Path::new("fstab"), &lines).unwrap();
         assert_eq!(e[1].target, PathBuf::from("/tmp"));
         assert_eq!(e[1].data, "size=16m,mode=1777");

@@ -58,11 +58,7 @@ pub fn parse_interfaces(dir: &Path) -> Result<NetConfig, ConfigError> {
 }
 
 /// As [`parse_interfaces`]; `defaults_vlandev` is `.defaults/interfaces/vlandev`.
-pub fn parse_interfaces_noting(
-    dir: &Path,
-    defaults_vlandev: Option<&Path>,
-    notes: &mut InterfaceNotes,
-) -> Result<NetConfig, ConfigError> {
+pub fn parse_interfaces_noting(dir: &Path, defaults_vlandev: Option<&Path>, notes: &mut InterfaceNotes) -> Result<NetConfig, ConfigError> {
     let mut net = NetConfig {
         lback: parse_single(&dir.join("lback"), |s| s.parse::<IpAddr>().map_err(|_| "is not an IP address"))?,
         ..Default::default()
@@ -71,16 +67,15 @@ pub fn parse_interfaces_noting(
     for line in super::parse::read_lines(&allow_file)?.unwrap_or_default() {
         match line.text.parse::<IpAddr>() {
             Ok(a) if a.is_loopback() || a.to_canonical().is_loopback() => net.allow_loopback.push(a),
-            Ok(_) => return Err(ConfigError::bad_value(&allow_file, line.number, &line.text, "is not a loopback address (127.0.0.0/8 or ::1)")),
+            Ok(_) => {
+                return Err(ConfigError::bad_value(&allow_file, line.number, &line.text, "is not a loopback address (127.0.0.0/8 or ::1)"))
+            }
             Err(_) => return Err(ConfigError::bad_value(&allow_file, line.number, &line.text, "is not an IP address")),
         }
     }
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(net) };
-    let mut ids: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
+    let mut ids: Vec<String> =
+        entries.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).filter_map(|e| e.file_name().into_string().ok()).collect();
     ids.sort_by_key(|id| (id.parse::<u64>().unwrap_or(u64::MAX), id.clone()));
     let vlan_default = defaults_vlandev.is_some_and(|p| p.exists());
     for id in ids {
@@ -107,8 +102,7 @@ fn parse_one(dir: &Path, id: &str, vlan_default: bool, notes: &mut InterfaceNote
         return Ok(None);
     }
     let ip_file = own.join("ip");
-    let Some(ip) = parse_single(&ip_file, |s| s.parse::<IpAddr>().map_err(|_| "is not an IPv4 or IPv6 address"))?
-    else {
+    let Some(ip) = parse_single(&ip_file, |s| s.parse::<IpAddr>().map_err(|_| "is not an IPv4 or IPv6 address"))? else {
         return Err(ConfigError::new(&ip_file, 0, "is missing; every interface needs an ip"));
     };
     let prefix = prefix_for(dir, &own, ip)?;
@@ -234,7 +228,8 @@ fn wants_vlan_device(own: &Path, dir: &Path, vlan_default: bool) -> bool {
 
 /// Device names util-vserver turns into VLAN devices: `eth0.5`, `vlan5`.
 fn is_vlan_name(dev: &str) -> bool {
-    dev.starts_with("vlan") || dev.split_once('.').is_some_and(|(parent, vid)| !parent.is_empty() && !vid.is_empty() && vid.chars().all(|c| c.is_ascii_digit()))
+    dev.starts_with("vlan")
+        || dev.split_once('.').is_some_and(|(parent, vid)| !parent.is_empty() && !vid.is_empty() && vid.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]

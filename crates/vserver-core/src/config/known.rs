@@ -389,7 +389,16 @@ mod tests {
     #[test]
     fn unknown_files_are_named_once_and_backups_skipped() {
         let d = tempdir();
-        for f in ["context", "interfaces/0/ip", "interfaces/0/colour", "scripts/pre-start", "mystery/a/b", "rlimits/nofile", "context~", "apps/init/mark"] {
+        for f in [
+            "context",
+            "interfaces/0/ip",
+            "interfaces/0/colour",
+            "scripts/pre-start",
+            "mystery/a/b",
+            "rlimits/nofile",
+            "context~",
+            "apps/init/mark",
+        ] {
             let p = d.join(f);
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, "1\n").unwrap();

@@ -15,8 +15,8 @@ pub mod known;
 pub mod parse;
 pub mod process;
 pub mod sched;
-pub mod sysctl;
 pub mod shell;
+pub mod sysctl;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::caps::{self, CapSet};
 use crate::limits::rlimit::{LimitValue, Resource, RlimitSetting};
 use crate::paths::{validate_guest_name, Paths};
+use crate::rootfs::dev::{DeviceRule, GuestDevices};
 pub use cgroup_files::CgroupSetting;
 pub use compat::enter_shell_argv;
 use compat::{check_compat, load_net_spaces, load_personality, load_sched, load_shell, load_uts};
@@ -35,7 +36,6 @@ use parse::{name_edits, parse_single, read_lines, read_path_entry, read_single, 
 pub use process::{IoPriority, ProcessSettings};
 pub use sched::SchedConfig;
 pub use sysctl::Sysctl;
-use crate::rootfs::dev::{DeviceRule, GuestDevices};
 
 /// The lowest and highest xid util-vserver allows for a guest (0 is the host,
 /// 1 the spectator context).
@@ -254,19 +254,14 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     let confdir = paths.guest_confdir(name);
     validate_guest_name(name).map_err(|m| ConfigError::new(&confdir, 0, m))?;
     if !confdir.is_dir() {
-        return Err(ConfigError::new(
-            &confdir,
-            0,
-            format!("no such guest {name:?} (its configuration directory does not exist)"),
-        ));
+        return Err(ConfigError::new(&confdir, 0, format!("no such guest {name:?} (its configuration directory does not exist)")));
     }
     let at = Lookup { guest: &confdir, defaults: paths.defaults_dir() };
     let mut findings = Findings::default();
 
     let context_file = at.file("context");
-    let xid = parse_single(&context_file, parse_xid)?.ok_or_else(|| {
-        ConfigError::new(&context_file, 0, "is missing; every guest needs an xid (vserver NAME build --context XID)")
-    })?;
+    let xid = parse_single(&context_file, parse_xid)?
+        .ok_or_else(|| ConfigError::new(&context_file, 0, "is missing; every guest needs an xid (vserver NAME build --context XID)"))?;
     let display_name = read_single(&confdir.join("name"))?.map(|l| l.text).unwrap_or_else(|| name.to_string());
     let vdir = read_path_entry(&confdir.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(name));
     // In the order the fields were read before util-vserver's files were
@@ -287,7 +282,8 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
     }
     let own_netns = namespaces.contains(&ExtraNamespace::Net) || cflags.contains(&ContextFlag::HideNetif);
     let mut net_notes = interfaces::InterfaceNotes::default();
-    let net = interfaces::parse_interfaces_noting(&confdir.join("interfaces"), Some(&at.defaults.join("interfaces/vlandev")), &mut net_notes)?;
+    let net =
+        interfaces::parse_interfaces_noting(&confdir.join("interfaces"), Some(&at.defaults.join("interfaces/vlandev")), &mut net_notes)?;
     findings.refused.append(&mut net_notes.refused);
     findings.warnings.append(&mut net_notes.warnings);
     let sched = load_sched(&at)?;
@@ -402,10 +398,7 @@ fn load_cflags(at: &Lookup) -> Result<BTreeSet<ContextFlag>, ConfigError> {
 
 fn load_list<T: Ord>(file: &Path, parse: impl Fn(&str) -> Result<T, String>) -> Result<BTreeSet<T>, ConfigError> {
     let Some(lines) = read_lines(file)? else { return Ok(BTreeSet::new()) };
-    lines
-        .iter()
-        .map(|l| parse(&l.text).map_err(|e| ConfigError::bad_value(file, l.number, &l.text, e)))
-        .collect()
+    lines.iter().map(|l| parse(&l.text).map_err(|e| ConfigError::bad_value(file, l.number, &l.text, e))).collect()
 }
 
 /// `rlimits/<res>` sets hard and soft, `<res>.hard`, `.soft`, `.min` one each.
@@ -426,8 +419,7 @@ fn load_rlimits(at: &Lookup) -> Result<Vec<RlimitSetting>, ConfigError> {
                 _ => (fname.clone(), "both"),
             };
             let res = Resource::parse(&res_name).map_err(|e| ConfigError::new(&file, 0, e))?;
-            let value = parse_single(&file, LimitValue::parse)?
-                .ok_or_else(|| ConfigError::new(&file, 0, "is missing"))?;
+            let value = parse_single(&file, LimitValue::parse)?.ok_or_else(|| ConfigError::new(&file, 0, "is missing"))?;
             let s = by_res.entry(res).or_insert(RlimitSetting { resource: res, soft: None, hard: None, min: None });
             match kind {
                 "hard" => s.hard = Some(value),
@@ -515,8 +507,7 @@ fn load_init(at: &Lookup) -> Result<InitConfig, ConfigError> {
 
 /// Every guest under the config root (directories not starting with a dot).
 pub fn list_guests(paths: &Paths) -> Result<Vec<String>, ConfigError> {
-    let entries = std::fs::read_dir(&paths.confdir)
-        .map_err(|e| ConfigError::new(&paths.confdir, 0, format!("cannot list guests: {e}")))?;
+    let entries = std::fs::read_dir(&paths.confdir).map_err(|e| ConfigError::new(&paths.confdir, 0, format!("cannot list guests: {e}")))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())

@@ -59,8 +59,7 @@ pub fn meaningful_lines(content: &str) -> Vec<Line> {
         .enumerate()
         .filter_map(|(i, raw)| {
             let text = raw.trim();
-            (!text.is_empty() && !text.starts_with('#'))
-                .then(|| Line { number: i + 1, text: text.to_string() })
+            (!text.is_empty() && !text.starts_with('#')).then(|| Line { number: i + 1, text: text.to_string() })
         })
         .collect()
 }
@@ -72,12 +71,7 @@ pub fn read_single(file: &Path) -> Result<Option<Line>, ConfigError> {
     match lines.len() {
         0 => Err(ConfigError::new(file, 0, "is empty; remove the file or give it a value")),
         1 => Ok(lines.pop()),
-        _ => Err(ConfigError::bad_value(
-            file,
-            lines[1].number,
-            &lines[1].text,
-            "is a second value; this file holds exactly one",
-        )),
+        _ => Err(ConfigError::bad_value(file, lines[1].number, &lines[1].text, "is a second value; this file holds exactly one")),
     }
 }
 
@@ -96,9 +90,7 @@ pub fn read_path_entry(entry: &Path) -> Result<Option<PathBuf>, ConfigError> {
     match fs::symlink_metadata(entry) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ConfigError::io(entry, e)),
-        Ok(meta) if meta.file_type().is_symlink() => {
-            fs::read_link(entry).map(Some).map_err(|e| ConfigError::io(entry, e))
-        }
+        Ok(meta) if meta.file_type().is_symlink() => fs::read_link(entry).map(Some).map_err(|e| ConfigError::io(entry, e)),
         Ok(meta) if meta.is_dir() => Ok(Some(entry.to_path_buf())),
         Ok(_) => {
             let line = read_single(entry)?.expect("file exists");
@@ -112,14 +104,9 @@ pub fn read_path_entry(entry: &Path) -> Result<Option<PathBuf>, ConfigError> {
 }
 
 /// Parses a single value with `parse`, turning its error into a ConfigError.
-pub fn parse_single<T, E: std::fmt::Display>(
-    file: &Path,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Result<Option<T>, ConfigError> {
+pub fn parse_single<T, E: std::fmt::Display>(file: &Path, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<Option<T>, ConfigError> {
     let Some(line) = read_single(file)? else { return Ok(None) };
-    parse(&line.text)
-        .map(Some)
-        .map_err(|e| ConfigError::bad_value(file, line.number, &line.text, e))
+    parse(&line.text).map(Some).map_err(|e| ConfigError::bad_value(file, line.number, &line.text, e))
 }
 
 /// A name list with util-vserver's edit syntax: `NAME` adds, `~NAME` or
@@ -142,10 +129,7 @@ pub(crate) mod tests {
     #[test]
     fn comments_and_blank_lines_are_skipped_and_numbers_kept() {
         let lines = meaningful_lines("# c\n\n  CHOWN \n#x\nKILL\n");
-        assert_eq!(lines, vec![
-            Line { number: 3, text: "CHOWN".into() },
-            Line { number: 5, text: "KILL".into() },
-        ]);
+        assert_eq!(lines, vec![Line { number: 3, text: "CHOWN".into() }, Line { number: 5, text: "KILL".into() },]);
     }
 
     #[test]

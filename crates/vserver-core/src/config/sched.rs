@@ -50,17 +50,15 @@ pub fn parse_schedule(file: &Path, into: &mut SchedConfig) -> Result<(), ConfigE
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     const NAMES: [&str; 6] = ["fill-rate", "interval", "tokens", "tokens-min", "tokens-max", "priority-bias"];
     if lines.len() < 6 || lines[..6].iter().any(|l| l.is_empty()) {
-        return Err(ConfigError::new(
-            file,
-            lines.len().min(6),
-            format!("needs six lines ({}), one number each", NAMES.join(", ")),
-        ));
+        return Err(ConfigError::new(file, lines.len().min(6), format!("needs six lines ({}), one number each", NAMES.join(", "))));
     }
     let mut nums = [0i64; 6];
     for (i, line) in lines[..6].iter().enumerate() {
-        nums[i] = line.parse::<i64>().ok().filter(|n| *n >= 0 || i == 5).ok_or_else(|| {
-            ConfigError::bad_value(file, i + 1, line, format!("is not a valid {} (a whole number)", NAMES[i]))
-        })?;
+        nums[i] = line
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0 || i == 5)
+            .ok_or_else(|| ConfigError::bad_value(file, i + 1, line, format!("is not a valid {} (a whole number)", NAMES[i])))?;
     }
     if nums[1] == 0 {
         return Err(ConfigError::bad_value(file, 2, "0", "must be at least 1 (interval)"));
@@ -105,7 +103,10 @@ mod tests {
         std::fs::write(&f, "1\n4\n100\n1\n200\n0\n").unwrap();
         let mut s = SchedConfig::default();
         parse_schedule(&f, &mut s).unwrap();
-        assert_eq!((s.fill_rate, s.interval, s.tokens, s.tokens_min, s.tokens_max, s.priority_bias), (Some(1), Some(4), Some(100), Some(1), Some(200), Some(0)));
+        assert_eq!(
+            (s.fill_rate, s.interval, s.tokens, s.tokens_min, s.tokens_max, s.priority_bias),
+            (Some(1), Some(4), Some(100), Some(1), Some(200), Some(0))
+        );
         assert_eq!(s.source, f);
         std::fs::write(&f, "1\n4\n100\n").unwrap();
         assert!(parse_schedule(&f, &mut s).unwrap_err().to_string().contains("six lines"));

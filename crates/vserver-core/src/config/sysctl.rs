@@ -52,7 +52,12 @@ pub fn parse_sysctls(dir: &Path, own_netns: bool, refused: &mut Vec<ConfigError>
         let value = read_value(&value_file)?;
         let name = setting.text.replace('/', ".");
         if !valid_name(&name) {
-            return Err(ConfigError::bad_value(&setting_file, setting.number, &setting.text, "is not a sysctl name (like net.ipv4.ip_forward)"));
+            return Err(ConfigError::bad_value(
+                &setting_file,
+                setting.number,
+                &setting.text,
+                "is not a sysctl name (like net.ipv4.ip_forward)",
+            ));
         }
         match classify(&name) {
             Some(SysctlScope::Net) if !own_netns => refused.push(ConfigError::bad_value(
@@ -97,8 +102,17 @@ fn valid_name(name: &str) -> bool {
 /// per-namespace ones are checked again when they are written.
 pub fn classify(name: &str) -> Option<SysctlScope> {
     const IPC: &[&str] = &[
-        "kernel.shmmax", "kernel.shmall", "kernel.shmmni", "kernel.shm_rmid_forced", "kernel.msgmax", "kernel.msgmnb",
-        "kernel.msgmni", "kernel.sem", "kernel.auto_msgmni", "kernel.msg_next_id", "kernel.sem_next_id",
+        "kernel.shmmax",
+        "kernel.shmall",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.auto_msgmni",
+        "kernel.msg_next_id",
+        "kernel.sem_next_id",
         "kernel.shm_next_id",
     ];
     match name {

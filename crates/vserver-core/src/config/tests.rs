@@ -4,12 +4,8 @@ use std::fs;
 
 fn setup() -> (Paths, PathBuf) {
     let root = tempdir();
-    let paths = Paths {
-        confdir: root.join("etc"),
-        vdirbase: root.join("vservers"),
-        rundir: root.join("run"),
-        cgroup_root: root.join("cgroup"),
-    };
+    let paths =
+        Paths { confdir: root.join("etc"), vdirbase: root.join("vservers"), rundir: root.join("run"), cgroup_root: root.join("cgroup") };
     let g = paths.guest_confdir("web1");
     fs::create_dir_all(&g).unwrap();
     fs::create_dir_all(paths.defaults_dir()).unwrap();
@@ -106,12 +102,7 @@ fn init_and_machine() {
 #[test]
 fn the_sample_tree_parses() {
     let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc-vservers");
-    let paths = Paths {
-        confdir: tree,
-        vdirbase: "/vservers".into(),
-        rundir: "/run/vservers".into(),
-        cgroup_root: "/sys/fs/cgroup".into(),
-    };
+    let paths = Paths { confdir: tree, vdirbase: "/vservers".into(), rundir: "/run/vservers".into(), cgroup_root: "/sys/fs/cgroup".into() };
     let g = load_guest(&paths, "example").unwrap();
     assert_eq!(g.xid, 4242);
     assert_eq!(g.init.style, InitStyle::Plain);

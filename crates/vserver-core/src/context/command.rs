@@ -24,9 +24,7 @@ pub fn guest_environment(extra: &[String]) -> Vec<String> {
 /// is a plain terminal name), else `linux`.
 pub fn sanitized_term(term: Option<&str>) -> String {
     match term {
-        Some(t) if !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b)) => {
-            t.to_string()
-        }
+        Some(t) if !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b)) => t.to_string(),
         _ => "linux".to_string(),
     }
 }
@@ -56,8 +54,7 @@ pub fn exec(argv: &[String], env: &[String]) -> anyhow::Error {
 }
 
 fn is_executable(path: &str) -> bool {
-    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
-        && Path::new(path).metadata().map(|m| m.is_file()).unwrap_or(false)
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && Path::new(path).metadata().map(|m| m.is_file()).unwrap_or(false)
 }
 
 #[cfg(test)]

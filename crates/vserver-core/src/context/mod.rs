@@ -29,12 +29,12 @@ pub mod stop;
 pub mod userns;
 
 pub use console_log::{CONSOLE_LIMIT, MONITOR_LOG_LIMIT};
+pub use control::{ExecOptions, Outcome};
 pub use enter::{enter_shell, exec_in_guest, run_in_guest};
 pub use monitor::DEFAULT_READY_TIMEOUT;
-pub use oom::GUEST_OOM_SCORE_ADJ;
 pub use notify::NOTIFY_PATH;
+pub use oom::GUEST_OOM_SCORE_ADJ;
 pub use setup::SYSTEMD_PATHS;
-pub use control::{ExecOptions, Outcome};
 pub use start::start_guest;
 pub use stop::{stop_guest, StopOptions, Stopped};
 

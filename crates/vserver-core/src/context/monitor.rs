@@ -31,7 +31,6 @@ use nix::unistd::Pid;
 
 use super::console_log::{self, ConsoleLog};
 use super::control::{Control, JoinTarget};
-use crate::unify::cow::Supervisor;
 use super::halt::{self, HaltRequest};
 use super::network::Network;
 use super::report::StartReport;
@@ -42,6 +41,7 @@ use crate::config::{Guest, InitStyle};
 use crate::paths::Paths;
 use crate::runstate::{now_secs, ProcessId, RunState};
 use crate::sys::pidfd;
+use crate::unify::cow::Supervisor;
 
 /// How long `start` waits for a systemd guest's READY=1 unless
 /// `apps/init/ready-timeout` says otherwise: more than systemd's own
@@ -229,28 +229,28 @@ impl<'a> Boot<'a> {
                 // only if pid 1 got past setup all the same (fail closed).
                 let join = join_target(&cgroup, p.pid, &p.pidfd, &p.restrictions);
                 Ok(Boot {
-                paths,
-                guest,
-                cgroup,
-                network,
-                seat,
-                init: p.pid,
-                init_fd: p.pidfd,
-                child_report: Some(p.report),
-                child_error: Vec::new(),
-                start_socket: Some(p.start_socket),
-                start_messages: 0,
-                supervisor,
-                console: None,
-                notify: None,
-                log,
-                phase: Phase::Setup,
-                join: Some(join),
-                kill_at: None,
-                stop_requested: false,
-                failure: None,
-                ending: None,
-            })
+                    paths,
+                    guest,
+                    cgroup,
+                    network,
+                    seat,
+                    init: p.pid,
+                    init_fd: p.pidfd,
+                    child_report: Some(p.report),
+                    child_error: Vec::new(),
+                    start_socket: Some(p.start_socket),
+                    start_messages: 0,
+                    supervisor,
+                    console: None,
+                    notify: None,
+                    log,
+                    phase: Phase::Setup,
+                    join: Some(join),
+                    kill_at: None,
+                    stop_requested: false,
+                    failure: None,
+                    ending: None,
+                })
             }
             Err(e) => {
                 // Nothing of a failed start stays: addresses, programs and
@@ -316,12 +316,7 @@ impl<'a> Boot<'a> {
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        let ready = sources
-            .iter()
-            .zip(&fds)
-            .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
-            .map(|((s, _), _)| *s)
-            .collect();
+        let ready = sources.iter().zip(&fds).filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty())).map(|((s, _), _)| *s).collect();
         let control_events = fds[sources.len()..].iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
         Ok((ready, control_events))
     }
@@ -370,10 +365,8 @@ impl<'a> Boot<'a> {
         let now = Instant::now();
         if let Phase::AwaitingReady(at) = self.phase {
             if now >= at && self.failure.is_none() && !self.stop_requested {
-                self.failure = Some(format!(
-                    "it did not report ready within {} s (apps/init/ready-timeout)",
-                    ready_timeout(self.guest).as_secs()
-                ));
+                self.failure =
+                    Some(format!("it did not report ready within {} s (apps/init/ready-timeout)", ready_timeout(self.guest).as_secs()));
                 self.kill_init();
             }
         }
@@ -628,7 +621,10 @@ impl<'a> Boot<'a> {
         // The last words: console output and a report that came with the end.
         self.drain_console();
         if self.child_report.is_some() {
-            let _ = self.child_report.as_ref().map(|r| nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)));
+            let _ = self
+                .child_report
+                .as_ref()
+                .map(|r| nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)));
             if let Some(r) = self.child_report.as_mut() {
                 let mut rest = Vec::new();
                 let _ = r.read_to_end(&mut rest);

@@ -82,8 +82,8 @@ pub(super) fn start(
     let payload = cgroup.open_payload_v2()?;
     // The v1 hierarchies: the child enters them itself (see release_child).
     let v1_tasks = cgroup.open_payload_v1_tasks()?;
-    let forked = clone::fork_into(namespace_flags(guest), payload.as_ref().map(|f| f.as_fd()))
-        .context("creating the guest's namespaces")?;
+    let forked =
+        clone::fork_into(namespace_flags(guest), payload.as_ref().map(|f| f.as_fd())).context("creating the guest's namespaces")?;
     let (pid, pidfd, in_cgroup) = match forked {
         clone::Forked::Child => {
             drop((go.write, report.read, userns_ready.read, start_monitor, payload));
@@ -247,10 +247,7 @@ fn enter_fresh_time_namespace() -> Result<()> {
         return Err(std::io::Error::last_os_error()).context("creating a time namespace (VIRT_UPTIME)");
     }
     let now = |clock| nix::time::clock_gettime(clock).map(|t| t.tv_sec()).unwrap_or(0);
-    let offsets = format!(
-        "monotonic {} 0\nboottime {} 0\n",
-        -now(nix::time::ClockId::CLOCK_MONOTONIC),
-        -now(nix::time::ClockId::CLOCK_BOOTTIME)
-    );
+    let offsets =
+        format!("monotonic {} 0\nboottime {} 0\n", -now(nix::time::ClockId::CLOCK_MONOTONIC), -now(nix::time::ClockId::CLOCK_BOOTTIME));
     std::fs::write("/proc/self/timens_offsets", offsets).context("setting the time namespace offsets")
 }

@@ -50,7 +50,7 @@ pub fn of_process(pid: i32) -> Result<ProcessSettings> {
     const IOPRIO_WHO_PROCESS: libc::c_long = 1;
     // SAFETY: ioprio_get(2) with plain integers.
     let raw = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, pid as libc::c_long) };
-    let ionice = (raw > 0).then(|| crate::config::IoPriority { class: ((raw >> 13) & 0x7) as u8, level: (raw & 0xff) as u8 });
+    let ionice = (raw > 0).then_some(crate::config::IoPriority { class: ((raw >> 13) & 0x7) as u8, level: (raw & 0xff) as u8 });
     let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
         .with_context(|| format!("reading /proc/{pid}/oom_score_adj"))?
         .trim()

@@ -12,9 +12,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::channel::wait_for_go;
-use super::{fdpass, notify, userns};
 use super::restrict::{self, Restrictions};
 use super::GUEST_PATH;
+use super::{fdpass, notify, userns};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
 use crate::rootfs::{self, GuestRoot};
 
@@ -216,6 +216,5 @@ fn exec_clean_with(argv: &[String], term: Option<&str>, extra_env: &[String]) ->
 }
 
 fn is_executable(path: &str) -> bool {
-    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
-        && Path::new(path).metadata().map(|m| m.is_file()).unwrap_or(false)
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && Path::new(path).metadata().map(|m| m.is_file()).unwrap_or(false)
 }

@@ -121,7 +121,19 @@ pub fn quota_state(path: &Path) -> io::Result<QuotaState> {
         Ok(flags) if flags & sys::FS_QUOTA_PDQ_ACCT != 0 => Ok(QuotaState::AccountingOnly),
         Ok(_) => Ok(QuotaState::Off),
         // No quota support on this filesystem (or in this kernel) at all.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::ENOTTY) | Some(libc::EINVAL) | Some(libc::ENOENT) | Some(libc::ESRCH) | Some(libc::EOPNOTSUPP)) => Ok(QuotaState::Off),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS)
+                    | Some(libc::ENOTTY)
+                    | Some(libc::EINVAL)
+                    | Some(libc::ENOENT)
+                    | Some(libc::ESRCH)
+                    | Some(libc::EOPNOTSUPP)
+            ) =>
+        {
+            Ok(QuotaState::Off)
+        }
         Err(e) => Err(e),
     }
 }

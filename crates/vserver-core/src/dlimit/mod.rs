@@ -50,10 +50,9 @@ pub fn preflight(guest: &Guest) -> anyhow::Result<Vec<DiskLimit>> {
 
 fn check_one(guest: &Guest, limit: &DiskLimit) -> anyhow::Result<()> {
     let context = || format!("guest {:?}: disk limit {}", guest.name, limit.entry.display());
-    let dir_meta = std::fs::metadata(&limit.directory)
-        .with_context(|| format!("{}: directory {}", context(), limit.directory.display()))?;
-    let root_meta = std::fs::metadata(&guest.vdir)
-        .with_context(|| format!("{}: the guest root {}", context(), guest.vdir.display()))?;
+    let dir_meta =
+        std::fs::metadata(&limit.directory).with_context(|| format!("{}: directory {}", context(), limit.directory.display()))?;
+    let root_meta = std::fs::metadata(&guest.vdir).with_context(|| format!("{}: the guest root {}", context(), guest.vdir.display()))?;
     if dir_meta.dev() != root_meta.dev() {
         bail!(
             "{}: the guest root {} is not on the filesystem of {} (the limit counts the guest's files on that \
@@ -73,12 +72,9 @@ fn check_one(guest: &Guest, limit: &DiskLimit) -> anyhow::Result<()> {
             fs.describe(),
             fs.mount_point.display()
         ),
-        QuotaState::Off => bail!(
-            "{}: {} has no project quota, so the limit could not be enforced; {}",
-            context(),
-            fs.describe(),
-            fs.how_to_enable()
-        ),
+        QuotaState::Off => {
+            bail!("{}: {} has no project quota, so the limit could not be enforced; {}", context(), fs.describe(), fs.how_to_enable())
+        }
     }
 }
 
@@ -140,10 +136,7 @@ fn explain(on: &Path, e: io::Error) -> io::Error {
         return e;
     }
     match Filesystem::of(on) {
-        Ok(fs) => io::Error::new(
-            e.kind(),
-            format!("{} has no project quota turned on ({e}); {}", fs.describe(), fs.how_to_enable()),
-        ),
+        Ok(fs) => io::Error::new(e.kind(), format!("{} has no project quota turned on ({e}); {}", fs.describe(), fs.how_to_enable())),
         Err(_) => e,
     }
 }
@@ -201,8 +194,7 @@ pub fn usage(guest_confdir: &Path, xid: u32) -> anyhow::Result<Vec<DiskUsage>> {
     limits
         .iter()
         .map(|l| {
-            read_usage(&l.directory, xid)
-                .with_context(|| format!("reading the disk usage of project {xid} on {}", l.directory.display()))
+            read_usage(&l.directory, xid).with_context(|| format!("reading the disk usage of project {xid} on {}", l.directory.display()))
         })
         .collect()
 }

@@ -55,10 +55,9 @@ pub fn filesystem_support(dir: &Path) -> Support {
     };
     match quota_state(existing) {
         Ok(QuotaState::Enforced) => Support::Yes(format!("{} enforces project quotas", fs.describe())),
-        Ok(QuotaState::AccountingOnly) => Support::No(format!(
-            "{} counts project quotas but does not enforce them: mount it with prjquota",
-            fs.describe()
-        )),
+        Ok(QuotaState::AccountingOnly) => {
+            Support::No(format!("{} counts project quotas but does not enforce them: mount it with prjquota", fs.describe()))
+        }
         Ok(QuotaState::Off) => Support::No(format!("{} has no project quota: {}", fs.describe(), fs.how_to_enable())),
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
             Support::Unknown(format!("asking {} for its quota state was refused ({e}): run as root", fs.describe()))

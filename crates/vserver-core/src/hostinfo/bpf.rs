@@ -79,10 +79,7 @@ pub fn check(cgroup: &CgroupSummary, symbols: Option<&Symbols>) -> Check {
             ),
             Some((h, e)) => make(
                 Status::Missing,
-                format!(
-                    "the kernel cannot load {} programs ({e}): it needs CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF",
-                    h.what
-                ),
+                format!("the kernel cannot load {} programs ({e}): it needs CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF", h.what),
             ),
         },
         Some(symbols) => {
@@ -113,11 +110,7 @@ fn load_trivial(hook: &Hook) -> io::Result<()> {
     let mut a = Asm::new();
     a.ret(1);
     let insns = a.finish().map_err(io::Error::other)?;
-    let spec = ProgSpec {
-        prog_type: hook.prog_type,
-        expected_attach_type: hook.expected_attach_type,
-        attach_btf_id: 0,
-        name: "vs_info_probe",
-    };
+    let spec =
+        ProgSpec { prog_type: hook.prog_type, expected_attach_type: hook.expected_attach_type, attach_btf_id: 0, name: "vs_info_probe" };
     bpf_sys::try_prog_load(&spec, &insns).map(drop)
 }

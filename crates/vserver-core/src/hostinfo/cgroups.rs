@@ -41,10 +41,7 @@ pub fn checks(host: &Host) -> (CgroupSummary, Vec<Check>) {
         Ok(l) => l,
         Err(e) => {
             let summary = CgroupSummary { root: host.cgroup_root.clone(), ..Default::default() };
-            return (
-                summary,
-                vec![Check::new("cgroup.layout", Status::Missing, e.to_string(), LAYOUT_NEEDED_FOR, true)],
-            );
+            return (summary, vec![Check::new("cgroup.layout", Status::Missing, e.to_string(), LAYOUT_NEEDED_FOR, true)]);
         }
     };
     let summary = summarize(host, &layout);
@@ -72,13 +69,10 @@ fn layout_check(s: &CgroupSummary, kind: LayoutKind) -> Check {
     let v2 = s.v2_mount.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     let (status, detail) = match kind {
         LayoutKind::V2Only => (Status::Ok, format!("v2-only: cgroup2 at {v2}")),
-        LayoutKind::Hybrid => {
-            (Status::Ok, format!("hybrid: cgroup2 at {v2}, v1 hierarchies {} under {}", v1.join(" "), s.root.display()))
+        LayoutKind::Hybrid => (Status::Ok, format!("hybrid: cgroup2 at {v2}, v1 hierarchies {} under {}", v1.join(" "), s.root.display())),
+        LayoutKind::V1Only => {
+            (Status::Limited, format!("v1-only: hierarchies {} under {}, no cgroup2 mount", v1.join(" "), s.root.display()))
         }
-        LayoutKind::V1Only => (
-            Status::Limited,
-            format!("v1-only: hierarchies {} under {}, no cgroup2 mount", v1.join(" "), s.root.display()),
-        ),
     };
     Check::new("cgroup.layout", status, detail, LAYOUT_NEEDED_FOR, true)
 }

@@ -10,12 +10,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::fsops::{self, ScratchDir, FS_IMMUTABLE_FL};
+use super::{Check, Host, Status};
 use crate::unify::sys;
 use std::os::fd::AsFd;
-use super::{Check, Host, Status};
 
-const IMMUTABLE_NEEDED_FOR: &str =
-    "vhashify: unified files are immutable, so no guest can change a file for every guest sharing it";
+const IMMUTABLE_NEEDED_FOR: &str = "vhashify: unified files are immutable, so no guest can change a file for every guest sharing it";
 const REFLINK_NEEDED_FOR: &str = "vhashify --reflink: sharing extents copy-on-write instead of immutable hard links";
 const EXCHANGE_NEEDED_FOR: &str = "vhashify: replacing a guest file by its store link in one atomic step";
 const SAME_FS_NEEDED_FOR: &str = "vhashify: hard links from the guests into the hash store cannot cross filesystems";
@@ -89,13 +88,10 @@ fn immutable(place: &Place) -> Check {
     })();
     match result {
         Ok(true) => make(Status::Ok, format!("FS_IMMUTABLE_FL works on {}", place.describe())),
-        Ok(false) => {
-            make(Status::Missing, format!("FS_IMMUTABLE_FL is accepted but not enforced on {}", place.describe()))
+        Ok(false) => make(Status::Missing, format!("FS_IMMUTABLE_FL is accepted but not enforced on {}", place.describe())),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            make(Status::Limited, format!("setting FS_IMMUTABLE_FL on {} was refused ({e}): needs CAP_LINUX_IMMUTABLE", place.describe()))
         }
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => make(
-            Status::Limited,
-            format!("setting FS_IMMUTABLE_FL on {} was refused ({e}): needs CAP_LINUX_IMMUTABLE", place.describe()),
-        ),
         Err(e) => make(Status::Missing, format!("no FS_IMMUTABLE_FL on {}: {e}", place.describe())),
     }
 }
@@ -143,10 +139,9 @@ fn same_filesystem(base: &Place, store: &Place) -> Check {
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
     let make = |status, detail: String| Check::new("fs.hash_on_vdirbase", status, detail, SAME_FS_NEEDED_FOR, false);
     match (dev(&base.existing), dev(&store.existing)) {
-        (Ok(a), Ok(b)) if a == b => make(
-            Status::Ok,
-            format!("hash store {} is on the filesystem of {}", store.configured.display(), base.configured.display()),
-        ),
+        (Ok(a), Ok(b)) if a == b => {
+            make(Status::Ok, format!("hash store {} is on the filesystem of {}", store.configured.display(), base.configured.display()))
+        }
         (Ok(_), Ok(_)) => make(
             Status::Missing,
             format!(

@@ -23,9 +23,7 @@ pub fn version(host: &Host) -> (String, Check) {
             NEEDED_FOR,
             true,
         ),
-        None => {
-            Check::new("kernel", Status::Limited, format!("cannot read a version from {release:?}"), NEEDED_FOR, true)
-        }
+        None => Check::new("kernel", Status::Limited, format!("cannot read a version from {release:?}"), NEEDED_FOR, true),
     };
     (release, check)
 }

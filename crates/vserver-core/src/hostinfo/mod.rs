@@ -66,13 +66,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(
-        id: impl Into<String>,
-        status: Status,
-        detail: impl Into<String>,
-        needed_for: &str,
-        required: bool,
-    ) -> Check {
+    fn new(id: impl Into<String>, status: Status, detail: impl Into<String>, needed_for: &str, required: bool) -> Check {
         Check { id: id.into(), status, detail: detail.into(), needed_for: needed_for.to_string(), required }
     }
 }
@@ -146,8 +140,7 @@ pub fn probe(host: &Host) -> Report {
     checks.extend(fs_probe::checks(host));
     checks.extend(dlimits::checks(host));
     checks.extend(tools::checks());
-    let missing_required =
-        checks.iter().filter(|c| c.required && c.status == Status::Missing).map(|c| c.id.clone()).collect();
+    let missing_required = checks.iter().filter(|c| c.required && c.status == Status::Missing).map(|c| c.id.clone()).collect();
     Report { kernel, live: host.live, cgroup, checks, missing_required }
 }
 

@@ -29,13 +29,7 @@ fn namespaces() -> [Namespace; 8] {
         ns("ipc", "ipc", CloneFlags::CLONE_NEWIPC, true, "every guest: its own System V IPC and message queues"),
         ns("net", "net", CloneFlags::CLONE_NEWNET, false, "guests with `net` in their namespaces file"),
         ns("user", "user", CloneFlags::CLONE_NEWUSER, false, "guests with `user` in their namespaces file"),
-        ns(
-            "time",
-            "time",
-            CloneFlags::from_bits_retain(CLONE_NEWTIME),
-            false,
-            "cflags VIRT_UPTIME (the guest's uptime starts near 0)",
-        ),
+        ns("time", "time", CloneFlags::from_bits_retain(CLONE_NEWTIME), false, "cflags VIRT_UPTIME (the guest's uptime starts near 0)"),
         ns("cgroup", "cgroup", CloneFlags::CLONE_NEWCGROUP, false, "guests with `cgroup` in their namespaces file"),
     ]
 }
@@ -49,10 +43,7 @@ fn check(host: &Host, ns: &Namespace) -> Check {
     let entry = host.proc(&format!("self/ns/{}", ns.ns_file));
     let make = |status, detail: String| Check::new(id.clone(), status, detail, ns.needed_for, ns.required);
     if std::fs::symlink_metadata(&entry).is_err() {
-        return make(
-            Status::Missing,
-            format!("{} does not exist: the kernel has no {} namespaces", entry.display(), ns.name),
-        );
+        return make(Status::Missing, format!("{} does not exist: the kernel has no {} namespaces", entry.display(), ns.name));
     }
     let limit = host.proc(&format!("sys/user/max_{}_namespaces", ns.ns_file));
     if std::fs::read_to_string(&limit).is_ok_and(|v| v.trim() == "0") {

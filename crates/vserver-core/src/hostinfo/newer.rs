@@ -6,8 +6,8 @@
 use std::os::fd::AsRawFd;
 
 use super::kallsyms::{Evidence, Symbols};
-use crate::sys::clone3::{CloneArgs, CLONE_INTO_CGROUP};
 use super::{Check, Host, Status};
+use crate::sys::clone3::{CloneArgs, CLONE_INTO_CGROUP};
 
 const LANDLOCK_NEEDED_FOR: &str = "keeping guests out of the host's and each other's abstract unix sockets \
                                    (Landlock ABI 6, Linux 6.12)";
@@ -57,14 +57,10 @@ pub fn clone_into_cgroup(host: &Host, v2_mount: Option<&std::path::Path>, symbol
     match probe_clone3(v2) {
         Ok(()) => make(Status::Ok, format!("a child was born in this process's cgroup under {}", v2.display())),
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => make(Status::Missing, "no clone3 (Linux 5.3)".into()),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            make(Status::Missing, "clone3 refuses CLONE_INTO_CGROUP (Linux 5.7)".into())
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => make(Status::Missing, "clone3 refuses CLONE_INTO_CGROUP (Linux 5.7)".into()),
         Err(e) => make(Status::Limited, format!("the probe failed: {e}")),
     }
 }
-
-
 
 /// clone3 with CLONE_INTO_CGROUP into this process's own cgroup2 directory;
 /// the child exits at once.
@@ -72,12 +68,8 @@ fn probe_clone3(v2: &std::path::Path) -> std::io::Result<()> {
     let text = std::fs::read_to_string("/proc/self/cgroup")?;
     let rel = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
     let dir = std::fs::File::open(v2.join(rel.trim_start_matches('/')))?;
-    let mut args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: dir.as_raw_fd() as u64,
-        ..Default::default()
-    };
+    let mut args =
+        CloneArgs { flags: CLONE_INTO_CGROUP, exit_signal: libc::SIGCHLD as u64, cgroup: dir.as_raw_fd() as u64, ..Default::default() };
     // SAFETY: clone3 without CLONE_VM: the child is a copy of this process
     // and only calls _exit.
     let pid = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };

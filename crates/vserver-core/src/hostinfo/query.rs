@@ -128,7 +128,11 @@ pub fn query(paths: &Paths, target: &str, tag: &str, args: &[String], report: im
         },
         "CANONIFY" => {
             let c: String = target.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-            if c.is_empty() { Reply::No } else { value(c) }
+            if c.is_empty() {
+                Reply::No
+            } else {
+                value(c)
+            }
         }
         "VERIFYCAP" => yes_if(capabilities_enforced()),
         "VERIFYPROC" => yes_if(std::fs::File::open("/proc/uptime").is_ok()),
@@ -145,14 +149,22 @@ pub fn query(paths: &Paths, target: &str, tag: &str, args: &[String], report: im
                 Some(x) if (config::XID_MIN..=config::XID_MAX).contains(&x) => "static",
                 _ => "invalid",
             };
-            if args.is_empty() || args.iter().any(|a| a.eq_ignore_ascii_case(kind)) { value(kind) } else { Reply::No }
+            if args.is_empty() || args.iter().any(|a| a.eq_ignore_ascii_case(kind)) {
+                value(kind)
+            } else {
+                Reply::No
+            }
         }
         _ => Reply::No,
     }
 }
 
 fn yes_if(b: bool) -> Reply {
-    if b { Reply::Yes } else { Reply::No }
+    if b {
+        Reply::Yes
+    } else {
+        Reply::No
+    }
 }
 
 fn running(paths: &Paths, target: &str) -> Option<runstate::RunState> {

@@ -8,10 +8,8 @@ use super::kallsyms::{Evidence, Symbols};
 use super::{Check, Host, Status};
 use crate::sys::{openat2, pidfd};
 
-const SECCOMP_NEEDED_FOR: &str =
-    "every guest: the system-call deny list (kexec, module loading, bpf, open_by_handle_at, keyctl, ...)";
-const PIDFD_NEEDED_FOR: &str =
-    "the monitor, exec, enter and stop: signalling a guest's init without being fooled by a reused pid";
+const SECCOMP_NEEDED_FOR: &str = "every guest: the system-call deny list (kexec, module loading, bpf, open_by_handle_at, keyctl, ...)";
+const PIDFD_NEEDED_FOR: &str = "the monitor, exec, enter and stop: signalling a guest's init without being fooled by a reused pid";
 const OPENAT2_NEEDED_FOR: &str =
     "every guest start: fstab targets and host-side lookups in a guest tree resolved without following guest symlinks";
 
@@ -20,16 +18,11 @@ pub fn seccomp(host: &Host) -> Check {
     let path = host.proc("sys/kernel/seccomp/actions_avail");
     let actions = match std::fs::read_to_string(&path) {
         Ok(s) => s,
-        Err(e) => {
-            return make(Status::Missing, format!("{}: {e}: the kernel has no seccomp filter mode", path.display()))
-        }
+        Err(e) => return make(Status::Missing, format!("{}: {e}: the kernel has no seccomp filter mode", path.display())),
     };
     let has = |a: &str| actions.split_whitespace().any(|w| w == a);
     if !has("errno") || !has("allow") {
-        return make(
-            Status::Missing,
-            format!("{} lacks the errno or allow action: {}", path.display(), actions.trim()),
-        );
+        return make(Status::Missing, format!("{} lacks the errno or allow action: {}", path.display(), actions.trim()));
     }
     if !host.live {
         return make(Status::Ok, format!("filter mode, actions: {}", actions.trim()));

@@ -23,11 +23,8 @@ fn kernel_releases_parse() {
 fn kallsyms_names_syscalls_on_every_architecture() {
     let d = scratch("kallsyms");
     let f = d.join("kallsyms");
-    std::fs::write(
-        &f,
-        "0000000000000000 T __x64_sys_openat2\n0000000000000000 T __arm64_sys_pidfd_open\n0 t foo_sys_read [mod]\n",
-    )
-    .unwrap();
+    std::fs::write(&f, "0000000000000000 T __x64_sys_openat2\n0000000000000000 T __arm64_sys_pidfd_open\n0 t foo_sys_read [mod]\n")
+        .unwrap();
     let s = Symbols::read(&f);
     assert!(matches!(s.syscall("openat2"), Evidence::Present));
     assert!(matches!(s.syscall("pidfd_open"), Evidence::Present));
@@ -56,11 +53,7 @@ fn a_program_interpreter_makes_an_elf_dynamic() {
     let d = scratch("elf");
     std::fs::write(d.join("static"), elf64(&[1, 1, 4])).unwrap();
     std::fs::write(d.join("dynamic"), elf64(&[6, 3, 1])).unwrap();
-    std::fs::write(
-        d.join("script"),
-        b"#!/bin/sh\necho not an elf, but long enough to pass the size check ..........\n",
-    )
-    .unwrap();
+    std::fs::write(d.join("script"), b"#!/bin/sh\necho not an elf, but long enough to pass the size check ..........\n").unwrap();
     assert!(elf_is_static(&d.join("static")).unwrap());
     assert!(!elf_is_static(&d.join("dynamic")).unwrap());
     assert!(elf_is_static(&d.join("script")).is_err());
@@ -83,10 +76,7 @@ fn the_text_report_names_what_stops_working() {
     let text = render_text(&report);
     assert!(text.contains("without it: network contexts (needed by the default configuration)"), "{text}");
     assert!(text.contains("without it: vhashify --reflink (optional)"), "{text}");
-    assert!(
-        text.contains("1 ok, 0 limited, 2 missing; the default configuration cannot run here: cgroup.bpf missing"),
-        "{text}"
-    );
+    assert!(text.contains("1 ok, 0 limited, 2 missing; the default configuration cannot run here: cgroup.bpf missing"), "{text}");
 
     let mut unconfirmed = report.clone();
     unconfirmed.checks[1].status = Status::Limited;

@@ -29,9 +29,7 @@ fn busybox() -> Check {
     let make = |status, detail: String| Check::new("build.busybox", status, detail, BUSYBOX_NEEDED_FOR, false);
     match elf_is_static(&path) {
         Ok(true) => make(Status::Ok, format!("{} is statically linked", path.display())),
-        Ok(false) => {
-            make(Status::Missing, format!("{} is dynamically linked and would not run inside a guest", path.display()))
-        }
+        Ok(false) => make(Status::Missing, format!("{} is dynamically linked and would not run inside a guest", path.display())),
         Err(e) => make(Status::Missing, format!("{}: {e}", path.display())),
     }
 }
@@ -59,11 +57,8 @@ pub fn elf_is_static(path: &Path) -> std::io::Result<bool> {
     }
     let is64 = bytes[4] == 2;
     let le = bytes[5] == 1;
-    let u16_at = |o: usize| {
-        bytes
-            .get(o..o + 2)
-            .map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
-    };
+    let u16_at =
+        |o: usize| bytes.get(o..o + 2).map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) });
     let u32_at = |o: usize| {
         bytes.get(o..o + 4).map(|b| {
             let a = [b[0], b[1], b[2], b[3]];

@@ -39,7 +39,12 @@ pub fn plan(cg: &GuestCgroup, settings: &[CgroupSetting]) -> anyhow::Result<Vec<
             "blkio" | "io" => "io",
             "cgroup" => {
                 let dir = cg.v2_dir().ok_or_else(|| anyhow!("{}: cgroup.* files exist in cgroup v2 only", s.file.display()))?;
-                out.extend(s.values.iter().map(|v| CgroupWrite { dir: dir.to_path_buf(), file: s.name.clone(), value: v.clone(), from: s.file.clone() }));
+                out.extend(s.values.iter().map(|v| CgroupWrite {
+                    dir: dir.to_path_buf(),
+                    file: s.name.clone(),
+                    value: v.clone(),
+                    from: s.file.clone(),
+                }));
                 continue;
             }
             other => other,
@@ -97,15 +102,20 @@ pub fn translate(name: &str, values: &[String], version: Version, all: &[CgroupS
             if total == "-1" {
                 return one("memory.swap.max", "max".into());
             }
-            let limit = other("memory.limit_in_bytes").ok_or("memory.memsw.limit_in_bytes needs memory.limit_in_bytes beside it (cgroup v2 limits swap on its own: memory.swap.max)")?;
-            let swap = memparse(total)?.checked_sub(memparse(&limit)?).ok_or("memory.memsw.limit_in_bytes is below memory.limit_in_bytes")?;
+            let limit = other("memory.limit_in_bytes").ok_or(
+                "memory.memsw.limit_in_bytes needs memory.limit_in_bytes beside it (cgroup v2 limits swap on its own: memory.swap.max)",
+            )?;
+            let swap =
+                memparse(total)?.checked_sub(memparse(&limit)?).ok_or("memory.memsw.limit_in_bytes is below memory.limit_in_bytes")?;
             one("memory.swap.max", swap.to_string())
         }
         (Version::V2, "memory.use_hierarchy") => match single()? {
             "1" => Ok(Vec::new()),
             _ => Err("cgroup v2 is always hierarchical (memory.use_hierarchy 0 cannot be had)".into()),
         },
-        (Version::V2, n) if n.starts_with("memory.kmem.") => Err("cgroup v2 counts kernel memory in memory.max; there is no separate kernel memory limit".into()),
+        (Version::V2, n) if n.starts_with("memory.kmem.") => {
+            Err("cgroup v2 counts kernel memory in memory.max; there is no separate kernel memory limit".into())
+        }
         (Version::V2, "memory.swappiness" | "memory.oom_control" | "memory.move_charge_at_immigrate") => {
             Err(format!("{name} has no cgroup v2 counterpart"))
         }
@@ -164,7 +174,9 @@ pub fn translate(name: &str, values: &[String], version: Version, all: &[CgroupS
             if swap == "max" {
                 return one("memory.memsw.limit_in_bytes", "-1".into());
             }
-            let limit = other("memory.max").filter(|m| m != "max").ok_or("memory.swap.max needs a memory.max beside it (cgroup v1 limits memory and swap together)")?;
+            let limit = other("memory.max")
+                .filter(|m| m != "max")
+                .ok_or("memory.swap.max needs a memory.max beside it (cgroup v1 limits memory and swap together)")?;
             let total = memparse(swap)?.checked_add(memparse(&limit)?).ok_or("too large")?;
             one("memory.memsw.limit_in_bytes", total.to_string())
         }
@@ -181,7 +193,9 @@ pub fn translate(name: &str, values: &[String], version: Version, all: &[CgroupS
         }
         (Version::V1, "cpu.max.burst") => one("cpu.cfs_burst_us", single()?.to_string()),
         (Version::V1, "cpu.weight") => one("cpu.shares", weight_to_shares(number(single()?)?).to_string()),
-        (Version::V1, "cpu.weight.nice" | "cpu.idle" | "cpu.uclamp.min" | "cpu.uclamp.max") => Err(format!("{name} has no cgroup v1 counterpart")),
+        (Version::V1, "cpu.weight.nice" | "cpu.idle" | "cpu.uclamp.min" | "cpu.uclamp.max") => {
+            Err(format!("{name} has no cgroup v1 counterpart"))
+        }
         (Version::V1, "io.weight") => values
             .iter()
             .map(|v| {
@@ -298,7 +312,11 @@ mod tests {
     use crate::limits::testutil::{fill, hybrid_guest, v2_guest};
 
     fn setting(name: &str, values: &[&str]) -> CgroupSetting {
-        CgroupSetting { file: format!("/etc/vservers/g1/cgroup/{name}").into(), name: name.into(), values: values.iter().map(|v| v.to_string()).collect() }
+        CgroupSetting {
+            file: format!("/etc/vservers/g1/cgroup/{name}").into(),
+            name: name.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
     }
 
     fn t(name: &str, values: &[&str], v: Version, all: &[CgroupSetting]) -> Result<Vec<(String, String)>, String> {
@@ -315,7 +333,10 @@ mod tests {
         assert_eq!(t("memory.limit_in_bytes", &["64M"], V2, &[]).unwrap(), pairs(&[("memory.max", "64M")]));
         assert_eq!(t("memory.limit_in_bytes", &["-1"], V2, &[]).unwrap(), pairs(&[("memory.max", "max")]));
         let both = [setting("memory.limit_in_bytes", &["64M"]), setting("memory.memsw.limit_in_bytes", &["96M"])];
-        assert_eq!(t("memory.memsw.limit_in_bytes", &["96M"], V2, &both).unwrap(), pairs(&[("memory.swap.max", &(32u64 << 20).to_string())]));
+        assert_eq!(
+            t("memory.memsw.limit_in_bytes", &["96M"], V2, &both).unwrap(),
+            pairs(&[("memory.swap.max", &(32u64 << 20).to_string())])
+        );
         assert!(t("memory.memsw.limit_in_bytes", &["96M"], V2, &[]).unwrap_err().contains("needs memory.limit_in_bytes"));
         assert_eq!(t("cpu.shares", &["1024"], V2, &[]).unwrap(), pairs(&[("cpu.weight", "39")]));
         let q = [setting("cpu.cfs_quota_us", &["50000"]), setting("cpu.cfs_period_us", &["200000"])];
@@ -337,13 +358,19 @@ mod tests {
         assert_eq!(t("memory.max", &["max"], V1, &[]).unwrap(), pairs(&[("memory.limit_in_bytes", "-1")]));
         assert_eq!(t("memory.high", &["32M"], V1, &[]).unwrap(), pairs(&[("memory.soft_limit_in_bytes", "32M")]));
         assert!(t("memory.low", &["1M"], V1, &[]).unwrap_err().contains("guarantee"));
-        assert_eq!(t("cpu.max", &["25000 100000"], V1, &[]).unwrap(), pairs(&[("cpu.cfs_period_us", "100000"), ("cpu.cfs_quota_us", "25000")]));
+        assert_eq!(
+            t("cpu.max", &["25000 100000"], V1, &[]).unwrap(),
+            pairs(&[("cpu.cfs_period_us", "100000"), ("cpu.cfs_quota_us", "25000")])
+        );
         assert_eq!(t("cpu.weight", &["100"], V1, &[]).unwrap(), pairs(&[("cpu.shares", "2597")]));
         assert_eq!(
             t("io.max", &["8:0 rbps=100 wiops=max"], V1, &[]).unwrap(),
             pairs(&[("blkio.throttle.read_bps_device", "8:0 100"), ("blkio.throttle.write_iops_device", "8:0 0")])
         );
-        assert_eq!(t("io.weight", &["default 100", "8:0 10000"], V1, &[]).unwrap(), pairs(&[("blkio.weight", "19"), ("blkio.weight_device", "8:0 1000")]));
+        assert_eq!(
+            t("io.weight", &["default 100", "8:0 10000"], V1, &[]).unwrap(),
+            pairs(&[("blkio.weight", "19"), ("blkio.weight_device", "8:0 1000")])
+        );
         let sw = [setting("memory.max", &["64M"])];
         assert_eq!(t("memory.swap.max", &["32M"], V1, &sw).unwrap(), pairs(&[("memory.memsw.limit_in_bytes", &(96u64 << 20).to_string())]));
         assert_eq!(t("memory.limit_in_bytes", &["64M"], V1, &[]).unwrap(), pairs(&[("memory.limit_in_bytes", "64M")]));
@@ -367,7 +394,10 @@ mod tests {
         let dir = cg.v2_dir().unwrap().to_path_buf();
         fill(&dir, &[("cpu.weight", "100\n")]);
         let w = plan(&cg, &[setting("memory.limit_in_bytes", &["64M"]), setting("cpu.shares", &["512"])]).unwrap();
-        assert_eq!(w.iter().map(|w| (w.file.as_str(), w.value.as_str())).collect::<Vec<_>>(), [("memory.max", "64M"), ("cpu.weight", "20")]);
+        assert_eq!(
+            w.iter().map(|w| (w.file.as_str(), w.value.as_str())).collect::<Vec<_>>(),
+            [("memory.max", "64M"), ("cpu.weight", "20")]
+        );
         apply(&w).unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("memory.max")).unwrap(), "64M");
         let e = plan(&cg, &[setting("devices.allow", &["a"])]).unwrap_err().to_string();

@@ -6,13 +6,13 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
+use super::cgroup_files::{self, CgroupWrite};
 use super::controller::{locate, Controller, Max, Version};
 use super::cpu::{bucket_to_bandwidth, CpuLimits};
 use super::cpuset::CpusetLimits;
 use super::memory::MemoryLimits;
 use super::pids::PidsLimits;
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
-use super::cgroup_files::{self, CgroupWrite};
 use super::{cpu, cpuset, defaults, memory, pids};
 use crate::cgroup::GuestCgroup;
 use crate::config::{Guest, SchedConfig};
@@ -125,7 +125,8 @@ impl ContextLimits {
         let sched_file = in_file;
         match (sched.fill_rate, sched.interval) {
             (Some(rate), Some(interval)) => {
-                let bw = bucket_to_bandwidth(rate, interval, sched.tokens_max).map_err(|e| anyhow::anyhow!("{}: {e}", sched_file("fill-rate")))?;
+                let bw = bucket_to_bandwidth(rate, interval, sched.tokens_max)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", sched_file("fill-rate")))?;
                 self.cpu.bandwidth = Some(bw);
             }
             (None, None) if sched.tokens_max.is_some() => {

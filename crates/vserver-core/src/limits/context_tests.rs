@@ -9,12 +9,8 @@ use crate::paths::Paths;
 /// A guest config tree with the given files under its confdir.
 fn guest(files: &[(&str, &str)]) -> Guest {
     let confdir = tempdir();
-    let paths = Paths {
-        confdir: confdir.clone(),
-        vdirbase: confdir.join("vdirs"),
-        rundir: confdir.join("run"),
-        cgroup_root: confdir.join("cg"),
-    };
+    let paths =
+        Paths { confdir: confdir.clone(), vdirbase: confdir.join("vdirs"), rundir: confdir.join("run"), cgroup_root: confdir.join("cg") };
     let dir = confdir.join("g1");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("context"), "42\n").unwrap();
@@ -109,7 +105,10 @@ fn cgroup_files_are_translated_and_may_not_repeat_a_limit() {
     let (_root, cg) = v2_guest("pids memory\n");
     apply_context_limits(&cg, &guest(&[("cgroup/memory.limit_in_bytes", "64M\n")])).unwrap();
     assert_eq!(read(cg.v2_dir().unwrap(), "memory.max"), "64M");
-    let msg = format!("{:#}", apply_context_limits(&cg, &guest(&[("cgroup/memory.limit_in_bytes", "64M\n"), ("rlimits/rss", "1000\n")])).unwrap_err());
+    let msg = format!(
+        "{:#}",
+        apply_context_limits(&cg, &guest(&[("cgroup/memory.limit_in_bytes", "64M\n"), ("rlimits/rss", "1000\n")])).unwrap_err()
+    );
     assert!(msg.contains("cgroup/memory.limit_in_bytes") && msg.contains("rlimits/rss sets too"), "{msg}");
     let (root, cg) = hybrid_guest(&["memory", "pids"]);
     apply_context_limits(&cg, &guest(&[("cgroup/memory.max", "32M\n")])).unwrap();

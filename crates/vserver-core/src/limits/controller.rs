@@ -72,10 +72,9 @@ pub fn locate(cg: &GuestCgroup, controller: &str) -> anyhow::Result<Located> {
             layout_root(cg).join(controller).display(),
             root.join("cgroup.controllers").display()
         ),
-        (_, None) => bail!(
-            "the {controller} controller is not available: no v1 hierarchy {} is mounted",
-            layout_root(cg).join(controller).display()
-        ),
+        (_, None) => {
+            bail!("the {controller} controller is not available: no v1 hierarchy {} is mounted", layout_root(cg).join(controller).display())
+        }
     }
 }
 

@@ -61,9 +61,7 @@ pub fn bucket_to_bandwidth(fill_rate: u64, interval: u64, tokens_max: Option<u64
     let period_us = DEFAULT_PERIOD_US.max(period_for(MIN_QUOTA_US)).max(period_for(burst_us)).min(MAX_PERIOD_US);
     let quota_us = share(period_us);
     if quota_us < MIN_QUOTA_US {
-        return Err(format!(
-            "fill-rate/interval {fill_rate}/{interval} is less than 1/1000 of a CPU, below the smallest CFS quota"
-        ));
+        return Err(format!("fill-rate/interval {fill_rate}/{interval} is less than 1/1000 of a CPU, below the smallest CFS quota"));
     }
     Ok(Bandwidth { quota_us: Some(quota_us), period_us, burst_us: burst_us.min(quota_us) })
 }
@@ -119,11 +117,7 @@ impl Controller for V1 {
         let file = dir.join("cpu.stat");
         let text = read_file(&file)?;
         let key = |k: &str| keyed_value(&text, k).ok_or_else(|| invalid(&file, format!("has no {k:?} line")));
-        Ok(Throttling {
-            periods: key("nr_periods")?,
-            throttled: key("nr_throttled")?,
-            throttled_us: key("throttled_time")? / 1000,
-        })
+        Ok(Throttling { periods: key("nr_periods")?, throttled: key("nr_throttled")?, throttled_us: key("throttled_time")? / 1000 })
     }
 }
 

@@ -10,9 +10,9 @@ use anyhow::{bail, Context as _};
 
 use super::context::{rss_bytes, ContextLimits, Rollback};
 use super::controller::{locate, Max};
+use super::memory;
 use super::prlimit::{self, Pair};
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
-use super::memory;
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::paths::Paths;
 use crate::runstate::{self, RunState};
@@ -53,7 +53,10 @@ fn find_running(paths: &Paths, spec: &str) -> anyhow::Result<RunState> {
     match runstate::status(paths, spec)? {
         runstate::Status::Running(s) => Ok(s),
         _ if !paths.guest_confdir(spec).is_dir() => bail!("no such guest {spec:?}"),
-        _ => bail!("guest {spec:?} is not running; limits in {} apply at its next start", paths.guest_confdir(spec).join("rlimits").display()),
+        _ => bail!(
+            "guest {spec:?} is not running; limits in {} apply at its next start",
+            paths.guest_confdir(spec).join("rlimits").display()
+        ),
     }
 }
 

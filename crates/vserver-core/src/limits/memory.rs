@@ -6,9 +6,7 @@
 use std::io;
 use std::path::Path;
 
-use super::controller::{
-    invalid, keyed_value, max_text, optional, read_keyed, read_max, read_u64, Controller, Max, Version,
-};
+use super::controller::{invalid, keyed_value, max_text, optional, read_keyed, read_max, read_u64, Controller, Max, Version};
 use crate::cgroup::{read_file, write_file};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,10 +72,7 @@ impl Controller for V1 {
         if wanted.low.is_some_and(|l| l.is_some()) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!(
-                    "{}: a minimum (guaranteed) rss needs cgroup v2's memory.low; cgroup v1 has no equivalent",
-                    dir.display()
-                ),
+                format!("{}: a minimum (guaranteed) rss needs cgroup v2's memory.low; cgroup v1 has no equivalent", dir.display()),
             ));
         }
         write_max(Version::V1, &dir.join("memory.limit_in_bytes"), wanted.max)?;

@@ -6,10 +6,10 @@
 
 pub mod cgroup_files;
 pub mod context;
-pub mod defaults;
 pub mod controller;
 pub mod cpu;
 pub mod cpuset;
+pub mod defaults;
 pub mod live;
 pub mod memory;
 pub mod pids;

@@ -64,11 +64,7 @@ fn a_quarter_cpu_token_bucket_holds_a_busy_loop_near_25_percent() {
     let Some(cg) = real_cgroup("cpu") else { return };
     let guest = guest_with(&[("sched/fill-rate", "1\n"), ("sched/interval", "4\n")]);
     apply_context_limits(&cg.0, &guest).unwrap();
-    let mut child = Command::new("/bin/sh")
-        .args(["-c", "read go; while :; do :; done"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new("/bin/sh").args(["-c", "read go; while :; do :; done"]).stdin(Stdio::piped()).spawn().unwrap();
     let pid = child.id() as i32;
     // Guest processes live in payload, below the limits of vserver/NAME.
     cg.0.create_children().unwrap();

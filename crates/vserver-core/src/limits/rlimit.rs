@@ -74,9 +74,7 @@ impl Resource {
             return Ok(*r);
         }
         if VSERVER_ONLY.contains(&lower.as_str()) {
-            return Err(format!(
-                "{name:?} is a Linux-VServer context limit with no equivalent on a stock kernel"
-            ));
+            return Err(format!("{name:?} is a Linux-VServer context limit with no equivalent on a stock kernel"));
         }
         Err(format!(
             "{name:?} is not a resource limit name (known: {})",

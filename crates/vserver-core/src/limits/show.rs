@@ -102,7 +102,16 @@ pub fn stats_table(stats: &ContextStats) -> String {
     let known = |v: Option<u64>, f: &dyn Fn(u64) -> String| v.map_or("N/A".to_string(), f);
     if let Some(m) = &stats.memory {
         let min = m.min_bytes.map_or("N/A".into(), short_mem);
-        row(&mut out, "rss", &short_mem(m.current_bytes), &min, &mem(m.soft_bytes), &mem(m.hard_bytes), &known(m.peak_bytes, &short_mem), m.hits);
+        row(
+            &mut out,
+            "rss",
+            &short_mem(m.current_bytes),
+            &min,
+            &mem(m.soft_bytes),
+            &mem(m.hard_bytes),
+            &known(m.peak_bytes, &short_mem),
+            m.hits,
+        );
     }
     if let Some(p) = &stats.pids {
         let hard = p.hard.map_or("inf".into(), |v| v.to_string());
@@ -146,16 +155,14 @@ fn row(out: &mut String, name: &str, current: &str, min: &str, soft: &str, hard:
 pub fn layout_info(cgroup_root: &Path) -> anyhow::Result<String> {
     let layout = Layout::detect(cgroup_root)?;
     let mut out = format!("cgroup layout: {} at {}\n", layout.kind(), cgroup_root.display());
-    for (ctrl, limits) in [
-        ("memory", "rss"),
-        ("pids", "nproc"),
-        ("cpu", "sched/ token bucket"),
-        ("cpuset", "cpuset/"),
-        ("cpuacct", "CPU time (v1)"),
-    ] {
+    for (ctrl, limits) in
+        [("memory", "rss"), ("pids", "nproc"), ("cpu", "sched/ token bucket"), ("cpuset", "cpuset/"), ("cpuacct", "CPU time (v1)")]
+    {
         let place = match layout.v1_mount(ctrl) {
             Some(m) => format!("cgroup v1 hierarchy {}", m.display()),
-            None if layout.v2_controllers().iter().any(|c| c == ctrl) => format!("cgroup v2 {}", layout.v2.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            None if layout.v2_controllers().iter().any(|c| c == ctrl) => {
+                format!("cgroup v2 {}", layout.v2.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+            }
             None if ctrl == "cpuacct" && layout.v2.is_some() => "cgroup v2 cpu.stat".into(),
             None => "not available".into(),
         };
@@ -164,8 +171,10 @@ pub fn layout_info(cgroup_root: &Path) -> anyhow::Result<String> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     out.push_str(&format!("  cpu burst (sched/tokens-max): {}\n", burst_support(&layout, release.trim()).describe()));
     if layout.kind() == crate::cgroup::LayoutKind::V2Only {
-        out.push_str("  note: start enables the controllers it needs in the cgroup root's cgroup.subtree_control; \
-                      they stay enabled after the last guest is gone\n");
+        out.push_str(
+            "  note: start enables the controllers it needs in the cgroup root's cgroup.subtree_control; \
+                      they stay enabled after the last guest is gone\n",
+        );
     }
     Ok(out)
 }
@@ -218,10 +227,7 @@ fn cpu_cgroup_below(root: &Path) -> Option<std::path::PathBuf> {
     let children = |d: &Path| -> Vec<std::path::PathBuf> {
         std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default()
     };
-    children(root)
-        .into_iter()
-        .flat_map(|c| std::iter::once(c.clone()).chain(children(&c)))
-        .find(|d| d.join("cpu.max").exists())
+    children(root).into_iter().flat_map(|c| std::iter::once(c.clone()).chain(children(&c))).find(|d| d.join("cpu.max").exists())
 }
 
 fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
@@ -277,9 +283,24 @@ mod tests {
     #[test]
     fn stats_table_rows() {
         let s = ContextStats {
-            memory: Some(MemoryStats { current_bytes: 5 << 20, hard_bytes: Some(64 << 20), peak_bytes: Some(64 << 20), hits: 3, oom_kills: Some(1), ..Default::default() }),
+            memory: Some(MemoryStats {
+                current_bytes: 5 << 20,
+                hard_bytes: Some(64 << 20),
+                peak_bytes: Some(64 << 20),
+                hits: 3,
+                oom_kills: Some(1),
+                ..Default::default()
+            }),
             pids: Some(PidsStats { current: 7, hard: Some(20), peak: Some(20), hits: 2 }),
-            cpu: Some(CpuStats { user_us: 1_000_000, system_us: 500_000, quota_us: Some(25_000), period_us: Some(100_000), burst_us: Some(0), throttled: Some(12), throttled_us: Some(5) }),
+            cpu: Some(CpuStats {
+                user_us: 1_000_000,
+                system_us: 500_000,
+                quota_us: Some(25_000),
+                period_us: Some(100_000),
+                burst_us: Some(0),
+                throttled: Some(12),
+                throttled_us: Some(5),
+            }),
         };
         assert_eq!(
             stats_table(&s),

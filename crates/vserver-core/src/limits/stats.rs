@@ -128,22 +128,33 @@ mod tests {
     fn v2_stats() {
         let (_root, cg) = v2_guest("cpu memory pids\n");
         let dir = cg.v2_dir().unwrap().to_path_buf();
-        fill(&dir, &[
-            ("memory.max", "67108864\n"),
-            ("memory.current", "1000\n"),
-            ("memory.peak", "67108864\n"),
-            ("memory.events", "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n"),
-            ("pids.max", "20\n"),
-            ("pids.current", "20\n"),
-            ("pids.events", "max 3\n"),
-            ("cpu.max", "25000 100000\n"),
-            ("cpu.stat", "usage_usec 7\nuser_usec 5\nsystem_usec 2\nnr_periods 30\nnr_throttled 12\nthrottled_usec 900\n"),
-        ]);
+        fill(
+            &dir,
+            &[
+                ("memory.max", "67108864\n"),
+                ("memory.current", "1000\n"),
+                ("memory.peak", "67108864\n"),
+                ("memory.events", "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n"),
+                ("pids.max", "20\n"),
+                ("pids.current", "20\n"),
+                ("pids.events", "max 3\n"),
+                ("cpu.max", "25000 100000\n"),
+                ("cpu.stat", "usage_usec 7\nuser_usec 5\nsystem_usec 2\nnr_periods 30\nnr_throttled 12\nthrottled_usec 900\n"),
+            ],
+        );
         let s = context_stats(&cg).unwrap();
-        assert_eq!(s.memory.unwrap(), MemoryStats {
-            current_bytes: 1000, min_bytes: Some(0), soft_bytes: None, hard_bytes: Some(64 << 20),
-            peak_bytes: Some(64 << 20), hits: 9, oom_kills: Some(1),
-        });
+        assert_eq!(
+            s.memory.unwrap(),
+            MemoryStats {
+                current_bytes: 1000,
+                min_bytes: Some(0),
+                soft_bytes: None,
+                hard_bytes: Some(64 << 20),
+                peak_bytes: Some(64 << 20),
+                hits: 9,
+                oom_kills: Some(1),
+            }
+        );
         assert_eq!(s.pids.unwrap(), PidsStats { current: 20, hard: Some(20), peak: None, hits: 3 });
         let cpu = s.cpu.unwrap();
         assert_eq!((cpu.user_us, cpu.system_us, cpu.quota_us, cpu.throttled), (5, 2, Some(25_000), Some(12)));

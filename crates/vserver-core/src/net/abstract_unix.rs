@@ -80,9 +80,7 @@ pub fn probe() -> Support {
     match landlock_abi() {
         Ok(abi) if abi >= SCOPE_ABI => Support::Scoped { abi },
         Ok(abi) => Support::Missing {
-            reason: format!(
-                "Landlock ABI {abi} has no abstract unix socket scoping (ABI {SCOPE_ABI}, kernel 6.12 or later)"
-            ),
+            reason: format!("Landlock ABI {abi} has no abstract unix socket scoping (ABI {SCOPE_ABI}, kernel 6.12 or later)"),
         },
         Err(reason) => Support::Missing { reason },
     }
@@ -95,9 +93,8 @@ pub fn probe() -> Support {
 pub fn scope_self() -> io::Result<()> {
     let attr = RulesetAttr { handled_access_fs: 0, handled_access_net: 0, scoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET };
     // SAFETY: attr is a live struct of the size passed; the kernel reads it only.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, std::mem::size_of::<RulesetAttr>(), 0u32)
-    };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, std::mem::size_of::<RulesetAttr>(), 0u32) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -145,9 +142,7 @@ pub fn scope_for_guest(guest: &Guest) -> anyhow::Result<()> {
     if !guest_needs_scope(guest) || SCOPED.load(Ordering::SeqCst) {
         return Ok(());
     }
-    scope_self().map_err(|e| {
-        anyhow::anyhow!("guest {:?}: cannot scope abstract unix sockets with Landlock: {e}", guest.name)
-    })?;
+    scope_self().map_err(|e| anyhow::anyhow!("guest {:?}: cannot scope abstract unix sockets with Landlock: {e}", guest.name))?;
     SCOPED.store(true, Ordering::SeqCst);
     Ok(())
 }
@@ -155,8 +150,8 @@ pub fn scope_for_guest(guest: &Guest) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
     use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 
     fn abstract_name(tag: &str) -> SocketAddr {
         SocketAddr::from_abstract_name(format!("vs-unit-{tag}-{}", std::process::id())).unwrap()

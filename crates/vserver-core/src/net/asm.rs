@@ -263,8 +263,7 @@ impl Asm {
 
 impl Reg {
     fn from_u8(v: u8) -> Reg {
-        [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6, Reg::R7, Reg::R8, Reg::R9, Reg::R10]
-            [v as usize]
+        [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6, Reg::R7, Reg::R8, Reg::R9, Reg::R10][v as usize]
     }
 }
 

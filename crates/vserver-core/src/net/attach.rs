@@ -33,12 +33,7 @@ fn open_cgroup(dir: &Path) -> anyhow::Result<OwnedFd> {
 }
 
 fn load(p: &Program) -> anyhow::Result<OwnedFd> {
-    let spec = ProgSpec {
-        prog_type: p.prog_type,
-        expected_attach_type: p.attach_type,
-        attach_btf_id: p.attach_btf_id,
-        name: p.name,
-    };
+    let spec = ProgSpec { prog_type: p.prog_type, expected_attach_type: p.attach_type, attach_btf_id: p.attach_btf_id, name: p.name };
     bpf_sys::prog_load(&spec, &p.insns).map_err(|e| anyhow::anyhow!("cannot load BPF program {}: {e}", p.name))
 }
 

@@ -94,10 +94,7 @@ pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()>
 /// BPF_MAP_UPDATE_ELEM with BPF_ANY.
 pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
     let mut a = Attr::new();
-    a.put_u32(0, map.as_raw_fd() as u32)
-        .put_u64(8, key.as_ptr() as u64)
-        .put_u64(16, value.as_ptr() as u64)
-        .put_u64(24, 0);
+    a.put_u32(0, map.as_raw_fd() as u32).put_u64(8, key.as_ptr() as u64).put_u64(16, value.as_ptr() as u64).put_u64(24, 0);
     bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(drop)
 }
 
@@ -177,10 +174,7 @@ fn load_with_log(spec: &ProgSpec, insns: &[Insn], log: &mut [u8]) -> io::Result<
 /// BPF_PROG_ATTACH of `prog` to the cgroup open as `cgroup`.
 pub fn prog_attach(cgroup: &OwnedFd, prog: &OwnedFd, attach_type: u32, flags: u32) -> io::Result<()> {
     let mut a = Attr::new();
-    a.put_u32(0, cgroup.as_raw_fd() as u32)
-        .put_u32(4, prog.as_raw_fd() as u32)
-        .put_u32(8, attach_type)
-        .put_u32(12, flags);
+    a.put_u32(0, cgroup.as_raw_fd() as u32).put_u32(4, prog.as_raw_fd() as u32).put_u32(8, attach_type).put_u32(12, flags);
     bpf(BPF_PROG_ATTACH, &mut a).map(drop)
 }
 
@@ -196,10 +190,7 @@ pub fn prog_detach(cgroup: &OwnedFd, prog: &OwnedFd, attach_type: u32) -> io::Re
 pub fn prog_query(cgroup: &OwnedFd, attach_type: u32) -> io::Result<Vec<u32>> {
     let mut ids = vec![0u32; 64];
     let mut a = Attr::new();
-    a.put_u32(0, cgroup.as_raw_fd() as u32)
-        .put_u32(4, attach_type)
-        .put_u64(16, ids.as_mut_ptr() as u64)
-        .put_u32(24, ids.len() as u32);
+    a.put_u32(0, cgroup.as_raw_fd() as u32).put_u32(4, attach_type).put_u64(16, ids.as_mut_ptr() as u64).put_u32(24, ids.len() as u32);
     bpf(BPF_PROG_QUERY, &mut a)?;
     ids.truncate(a.get_u32(24) as usize);
     Ok(ids)

@@ -114,15 +114,15 @@ pub fn find_bitfield(data: &[u8], strukt: &str, member: &str) -> Option<BitField
 /// Bytes that follow `struct btf_type` for each kind.
 fn extra_len(kind: u32, vlen: usize) -> Option<usize> {
     Some(match kind {
-        1 => 4,                 // INT
-        3 => 12,                // ARRAY
-        4 | 5 => 12 * vlen,     // STRUCT, UNION
-        6 => 8 * vlen,          // ENUM
-        13 => 8 * vlen,         // FUNC_PROTO
-        14 => 4,                // VAR
-        15 => 12 * vlen,        // DATASEC
-        17 => 4,                // DECL_TAG
-        19 => 12 * vlen,        // ENUM64
+        1 => 4,                    // INT
+        3 => 12,                   // ARRAY
+        4 | 5 => 12 * vlen,        // STRUCT, UNION
+        6 => 8 * vlen,             // ENUM
+        13 => 8 * vlen,            // FUNC_PROTO
+        14 => 4,                   // VAR
+        15 => 12 * vlen,           // DATASEC
+        17 => 4,                   // DECL_TAG
+        19 => 12 * vlen,           // ENUM64
         2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
         _ => return None,
     })
@@ -160,7 +160,9 @@ mod tests {
         let cache = dir.join("kernel-btf");
         let first = ipv6only_bit_cached(&cache);
         assert_eq!(first, ipv6only_bit());
-        assert!(std::fs::read_to_string(&cache).unwrap().starts_with(std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim()));
+        assert!(std::fs::read_to_string(&cache)
+            .unwrap()
+            .starts_with(std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim()));
         assert_eq!(ipv6only_bit_cached(&cache), first, "read back from the cache");
         let _ = std::fs::remove_dir_all(&dir);
     }

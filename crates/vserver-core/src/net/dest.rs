@@ -9,8 +9,8 @@
 //!
 //! Stored as two maps, so the common case costs a hash lookup: the exact
 //! (full-length) entries in a hash map, looked up first, the prefixes in an
-//! LPM trie, looked up on a miss. Every key starts with a slot number (0 or
-//! 1) and a third map holds the slot in use. A live change of the set writes
+//! LPM trie, looked up on a miss. Every key starts with a slot number (0
+//! or 1) and a third map holds the slot in use. A live change of the set writes
 //! the complete new table under the other slot and then flips the slot
 //! number, one aligned word: a program reads the slot once and sees the old
 //! set or the new, never a mixture.
@@ -204,7 +204,8 @@ pub fn table(set: &IpSet, routes: &[Route], dev_index: &dyn Fn(&str) -> Option<u
             t.insert(exact(IpAddr::V4(Ipv4Addr::LOCALHOST)), Entry { alt: key(l), ..Entry::with_src(REACH | REMAP, Some(l)) });
         }
     }
-    let v6_loopback = set.lback6().map(IpAddr::V6).or_else(|| set.allows(IpAddr::V6(Ipv6Addr::LOCALHOST)).then_some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    let v6_loopback =
+        set.lback6().map(IpAddr::V6).or_else(|| set.allows(IpAddr::V6(Ipv6Addr::LOCALHOST)).then_some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
     if let Some(l6) = set.lback6().map(IpAddr::V6) {
         t.insert(exact(l6), Entry::with_src(MEMBER | REACH | LBACK, Some(l6)));
         t.insert(exact(IpAddr::V6(Ipv6Addr::LOCALHOST)), Entry { alt: key(l6), ..Entry::with_src(REACH | REMAP, Some(l6)) });
@@ -416,7 +417,10 @@ mod tests {
         // Entries per slot: (exact, prefixes).
         let count = |maps: &Maps, slot: u32| {
             let of = |keys: Vec<Vec<u8>>, at: usize| keys.iter().filter(|k| k[at..at + 4] == slot.to_ne_bytes()).count();
-            (of(bpf_sys::map_keys(&maps.exact, EXACT_KEY_SIZE as usize).unwrap(), 0), of(bpf_sys::map_keys(&maps.prefixes, KEY_SIZE as usize).unwrap(), 4))
+            (
+                of(bpf_sys::map_keys(&maps.exact, EXACT_KEY_SIZE as usize).unwrap(), 0),
+                of(bpf_sys::map_keys(&maps.prefixes, KEY_SIZE as usize).unwrap(), 4),
+            )
         };
         let split = |t: &BTreeMap<Prefix, Entry>| (t.keys().filter(|p| p.0 == 128).count(), t.keys().filter(|p| p.0 != 128).count());
         let current = |maps: &Maps| {

@@ -26,7 +26,7 @@
 
 use super::asm::{Asm, Cond, Insn, Reg::*, Size};
 use super::dest::{LBACK, MEMBER, PEER};
-use super::emit::{words6, word4, Gen, MapFds, FULL_PREFIX, KEY, KEY_ADDR, MAPPED};
+use super::emit::{word4, words6, Gen, MapFds, FULL_PREFIX, KEY, KEY_ADDR, MAPPED};
 use super::ipset::IpSet;
 
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;

@@ -46,7 +46,7 @@ pub struct IpSet {
 }
 
 /// util-vserver's per-guest loopback, derived from the xid when `lback` is
-/// not configured: 127.<xid high byte>.<xid low byte>.1. Never 127.0.0.1 for a
+/// not configured: `127.<xid high byte>.<xid low byte>.1`. Never 127.0.0.1 for a
 /// guest xid (2 and up), and inside 127.0.0.0/8, which the host routes to `lo`
 /// already, so nothing has to be configured on the host.
 pub fn lback_for_xid(xid: u32) -> Result<Ipv4Addr, String> {
@@ -99,10 +99,12 @@ impl IpSet {
         for m in members {
             let ip = canonical(m.ip);
             check_ownable(ip)?;
-            if ip.is_ipv6() && is_lback6_range(match ip {
-                IpAddr::V6(v) => v,
-                IpAddr::V4(_) => unreachable!(),
-            }) {
+            if ip.is_ipv6()
+                && is_lback6_range(match ip {
+                    IpAddr::V6(v) => v,
+                    IpAddr::V4(_) => unreachable!(),
+                })
+            {
                 return Err(format!("{ip} is inside fd7f:7673::/96, the range of the guests' IPv6 loopback addresses"));
             }
             let max = if ip.is_ipv4() { 32 } else { 128 };

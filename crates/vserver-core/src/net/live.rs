@@ -172,7 +172,8 @@ pub fn add(paths: &Paths, name: &str, member: Member) -> anyhow::Result<Added> {
             if !addr::device_exists(dev) {
                 bail!("there is no network device {dev:?} on this host");
             }
-            let wanted = WantedAddress { ip: canonical(member.ip), prefix: member.prefix, dev: dev.clone(), label: None, scope_host: false };
+            let wanted =
+                WantedAddress { ip: canonical(member.ip), prefix: member.prefix, dev: dev.clone(), label: None, scope_host: false };
             addr::add_addresses(&[wanted])?.pop()
         }
         None => None,
@@ -242,10 +243,7 @@ pub fn del(paths: &Paths, name: &str, ip: IpAddr, force: bool) -> anyhow::Result
 pub fn save_added(confdir: &Path, member: &Member) -> anyhow::Result<PathBuf> {
     let dir = confdir.join("interfaces");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let next = fs::read_dir(&dir)?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .map_or(0, |n| n + 1);
+    let next = fs::read_dir(&dir)?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok()).max().map_or(0, |n| n + 1);
     let target = dir.join(next.to_string());
     let tmp = dir.join(format!(".{next}.tmp"));
     let _ = fs::remove_dir_all(&tmp);
@@ -269,7 +267,13 @@ pub fn save_removed(confdir: &Path, ip: IpAddr) -> anyhow::Result<Vec<PathBuf>> 
     for e in entries.flatten() {
         let p = e.path();
         let Ok(text) = fs::read_to_string(p.join("ip")) else { continue };
-        let same = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).and_then(|l| l.parse::<IpAddr>().ok()).map(canonical) == Some(canonical(ip));
+        let same = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .and_then(|l| l.parse::<IpAddr>().ok())
+            .map(canonical)
+            == Some(canonical(ip));
         if !same {
             continue;
         }

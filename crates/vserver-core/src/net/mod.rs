@@ -31,10 +31,10 @@ mod ipset;
 pub mod live;
 mod netns;
 mod probe;
-mod sockets;
 mod programs;
 pub mod rtnl;
 pub mod run;
+mod sockets;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -86,9 +86,7 @@ pub fn guest_network(guest_confdir: &Path, cfg: &NetConfig, xid: u32) -> anyhow:
         }
         return Ok(GuestNetwork::Unrestricted);
     }
-    let ctx = NetContext::from_config(cfg, xid).map_err(|e| {
-        anyhow::anyhow!("{}: {e:#}", guest_confdir.join("interfaces").display())
-    })?;
+    let ctx = NetContext::from_config(cfg, xid).map_err(|e| anyhow::anyhow!("{}: {e:#}", guest_confdir.join("interfaces").display()))?;
     Ok(GuestNetwork::Restricted(ctx))
 }
 
@@ -105,11 +103,8 @@ impl NetContext {
             Some(IpAddr::V6(l)) => bail!("lback: {l} is not an IPv4 address"),
             None => lback_for_xid(xid).map_err(anyhow::Error::msg)?,
         };
-        let members: Vec<Member> = cfg
-            .interfaces
-            .iter()
-            .map(|i| Member { ip: i.ip, prefix: i.prefix, dev: i.dev.clone().filter(|_| !i.nodev) })
-            .collect();
+        let members: Vec<Member> =
+            cfg.interfaces.iter().map(|i| Member { ip: i.ip, prefix: i.prefix, dev: i.dev.clone().filter(|_| !i.nodev) }).collect();
         let set = IpSet::with_members(&members, Some(lback), &cfg.allow_loopback).map_err(anyhow::Error::msg)?;
         let mut addresses = Vec::new();
         for i in &cfg.interfaces {
@@ -229,7 +224,11 @@ mod tests {
 
     #[test]
     fn guest_config_becomes_a_set_with_derived_lback() {
-        let cfg = NetConfig { interfaces: vec![iface("0", "127.0.0.2", Some("lo")), iface("1", "::1", None)], lback: None, allow_loopback: vec![] };
+        let cfg = NetConfig {
+            interfaces: vec![iface("0", "127.0.0.2", Some("lo")), iface("1", "::1", None)],
+            lback: None,
+            allow_loopback: vec![],
+        };
         let ctx = NetContext::from_config(&cfg, 42).unwrap();
         assert_eq!(ctx.set().lback(), Some(Ipv4Addr::new(127, 0, 42, 1)));
         // ::1 is in this set, so there is no IPv6 loopback address to add.
@@ -249,7 +248,8 @@ mod tests {
         assert!(e.contains("0/dev") && e.contains("nosuchdev0"), "{e}");
         let mut i = iface("3", "127.0.0.2", Some("lo"));
         i.name = Some("averyverylongname".into());
-        let e = NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None, allow_loopback: vec![] }, 42).unwrap_err().to_string();
+        let e =
+            NetContext::from_config(&NetConfig { interfaces: vec![i], lback: None, allow_loopback: vec![] }, 42).unwrap_err().to_string();
         assert!(e.contains("3/name"), "{e}");
         let e = NetContext::from_config(&NetConfig { interfaces: vec![], lback: Some("::1".parse().unwrap()), allow_loopback: vec![] }, 42)
             .unwrap_err()

@@ -73,8 +73,7 @@ fn configure_host_end(cfg: &VethConfig) -> anyhow::Result<()> {
     let dev = cfg.host_if.as_str();
     ip(&["link", "set", dev, "up"])?;
     ip(&["-6", "addr", "add", &format!("{HOST_LL6}/64"), "dev", dev, "nodad"])?;
-    std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/proxy_arp"), "1")
-        .with_context(|| format!("cannot enable proxy ARP on {dev}"))?;
+    std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/proxy_arp"), "1").with_context(|| format!("cannot enable proxy ARP on {dev}"))?;
     for (addr, _) in &cfg.addresses {
         let host_route = format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 });
         ip(&["route", "add", &host_route, "dev", dev])?;
@@ -123,11 +122,8 @@ mod tests {
         crate::net::addr::tests::in_own_netns(|| {
             let server = "import socket; s=socket.socket(); s.bind(('0.0.0.0', 7777)); s.listen(); s.settimeout(20); \
                           print('ready', flush=True); c, a = s.accept(); c.sendall(str(a[0]).encode())";
-            let mut guest = Command::new("unshare")
-                .args(["-n", "python3", "-c", server])
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut guest =
+                Command::new("unshare").args(["-n", "python3", "-c", server]).stdout(std::process::Stdio::piped()).spawn().unwrap();
             let mut ready = String::new();
             std::io::BufRead::read_line(&mut std::io::BufReader::new(guest.stdout.take().unwrap()), &mut ready).unwrap();
             assert_eq!(ready.trim(), "ready");

@@ -118,7 +118,12 @@ fn bind6(maps: MapFds, v6only_bit: Option<BitField>) -> Result<Vec<Insn>, String
     // `::` and `::ffff:0.0.0.0` look up the IPv4 wildcard entry, which
     // holds the targets of wildcard binds.
     for i in 0..3 {
-        g.a.load(Size::W, R1, R6, USER_IP6 + 4 * i).jump_imm(Cond::Ne, R1, if i == 2 { MAPPED } else { 0 }, if i == 2 { "not_mapped_any" } else { "address" });
+        g.a.load(Size::W, R1, R6, USER_IP6 + 4 * i).jump_imm(
+            Cond::Ne,
+            R1,
+            if i == 2 { MAPPED } else { 0 },
+            if i == 2 { "not_mapped_any" } else { "address" },
+        );
     }
     g.a.load(Size::W, R1, R6, USER_IP6 + 12).jump_imm(Cond::Ne, R1, 0, "address");
     // ::ffff:0.0.0.0, the IPv4 wildcard on an IPv6 socket.
@@ -294,13 +299,8 @@ fn hide_lback6(lback: Option<Ipv4Addr>, lback6: Option<Ipv6Addr>) -> Result<Vec<
 /// where the kernel's BTF tells where IPV6_V6ONLY is.
 pub fn socket_programs(set: &IpSet, maps: MapFds, v6only_bit: Option<BitField>) -> Result<Vec<Program>, String> {
     use attach::*;
-    let sock_addr = |name, attach_type, insns| Program {
-        name,
-        prog_type: PROG_TYPE_CGROUP_SOCK_ADDR,
-        attach_type,
-        attach_btf_id: 0,
-        insns,
-    };
+    let sock_addr =
+        |name, attach_type, insns| Program { name, prog_type: PROG_TYPE_CGROUP_SOCK_ADDR, attach_type, attach_btf_id: 0, insns };
     let sock = |name, attach_type, insns| Program { name, prog_type: PROG_TYPE_CGROUP_SOCK, attach_type, attach_btf_id: 0, insns };
     let skb = |name, attach_type, insns| Program { name, prog_type: PROG_TYPE_CGROUP_SKB, attach_type, attach_btf_id: 0, insns };
     let mut progs = vec![
@@ -364,7 +364,13 @@ mod tests {
         ] {
             for b in [None, bit] {
                 let progs = socket_programs(&s, FDS, b).unwrap();
-                let hidden = if s.hides_lback() { 6 } else if s.lback6().is_some() { 3 } else { 0 };
+                let hidden = if s.hides_lback() {
+                    6
+                } else if s.lback6().is_some() {
+                    3
+                } else {
+                    0
+                };
                 assert_eq!(progs.len(), 10 + hidden);
                 assert!(progs.iter().all(|p| !p.insns.is_empty() && p.insns.len() < 300));
             }

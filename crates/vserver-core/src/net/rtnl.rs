@@ -6,9 +6,7 @@
 use std::io;
 use std::net::IpAddr;
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -248,13 +246,24 @@ mod tests {
             assert!(all.iter().any(|a| a.ip == v6), "{all:?}");
             // The connected route of an address on a (veth) device is in the
             // main table; lo gets local routes only.
-            let ok = std::process::Command::new("ip").args(["link", "add", "vs-rt0", "type", "veth", "peer", "name", "vs-rt1"]).status().unwrap().success()
+            let ok = std::process::Command::new("ip")
+                .args(["link", "add", "vs-rt0", "type", "veth", "peer", "name", "vs-rt1"])
+                .status()
+                .unwrap()
+                .success()
                 && std::process::Command::new("ip").args(["link", "set", "vs-rt0", "up"]).status().unwrap().success();
             assert!(ok, "veth pair in the test's network namespace");
             let dev = ifindex("vs-rt0").unwrap();
-            nl.add_address(&NewAddress { ifindex: dev, ip: "10.78.0.5".parse().unwrap(), prefix: 24, label: None, scope_host: false }).unwrap();
+            nl.add_address(&NewAddress { ifindex: dev, ip: "10.78.0.5".parse().unwrap(), prefix: 24, label: None, scope_host: false })
+                .unwrap();
             let routes = nl.routes().unwrap();
-            let connected = Route { dst: "10.78.0.0".parse().unwrap(), prefix: 24, oif: Some(dev), gateway: None, prefsrc: Some("10.78.0.5".parse().unwrap()) };
+            let connected = Route {
+                dst: "10.78.0.0".parse().unwrap(),
+                prefix: 24,
+                oif: Some(dev),
+                gateway: None,
+                prefsrc: Some("10.78.0.5".parse().unwrap()),
+            };
             assert!(routes.contains(&connected), "{routes:?}");
             assert!(!routes.iter().any(|r| r.dst.is_loopback()), "local-table routes are not listed: {routes:?}");
             nl.del_address(lo, ip, 24).unwrap();

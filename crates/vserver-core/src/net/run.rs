@@ -120,11 +120,8 @@ fn remove_stale(parent: &Path, records: &Path) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.parse::<u32>().is_ok() && !Path::new("/proc").join(&name).exists() {
-                let added: Vec<AddedAddress> = std::fs::read_to_string(e.path())
-                    .unwrap_or_default()
-                    .lines()
-                    .filter_map(|l| l.parse().ok())
-                    .collect();
+                let added: Vec<AddedAddress> =
+                    std::fs::read_to_string(e.path()).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect();
                 let _ = super::remove_host_addresses(&added);
                 let _ = std::fs::remove_file(e.path());
             }
@@ -141,7 +138,8 @@ fn remove_stale(parent: &Path, records: &Path) {
             continue; // what that chbind ran still runs
         }
         let _ = super::detach_from_cgroup(&e.path());
-        drop(TransientCgroup { dir: e.path(), attached: None, added: Vec::new(), record: None }); // removes the directory
+        drop(TransientCgroup { dir: e.path(), attached: None, added: Vec::new(), record: None });
+        // removes the directory
     }
 }
 

@@ -173,13 +173,7 @@ pub fn check_node_path(path: &Path) -> Result<(), String> {
 
 pub fn populate(root: &GuestRoot, devices: &GuestDevices) -> io::Result<()> {
     let dev = root.ensure_dir(Path::new("dev"), Symlinks::Refuse, 0o755)?;
-    mount(
-        Some("tmpfs"),
-        &fd_path(&dev),
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some("mode=755,size=64k,nr_inodes=4096"),
-    )?;
+    mount(Some("tmpfs"), &fd_path(&dev), Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=755,size=64k,nr_inodes=4096"))?;
     // Reopen: the first descriptor is the directory underneath the tmpfs.
     let dev = root.ensure_dir(Path::new("dev"), Symlinks::Refuse, 0o755)?;
     for rule in devices.rules() {
@@ -199,13 +193,7 @@ pub fn populate(root: &GuestRoot, devices: &GuestDevices) -> io::Result<()> {
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
     let shm = root.ensure_dir(Path::new("dev/shm"), Symlinks::Refuse, 0o1777)?;
-    mount(
-        Some("shm"),
-        &fd_path(&shm),
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    )
+    mount(Some("shm"), &fd_path(&shm), Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=1777,size=65536k"))
 }
 
 fn cstr(s: &str) -> io::Result<CString> {

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
-use crate::sys::openat2::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH};
+use crate::sys::openat2::{openat2, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
 /// A descriptor on the guest root (the bind mount made for it).
 pub struct GuestRoot {
@@ -35,8 +35,8 @@ impl Symlinks {
 
 impl GuestRoot {
     pub fn open(path: &Path) -> io::Result<GuestRoot> {
-        let fd = std::fs::File::open(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("opening the guest root {}: {e}", path.display())))?;
+        let fd =
+            std::fs::File::open(path).map_err(|e| io::Error::new(e.kind(), format!("opening the guest root {}: {e}", path.display())))?;
         Ok(GuestRoot { fd: fd.into(), path: path.to_path_buf() })
     }
 
@@ -103,8 +103,13 @@ impl GuestRoot {
     fn open_path(&self, rel: &Path, symlinks: Symlinks) -> io::Result<OwnedFd> {
         let nofollow = if symlinks == Symlinks::Refuse { libc::O_NOFOLLOW } else { 0 };
         let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
-        openat2(&self.fd, rel, libc::O_PATH | libc::O_DIRECTORY | nofollow, 0, symlinks.resolve_flags())
-            .map_err(|e| if e.raw_os_error() == Some(libc::ENOENT) { e } else { self.explain(rel, e) })
+        openat2(&self.fd, rel, libc::O_PATH | libc::O_DIRECTORY | nofollow, 0, symlinks.resolve_flags()).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                e
+            } else {
+                self.explain(rel, e)
+            }
+        })
     }
 
     fn explain(&self, rel: &Path, e: io::Error) -> io::Error {
@@ -134,6 +139,11 @@ fn readlinkat(dir: &OwnedFd, name: &Path) -> Option<PathBuf> {
 }
 
 fn mkdirat(dir: &OwnedFd, name: &Path, mode: u32) -> io::Result<()> {
-    nix::sys::stat::mkdirat(Some(std::os::fd::AsRawFd::as_raw_fd(dir)), name, nix::sys::stat::Mode::from_bits_truncate(mode))
-        .or_else(|e| if e == nix::errno::Errno::EEXIST { Ok(()) } else { Err(io::Error::from(e)) })
+    nix::sys::stat::mkdirat(Some(std::os::fd::AsRawFd::as_raw_fd(dir)), name, nix::sys::stat::Mode::from_bits_truncate(mode)).or_else(|e| {
+        if e == nix::errno::Errno::EEXIST {
+            Ok(())
+        } else {
+            Err(io::Error::from(e))
+        }
+    })
 }

@@ -23,8 +23,7 @@ const NOSUID_NODEV: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV;
 /// systemd's own /run (20% of RAM, 800k inodes).
 pub const RUN: FreshTmpfs = FreshTmpfs { target: "/run", options: "mode=0755,size=20%,nr_inodes=800k", flags: NOSUID_NODEV };
 /// Debian's /run/lock (5 MiB).
-pub const RUN_LOCK: FreshTmpfs =
-    FreshTmpfs { target: "/run/lock", options: "mode=1777,size=5m", flags: NOSUID_NODEV | libc::MS_NOEXEC };
+pub const RUN_LOCK: FreshTmpfs = FreshTmpfs { target: "/run/lock", options: "mode=1777,size=5m", flags: NOSUID_NODEV | libc::MS_NOEXEC };
 /// systemd-nspawn's /tmp (10% of RAM, 400k inodes).
 pub const TMP: FreshTmpfs = FreshTmpfs { target: "/tmp", options: "mode=1777,size=10%,nr_inodes=400k", flags: NOSUID_NODEV };
 

@@ -71,9 +71,7 @@ pub fn find_running(paths: &Paths, sel: &Selector) -> Result<RunState, SelectErr
             Status::Running(s) => Ok(s),
             Status::Stale(_) => Err(SelectError::Stale(name.clone())),
             Status::Stopped if paths.guest_confdir(name).is_dir() => Err(SelectError::NotRunning(name.clone())),
-            Status::Stopped => {
-                Err(SelectError::Unknown(name.clone(), paths.guest_confdir(name).display().to_string()))
-            }
+            Status::Stopped => Err(SelectError::Unknown(name.clone(), paths.guest_confdir(name).display().to_string())),
         },
         Selector::Xid(xid) => {
             if let Some(s) = runstate::running_guests(paths)?.into_iter().find(|s| s.xid == *xid) {

@@ -24,7 +24,8 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix('+').and_then(|n| n.parse().ok()).ok_or(format!("{s}: no such signal"))? };
+        let off: i32 =
+            if rest.is_empty() { 0 } else { rest.strip_prefix('+').and_then(|n| n.parse().ok()).ok_or(format!("{s}: no such signal"))? };
         let n = libc::SIGRTMIN() + off;
         return if n <= libc::SIGRTMAX() { Ok(n) } else { Err(format!("{s}: no such signal")) };
     }
@@ -88,9 +89,10 @@ pub fn guest_processes(state: &RunState) -> io::Result<Vec<GuestProcess>> {
 
 /// The process with pid `guest_pid` inside the guest.
 pub fn find_guest_pid(state: &RunState, guest_pid: i32) -> io::Result<GuestProcess> {
-    guest_processes(state)?.into_iter().find(|p| p.guest_pid == guest_pid).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("guest {:?} has no process {guest_pid}", state.name))
-    })
+    guest_processes(state)?
+        .into_iter()
+        .find(|p| p.guest_pid == guest_pid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("guest {:?} has no process {guest_pid}", state.name)))
 }
 
 #[cfg(test)]

@@ -27,8 +27,7 @@ pub enum Tag {
     Domainname,
 }
 
-pub const ALL: [Tag; 7] =
-    [Tag::Context, Tag::Sysname, Tag::Nodename, Tag::Release, Tag::Version, Tag::Machine, Tag::Domainname];
+pub const ALL: [Tag; 7] = [Tag::Context, Tag::Sysname, Tag::Nodename, Tag::Release, Tag::Version, Tag::Machine, Tag::Domainname];
 
 impl Tag {
     pub fn name(self) -> &'static str {
@@ -45,9 +44,9 @@ impl Tag {
 
     /// Case-insensitive, as util-vserver's strncasecmp.
     pub fn parse(s: &str) -> Result<Tag, String> {
-        ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
-            format!("tag {s:?} not recognized (context, sysname, nodename, release, version, machine, domainname)")
-        })
+        ALL.into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("tag {s:?} not recognized (context, sysname, nodename, release, version, machine, domainname)"))
     }
 
     /// Why a tag cannot be changed here, or `None` when it can.

@@ -8,9 +8,9 @@ pub mod export;
 pub mod format;
 pub mod owner;
 pub mod procfs;
+mod status;
 pub mod top;
 pub mod vps;
-mod status;
 
 use std::collections::HashMap;
 
@@ -137,14 +137,7 @@ fn guest_cgroups(paths: &Paths, guests: &[RunState]) -> anyhow::Result<Vec<Guest
     Ok(guests.iter().map(|g| GuestCgroup::from_dirs(&layout, g.cgroups.clone())).collect())
 }
 
-fn guest_row(
-    paths: &Paths,
-    clock: &Clock,
-    state: &RunState,
-    cg: &GuestCgroup,
-    sums: &Sums,
-    detail: Detail,
-) -> anyhow::Result<ContextRow> {
+fn guest_row(paths: &Paths, clock: &Clock, state: &RunState, cg: &GuestCgroup, sums: &Sums, detail: Detail) -> anyhow::Result<ContextRow> {
     let context = |what: &str| format!("guest {:?}: reading {what}", state.name);
     let mut row = clock.row(state.xid, &state.name, sums);
     if sums.oldest_start.is_none() {

@@ -184,10 +184,7 @@ mod tests {
         assert_eq!(m.owner_from_cgroup("12:pids:/vserver/web1\n4:memory:/vserver/web1\n0::/vserver/web1/payload\n"), web1);
         // v1 only.
         assert_eq!(m.owner_from_cgroup("1:name=systemd:/init.scope\n4:memory:/vserver/web1\n"), web1);
-        assert_eq!(
-            m.owner_from_cgroup("0::/vserver/web1/supervisor\n"),
-            Owner::Monitor { xid: 101, name: "web1".into() }
-        );
+        assert_eq!(m.owner_from_cgroup("0::/vserver/web1/supervisor\n"), Owner::Monitor { xid: 101, name: "web1".into() });
     }
 
     #[test]

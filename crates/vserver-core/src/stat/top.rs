@@ -111,8 +111,7 @@ pub fn compare(prev: &Sample, cur: &Sample) -> (Vec<ContextLine>, Vec<ProcLine>)
     (contexts, procs)
 }
 
-pub const CONTEXT_HEADER: &str =
-    "  CTX NAME                 PROC  %CPU    RSS MEMLIMIT MEMHITS PIDHITS THROTTLED    UPTIME";
+pub const CONTEXT_HEADER: &str = "  CTX NAME                 PROC  %CPU    RSS MEMLIMIT MEMHITS PIDHITS THROTTLED    UPTIME";
 pub const PROCESS_HEADER: &str = "    PID   CTX NAME                  %CPU    RSS COMMAND";
 
 /// A frame: the header line, the contexts, then the `max_procs` busiest processes.
@@ -171,14 +170,7 @@ pub fn now_line() -> String {
     let t = clock as libc::time_t;
     // SAFETY: localtime_r fills the struct we own from a time value we own.
     unsafe { libc::localtime_r(&t, &mut tm) };
-    format!(
-        "{:02}:{:02}:{:02} up {}, load average: {}",
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        uptime_words(up / 1000),
-        l.join(", ")
-    )
+    format!("{:02}:{:02}:{:02} up {}, load average: {}", tm.tm_hour, tm.tm_min, tm.tm_sec, uptime_words(up / 1000), l.join(", "))
 }
 
 /// top's way: `3 days, 4:05` or `4:05`.
@@ -215,7 +207,10 @@ mod tests {
             processes: [(5, proc(0, web.clone())), (6, proc(100, Owner::Host))].into(),
         };
         let mut db = row(102, "db1", 1_500_000);
-        db.limits = Some(ContextStats { memory: Some(MemoryStats { hard_bytes: Some(64 << 20), hits: 3, ..Default::default() }), ..Default::default() });
+        db.limits = Some(ContextStats {
+            memory: Some(MemoryStats { hard_bytes: Some(64 << 20), hits: 3, ..Default::default() }),
+            ..Default::default()
+        });
         let cur = Sample {
             at: t0 + Duration::from_secs(2),
             contexts: vec![row(0, "root server", 200_000), row(101, "web1", 500_000), db],

@@ -13,7 +13,6 @@ use super::check;
 
 use super::clone3::{CloneArgs, CLONE_INTO_CGROUP, CLONE_PIDFD};
 
-
 /// What fork_into returns in each of the two processes.
 pub enum Forked {
     Child,
@@ -115,12 +114,7 @@ impl std::fmt::Display for CgroupEntry {
 /// fails with EBADF where the flag is known, EINVAL where it is not, and
 /// ENOSYS without clone3.
 pub fn probe_cgroup_entry() -> CgroupEntry {
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: i32::MAX as u64,
-        ..Default::default()
-    };
+    let args = CloneArgs { flags: CLONE_INTO_CGROUP, exit_signal: libc::SIGCHLD as u64, cgroup: i32::MAX as u64, ..Default::default() };
     // SAFETY: as in clone3(); the cgroup descriptor is never open, so the
     // kernel refuses before a child exists. Should it exist anyway, it only
     // _exits below.

@@ -2,7 +2,6 @@
 
 use std::io;
 
-
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 /// Marks every descriptor from `first` upwards close-on-exec, so nothing of

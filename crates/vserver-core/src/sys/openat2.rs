@@ -27,9 +27,8 @@ pub fn openat2(dir: &impl AsRawFd, path: &Path, flags: libc::c_int, mode: u32, r
     let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: mode as u64, resolve };
     // SAFETY: the path is NUL-terminated and `how` lives across the call with
     // the size we pass.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
-    };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>()) };
     // SAFETY: a non-negative return is a new descriptor we now own.
     check(rc).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -87,4 +87,3 @@ pub fn private_copy(src: BorrowedFd, st: &libc::stat, dir: BorrowedFd, reflink: 
     copy_meta(dst.as_fd(), &meta, st)?;
     Ok(dst)
 }
-

@@ -11,10 +11,8 @@ use crate::config::parse::{read_lines, ConfigError};
 
 /// Directories whose content is per guest, changes all the time, or is not a
 /// real file tree: never worth sharing.
-pub const DEFAULT_EXCLUDES: &[&str] = &[
-    "/etc", "/var", "/tmp", "/dev", "/proc", "/sys", "/run", "/home", "/root", "/boot", "/lost+found", "/mnt",
-    "/media", "/srv",
-];
+pub const DEFAULT_EXCLUDES: &[&str] =
+    &["/etc", "/var", "/tmp", "/dev", "/proc", "/sys", "/run", "/home", "/root", "/boot", "/lost+found", "/mnt", "/media", "/srv"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rule {

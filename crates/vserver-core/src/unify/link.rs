@@ -114,6 +114,10 @@ pub fn link_all(
     Ok(linked)
 }
 
+/// One worker's result: its summary, the store entries it made (key,
+/// inode) and the files it cloned.
+type WorkerResult = (Summary, Vec<(Key, u64)>, Vec<(FileId, Key)>);
+
 /// Links groups until the deadline, on several workers: groups touch
 /// disjoint entries and paths, and the work mostly waits on the disk.
 fn link_groups(
@@ -123,7 +127,7 @@ fn link_groups(
     next: &AtomicUsize,
     deadline: Instant,
     opts: &LinkOptions,
-) -> Vec<(Summary, Vec<(Key, u64)>, Vec<(FileId, Key)>)> {
+) -> Vec<WorkerResult> {
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..opts.threads.max(1))
             .map(|w| {
@@ -335,8 +339,8 @@ impl Group<'_> {
             Some(i) => (&m.rel[..i], &m.rel[i + 1..]),
             None => (&b"."[..], &m.rel[..]),
         };
-        let parent = sys::open_beneath(root, &sys::cstr(parent_rel).map_err(err)?, libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(|_| Skip::Gone)?;
+        let parent =
+            sys::open_beneath(root, &sys::cstr(parent_rel).map_err(err)?, libc::O_PATH | libc::O_DIRECTORY).map_err(|_| Skip::Gone)?;
         let base = sys::cstr(base).map_err(err)?;
         let (file, st) = open_regular(parent.as_fd(), &base, Some(m.id.ino))?;
         let seen = self.held.iter().any(|(ino, _)| *ino == st.st_ino);

@@ -28,9 +28,7 @@ pub fn set(fd: BorrowedFd, key: &Key) -> io::Result<()> {
 pub fn get(fd: BorrowedFd) -> io::Result<Option<Key>> {
     let mut buf = [0u8; 80];
     // SAFETY: the buffer is valid for its length; NAME is NUL-terminated below.
-    let n = unsafe {
-        libc::fgetxattr(fd.as_raw_fd(), c"trusted.vhashify".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-    };
+    let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), c"trusted.vhashify".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {

@@ -169,13 +169,7 @@ fn canonical_or_parent(p: &Path) -> PathBuf {
         .unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run_store(
-    paths: &Paths,
-    store_root: &Path,
-    targets: Vec<config::Target>,
-    opts: &UnifyOptions,
-    sum: &mut Summary,
-) -> anyhow::Result<()> {
+fn run_store(paths: &Paths, store_root: &Path, targets: Vec<config::Target>, opts: &UnifyOptions, sum: &mut Summary) -> anyhow::Result<()> {
     let windows = Windows::new(paths);
     let Some((mut store, repair)) = Store::open(store_root, !opts.dry_run, opts.wait, &windows)? else {
         // Dry run without a store yet: everything would be new.
@@ -191,12 +185,10 @@ fn run_store(
     }
     let no_inodes = Default::default();
     let inodes = if opts.reflink { &no_inodes } else { store.inode_set() };
-    let scan_trees = trees
-        .iter()
-        .map(|(t, fd)| scan_tree(t, fd, inodes, store.dev, opts))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scan_trees = trees.iter().map(|(t, fd)| scan_tree(t, fd, inodes, store.dev, opts)).collect::<anyhow::Result<Vec<_>>>()?;
     let meta_dir = store.root.join(".vhashify");
-    let (seen_file, cloned_file) = (seen::Seen::file(&meta_dir, opts.respect_mtime), seen::Seen::cloned_file(&meta_dir, opts.respect_mtime));
+    let (seen_file, cloned_file) =
+        (seen::Seen::file(&meta_dir, opts.respect_mtime), seen::Seen::cloned_file(&meta_dir, opts.respect_mtime));
     let seen = seen::Seen::load(&seen_file);
     let mut cloned = if opts.reflink { seen::Seen::load(&cloned_file) } else { seen::Seen::default() };
     cloned.retain_keys(|k| store.lookup(k).is_some());

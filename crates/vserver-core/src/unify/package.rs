@@ -24,7 +24,7 @@ pub fn check_name(pkg: &str) -> Result<(), String> {
     let name_ok = name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
-    let arch_ok = arch.map_or(true, |a| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let arch_ok = arch.is_none_or(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     if name_ok && arch_ok {
         Ok(())
     } else {
@@ -39,7 +39,10 @@ pub fn files(root: &OwnedFd, pkg: &str) -> anyhow::Result<Vec<Vec<u8>>> {
         .with_context(|| format!("package {pkg}: cannot open /{INFO_DIR} in the guest (no dpkg there?)"))?;
     let list = open_list(&info, pkg)?;
     let mut text = Vec::new();
-    std::fs::File::from(list).take(MAX_LIST + 1).read_to_end(&mut text).with_context(|| format!("reading the file list of package {pkg}"))?;
+    std::fs::File::from(list)
+        .take(MAX_LIST + 1)
+        .read_to_end(&mut text)
+        .with_context(|| format!("reading the file list of package {pkg}"))?;
     if text.len() as u64 > MAX_LIST {
         bail!("package {pkg}: its file list in /{INFO_DIR} is larger than {MAX_LIST} bytes; refused");
     }

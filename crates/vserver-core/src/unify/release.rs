@@ -38,9 +38,17 @@ pub struct Release {
 
 impl fmt::Display for Release {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} unified files unlinked, {} store entries removed ({} bytes freed)", self.unlinked, self.entries_removed, self.bytes_freed)?;
+        write!(
+            f,
+            "{} unified files unlinked, {} store entries removed ({} bytes freed)",
+            self.unlinked, self.entries_removed, self.bytes_freed
+        )?;
         if self.entries_left > 0 {
-            write!(f, "; {} entries ({} bytes) no guest uses are left in the store: run vhashify --gc", self.entries_left, self.bytes_left)?;
+            write!(
+                f,
+                "; {} entries ({} bytes) no guest uses are left in the store: run vhashify --gc",
+                self.entries_left, self.bytes_left
+            )?;
         }
         Ok(())
     }
@@ -106,7 +114,12 @@ pub fn release_guest(paths: &Paths, name: &str) -> anyhow::Result<Release> {
 
 /// Inside a window: unlinks the guest's name of an entry; removes the entry
 /// when that was the last guest name, or else sets its flag again.
-fn release_one(store: &mut Store, keys: &std::collections::HashMap<u64, super::hash::Key>, c: &Candidate, out: &mut Release) -> std::io::Result<()> {
+fn release_one(
+    store: &mut Store,
+    keys: &std::collections::HashMap<u64, super::hash::Key>,
+    c: &Candidate,
+    out: &mut Release,
+) -> std::io::Result<()> {
     let fd = sys::open_at(c.dir.as_fd(), &c.name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
     let st = sys::fstat(fd.as_fd())?;
     if st.st_ino != c.ino {

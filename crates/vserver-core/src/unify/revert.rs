@@ -70,12 +70,7 @@ impl RevertSelection {
 
 /// The path below the guest root, without leading slashes and `.` parts.
 fn normalise(p: &Path) -> Vec<u8> {
-    let parts: Vec<&[u8]> = p
-        .as_os_str()
-        .as_encoded_bytes()
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
+    let parts: Vec<&[u8]> = p.as_os_str().as_encoded_bytes().split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").collect();
     parts.join(&b'/')
 }
 
@@ -113,8 +108,7 @@ pub fn revert_tree(store: &mut Store, windows: &Windows, root: &OwnedFd, sel: &R
     found.sort_by(|a, b| a.rel.cmp(&b.rel));
     found.dedup_by(|a, b| a.rel == b.rel);
     for batch in found.chunks(BATCH) {
-        let prepared: Vec<(Candidate, Result<Prepared, Skip>)> =
-            batch.iter().map(|c| (c.clone(), prepare(store, c))).collect();
+        let prepared: Vec<(Candidate, Result<Prepared, Skip>)> = batch.iter().map(|c| (c.clone(), prepare(store, c))).collect();
         let mut pending = prepared.into_iter().peekable();
         while pending.peek().is_some() {
             let window = windows.open(&store.root)?;

@@ -63,7 +63,8 @@ fn openat2(dir: BorrowedFd, rel: &CStr, how: &libc::open_how) -> io::Result<Owne
 /// Plain openat for host-side paths (the store), never following a final symlink.
 pub fn open_at(dir: BorrowedFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: name is NUL-terminated; the returned fd is new.
-    let fd = cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint) })?;
+    let fd =
+        cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint) })?;
     // SAFETY: fd was just returned by the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -106,9 +107,7 @@ pub fn link_fd(fd: BorrowedFd, dir: BorrowedFd, name: &CStr) -> io::Result<()> {
 /// Swaps two names atomically; both keep existing throughout.
 pub fn exchange(a_dir: BorrowedFd, a: &CStr, b_dir: BorrowedFd, b: &CStr) -> io::Result<()> {
     // SAFETY: both names are NUL-terminated.
-    cvt(unsafe {
-        libc::renameat2(a_dir.as_raw_fd(), a.as_ptr(), b_dir.as_raw_fd(), b.as_ptr(), libc::RENAME_EXCHANGE)
-    })?;
+    cvt(unsafe { libc::renameat2(a_dir.as_raw_fd(), a.as_ptr(), b_dir.as_raw_fd(), b.as_ptr(), libc::RENAME_EXCHANGE) })?;
     Ok(())
 }
 

@@ -87,7 +87,12 @@ struct Journal {
 
 impl Windows {
     pub fn new(paths: &Paths) -> Windows {
-        Windows { paths: paths.clone(), layout: Layout::detect(&paths.cgroup_root).ok(), own_guest: None, start_lock_held: Default::default() }
+        Windows {
+            paths: paths.clone(),
+            layout: Layout::detect(&paths.cgroup_root).ok(),
+            own_guest: None,
+            start_lock_held: Default::default(),
+        }
     }
 
     /// For the monitor while its guest starts: `vserver start` holds the
@@ -164,7 +169,10 @@ impl Windows {
         let states = run_states(&self.paths);
         let Some(layout) = &self.layout else {
             if let Some((name, _)) = states.iter().find(|(_, dirs)| dirs.iter().any(|d| d.exists())) {
-                bail!("guest {name:?} runs but no cgroup hierarchy is mounted at {}: it cannot be frozen", self.paths.cgroup_root.display());
+                bail!(
+                    "guest {name:?} runs but no cgroup hierarchy is mounted at {}: it cannot be frozen",
+                    self.paths.cgroup_root.display()
+                );
             }
             return Ok(Vec::new());
         };
@@ -261,8 +269,9 @@ fn recover(journal_path: &Path) -> anyhow::Result<()> {
     };
     if let Ok(j) = serde_json::from_slice::<Journal>(&text) {
         for store in &j.stores {
-            super::store::refreeze_entries(store)
-                .with_context(|| format!("making the entries of hash store {} immutable again after a window of pid {} died", store.display(), j.pid))?;
+            super::store::refreeze_entries(store).with_context(|| {
+                format!("making the entries of hash store {} immutable again after a window of pid {} died", store.display(), j.pid)
+            })?;
         }
         freezer::thaw_dirs(&j.frozen).with_context(|| format!("thawing what the window of pid {} froze", j.pid))?;
     }

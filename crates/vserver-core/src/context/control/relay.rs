@@ -154,4 +154,3 @@ fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Ok(n as usize)
     }
 }
-

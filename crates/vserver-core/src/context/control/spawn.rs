@@ -242,7 +242,14 @@ fn set_up_stdio(request: &ExecRequest, passed: &[OwnedFd], who: &GuestUser) -> R
         }
     }
     let null = if request.stdio.contains(&Stdio::Null) {
-        Some(OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY).open("/dev/null").context("opening the guest's /dev/null")?)
+        Some(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+                .open("/dev/null")
+                .context("opening the guest's /dev/null")?,
+        )
     } else {
         None
     };
@@ -334,8 +341,14 @@ fn init_leaf(target: &JoinTarget) -> Result<OwnedFd> {
         .filter(|r| !r.is_empty())
         .with_context(|| format!("the guest's init is in {now}, not below its payload {rel}"))?;
     use crate::sys::openat2::{openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
-    openat2(payload, Path::new(below), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
-        .with_context(|| format!("opening the cgroup {now} of the guest's init"))
+    openat2(
+        payload,
+        Path::new(below),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
+    .with_context(|| format!("opening the cgroup {now} of the guest's init"))
 }
 
 /// Every resource limit of a process (0: ourselves), or an error: a limit

@@ -71,7 +71,9 @@ pub fn prepare(brk: Break) -> io::Result<Option<Prepared>> {
 }
 
 fn is_same(st: &libc::stat, stx: &libc::statx) -> bool {
-    st.st_ino == stx.stx_ino && st.st_dev == libc::makedev(stx.stx_dev_major, stx.stx_dev_minor) && st.st_mode & libc::S_IFMT == libc::S_IFREG
+    st.st_ino == stx.stx_ino
+        && st.st_dev == libc::makedev(stx.stx_dev_major, stx.stx_dev_minor)
+        && st.st_mode & libc::S_IFMT == libc::S_IFREG
 }
 
 impl Prepared {
@@ -79,7 +81,10 @@ impl Prepared {
     pub fn swap(self) -> io::Result<Outcome> {
         let (parent, name) = (self.brk.found.parent.as_fd(), self.brk.found.name.as_c_str());
         match statx(parent, name) {
-            Ok(now) if now.stx_ino == self.brk.found.stx.stx_ino && now.stx_dev_major == self.brk.found.stx.stx_dev_major && now.stx_dev_minor == self.brk.found.stx.stx_dev_minor => {}
+            Ok(now)
+                if now.stx_ino == self.brk.found.stx.stx_ino
+                    && now.stx_dev_major == self.brk.found.stx.stx_dev_major
+                    && now.stx_dev_minor == self.brk.found.stx.stx_dev_minor => {}
             Ok(_) => return Ok(Outcome::Changed),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT)) => return Ok(Outcome::Changed),
             Err(e) => return Err(e),

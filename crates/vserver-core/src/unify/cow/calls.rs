@@ -13,13 +13,19 @@ pub enum Op {
     /// Its name removed or replaced (unlink, rename source or target).
     Name,
     /// Given a second name (link source); `new` is the address of that name.
-    Link { new: u64 },
+    Link {
+        new: u64,
+    },
     Chmod,
     Chown,
     /// Times set (utime*): to now when `now`, else to given values.
-    Times { now: bool },
+    Times {
+        now: bool,
+    },
     /// An extended attribute set or removed; `name` is the address of its name.
-    Xattr { name: u64 },
+    Xattr {
+        name: u64,
+    },
 }
 
 /// One path argument: `dirfd` (or AT_FDCWD) and the address of the path.
@@ -100,9 +106,7 @@ pub fn decode(nr: i64, a: &[u64; 6]) -> Call {
         SYS_rename => Call::Paths(vec![path(AT_FDCWD, a[0], false, Op::Name), path(AT_FDCWD, a[1], false, Op::Name)]),
         // With RENAME_NOREPLACE an existing target makes the call fail: only the source counts.
         SYS_renameat2 if a[4] as u32 & RENAME_NOREPLACE != 0 => p(at(a[0]), a[1], false, Op::Name),
-        SYS_renameat | SYS_renameat2 => {
-            Call::Paths(vec![path(at(a[0]), a[1], false, Op::Name), path(at(a[2]), a[3], false, Op::Name)])
-        }
+        SYS_renameat | SYS_renameat2 => Call::Paths(vec![path(at(a[0]), a[1], false, Op::Name), path(at(a[2]), a[3], false, Op::Name)]),
         #[cfg(target_arch = "x86_64")]
         SYS_link => p(AT_FDCWD, a[0], false, Op::Link { new: a[1] }),
         SYS_linkat => p(at(a[0]), a[1], flags_follow(a[4], false), Op::Link { new: a[3] }),
@@ -165,10 +169,7 @@ mod tests {
     #[test]
     fn calls_name_their_paths() {
         let a = [3, 0x1000, 7, 0x2000, 0, 0];
-        assert_eq!(
-            decode(libc::SYS_renameat2, &a),
-            Call::Paths(vec![path(3, 0x1000, false, Op::Name), path(7, 0x2000, false, Op::Name)])
-        );
+        assert_eq!(decode(libc::SYS_renameat2, &a), Call::Paths(vec![path(3, 0x1000, false, Op::Name), path(7, 0x2000, false, Op::Name)]));
         assert_eq!(decode(libc::SYS_unlinkat, &[3, 0x1000, libc::AT_REMOVEDIR as u64, 0, 0, 0]), Call::Nothing);
         let link = decode(libc::SYS_linkat, &[3, 0x1000, 4, 0x2000, libc::AT_SYMLINK_FOLLOW as u64, 0]);
         assert_eq!(link, Call::Paths(vec![path(3, 0x1000, true, Op::Link { new: 0x2000 })]));

@@ -47,7 +47,7 @@ impl Creds {
     /// capable_wrt_inode_uidgid(): the capability, over this file.
     fn capable_over(&self, cap: u32, o: &Owner) -> bool {
         let mapped = |map: &Option<Vec<(u32, u32)>>, id: u32| {
-            map.as_ref().is_none_or_compat(|m| m.iter().any(|&(first, count)| id >= first && id - first < count))
+            map.as_ref().is_none_or(|m| m.iter().any(|&(first, count)| id >= first && id - first < count))
         };
         self.has(cap) && mapped(&self.uid_map, o.uid) && mapped(&self.gid_map, o.gid)
     }
@@ -119,17 +119,6 @@ impl Creds {
         } else {
             false
         }
-    }
-}
-
-/// `is_none_or` for the Rust versions we support.
-trait NoneOr<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool;
-}
-
-impl<T> NoneOr<T> for Option<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool {
-        self.map_or(true, f)
     }
 }
 

@@ -451,6 +451,11 @@ fn mark_store_dirty(store: &std::path::Path) -> anyhow::Result<()> {
     if dirty.exists() {
         return Ok(());
     }
-    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&dirty).with_context(|| format!("creating {}", dirty.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&dirty)
+        .with_context(|| format!("creating {}", dirty.display()))?;
     f.sync_all().with_context(|| format!("syncing {}", dirty.display()))
 }

@@ -82,7 +82,8 @@ impl Task {
         if path.is_empty() || path.ends_with(b"/") {
             return Ok(None); // a descriptor call (AT_EMPTY_PATH), or a directory
         }
-        let (mut base, mut rest) = if path[0] == b'/' { (Base::Root, path.to_vec()) } else { (Base::Dir(self.start(dirfd)?), path.to_vec()) };
+        let (mut base, mut rest) =
+            if path[0] == b'/' { (Base::Root, path.to_vec()) } else { (Base::Dir(self.start(dirfd)?), path.to_vec()) };
         for _ in 0..=MAX_LINKS {
             let (dir, last) = split_last(&rest);
             if last.is_empty() || last == b"." || last == b".." {
