@@ -75,7 +75,8 @@ struct Frame {
 
 /// Copies the tree below `src` into the empty directory `dst`.
 pub fn copy_tree(src: OwnedFd, dst: OwnedFd, rules: &mut CopyRules) -> Result<CopyReport> {
-    raise_fd_limit(2 * MAX_DEPTH as u64 + 64);
+    // The walk holds a descriptor pair per level.
+    crate::sys::raise_fd_limit(Some(2 * MAX_DEPTH as u64 + 64));
     let st = sys::fstat(src.as_fd())?;
     let mut c = Copier { rules, dev: st.st_dev, links: HashMap::new(), report: CopyReport::default(), dst_root: dst.try_clone()? };
     let mut stack = vec![c.frame(src, dst, Vec::new(), st)?];
@@ -324,15 +325,4 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
 
 fn show(rel: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(rel))
-}
-
-/// Lets the walk hold a descriptor pair per level (up to the hard limit).
-fn raise_fd_limit(want: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: lim is a valid out pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < want {
-        lim.rlim_cur = want.min(lim.rlim_max);
-        // SAFETY: raising the soft limit up to the hard one needs no privilege.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    }
 }

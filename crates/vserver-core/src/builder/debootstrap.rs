@@ -134,10 +134,7 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
 /// An exclusive lock on `file`, held until the returned file is dropped.
 fn lock(file: &Path) -> Result<fs::File> {
     let f = fs::File::create(file).with_context(|| format!("creating {}", file.display()))?;
-    // SAFETY: flock on a descriptor we own; released when it is closed.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", file.display()));
-    }
+    crate::sys::flock(std::os::fd::AsFd::as_fd(&f), true).with_context(|| format!("locking {}", file.display()))?;
     Ok(f)
 }
 

@@ -4,7 +4,7 @@
 //! it could not, with the last lines of its console.
 
 use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -228,10 +228,7 @@ impl StartLock {
         let dir = paths.lock_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let file = File::create(dir.join("start")).with_context(|| format!("creating {}/start", dir.display()))?;
-        // SAFETY: flock on a descriptor we own; released when it closes.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("locking the start lock");
-        }
+        crate::sys::flock(file.as_fd(), true).context("locking the start lock")?;
         Ok(StartLock(file))
     }
 }

@@ -10,19 +10,11 @@ use std::path::{Path, PathBuf};
 
 pub use crate::unify::sys::FS_IMMUTABLE_FL;
 
-fn cvt(rc: libc::c_int) -> io::Result<()> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
     let (a, b) = (c(a)?, c(b)?);
     // SAFETY: both paths are NUL-terminated and live across the call.
-    cvt(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) })
+    crate::sys::check(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) }).map(drop)
 }
 
 /// A private directory for probe files; on drop the immutable flag is

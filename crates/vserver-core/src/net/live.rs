@@ -12,7 +12,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -99,10 +99,7 @@ impl ChangeLock {
         let dir = paths.lock_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let file = fs::File::create(dir.join(format!("net-{name}"))).with_context(|| format!("creating a lock in {}", dir.display()))?;
-        // SAFETY: flock on a descriptor we own; released when it closes.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("locking the network state");
-        }
+        crate::sys::flock(file.as_fd(), true).context("locking the network state")?;
         Ok(ChangeLock(file))
     }
 }

@@ -27,11 +27,36 @@ impl Owner {
     }
 }
 
-/// Turns a -1 return into the errno as an io::Error.
-pub(crate) fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
-    if rc < 0 {
+/// Turns a negative return (-1) of a system call into the errno as an
+/// io::Error; any other value is the result.
+pub(crate) fn check<T: Copy + PartialOrd + Default>(rc: T) -> io::Result<T> {
+    if rc < T::default() {
         Err(io::Error::last_os_error())
     } else {
         Ok(rc)
+    }
+}
+
+/// An exclusive flock(2) on `fd` (released when the file is closed); with
+/// `wait` false, EWOULDBLOCK when another holds it.
+pub fn flock(fd: std::os::fd::BorrowedFd, wait: bool) -> io::Result<()> {
+    let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    // SAFETY: plain syscall on a valid fd.
+    check(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&fd), op) }).map(drop)
+}
+
+/// Raises the soft RLIMIT_NOFILE to `want` (None: to the hard limit), never
+/// above the hard limit; best effort (no privilege is needed for it).
+pub fn raise_fd_limit(want: Option<u64>) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: lim is a valid out pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let target = want.unwrap_or(lim.rlim_max).min(lim.rlim_max);
+    if lim.rlim_cur < target {
+        lim.rlim_cur = target;
+        // SAFETY: setrlimit of our own process with a valid struct.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     }
 }

@@ -7,6 +7,8 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::sys::check;
+
 /// FS_IMMUTABLE_FL and FS_APPEND_FL from linux/fs.h.
 pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
 pub const FS_APPEND_FL: libc::c_int = 0x20;
@@ -14,14 +16,6 @@ pub const FS_APPEND_FL: libc::c_int = 0x20;
 /// Resolution that can never leave the directory fd, follow a symlink (any
 /// component, the last one included) or cross a mount point.
 const RESOLVE_GUEST: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
-
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
 
 pub fn cstr(name: &[u8]) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
@@ -64,7 +58,7 @@ fn openat2(dir: BorrowedFd, rel: &CStr, how: &libc::open_how) -> io::Result<Owne
 pub fn open_at(dir: BorrowedFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: name is NUL-terminated; the returned fd is new.
     let fd =
-        cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint) })?;
+        check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint) })?;
     // SAFETY: fd was just returned by the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -75,7 +69,7 @@ pub fn open_at(dir: BorrowedFd, name: &CStr, flags: libc::c_int, mode: libc::mod
 pub fn reopen_read(path_fd: BorrowedFd) -> io::Result<OwnedFd> {
     let proc = cstr(format!("/proc/self/fd/{}", path_fd.as_raw_fd()).as_bytes())?;
     // SAFETY: proc is NUL-terminated; the returned fd is new.
-    let fd = cvt(unsafe { libc::open(proc.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) })?;
+    let fd = check(unsafe { libc::open(proc.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) })?;
     // SAFETY: fd was just returned by the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -84,7 +78,7 @@ pub fn fstat(fd: BorrowedFd) -> io::Result<libc::stat> {
     // SAFETY: st is written by the kernel before we read it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is valid for the borrow, st is a valid out pointer.
-    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(st)
 }
 
@@ -92,7 +86,7 @@ pub fn fstatat_nofollow(dir: BorrowedFd, name: &CStr) -> io::Result<libc::stat> 
     // SAFETY: st is written by the kernel before we read it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: name is NUL-terminated, st is a valid out pointer.
-    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    check(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
 }
 
@@ -100,26 +94,26 @@ pub fn fstatat_nofollow(dir: BorrowedFd, name: &CStr) -> io::Result<libc::stat> 
 /// CAP_DAC_READ_SEARCH this needs).
 pub fn link_fd(fd: BorrowedFd, dir: BorrowedFd, name: &CStr) -> io::Result<()> {
     // SAFETY: the empty path and name are NUL-terminated.
-    cvt(unsafe { libc::linkat(fd.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), libc::AT_EMPTY_PATH) })?;
+    check(unsafe { libc::linkat(fd.as_raw_fd(), c"".as_ptr(), dir.as_raw_fd(), name.as_ptr(), libc::AT_EMPTY_PATH) })?;
     Ok(())
 }
 
 /// Swaps two names atomically; both keep existing throughout.
 pub fn exchange(a_dir: BorrowedFd, a: &CStr, b_dir: BorrowedFd, b: &CStr) -> io::Result<()> {
     // SAFETY: both names are NUL-terminated.
-    cvt(unsafe { libc::renameat2(a_dir.as_raw_fd(), a.as_ptr(), b_dir.as_raw_fd(), b.as_ptr(), libc::RENAME_EXCHANGE) })?;
+    check(unsafe { libc::renameat2(a_dir.as_raw_fd(), a.as_ptr(), b_dir.as_raw_fd(), b.as_ptr(), libc::RENAME_EXCHANGE) })?;
     Ok(())
 }
 
 pub fn unlink_at(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
     // SAFETY: name is NUL-terminated.
-    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })?;
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })?;
     Ok(())
 }
 
 pub fn mkdir_at(dir: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
     // SAFETY: name is NUL-terminated.
-    match cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }) {
+    match check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
         r => r.map(|_| ()),
     }
@@ -128,13 +122,13 @@ pub fn mkdir_at(dir: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Result<
 pub fn get_flags(fd: BorrowedFd) -> io::Result<libc::c_int> {
     let mut flags: libc::c_int = 0;
     // SAFETY: FS_IOC_GETFLAGS writes one int (the kernel's size, despite the long in the name).
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) })?;
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) })?;
     Ok(flags)
 }
 
 pub fn set_flags(fd: BorrowedFd, flags: libc::c_int) -> io::Result<()> {
     // SAFETY: FS_IOC_SETFLAGS reads one int.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) })?;
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) })?;
     Ok(())
 }
 
@@ -155,7 +149,7 @@ pub fn is_immutable(fd: BorrowedFd) -> io::Result<bool> {
 /// Makes `dst` share `src`'s extents (copy-on-write), where the fs can.
 pub fn ficlone(dst: BorrowedFd, src: BorrowedFd) -> io::Result<()> {
     // SAFETY: FICLONE takes the source fd as its integer argument.
-    cvt(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) })?;
+    check(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) })?;
     Ok(())
 }
 
@@ -163,7 +157,7 @@ pub fn ficlone(dst: BorrowedFd, src: BorrowedFd) -> io::Result<()> {
 /// and while held, an open for writing (or truncate) waits until we close the fd.
 pub fn take_read_lease(fd: BorrowedFd) -> io::Result<()> {
     // SAFETY: F_SETLEASE takes an int argument.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) })?;
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) })?;
     Ok(())
 }
 
@@ -219,26 +213,26 @@ fn get_xattr(fd: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {
 pub fn set_xattr(fd: BorrowedFd, name: &[u8], value: &[u8]) -> io::Result<()> {
     let cname = cstr(name)?;
     // SAFETY: name is NUL-terminated, value valid for its length.
-    cvt(unsafe { libc::fsetxattr(fd.as_raw_fd(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) })?;
+    check(unsafe { libc::fsetxattr(fd.as_raw_fd(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) })?;
     Ok(())
 }
 
 pub fn remove_xattr(fd: BorrowedFd, name: &[u8]) -> io::Result<()> {
     let cname = cstr(name)?;
     // SAFETY: name is NUL-terminated.
-    cvt(unsafe { libc::fremovexattr(fd.as_raw_fd(), cname.as_ptr()) })?;
+    check(unsafe { libc::fremovexattr(fd.as_raw_fd(), cname.as_ptr()) })?;
     Ok(())
 }
 
 pub fn fchown(fd: BorrowedFd, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: plain syscall on a valid fd.
-    cvt(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })?;
+    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })?;
     Ok(())
 }
 
 pub fn fchmod(fd: BorrowedFd, mode: u32) -> io::Result<()> {
     // SAFETY: plain syscall on a valid fd.
-    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })?;
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })?;
     Ok(())
 }
 
@@ -249,7 +243,7 @@ pub fn set_times(fd: BorrowedFd, st: &libc::stat) -> io::Result<()> {
         libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
     ];
     // SAFETY: times points to two valid timespecs.
-    cvt(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })?;
+    check(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })?;
     Ok(())
 }
 
@@ -276,19 +270,14 @@ pub fn copy_range(src: BorrowedFd, src_off: &mut i64, dst: BorrowedFd, dst_off: 
 
 pub fn ftruncate(fd: BorrowedFd, len: i64) -> io::Result<()> {
     // SAFETY: plain syscall on a valid fd.
-    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
     Ok(())
 }
 
-pub fn flock(fd: BorrowedFd, wait: bool) -> io::Result<()> {
-    let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
-    // SAFETY: plain syscall on a valid fd.
-    cvt(unsafe { libc::flock(fd.as_raw_fd(), op) })?;
-    Ok(())
-}
+pub use crate::sys::flock;
 
 pub fn fsync(fd: BorrowedFd) -> io::Result<()> {
     // SAFETY: plain syscall on a valid fd.
-    cvt(unsafe { libc::fsync(fd.as_raw_fd()) })?;
+    check(unsafe { libc::fsync(fd.as_raw_fd()) })?;
     Ok(())
 }

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -146,11 +146,10 @@ impl Windows {
         let deadline = Instant::now() + LOCK_TIMEOUT;
         let mut nap = Duration::from_micros(200);
         loop {
-            // SAFETY: flock on a descriptor we own; released when it closes.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(file);
-            }
-            let e = io::Error::last_os_error();
+            let e = match crate::sys::flock(file.as_fd(), false) {
+                Ok(()) => return Ok(file),
+                Err(e) => e,
+            };
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return Err(e).with_context(|| format!("locking {}", path.display()));
             }

@@ -107,7 +107,8 @@ impl Supervisor {
     /// The supervisor of guest `name`'s unified files.
     pub fn new(paths: &Paths, name: &str) -> anyhow::Result<Supervisor> {
         kernel_supported().map_err(anyhow::Error::msg)?;
-        raise_fd_limit();
+        // A dpkg run's batch holds a few hundred descriptors at once.
+        crate::sys::raise_fd_limit(None);
         let vdir = crate::config::load_guest(paths, name).map(|g| g.vdir).unwrap_or_else(|_| paths.default_vdir(name));
         let store = config::store_candidates(paths, name).ok().and_then(|c| config::pick_store(&c, &vdir, name).ok());
         // SAFETY: epoll_create1 returns a new descriptor or -1.
@@ -423,19 +424,6 @@ fn allowed(creds: &Creds, op: Op, found: &resolve::Found, xattr: &[u8]) -> io::R
         Op::Times { now } => creds.may_set_times(&file, now),
         Op::Xattr { .. } => creds.may_set_xattr(&file, xattr),
     })
-}
-
-/// A dpkg run's batch holds a few hundred descriptors at once: the soft
-/// limit goes up to the hard one.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 fn has_input(fd: BorrowedFd) -> bool {
