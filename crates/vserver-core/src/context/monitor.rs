@@ -149,9 +149,10 @@ enum Phase {
     Up,
 }
 
-/// The descriptors the monitor waits on. New kinds of events (the control
-/// socket, seccomp listeners) become a variant here, a field of Boot and a
-/// branch in Boot::handle.
+/// The descriptors the monitor waits on (the control socket and its
+/// connections are polled beside them, through Control::poll_fds). New kinds
+/// of events become a variant here, a field of Boot and a branch in
+/// Boot::handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     /// pid 1's pidfd: readable when it ended.

@@ -1,8 +1,8 @@
-//! The monitor's report to `vserver start`, over a pipe (sync points
-//! numbered as in monitor.rs):
-//!   S2: one byte STATE_SAVED once the run state is written: the guest
+//! The monitor's report to `vserver start`, over a pipe (sync point S4 of
+//! monitor.rs, in two steps):
+//!   first one byte STATE_SAVED once the run state is written: the guest
 //!       counts as running, `vserver start` may let other starts go on;
-//!   S4: "OK" once the guest is up (a systemd guest: its READY=1),
+//!   then "OK" once the guest is up (a systemd guest: its READY=1),
 //!       or the error text; EOF without either means the monitor died.
 
 use std::fs::File;

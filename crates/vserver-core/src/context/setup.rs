@@ -31,8 +31,9 @@ pub(super) fn setup_guest(
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
         return Err(std::io::Error::last_os_error()).context("tying the guest to its monitor (PR_SET_PDEATHSIG)");
     }
-    // S1: the monitor sets our OOM score (and attaches the network context)
-    // before it says go; we were created inside the cgroup2 payload.
+    // S1: the monitor sets our OOM score (and puts our veth end in place)
+    // before it says go; we were created inside the cgroup2 payload, whose
+    // IP-set programs were attached before the clone.
     wait_for_go(&mut go)?;
     // Then, first of all, payload in the v1 hierarchies (as single-threaded
     // process, through `tasks`): no guest code may run outside them, and

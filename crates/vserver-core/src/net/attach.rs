@@ -100,7 +100,8 @@ impl AttachedPrograms {
 }
 
 /// Detaches our programs (named `vs_*`) from a cgroup, by query, for a
-/// process that did not attach them (`vserver NAME stop`). Returns how many.
+/// process that did not attach them (chbind's clean-up of a context whose
+/// runner died). Returns how many.
 /// A missing cgroup directory means there is nothing left to detach.
 pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
     if !cgroup_dir.exists() {

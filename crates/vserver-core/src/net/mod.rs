@@ -8,15 +8,17 @@
 //! sockets are kept apart by Landlock (`abstract_unix`).
 //!
 //! Start order for a guest (the `context` module calls these):
-//! 1. [`guest_network`] validates the config (before anything changes) and
-//!    [`abstract_unix::check_guest`] refuses what the kernel cannot isolate;
+//! 1. [`abstract_unix::check_guest`] refuses what the kernel cannot isolate
+//!    and [`guest_network`] validates the config (before anything changes);
 //! 2. [`probe`] checks kernel and cgroup layout;
 //! 3. [`NetContext::apply_to_cgroup`] on the guest's v2 cgroup, before its
 //!    first process runs there (sockets carry the cgroup they were made in);
 //! 4. [`NetContext::add_host_addresses`], then [`live::record`];
 //! 5. [`abstract_unix::scope_for_guest`] in the monitor before it forks pid 1;
-//! 6. at stop: [`detach_from_cgroup`], then [`remove_host_addresses`] of what
-//!    [`live::forget`] returns (live additions included).
+//! 6. at stop: the monitor's `AttachedPrograms::detach`, then
+//!    [`remove_host_addresses`] of what [`live::forget`] returns (live
+//!    additions included). [`detach_from_cgroup`] is for a process that did
+//!    not attach the programs (chbind's clean-up).
 
 pub mod abstract_unix;
 mod addr;

@@ -2,8 +2,9 @@
 //! `/run` (and `/tmp`) tmpfs, a fresh `/dev` with a pty as `/dev/console`, a
 //! masked `/proc`, a read-only `/sys` (with a delegated cgroup2 mount for
 //! systemd guests), and the `pivot_root` that
-//! leaves the host's tree behind. The order in which `context::start` calls
-//! these steps matters; each step says what it needs before it.
+//! leaves the host's tree behind. The order in which `context::setup`
+//! (`setup_guest`, in the guest's first process) calls these steps matters;
+//! each step says what it needs before it.
 
 pub mod cgroupfs;
 pub mod console;

@@ -1,7 +1,7 @@
 //! Copy-on-write for unified guests: the supervisor of the calls with which
 //! a guest process changes a file that exists (open for writing, truncate,
 //! rename, link, unlink, chmod, chown, utimes, xattrs), sent to it by the
-//! guest's seccomp filter (seccomp::cow_notify_filter) through a listener
+//! guest's seccomp filter (seccomp::NotifyFilter::copy_on_write) through a listener
 //! descriptor per process tree. For each call it finds, in the task's own
 //! view, the files the call would change; if one is a store entry (marked
 //! by vhashify, immutable) and the task could change a file of its own like
