@@ -34,10 +34,15 @@ use crate::sys::{clone3, pidfd};
 struct Joiner {
     pid: libc::pid_t,
     pidfd: OwnedFd,
-    /// Polled while the joiner runs, since a supervised joiner's listener
-    /// must be taken before its command makes a call the filter notifies;
-    /// None at its end of file (the exec).
+    /// Why it could not exec, or its seccomp listener; None at its end of
+    /// file (the exec). Read when the joiner ends, and also while it runs
+    /// if `supervised`.
     report: Option<OwnedFd>,
+    /// A supervised joiner's listener must be taken before its command
+    /// makes a call the filter notifies, so its report is polled; any other
+    /// joiner's is read at its end, which spares the monitor a wake-up at
+    /// every exec.
+    supervised: bool,
     /// Why it could not exec, as reported.
     failure: Option<String>,
     /// None once the client has gone (the command runs on).
@@ -122,7 +127,7 @@ impl Control {
             if let Some(c) = &j.conn {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
             }
-            if let Some(r) = &j.report {
+            if let Some(r) = j.report.as_ref().filter(|_| j.supervised) {
                 fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
             }
         }
@@ -153,7 +158,7 @@ impl Control {
             if j.conn.is_some() && next() {
                 talking.push(i);
             }
-            if j.report.is_some() && next() {
+            if j.report.is_some() && j.supervised && next() {
                 reporting.push(i);
             }
         }
@@ -206,7 +211,14 @@ impl Control {
     fn start(&mut self, conn: OwnedFd, request: &ExecRequest, fds: &[OwnedFd]) {
         let Some(target) = &self.target else { return };
         match spawn::spawn(target, request, fds, conn.as_fd()) {
-            Ok(s) => self.joiners.push(Joiner { pid: s.pid, pidfd: s.pidfd, report: Some(s.report), failure: None, conn: Some(conn) }),
+            Ok(s) => self.joiners.push(Joiner {
+                pid: s.pid,
+                pidfd: s.pidfd,
+                report: Some(s.report),
+                supervised: target.is_supervised(),
+                failure: None,
+                conn: Some(conn),
+            }),
             Err(e) => {
                 let _ = proto::send(conn.as_fd(), &ToClient::Failed(format!("{e:#}")), &[]);
                 let _ = proto::send(conn.as_fd(), &ToClient::Exited { pid: 0, code: Some(EXIT_CANNOT_RUN), signal: None }, &[]);

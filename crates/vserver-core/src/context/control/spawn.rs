@@ -54,6 +54,12 @@ pub struct JoinTarget {
 }
 
 impl JoinTarget {
+    /// Whether its joiners run under the copy-on-write filter (and send
+    /// their listener).
+    pub fn is_supervised(&self) -> bool {
+        self.restrictions.copy_on_write.is_some()
+    }
+
     /// `payload_v2`/`payload_v1`: the cgroup directories every guest
     /// process belongs in.
     pub fn new(
