@@ -78,7 +78,9 @@ prepare() {
     rsync -a --exclude=/target --exclude=/.git "$here/" "$d/src/"
     find "$here/target/release" -maxdepth 1 -type f -perm -u+x -exec cp -a {} "$d/src/target/release/" \;
     cut -d' ' -f1 "$run/tests.list" | xargs -r cp -a -t "$d/src/target/release/deps/"
-    [ -d "$here/target/test-cache" ] && cp -a "$here/target/test-cache" "$d/src/target/"
+    # The contents, also when target/test-cache is a symlink to a shared cache
+    # (copied as a link it would dangle inside the VM).
+    [ -d "$here/target/test-cache" ] && mkdir -p "$d/src/target/test-cache" && cp -a "$here/target/test-cache/." "$d/src/target/test-cache/"
     [ -d "$here/target/debian" ] && cp -a "$here/target/debian" "$d/src/target/"
     cp "$run/tests.list" "$d/tests.list"
     echo "$here" > "$d/src-path"
