@@ -7,23 +7,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use vserver_rs_tests::{describe, Scratch};
+use vserver_rs_tests::{describe, Scratch, BINARIES};
 
-const BINARIES: &[&str] = &[
-    "vserver",
-    "vlimit",
-    "vhashify",
-    "chbind",
-    "vserver-stat",
-    "vserver-info",
-    "vps",
-    "vtop",
-    "vkill",
-    "vwait",
-    "vuname",
-    "vapt-get",
-    "vdlimit",
-];
 const UNITS: &[&str] = &["vservers.service", "vservers@.service", "vhashify.service", "vhashify.timer"];
 
 fn repo() -> PathBuf {

@@ -5,23 +5,7 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use vserver_rs_tests::{bin_dir, describe, require, Scratch};
-
-const BINARIES: &[&str] = &[
-    "vserver",
-    "vlimit",
-    "vhashify",
-    "chbind",
-    "vserver-stat",
-    "vserver-info",
-    "vps",
-    "vtop",
-    "vkill",
-    "vwait",
-    "vuname",
-    "vapt-get",
-    "vdlimit",
-];
+use vserver_rs_tests::{bin_dir, describe, require, Scratch, BINARIES};
 
 fn generate() -> Scratch {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -117,3 +117,20 @@ pub fn loop_mount(image: &Path, dir: &Path, options: &str) -> Output {
     let opts = if options.is_empty() { "loop".to_string() } else { format!("loop,{options}") };
     run(Command::new("mount").args(["-o", &opts]).arg(image).arg(dir))
 }
+
+/// The tools the project installs (util/install.sh, the .deb), each with a man page.
+pub const BINARIES: &[&str] = &[
+    "vserver",
+    "vlimit",
+    "vhashify",
+    "chbind",
+    "vserver-stat",
+    "vserver-info",
+    "vps",
+    "vtop",
+    "vkill",
+    "vwait",
+    "vuname",
+    "vapt-get",
+    "vdlimit",
+];
