@@ -91,11 +91,11 @@ impl GuestCgroup {
     pub(crate) fn create_dirs(&self) -> io::Result<()> {
         for dir in &self.dirs {
             // Another guest stopping at this moment may remove the shared
-            // parent once it is empty; then the parent is made again.
+            // parent once it is empty (also between its mkdir and the write
+            // of its cgroup.subtree_control); then the parent is made again.
             let mut tries = 0;
             loop {
-                self.prepare_parent(dir)?;
-                match mkdir(dir) {
+                match self.prepare_parent(dir).and_then(|()| mkdir(dir)) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 5 => tries += 1,
                     other => break other?,
                 }
