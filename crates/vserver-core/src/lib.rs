@@ -22,7 +22,7 @@ pub mod running;
 pub mod runstate;
 pub mod seccomp;
 pub mod stat;
-pub mod sys;
+pub use vserver_sys as sys;
 pub mod unify;
 
 pub use config::parse::ConfigError;

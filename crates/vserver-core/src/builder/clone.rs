@@ -20,7 +20,8 @@ use super::UsageError;
 use crate::config::parse::read_path_entry;
 use crate::paths::Paths;
 use crate::runstate;
-use crate::unify::{self, sys, ExcludeList};
+use crate::sys::file as sys;
+use crate::unify::{self, ExcludeList};
 
 /// Configuration entries a clone takes over from its source: everything
 /// but what identifies the source (context, name, uts/nodename, interfaces).

@@ -22,7 +22,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use anyhow::{bail, Result};
 
 use super::guestfs::{read_dir, readlinkat};
-use crate::unify::{self, sys, ExcludeList};
+use crate::sys::file as sys;
+use crate::unify::{self, ExcludeList};
 
 /// Deeper source trees are refused (each level holds two descriptors).
 const MAX_DEPTH: usize = 2000;

@@ -25,7 +25,8 @@ use super::guestfs::read_dir;
 use crate::config::parse::read_path_entry;
 use crate::paths::Paths;
 use crate::runstate;
-use crate::unify::{self, sys};
+use crate::sys::file as sys;
+use crate::unify;
 
 /// What a delete did besides removing the guest.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

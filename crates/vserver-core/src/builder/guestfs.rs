@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::rootfs::resolve::{GuestRoot, Symlinks};
+use crate::sys::file as sys;
 use crate::sys::openat2::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 /// Owner and mode a new file gets.
 pub use crate::sys::Owner;
-use crate::unify::sys;
 
 pub struct GuestTree {
     root: GuestRoot,

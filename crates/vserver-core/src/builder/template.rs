@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::UsageError;
-use crate::unify::sys;
+use crate::sys::file as sys;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Args {

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::net::asm::{Asm, Cond, Insn, Reg, Size};
-use crate::net::bpf_sys::{self, ProgSpec, BPF_F_ALLOW_MULTI};
 use crate::rootfs::dev::{Access, DevKind, DeviceRule, GuestDevices};
+use crate::sys::ebpf::asm::{Asm, Cond, Insn, Reg, Size};
+use crate::sys::ebpf::load::{self, ProgSpec, BPF_F_ALLOW_MULTI};
 use Reg::*;
 
 const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
@@ -67,9 +67,9 @@ pub fn attach(cgroup_v2_dir: &Path, devices: &GuestDevices) -> Result<()> {
     let insns = program(devices.rules()).map_err(anyhow::Error::msg)?;
     let spec =
         ProgSpec { prog_type: PROG_TYPE_CGROUP_DEVICE, expected_attach_type: ATTACH_CGROUP_DEVICE, attach_btf_id: 0, name: "vs_devices" };
-    let prog = bpf_sys::prog_load(&spec, &insns).map_err(|e| anyhow::anyhow!("cannot load the device filter: {e}"))?;
+    let prog = load::prog_load(&spec, &insns).map_err(|e| anyhow::anyhow!("cannot load the device filter: {e}"))?;
     let cgroup = OwnedFd::from(File::open(cgroup_v2_dir).with_context(|| format!("opening {}", cgroup_v2_dir.display()))?);
-    bpf_sys::prog_attach(&cgroup, &prog, ATTACH_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
+    load::prog_attach(&cgroup, &prog, ATTACH_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
         .with_context(|| format!("attaching the device filter to {}", cgroup_v2_dir.display()))
 }
 

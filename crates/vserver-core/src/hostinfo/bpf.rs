@@ -8,8 +8,8 @@
 
 use std::io;
 
-use crate::net::asm::Asm;
-use crate::net::bpf_sys::{self, ProgSpec};
+use crate::sys::ebpf::asm::Asm;
+use crate::sys::ebpf::load::{self, ProgSpec};
 
 use super::cgroups::CgroupSummary;
 use super::kallsyms::{Evidence, Symbols};
@@ -112,5 +112,5 @@ fn load_trivial(hook: &Hook) -> io::Result<()> {
     let insns = a.finish().map_err(io::Error::other)?;
     let spec =
         ProgSpec { prog_type: hook.prog_type, expected_attach_type: hook.expected_attach_type, attach_btf_id: 0, name: "vs_info_probe" };
-    bpf_sys::try_prog_load(&spec, &insns).map(drop)
+    load::try_prog_load(&spec, &insns).map(drop)
 }

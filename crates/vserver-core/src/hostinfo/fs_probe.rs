@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::fsops::{self, ScratchDir, FS_IMMUTABLE_FL};
 use super::{Check, Host, Status};
-use crate::unify::sys;
+use crate::sys::file as sys;
 use std::os::fd::AsFd;
 
 const IMMUTABLE_NEEDED_FOR: &str = "vhashify: unified files are immutable, so no guest can change a file for every guest sharing it";

@@ -1,5 +1,5 @@
 //! RENAME_EXCHANGE by path for the probes, and a scratch directory that
-//! cleans up after them. Inode flags and FICLONE are `unify::sys`'s.
+//! cleans up after them. Inode flags and FICLONE are `vserver_sys::file`'s.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use crate::unify::sys::FS_IMMUTABLE_FL;
+pub use crate::sys::file::FS_IMMUTABLE_FL;
 
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
@@ -44,8 +44,8 @@ impl Drop for ScratchDir {
             for entry in entries.flatten() {
                 let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
                 if let (true, Ok(f)) = (is_file, File::open(entry.path())) {
-                    if let Ok(flags) = crate::unify::sys::get_flags(f.as_fd()) {
-                        let _ = crate::unify::sys::set_flags(f.as_fd(), flags & !FS_IMMUTABLE_FL);
+                    if let Ok(flags) = crate::sys::file::get_flags(f.as_fd()) {
+                        let _ = crate::sys::file::set_flags(f.as_fd(), flags & !FS_IMMUTABLE_FL);
                     }
                 }
             }

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use super::bpf_sys::{self, ProgSpec, BPF_F_ALLOW_MULTI};
 use super::ipset::IpSet;
 use super::programs::{self, attach, Program};
 use super::rtnl::{self, Route};
 use super::{btf, dest};
+use crate::sys::ebpf::load::{self, ProgSpec, BPF_F_ALLOW_MULTI};
 
 /// Every program name starts with this, which is how a detach recognises
 /// ours among what else may be attached to the cgroup.
@@ -34,7 +34,7 @@ fn open_cgroup(dir: &Path) -> anyhow::Result<OwnedFd> {
 
 fn load(p: &Program) -> anyhow::Result<OwnedFd> {
     let spec = ProgSpec { prog_type: p.prog_type, expected_attach_type: p.attach_type, attach_btf_id: p.attach_btf_id, name: p.name };
-    bpf_sys::prog_load(&spec, &p.insns).map_err(|e| anyhow::anyhow!("cannot load BPF program {}: {e}", p.name))
+    load::prog_load(&spec, &p.insns).map_err(|e| anyhow::anyhow!("cannot load BPF program {}: {e}", p.name))
 }
 
 /// Loads every program first (so a refusal changes nothing), then attaches
@@ -51,7 +51,7 @@ pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path, btf_cache: O
     drop(maps);
     let mut attached = AttachedPrograms { cgroup_dir: cgroup_dir.to_path_buf(), cgroup, progs: Vec::new() };
     for (attach_type, prog) in loaded {
-        if let Err(e) = bpf_sys::prog_attach(&attached.cgroup, &prog, attach_type, BPF_F_ALLOW_MULTI) {
+        if let Err(e) = load::prog_attach(&attached.cgroup, &prog, attach_type, BPF_F_ALLOW_MULTI) {
             let _ = attached.detach();
             bail!("cannot attach BPF program (attach type {attach_type}) to {}: {e}", cgroup_dir.display());
         }
@@ -84,7 +84,7 @@ impl AttachedPrograms {
     pub fn detach(&mut self) -> anyhow::Result<()> {
         let mut first = None;
         for (attach_type, prog) in self.progs.drain(..) {
-            if let Err(e) = bpf_sys::prog_detach(&self.cgroup, &prog, attach_type) {
+            if let Err(e) = load::prog_detach(&self.cgroup, &prog, attach_type) {
                 first.get_or_insert(anyhow::anyhow!(
                     "cannot detach BPF program (attach type {attach_type}) from {}: {e}",
                     self.cgroup_dir.display()
@@ -110,18 +110,18 @@ pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
     let cgroup = open_cgroup(cgroup_dir)?;
     let mut count = 0;
     for attach_type in attach::ALL {
-        let ids = match bpf_sys::prog_query(&cgroup, attach_type) {
+        let ids = match load::prog_query(&cgroup, attach_type) {
             Ok(ids) => ids,
             // An attach type the kernel does not know has nothing attached.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => continue,
             Err(e) => bail!("cannot query BPF programs of {}: {e}", cgroup_dir.display()),
         };
         for id in ids {
-            let Ok(prog) = bpf_sys::prog_fd_by_id(id) else { continue }; // detached meanwhile
-            if !bpf_sys::prog_name(&prog)?.starts_with(NAME_PREFIX) {
+            let Ok(prog) = load::prog_fd_by_id(id) else { continue }; // detached meanwhile
+            if !load::prog_name(&prog)?.starts_with(NAME_PREFIX) {
                 continue;
             }
-            bpf_sys::prog_detach(&cgroup, &prog, attach_type)
+            load::prog_detach(&cgroup, &prog, attach_type)
                 .with_context(|| format!("cannot detach BPF program {id} from {}", cgroup_dir.display()))?;
             count += 1;
         }
@@ -134,18 +134,18 @@ pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
 /// reaches its programs without a pinned object.
 pub fn maps_of(cgroup_dir: &Path) -> anyhow::Result<dest::Maps> {
     let cgroup = open_cgroup(cgroup_dir)?;
-    let ids = bpf_sys::prog_query(&cgroup, attach::INET4_BIND)
-        .with_context(|| format!("cannot query BPF programs of {}", cgroup_dir.display()))?;
+    let ids =
+        load::prog_query(&cgroup, attach::INET4_BIND).with_context(|| format!("cannot query BPF programs of {}", cgroup_dir.display()))?;
     for id in ids {
-        let Ok(prog) = bpf_sys::prog_fd_by_id(id) else { continue };
-        let (name, map_ids) = bpf_sys::prog_info(&prog)?;
+        let Ok(prog) = load::prog_fd_by_id(id) else { continue };
+        let (name, map_ids) = load::prog_info(&prog)?;
         if name != "vs_bind4" {
             continue;
         }
         let (mut slot, mut exact, mut prefixes) = (None, None, None);
         for m in map_ids {
-            let Ok(map) = bpf_sys::map_fd_by_id(m) else { continue };
-            match bpf_sys::map_name(&map)?.as_str() {
+            let Ok(map) = load::map_fd_by_id(m) else { continue };
+            match load::map_name(&map)?.as_str() {
                 dest::SLOT_NAME => slot = Some(map),
                 dest::EXACT_NAME => exact = Some(map),
                 dest::PREFIXES_NAME => prefixes = Some(map),
@@ -165,9 +165,9 @@ pub fn attached_names(cgroup_dir: &Path) -> anyhow::Result<Vec<String>> {
     let cgroup = open_cgroup(cgroup_dir)?;
     let mut names = Vec::new();
     for attach_type in attach::ALL {
-        for id in bpf_sys::prog_query(&cgroup, attach_type).unwrap_or_default() {
-            if let Ok(prog) = bpf_sys::prog_fd_by_id(id) {
-                let name = bpf_sys::prog_name(&prog)?;
+        for id in load::prog_query(&cgroup, attach_type).unwrap_or_default() {
+            if let Ok(prog) = load::prog_fd_by_id(id) {
+                let name = load::prog_name(&prog)?;
                 if name.starts_with(NAME_PREFIX) {
                     names.push(name);
                 }
@@ -220,7 +220,7 @@ mod tests {
         // Detaching by query finds what another process attached.
         let n = attach_set(&IpSet::new(&[ip("127.0.0.2")], lb).unwrap(), &[], &dir, None).unwrap().count();
         // A live change finds the maps again.
-        assert_eq!(bpf_sys::map_name(&maps_of(&dir).unwrap().exact).unwrap(), dest::EXACT_NAME);
+        assert_eq!(load::map_name(&maps_of(&dir).unwrap().exact).unwrap(), dest::EXACT_NAME);
         assert_eq!(detach_from_cgroup(&dir).unwrap(), n);
         assert!(attached_names(&dir).unwrap().is_empty());
     }

@@ -26,9 +26,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 
-use super::bpf_sys;
 use super::ipset::{canonical, is_loopback_like, key, IpSet, LBACK6_PREFIX};
 use super::rtnl::Route;
+use crate::sys::ebpf::load;
 
 /// `struct bpf_lpm_trie_key`: a u32 prefix length, then the data: the u32
 /// slot and the 16 address bytes. The slot is part of every prefix.
@@ -267,9 +267,9 @@ pub struct Maps {
 fn fill(maps: &Maps, slot: u32, t: &BTreeMap<Prefix, Entry>) -> io::Result<()> {
     for (p, e) in t {
         if p.0 == 128 {
-            bpf_sys::map_update(&maps.exact, &exact_key_bytes(slot, &p.1), &e.value())?;
+            load::map_update(&maps.exact, &exact_key_bytes(slot, &p.1), &e.value())?;
         } else {
-            bpf_sys::map_update(&maps.prefixes, &key_bytes(slot, p), &e.value())?;
+            load::map_update(&maps.prefixes, &key_bytes(slot, p), &e.value())?;
         }
     }
     Ok(())
@@ -278,11 +278,11 @@ fn fill(maps: &Maps, slot: u32, t: &BTreeMap<Prefix, Entry>) -> io::Result<()> {
 /// Removes every entry of `slot`, which no program may be reading.
 fn clear(maps: &Maps, slot: u32) -> io::Result<()> {
     let mine = |k: &[u8], at: usize| k.get(at..at + 4) == Some(&slot.to_ne_bytes()[..]);
-    for k in bpf_sys::map_keys(&maps.exact, EXACT_KEY_SIZE as usize)?.iter().filter(|k| mine(k, 0)) {
-        bpf_sys::map_delete(&maps.exact, k)?;
+    for k in load::map_keys(&maps.exact, EXACT_KEY_SIZE as usize)?.iter().filter(|k| mine(k, 0)) {
+        load::map_delete(&maps.exact, k)?;
     }
-    for k in bpf_sys::map_keys(&maps.prefixes, KEY_SIZE as usize)?.iter().filter(|k| mine(k, 4)) {
-        bpf_sys::map_delete(&maps.prefixes, k)?;
+    for k in load::map_keys(&maps.prefixes, KEY_SIZE as usize)?.iter().filter(|k| mine(k, 4)) {
+        load::map_delete(&maps.prefixes, k)?;
     }
     Ok(())
 }
@@ -290,13 +290,13 @@ fn clear(maps: &Maps, slot: u32) -> io::Result<()> {
 /// The maps of a new context, its table in slot 0.
 pub fn create(t: &BTreeMap<Prefix, Entry>) -> io::Result<Maps> {
     let maps = Maps {
-        slot: bpf_sys::map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0, None, SLOT_NAME)?,
-        exact: bpf_sys::map_create(BPF_MAP_TYPE_HASH, EXACT_KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, EXACT_NAME)?,
-        prefixes: bpf_sys::map_create(BPF_MAP_TYPE_LPM_TRIE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, PREFIXES_NAME)?,
+        slot: load::map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0, None, SLOT_NAME)?,
+        exact: load::map_create(BPF_MAP_TYPE_HASH, EXACT_KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, EXACT_NAME)?,
+        prefixes: load::map_create(BPF_MAP_TYPE_LPM_TRIE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES, BPF_F_NO_PREALLOC, None, PREFIXES_NAME)?,
     };
     fill(&maps, 0, t)?;
     // The array starts zeroed; written anyway, so the slot never depends on that.
-    bpf_sys::map_update(&maps.slot, &0u32.to_ne_bytes(), &0u32.to_ne_bytes())?;
+    load::map_update(&maps.slot, &0u32.to_ne_bytes(), &0u32.to_ne_bytes())?;
     Ok(maps)
 }
 
@@ -305,13 +305,13 @@ pub fn create(t: &BTreeMap<Prefix, Entry>) -> io::Result<Maps> {
 /// programs (see `live.rs`) before the next one clears the old slot.
 pub fn replace(maps: &Maps, t: &BTreeMap<Prefix, Entry>) -> io::Result<()> {
     let mut cur = [0u8; 4];
-    bpf_sys::map_lookup(&maps.slot, &0u32.to_ne_bytes(), &mut cur)?;
+    load::map_lookup(&maps.slot, &0u32.to_ne_bytes(), &mut cur)?;
     let next = 1 - (u32::from_ne_bytes(cur) & 1);
     // What is left there is a set no program has read since the wait after
     // the flip away from it.
     clear(maps, next)?;
     fill(maps, next, t)?;
-    bpf_sys::map_update(&maps.slot, &0u32.to_ne_bytes(), &next.to_ne_bytes())
+    load::map_update(&maps.slot, &0u32.to_ne_bytes(), &next.to_ne_bytes())
 }
 
 #[cfg(test)]
@@ -418,14 +418,14 @@ mod tests {
         let count = |maps: &Maps, slot: u32| {
             let of = |keys: Vec<Vec<u8>>, at: usize| keys.iter().filter(|k| k[at..at + 4] == slot.to_ne_bytes()).count();
             (
-                of(bpf_sys::map_keys(&maps.exact, EXACT_KEY_SIZE as usize).unwrap(), 0),
-                of(bpf_sys::map_keys(&maps.prefixes, KEY_SIZE as usize).unwrap(), 4),
+                of(load::map_keys(&maps.exact, EXACT_KEY_SIZE as usize).unwrap(), 0),
+                of(load::map_keys(&maps.prefixes, KEY_SIZE as usize).unwrap(), 4),
             )
         };
         let split = |t: &BTreeMap<Prefix, Entry>| (t.keys().filter(|p| p.0 == 128).count(), t.keys().filter(|p| p.0 != 128).count());
         let current = |maps: &Maps| {
             let mut v = [0u8; 4];
-            bpf_sys::map_lookup(&maps.slot, &0u32.to_ne_bytes(), &mut v).unwrap();
+            load::map_lookup(&maps.slot, &0u32.to_ne_bytes(), &mut v).unwrap();
             u32::from_ne_bytes(v)
         };
         let (one, two, three) = (table_of(&["127.0.0.2"]), table_of(&["127.0.0.2", "127.0.0.3", "::1"]), table_of(&["10.1.2.3"]));
@@ -438,8 +438,8 @@ mod tests {
         assert_eq!((current(&maps), count(&maps, 0), count(&maps, 1)), (0, split(&three), split(&two)));
         // The prefix keys hold the slot: slot 0's default entry is a /32+96.
         let mut value = [0u8; VALUE_SIZE as usize];
-        bpf_sys::map_lookup(&maps.prefixes, &key_bytes(0, &prefix_of(ip("0.0.0.0"), 0)), &mut value).unwrap();
-        assert!(bpf_sys::map_lookup(&maps.prefixes, &key_bytes(2, &prefix_of(ip("0.0.0.0"), 0)), &mut value).is_err());
+        load::map_lookup(&maps.prefixes, &key_bytes(0, &prefix_of(ip("0.0.0.0"), 0)), &mut value).unwrap();
+        assert!(load::map_lookup(&maps.prefixes, &key_bytes(2, &prefix_of(ip("0.0.0.0"), 0)), &mut value).is_err());
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! at fp-20; slot and address alone are the exact map's key), a sockaddr
 //! for bpf_bind() at fp-64.
 
-use super::asm::{Asm, Cond, Insn, Reg, Size};
 use super::dest::{V_FLAGS, V_SRC};
+use crate::sys::ebpf::asm::{Asm, Cond, Insn, Reg, Size};
 use Reg::*;
 
 // struct bpf_sock_addr (the context of sock_addr programs).

@@ -24,10 +24,10 @@
 //! connected UDP socket, raw and ping sockets (ccapabilities RAW_ICMP),
 //! IP_HDRINCL.
 
-use super::asm::{Asm, Cond, Insn, Reg::*, Size};
 use super::dest::{LBACK, MEMBER, PEER};
 use super::emit::{word4, words6, Gen, MapFds, FULL_PREFIX, KEY, KEY_ADDR, MAPPED};
 use super::ipset::IpSet;
+use crate::sys::ebpf::asm::{Asm, Cond, Insn, Reg::*, Size};
 
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
 

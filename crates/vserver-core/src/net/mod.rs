@@ -22,9 +22,7 @@
 
 pub mod abstract_unix;
 mod addr;
-pub(crate) mod asm;
 mod attach;
-pub(crate) mod bpf_sys;
 mod btf;
 pub mod dest;
 mod emit;

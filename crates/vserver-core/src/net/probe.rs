@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use super::asm::Asm;
-use super::bpf_sys::{self, ProgSpec};
 use super::filter::PROG_TYPE_CGROUP_SKB;
 use super::programs::{attach, PROG_TYPE_CGROUP_SOCK, PROG_TYPE_CGROUP_SOCK_ADDR};
 use crate::paths::Paths;
+use crate::sys::ebpf::asm::Asm;
+use crate::sys::ebpf::load::{self, ProgSpec};
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
@@ -59,7 +59,7 @@ pub fn probe_kernel() -> anyhow::Result<()> {
     ];
     for (prog_type, expected_attach_type, what) in kinds {
         let spec = ProgSpec { prog_type, expected_attach_type, attach_btf_id: 0, name: "vs_probe" };
-        bpf_sys::prog_load(&spec, &trivial).map_err(|e| {
+        load::prog_load(&spec, &trivial).map_err(|e| {
             anyhow::anyhow!(
                 "this kernel cannot load {what} BPF programs ({e}): network contexts need CONFIG_BPF_SYSCALL, \
                  CONFIG_CGROUP_BPF and CAP_BPF with CAP_NET_ADMIN (or CAP_SYS_ADMIN)"

@@ -22,13 +22,13 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::asm::{Asm, Cond, Insn, Reg, Size};
 use super::btf::BitField;
 use super::dest::{MEMBER, NOSRC, REACH, REMAP, V_ALT, V_SRC, V_V6ONLY};
 pub use super::emit::MapFds;
 use super::emit::*;
 use super::filter::{self, PROG_TYPE_CGROUP_SKB};
 use super::ipset::IpSet;
+use crate::sys::ebpf::asm::{Asm, Cond, Insn, Reg, Size};
 use Reg::*;
 
 pub const PROG_TYPE_CGROUP_SOCK: u32 = 9;

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::hash::Meta;
-use super::sys;
+use crate::sys::file as sys;
 
 /// An unnamed file in `dir` (O_TMPFILE): nothing to clean up if we die.
 pub fn tmpfile(dir: BorrowedFd) -> io::Result<OwnedFd> {

@@ -7,7 +7,7 @@
 use std::io::{self, Read};
 use std::os::fd::BorrowedFd;
 
-use super::sys;
+use crate::sys::file as sys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(pub [u8; 32]);

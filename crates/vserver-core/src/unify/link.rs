@@ -39,9 +39,9 @@ use super::marker;
 use super::scan::{open_regular, FileId, Hashed, Skip};
 use super::store::Store;
 use super::summary::{Progress, Summary};
-use super::sys;
 use super::walk::show;
 use super::window::Windows;
+use crate::sys::file as sys;
 
 /// The longest a window of linking keeps guests frozen (plus one group).
 const WINDOW_BUDGET: Duration = Duration::from_millis(25);

@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::hash::Key;
-use super::sys;
+use crate::sys::file as sys;
 
 pub const NAME: &[u8] = b"trusted.vhashify";
 

@@ -31,7 +31,6 @@ mod scan;
 mod seen;
 pub mod store;
 pub mod summary;
-pub(crate) mod sys;
 mod walk;
 pub mod window;
 
@@ -50,6 +49,7 @@ pub use summary::Summary;
 pub use window::Windows;
 
 use crate::paths::Paths;
+use crate::sys::file as sys;
 
 /// Everything `vhashify` and `vserver NAME hashify` can ask for.
 #[derive(Debug, Clone)]

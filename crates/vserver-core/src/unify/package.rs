@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{bail, Context};
 
-use super::sys;
+use crate::sys::file as sys;
 
 const INFO_DIR: &str = "var/lib/dpkg/info";
 /// A list longer than this is not a dpkg list (the guest may write anything there).

@@ -14,10 +14,10 @@ use super::config;
 use super::exclude::ExcludeList;
 use super::store::Store;
 use super::summary::Summary;
-use super::sys;
 use super::walk::{self, show, Candidate, WalkRules};
 use super::window::Windows;
 use crate::paths::Paths;
+use crate::sys::file as sys;
 
 const WINDOW_BUDGET: Duration = Duration::from_millis(25);
 

@@ -27,9 +27,9 @@ use super::package;
 use super::scan::{open_regular, Skip};
 use super::store::Store;
 use super::summary::Summary;
-use super::sys;
 use super::walk::{self, show, Candidate, WalkRules};
 use super::window::Windows;
+use crate::sys::file as sys;
 
 const WINDOW_BUDGET: Duration = Duration::from_millis(25);
 /// Copies prepared ahead of one window, at most.

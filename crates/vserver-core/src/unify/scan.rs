@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use super::hash::{key_of, Key, Meta};
 use super::seen::Seen;
 use super::summary::{Progress, Summary};
-use super::sys;
 use super::walk::{self, Candidate, WalkRules};
+use crate::sys::file as sys;
 
 /// The identity of a file at the moment it was hashed. ctime changes on every
 /// write, chmod, chown and xattr change and cannot be set back by anyone, so

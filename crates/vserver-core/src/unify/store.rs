@@ -17,8 +17,8 @@ use anyhow::Context;
 
 use super::hash::Key;
 use super::marker;
-use super::sys;
 use super::window::Windows;
+use crate::sys::file as sys;
 
 const META_DIR: &str = ".vhashify";
 const DIRTY: &str = "dirty";

@@ -16,7 +16,7 @@ use super::exclude::ExcludeList;
 use super::hook;
 use super::scan::FileId;
 use super::summary::Summary;
-use super::sys;
+use crate::sys::file as sys;
 
 /// Deeper trees than this are not walked (a guest could make them to exhaust
 /// our stack or fds).

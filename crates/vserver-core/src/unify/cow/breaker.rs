@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::super::copy;
 use super::super::hash::Key;
 use super::super::marker;
-use super::super::sys;
 use super::resolve::{statx, Found};
+use crate::sys::file as sys;
 
 /// A link to break: where, and which inode must be there.
 pub struct Break {
@@ -30,7 +30,7 @@ pub struct Break {
 impl Break {
     /// Which name this is: (directory's device, its inode, the name).
     pub fn identity(&self) -> (u64, u64, Vec<u8>) {
-        let dir = super::super::sys::fstat(self.found.parent.as_fd()).map(|s| (s.st_dev, s.st_ino)).unwrap_or((0, 0));
+        let dir = crate::sys::file::fstat(self.found.parent.as_fd()).map(|s| (s.st_dev, s.st_ino)).unwrap_or((0, 0));
         (dir.0, dir.1, self.found.name.as_bytes().to_vec())
     }
 }

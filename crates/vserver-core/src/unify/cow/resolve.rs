@@ -41,7 +41,7 @@ impl Task {
 
     /// The device and inode of the task's root (to know it again).
     pub fn root_id(&self) -> io::Result<(u64, u64)> {
-        let st = super::super::sys::fstat(self.root.as_fd())?;
+        let st = crate::sys::file::fstat(self.root.as_fd())?;
         Ok((st.st_dev, st.st_ino))
     }
 
@@ -49,8 +49,8 @@ impl Task {
     /// resolve its absolute path; never a device or fifo).
     pub fn open_in_root(&self, path: &[u8]) -> io::Result<std::fs::File> {
         let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let fd = super::super::sys::open_in_root(self.root.as_fd(), &c, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)?;
-        if super::super::sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        let fd = crate::sys::file::open_in_root(self.root.as_fd(), &c, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)?;
+        if crate::sys::file::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         Ok(std::fs::File::from(fd))
@@ -59,7 +59,7 @@ impl Task {
     /// The names in a directory of the task's tree.
     pub fn list_dir(&self, path: &[u8]) -> io::Result<Vec<Vec<u8>>> {
         let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let fd = super::super::sys::open_in_root(self.root.as_fd(), &c, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let fd = crate::sys::file::open_in_root(self.root.as_fd(), &c, libc::O_RDONLY | libc::O_DIRECTORY)?;
         let dir = nix::dir::Dir::from_fd(fd.into_raw_fd()).map_err(io::Error::from)?;
         Ok(dir.into_iter().flatten().map(|e| e.file_name().to_bytes().to_vec()).filter(|n| n != b"." && n != b"..").collect())
     }
@@ -226,7 +226,7 @@ pub fn statx(dir: BorrowedFd, name: &std::ffi::CStr) -> io::Result<libc::statx> 
 }
 
 fn same_inode(a: BorrowedFd, b: BorrowedFd) -> io::Result<bool> {
-    let (x, y) = (super::super::sys::fstat(a)?, super::super::sys::fstat(b)?);
+    let (x, y) = (crate::sys::file::fstat(a)?, crate::sys::file::fstat(b)?);
     Ok((x.st_dev, x.st_ino) == (y.st_dev, y.st_ino))
 }
 

@@ -1,9 +1,15 @@
-//! The few raw system calls the crates do not wrap, one small module each,
-//! every `unsafe` block with its SAFETY note.
+//! vserver-rs's raw system calls: the one crate of the project allowed
+//! `unsafe` (`vserver-core` and every binary `forbid` it). Each function is
+//! small and safe to call: it checks the kernel's answer, turns -1 into the
+//! errno as an `io::Error`, and owns what the kernel hands back (`OwnedFd`).
+//! Every `unsafe` block carries its SAFETY note. Nothing here knows what a
+//! guest is: the concepts live in `vserver-core`.
 
 pub mod clone;
 pub mod clone3;
+pub mod ebpf;
 pub mod fds;
+pub mod file;
 pub mod openat2;
 pub mod pidfd;
 
@@ -29,7 +35,7 @@ impl Owner {
 
 /// Turns a negative return (-1) of a system call into the errno as an
 /// io::Error; any other value is the result.
-pub(crate) fn check<T: Copy + PartialOrd + Default>(rc: T) -> io::Result<T> {
+pub fn check<T: Copy + PartialOrd + Default>(rc: T) -> io::Result<T> {
     if rc < T::default() {
         Err(io::Error::last_os_error())
     } else {

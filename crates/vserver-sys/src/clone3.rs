@@ -7,13 +7,13 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-pub(crate) const CLONE_PIDFD: u64 = 0x1000;
-pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// struct clone_args of <linux/sched.h>, version 2 (88 bytes, with `cgroup`).
 #[repr(C)]
 #[derive(Default)]
-pub(crate) struct CloneArgs {
+pub struct CloneArgs {
     pub flags: u64,
     pub pidfd: u64,
     pub child_tid: u64,

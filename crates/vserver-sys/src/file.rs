@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::sys::check;
+use crate::check;
 
 /// FS_IMMUTABLE_FL and FS_APPEND_FL from linux/fs.h.
 pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
@@ -274,7 +274,7 @@ pub fn ftruncate(fd: BorrowedFd, len: i64) -> io::Result<()> {
     Ok(())
 }
 
-pub use crate::sys::flock;
+pub use crate::flock;
 
 pub fn fsync(fd: BorrowedFd) -> io::Result<()> {
     // SAFETY: plain syscall on a valid fd.
