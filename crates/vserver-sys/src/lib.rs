@@ -10,8 +10,23 @@ pub mod clone3;
 pub mod ebpf;
 pub mod fds;
 pub mod file;
+pub mod landlock;
+pub mod misc;
+pub mod mount;
+pub mod notify;
+pub mod ns;
 pub mod openat2;
 pub mod pidfd;
+pub mod poll;
+pub mod prctl;
+pub mod process;
+pub mod quota;
+pub mod resource;
+pub mod seccomp;
+pub mod signal;
+pub mod socket;
+pub mod tty;
+pub mod user;
 
 use std::io;
 

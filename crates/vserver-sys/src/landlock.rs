@@ -1,0 +1,1 @@
+//! Landlock: rulesets and the scoping of abstract unix sockets.

@@ -1,0 +1,1 @@
+//! What fits nowhere else yet.

@@ -1,0 +1,1 @@
+//! Namespaces: unshare(2) and setns(2) by descriptor.

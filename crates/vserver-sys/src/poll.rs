@@ -1,0 +1,1 @@
+//! Waiting for descriptors: poll(2) and epoll(7).

@@ -1,0 +1,1 @@
+//! Project quotas and the project id attributes of files (FS_IOC_FSGETXATTR).

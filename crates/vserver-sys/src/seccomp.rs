@@ -1,0 +1,1 @@
+//! Installing seccomp filters and their user-notification listener.

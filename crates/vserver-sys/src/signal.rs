@@ -1,0 +1,1 @@
+//! Signals: masks, dispositions, signalfd, sending signals.

@@ -1,0 +1,1 @@
+//! Unix sockets: descriptors passed with SCM_RIGHTS, peer credentials, socket pairs.

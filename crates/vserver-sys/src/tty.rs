@@ -1,0 +1,1 @@
+//! Terminals: pseudo-terminal pairs, window sizes, terminal modes, the controlling terminal.

@@ -1,0 +1,1 @@
+//! Users and groups: switching the ids of this process, supplementary groups.
