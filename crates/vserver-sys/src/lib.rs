@@ -22,6 +22,7 @@ pub mod prctl;
 pub mod process;
 pub mod quota;
 pub mod resource;
+pub mod rlimit;
 pub mod seccomp;
 pub mod signal;
 pub mod socket;

@@ -73,6 +73,87 @@ pub fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
+/// kill(2): sends `signal` (0: only checks that `pid` exists).
+pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill(2) takes no pointers.
+    check(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+/// Registers `f` to run when the process exits normally (atexit(3)).
+pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: atexit stores a plain function pointer that lives forever.
+    if unsafe { libc::atexit(f) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other("atexit: no room for another handler"))
+    }
+}
+
+/// sysconf(3) of `name`, None where the value is indeterminate or unknown.
+pub fn sysconf(name: libc::c_int) -> Option<u64> {
+    // SAFETY: sysconf takes no pointers.
+    let v = unsafe { libc::sysconf(name) };
+    (v > 0).then_some(v as u64)
+}
+
+/// The seccomp mode of this process (prctl PR_GET_SECCOMP): 0 none, 2
+/// filter (1, strict, kills on this call).
+pub fn seccomp_mode() -> io::Result<libc::c_int> {
+    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
+    check(unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) })
+}
+
+/// membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed a
+/// full memory barrier (a synchronize_rcu() in the kernel).
+pub fn membarrier_global() -> io::Result<()> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+    // SAFETY: membarrier takes no pointers.
+    check(unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) }).map(drop)
+}
+
+/// sigtimedwait(2) for the (blocked) signals in `set`: the signal taken, or
+/// None when none came within `timeout` (or a handled signal interrupted).
+pub fn wait_signal(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<libc::c_int> {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    let set: &libc::sigset_t = set.as_ref();
+    // SAFETY: set and ts are valid for the call; no siginfo is requested.
+    let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (r > 0).then_some(r)
+}
+
+/// Makes `cmd`'s child, between fork and exec, unblock every signal and move
+/// itself into the cgroup whose `cgroup.procs` is `procs` (writing "0"), so
+/// the program runs in the cgroup from its first instruction. A failure
+/// fails the spawn.
+pub fn unblock_and_join_cgroup_at_exec(cmd: &mut std::process::Command, procs: std::ffi::CString) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe calls (sigprocmask, open, write, close) on data
+    // prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::empty()), None)?;
+            write_zero(&procs)
+        });
+    }
+}
+
+/// Writes "0" to the file `path` (a `cgroup.procs`: moves the writer) with
+/// async-signal-safe calls only.
+fn write_zero(path: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: path is NUL-terminated; the fd is closed below.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: writes one byte from a static buffer to the fd opened above.
+    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    let err = io::Error::last_os_error();
+    // SAFETY: fd was opened above and is not used afterwards.
+    unsafe { libc::close(fd) };
+    if n != 1 {
+        return Err(err);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

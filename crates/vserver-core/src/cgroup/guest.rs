@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The guest's own cgroup, `vserver/NAME` in every hierarchy, and its two
 //! children (INTERFACES §1):
 //!
@@ -347,8 +348,8 @@ impl GuestCgroup {
             }
         }
         for pid in self.pids()? {
-            // SAFETY: kill(2) with a pid read from the cgroup; ESRCH for a process that just exited is fine.
-            unsafe { libc::kill(pid, signal) };
+            // ESRCH for a process that just exited is fine.
+            let _ = crate::sys::process::kill(pid, signal);
         }
         Ok(())
     }
@@ -439,8 +440,7 @@ impl GuestCgroup {
             write_file(&kill, "1")?;
         }
         for pid in pids {
-            // SAFETY: kill(2) with a pid read from the guest's cgroups.
-            unsafe { libc::kill(*pid, libc::SIGKILL) };
+            let _ = crate::sys::process::kill(*pid, libc::SIGKILL);
         }
         Ok(())
     }

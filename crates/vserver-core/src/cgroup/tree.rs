@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Walking a cgroup tree by descriptor: the guest names the sub-cgroups it
 //! makes below payload, and deep trees of long names would exceed PATH_MAX
 //! as paths. Reading every process below a cgroup, and removing a tree
@@ -5,9 +6,12 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use crate::sys::file;
 
 /// Deepest nesting walked; `vserver/NAME` caps it at MAX_DEPTH below itself.
 const WALK_DEPTH: u32 = 64;
@@ -16,8 +20,8 @@ const WALK_DEPTH: u32 = 64;
 /// guest names the sub-cgroups, and deep trees of long names would exceed
 /// PATH_MAX as paths), skipping the children of `top` named in `skip`. A
 /// cgroup that disappears meanwhile (systemd removing a unit's) is skipped.
-pub(super) fn for_each_cgroup(top: &Path, skip: &[&str], visit: &mut dyn FnMut(RawFd) -> io::Result<()>) -> io::Result<()> {
-    let fd = match open_dir(libc::AT_FDCWD, top) {
+pub(super) fn for_each_cgroup(top: &Path, skip: &[&str], visit: &mut dyn FnMut(BorrowedFd) -> io::Result<()>) -> io::Result<()> {
+    let fd = match open_top(top) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", top.display()))),
@@ -25,16 +29,16 @@ pub(super) fn for_each_cgroup(top: &Path, skip: &[&str], visit: &mut dyn FnMut(R
     walk(&fd, skip, visit, 0).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", top.display())))
 }
 
-fn walk(dir: &OwnedFd, skip: &[&str], visit: &mut dyn FnMut(RawFd) -> io::Result<()>, depth: u32) -> io::Result<()> {
+fn walk(dir: &OwnedFd, skip: &[&str], visit: &mut dyn FnMut(BorrowedFd) -> io::Result<()>, depth: u32) -> io::Result<()> {
     if depth > WALK_DEPTH {
         return Err(io::Error::other("cgroup tree nested too deeply"));
     }
-    visit(dir.as_raw_fd())?;
+    visit(dir.as_fd())?;
     for name in subdirs(dir)? {
         if depth == 0 && skip.iter().any(|s| name.as_slice() == s.as_bytes()) {
             continue;
         }
-        match open_dir(dir.as_raw_fd(), Path::new(std::ffi::OsStr::from_bytes(&name))) {
+        match open_dir(dir.as_fd(), &name) {
             Ok(child) => walk(&child, &[], visit, depth + 1)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -45,7 +49,7 @@ fn walk(dir: &OwnedFd, skip: &[&str], visit: &mut dyn FnMut(RawFd) -> io::Result
 
 /// Removes `top` and every cgroup below it, deepest first.
 pub(super) fn remove_tree(top: &Path) -> io::Result<()> {
-    let fd = open_dir(libc::AT_FDCWD, top)?;
+    let fd = open_top(top)?;
     remove_below(&fd, 0)?;
     drop(fd);
     fs::remove_dir(top)
@@ -56,34 +60,33 @@ fn remove_below(dir: &OwnedFd, depth: u32) -> io::Result<()> {
         return Err(io::Error::other("cgroup tree nested too deeply"));
     }
     for name in subdirs(dir)? {
-        let path = Path::new(std::ffi::OsStr::from_bytes(&name));
-        match open_dir(dir.as_raw_fd(), path) {
+        match open_dir(dir.as_fd(), &name) {
             Ok(child) => remove_below(&child, depth + 1)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
-        let c = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: unlinkat on a NUL-terminated name relative to a descriptor we own.
-        if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::NotFound {
-                return Err(e);
-            }
+        match file::unlink_at(dir.as_fd(), &cstring(&name)?, libc::AT_REMOVEDIR) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
     }
     Ok(())
 }
 
-fn open_dir(at: RawFd, path: &Path) -> io::Result<OwnedFd> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: openat with a NUL-terminated path; a non-negative return is ours.
-    let fd = unsafe { libc::openat(at, c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY;
+
+/// The top cgroup directory, by path (never through a final symlink).
+fn open_top(path: &Path) -> io::Result<OwnedFd> {
+    Ok(fs::OpenOptions::new().read(true).custom_flags(DIR_FLAGS | libc::O_NOFOLLOW).open(path)?.into())
+}
+
+/// The child cgroup `name` of `at` (never through a symlink).
+fn open_dir(at: BorrowedFd, name: &[u8]) -> io::Result<OwnedFd> {
+    file::open_at(at, &cstring(name)?, DIR_FLAGS, 0)
+}
+
+fn cstring(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// Names of the sub-directories (child cgroups) of a cgroup directory.
@@ -109,18 +112,14 @@ fn subdirs(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
 }
 
 /// Appends the pids in `cgroup.procs` of the cgroup open as `dir`.
-pub(super) fn read_procs_at(dir: RawFd, out: &mut Vec<i32>) -> io::Result<()> {
+pub(super) fn read_procs_at(dir: BorrowedFd, out: &mut Vec<i32>) -> io::Result<()> {
     use std::io::Read;
-    let c = c"cgroup.procs";
-    // SAFETY: openat with a static NUL-terminated name.
-    let fd = unsafe { libc::openat(dir, c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
+    let mut f = match file::open_at(dir, c"cgroup.procs", libc::O_RDONLY, 0) {
+        Ok(fd) => fs::File::from(fd),
         // Removed meanwhile, or a fixture directory without the file.
-        return if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) };
-    }
-    // SAFETY: a new descriptor we now own.
-    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
     let mut text = String::new();
     match f.read_to_string(&mut text) {
         Ok(_) => {}

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Reading util-vserver style configuration files: one value per file, or one
 //! entry per line, `#` comments and blank lines allowed. Every failure is a
 //! typed [`ConfigError`] naming the file, the line and the value, so tests can
@@ -179,8 +180,7 @@ pub(crate) mod tests {
         PARENT.get_or_init(|| {
             let p = std::env::temp_dir().join(format!("vserver-core-tests-{}", std::process::id()));
             let _ = fs::remove_dir_all(&p);
-            // SAFETY: registering a plain extern "C" function with atexit(3).
-            unsafe { libc::atexit(remove_parent) };
+            crate::sys::process::at_exit(remove_parent).expect("atexit");
             p
         })
     }

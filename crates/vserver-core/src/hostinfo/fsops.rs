@@ -1,20 +1,16 @@
+#![forbid(unsafe_code)]
 //! RENAME_EXCHANGE by path for the probes, and a scratch directory that
 //! cleans up after them. Inode flags and FICLONE are `vserver_sys::file`'s.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use crate::sys::file::FS_IMMUTABLE_FL;
 
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
-    let (a, b) = (c(a)?, c(b)?);
-    // SAFETY: both paths are NUL-terminated and live across the call.
-    crate::sys::check(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) }).map(drop)
+    Ok(nix::fcntl::renameat2(None, a, None, b, nix::fcntl::RenameFlags::RENAME_EXCHANGE)?)
 }
 
 /// A private directory for probe files; on drop the immutable flag is

@@ -1,12 +1,12 @@
+#![forbid(unsafe_code)]
 //! Namespaces: the kernel has one when `<proc>/self/ns/<name>` exists; the
 //! `max_<name>_namespaces` sysctl can still switch it off; on the live host
 //! a child process really unshares it.
 
 use nix::sched::CloneFlags;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::ForkResult;
 
 use super::{Check, Host, Status};
+use crate::sys::process;
 
 struct Namespace {
     /// Report name and `/proc/self/ns` entry.
@@ -63,21 +63,17 @@ fn check(host: &Host, ns: &Namespace) -> Check {
 
 /// Unshares `flag` in a forked child, so this process keeps its namespaces.
 fn unshare_in_child(flag: CloneFlags) -> Result<(), nix::errno::Errno> {
-    // SAFETY: the child only calls unshare(2) and _exit(2), both
-    // async-signal-safe, so forking a multi-threaded process is fine here.
-    match unsafe { nix::unistd::fork() }? {
-        ForkResult::Child => {
-            let code = match nix::sched::unshare(flag) {
-                Ok(()) => 0,
-                Err(e) => e as i32,
-            };
-            // SAFETY: _exit ends the child without running the parent's atexit handlers.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => match waitpid(child, None)? {
-            WaitStatus::Exited(_, 0) => Ok(()),
-            WaitStatus::Exited(_, errno) => Err(nix::errno::Errno::from_raw(errno)),
-            _ => Err(nix::errno::Errno::ECHILD),
+    // The child only calls unshare(2) and exits (sys::process's contract).
+    let pid = process::fork_child(|| match nix::sched::unshare(flag) {
+        Ok(()) => 0,
+        Err(e) => e as i32,
+    })
+    .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    match process::wait_pid(pid, 0) {
+        Ok(Some(status)) if libc::WIFEXITED(status) => match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            errno => Err(nix::errno::Errno::from_raw(errno)),
         },
+        _ => Err(nix::errno::Errno::ECHILD),
     }
 }

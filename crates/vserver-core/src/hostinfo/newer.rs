@@ -1,22 +1,23 @@
+#![forbid(unsafe_code)]
 //! Kernel features newer than the 5.6 baseline that parts of vserver-rs use
 //! when they are there: Landlock's abstract unix socket scope (6.12) and
 //! clone3 with CLONE_INTO_CGROUP (5.7). Each is probed for real on the live
 //! host; a described host is judged by its kallsyms.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 use super::kallsyms::{Evidence, Symbols};
 use super::{Check, Host, Status};
-use crate::sys::clone3::{CloneArgs, CLONE_INTO_CGROUP};
+use crate::sys::clone3::{fork_with_pidfd, Forked};
+use crate::sys::process;
 
 const LANDLOCK_NEEDED_FOR: &str = "keeping guests out of the host's and each other's abstract unix sockets \
                                    (Landlock ABI 6, Linux 6.12)";
 const CLONE3_NEEDED_FOR: &str = "new guest processes born in the guest's cgroup (clone3 CLONE_INTO_CGROUP, \
                                  Linux 5.7); without it they are moved there right after fork";
 
-const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
 /// Landlock ABI version that added LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET.
-const ABSTRACT_UNIX_ABI: i64 = 6;
+const ABSTRACT_UNIX_ABI: u32 = 6;
 
 pub fn landlock_scope(host: &Host, symbols: Option<&Symbols>) -> Check {
     let make = |status, detail: String| Check::new("landlock.abstract_unix", status, detail, LANDLOCK_NEEDED_FOR, false);
@@ -27,13 +28,10 @@ pub fn landlock_scope(host: &Host, symbols: Option<&Symbols>) -> Check {
             _ => make(Status::Limited, "cannot tell from a described host".into()),
         };
     }
-    // SAFETY: with a NULL attribute and size 0 this only returns the ABI version.
-    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION) };
-    match abi {
-        v if v >= ABSTRACT_UNIX_ABI => make(Status::Ok, format!("Landlock ABI {v}")),
-        v if v > 0 => make(Status::Missing, format!("Landlock ABI {v}: abstract unix scoping needs ABI {ABSTRACT_UNIX_ABI} (Linux 6.12)")),
-        _ => {
-            let e = std::io::Error::last_os_error();
+    match crate::sys::landlock::abi_version() {
+        Ok(v) if v >= ABSTRACT_UNIX_ABI => make(Status::Ok, format!("Landlock ABI {v}")),
+        Ok(v) => make(Status::Missing, format!("Landlock ABI {v}: abstract unix scoping needs ABI {ABSTRACT_UNIX_ABI} (Linux 6.12)")),
+        Err(e) => {
             let why = match e.raw_os_error() {
                 Some(libc::EOPNOTSUPP) => "Landlock is built in but not enabled (add landlock to the lsm= boot parameter)".to_string(),
                 _ => format!("no Landlock: {e}"),
@@ -68,19 +66,10 @@ fn probe_clone3(v2: &std::path::Path) -> std::io::Result<()> {
     let text = std::fs::read_to_string("/proc/self/cgroup")?;
     let rel = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
     let dir = std::fs::File::open(v2.join(rel.trim_start_matches('/')))?;
-    let mut args =
-        CloneArgs { flags: CLONE_INTO_CGROUP, exit_signal: libc::SIGCHLD as u64, cgroup: dir.as_raw_fd() as u64, ..Default::default() };
-    // SAFETY: clone3 without CLONE_VM: the child is a copy of this process
-    // and only calls _exit.
-    let pid = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
-    match pid {
-        // SAFETY: the child leaves at once, running nothing of the parent's.
-        0 => unsafe { libc::_exit(0) },
-        p if p < 0 => Err(std::io::Error::last_os_error()),
-        p => {
-            let mut status = 0;
-            // SAFETY: waiting for the child we just made.
-            unsafe { libc::waitpid(p as libc::pid_t, &mut status, 0) };
+    match fork_with_pidfd(Some(dir.as_fd()), libc::SIGCHLD)? {
+        Forked::Child => process::exit_now(0),
+        Forked::Parent { pid, .. } => {
+            process::wait_pid(pid, 0)?;
             Ok(())
         }
     }

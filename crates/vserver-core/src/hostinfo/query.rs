@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver-info NAME TAG [ARG]`: util-vserver's scripting forms, as its
 //! src/vserver-info.c answers them. A found value is printed (exit 0); a
 //! question without an answer prints nothing and exits 1, which is what
@@ -204,44 +205,22 @@ fn sysinfo(report: &super::Report) -> String {
 /// util-vserver's VERIFYCAP: a process without capabilities must not be
 /// able to chroot. Checked in a child, which drops them all.
 fn capabilities_enforced() -> bool {
-    // SAFETY: the child only calls capset, chroot and _exit.
-    match unsafe { libc::fork() } {
-        0 => {
-            let header = caps_header();
-            let data = [CapData::default(); 2];
-            // SAFETY: capset with a v3 header and two zeroed data words.
-            let dropped = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } == 0;
-            // SAFETY: chroot with a NUL-terminated path.
-            let refused = unsafe { libc::chroot(c"/".as_ptr()) } != 0;
-            // SAFETY: leave the child at once.
-            unsafe { libc::_exit(if dropped && refused { 0 } else { 1 }) }
+    use crate::sys::process;
+    let child = process::fork_child(|| {
+        let dropped = [caps::CapSet::Effective, caps::CapSet::Permitted, caps::CapSet::Inheritable]
+            .into_iter()
+            .all(|set| caps::clear(None, set).is_ok());
+        let refused = nix::unistd::chroot("/").is_err();
+        if dropped && refused {
+            0
+        } else {
+            1
         }
-        pid if pid > 0 => {
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
-        }
+    });
+    match child.and_then(|pid| process::wait_pid(pid, 0)) {
+        Ok(Some(status)) => process::exit_code(status) == 0,
         _ => false,
     }
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-fn caps_header() -> CapHeader {
-    CapHeader { version: 0x2008_0522, pid: 0 }
 }
 
 #[cfg(test)]

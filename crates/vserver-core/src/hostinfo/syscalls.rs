@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! seccomp filters, pidfds and openat2: system calls every guest relies on.
 
 use std::os::fd::AsRawFd;
@@ -27,12 +28,11 @@ pub fn seccomp(host: &Host) -> Check {
     if !host.live {
         return make(Status::Ok, format!("filter mode, actions: {}", actions.trim()));
     }
-    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
-    match unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } {
-        0 => make(Status::Ok, "filter mode (errno and allow actions available)".into()),
-        2 => make(Status::Ok, "filter mode; this process already runs under a filter (filters stack)".into()),
-        r if r < 0 => make(Status::Missing, format!("prctl(PR_GET_SECCOMP): {}", std::io::Error::last_os_error())),
-        _ => make(Status::Missing, "this process runs in strict seccomp mode".into()),
+    match crate::sys::process::seccomp_mode() {
+        Ok(0) => make(Status::Ok, "filter mode (errno and allow actions available)".into()),
+        Ok(2) => make(Status::Ok, "filter mode; this process already runs under a filter (filters stack)".into()),
+        Err(e) => make(Status::Missing, format!("prctl(PR_GET_SECCOMP): {e}")),
+        Ok(_) => make(Status::Missing, "this process runs in strict seccomp mode".into()),
     }
 }
 

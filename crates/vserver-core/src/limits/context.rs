@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Context-wide limits: what `rlimits/rss`, `rlimits/nproc`, `sched/` and
 //! `cpuset/` ask of the guest's cgroup, and applying that all or nothing.
 
@@ -217,13 +218,7 @@ pub fn rss_bytes(value: LimitValue) -> anyhow::Result<Max> {
 }
 
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as u64
-    } else {
-        4096
-    }
+    crate::sys::process::sysconf(libc::_SC_PAGESIZE).unwrap_or(4096)
 }
 
 fn check_order(lower: Option<Max>, upper: Option<Max>) -> anyhow::Result<()> {

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The cpu controller: Linux-VServer's context token bucket as CFS bandwidth.
 //!
 //! The bucket is refilled with `fill-rate` tokens every `interval`; a running
@@ -166,13 +167,7 @@ pub fn times(version: Version, dir: &Path) -> io::Result<CpuTimes> {
 
 /// USER_HZ, the unit of /proc/PID/stat times and cpuacct.stat.
 pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as u64
-    } else {
-        100
-    }
+    crate::sys::process::sysconf(libc::_SC_CLK_TCK).unwrap_or(100)
 }
 
 #[cfg(test)]

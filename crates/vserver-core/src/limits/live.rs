@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Changing the limits of a running guest (`vlimit -c XID|NAME`): the
 //! context-wide ones on its cgroup, the per-process ones with prlimit on
 //! every process of the context. All or nothing: when one step fails, every
@@ -11,7 +12,7 @@ use anyhow::{bail, Context as _};
 use super::context::{rss_bytes, ContextLimits, Rollback};
 use super::controller::{locate, Max};
 use super::memory;
-use super::prlimit::{self, Pair};
+use crate::sys::rlimit::{self as prlimit, Pair};
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::paths::Paths;

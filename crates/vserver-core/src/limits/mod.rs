@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Resource limits in two layers: per-process rlimits (`rlimit`, set before
 //! exec and with prlimit on a running context) and context-wide limits on
 //! the guest's cgroup (`context`, one module per controller with v1 and v2
@@ -13,7 +14,6 @@ pub mod defaults;
 pub mod live;
 pub mod memory;
 pub mod pids;
-pub mod prlimit;
 pub mod rlimit;
 pub mod save;
 pub mod show;

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! apply_context_limits on a real guest cgroup of this host (needs root;
 //! fails in CI when that is missing, skips elsewhere). On a hybrid host this
 //! runs the v1 backends for real; on a v2-only host the v2 ones.
@@ -34,8 +35,7 @@ impl Drop for Guard {
 }
 
 fn real_cgroup(tag: &str) -> Option<Guard> {
-    // SAFETY: geteuid has no preconditions.
-    if !precondition(unsafe { libc::geteuid() } == 0, "needs root") {
+    if !precondition(nix::unistd::geteuid().is_root(), "needs root") {
         return None;
     }
     let layout = Layout::detect(Path::new("/sys/fs/cgroup"));

@@ -1,6 +1,8 @@
+#![forbid(unsafe_code)]
 //! Per-process resource limits (setrlimit before exec, prlimit on a running
 //! context) and the value syntax util-vserver's `vlimit` and `rlimits/` use.
 
+use crate::sys::rlimit;
 use std::fmt;
 
 /// The resources of `rlimits/<res>`. Most are per-process rlimits; `rss` and
@@ -186,22 +188,15 @@ pub struct RlimitSetting {
 pub fn apply_to_self(settings: &[RlimitSetting]) -> Result<(), String> {
     for s in settings {
         let Some(id) = s.resource.rlimit_id() else { continue };
-        let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit writes into the struct we own.
-        if unsafe { libc::getrlimit(id, &mut cur) } != 0 {
-            return Err(format!("reading the {} limit: {}", s.resource, std::io::Error::last_os_error()));
-        }
-        let hard = s.hard.map(LimitValue::as_rlim).unwrap_or(cur.rlim_max);
-        let soft = s.soft.map(LimitValue::as_rlim).unwrap_or(cur.rlim_cur.min(hard));
-        let new = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
-        // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(id, &new) } != 0 {
+        let cur = rlimit::get(rlimit::SELF, id).map_err(|e| format!("reading the {} limit: {e}", s.resource))?;
+        let hard = s.hard.map(LimitValue::as_rlim).unwrap_or(cur.hard);
+        let soft = s.soft.map(LimitValue::as_rlim).unwrap_or(cur.soft.min(hard));
+        if let Err(e) = rlimit::set(rlimit::SELF, id, rlimit::Pair { soft: soft.min(hard), hard }) {
             return Err(format!(
-                "setting the {} limit to {}/{}: {}",
+                "setting the {} limit to {}/{}: {e}",
                 s.resource,
                 s.soft.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
                 s.hard.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                std::io::Error::last_os_error()
             ));
         }
     }

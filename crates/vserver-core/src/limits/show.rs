@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! What `vlimit` prints: `-a` in util-vserver's columns (name, then minimum,
 //! soft and hard at columns 10, 30 and 50, hex unless `-d`), the `--stats`
 //! table, and `--info` about the cgroup layout.
@@ -8,7 +9,7 @@ use anyhow::Context as _;
 
 use super::controller::locate;
 use super::live::Target;
-use super::prlimit;
+use crate::sys::rlimit as prlimit;
 use super::rlimit::{Resource, ALL_RESOURCES};
 use super::stats::ContextStats;
 use super::{context::page_size, memory, pids};

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Abstract unix sockets private to a guest. Their names live in the
 //! network namespace, which a guest shares with the host, so without more a
 //! guest could connect to a host daemon's abstract socket (and be seen there
@@ -28,6 +29,7 @@ use std::io;
 use anyhow::bail;
 
 use crate::config::{ContextFlag, ExtraNamespace, Guest};
+use crate::sys::landlock;
 
 /// The cflag that lets a guest share the host's abstract unix sockets: its
 /// start is not refused on a kernel without scoping, and it is not scoped
@@ -36,17 +38,6 @@ pub const SHARED_FLAG: &str = "SHARED_ABSTRACT_UNIX";
 
 /// The first Landlock ABI with `LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET`.
 pub const SCOPE_ABI: u32 = 6;
-
-const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1 << 0;
-const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
-
-/// `struct landlock_ruleset_attr` as of ABI 6.
-#[repr(C)]
-struct RulesetAttr {
-    handled_access_fs: u64,
-    handled_access_net: u64,
-    scoped: u64,
-}
 
 /// What the running kernel offers for abstract unix socket isolation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +50,10 @@ pub enum Support {
 
 /// The Landlock ABI version, or why Landlock cannot be used.
 pub fn landlock_abi() -> Result<u32, String> {
-    // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the
-    // VERSION flag only returns the ABI version; no memory is passed.
-    let r = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<RulesetAttr>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
+    let e = match landlock::abi_version() {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
     };
-    if r >= 0 {
-        return Ok(r as u32);
-    }
-    let e = io::Error::last_os_error();
     Err(match e.raw_os_error() {
         Some(libc::ENOSYS) => "the kernel has no Landlock (CONFIG_SECURITY_LANDLOCK)".to_string(),
         Some(libc::EOPNOTSUPP) => "Landlock is built in but not enabled (add landlock to the lsm= boot parameter)".to_string(),
@@ -91,21 +77,7 @@ pub fn probe() -> Support {
 /// (the monitor has it) or no_new_privs, which a monitor must not set: its
 /// guest's setuid programs would stop working.
 pub fn scope_self() -> io::Result<()> {
-    let attr = RulesetAttr { handled_access_fs: 0, handled_access_net: 0, scoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET };
-    // SAFETY: attr is a live struct of the size passed; the kernel reads it only.
-    let fd =
-        unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, std::mem::size_of::<RulesetAttr>(), 0u32) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned to us and is owned by this OwnedFd only.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-    // SAFETY: restricts the calling thread with the ruleset fd we own.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, std::os::fd::AsRawFd::as_raw_fd(&fd), 0u32) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    landlock::scope_self(landlock::SCOPE_ABSTRACT_UNIX_SOCKET)
 }
 
 /// Whether this guest needs scoping: it shares the host's network namespace
@@ -170,11 +142,8 @@ mod tests {
         };
         let host = UnixListener::bind_addr(&abstract_name("host")).unwrap();
         let host_addr = host.local_addr().unwrap();
-        // SAFETY: the child only makes syscalls and _exits; no locks are held
-        // across the fork by this single test thread's code paths used below.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let code = (|| {
+        // The child only makes syscalls and exits (sys::process's contract).
+        let pid = crate::sys::process::fork_child(|| {
                 if scope_self().is_err() {
                     return 10;
                 }
@@ -190,13 +159,9 @@ mod tests {
                     return 13;
                 }
                 0
-            })();
-            // SAFETY: leaving the forked child without running the parent's destructors.
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for the child forked above.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        })
+        .unwrap();
+        let status = crate::sys::process::wait_pid(pid, 0).unwrap().expect("exited");
         assert!(libc::WIFEXITED(status), "child status {status}");
         assert_eq!(libc::WEXITSTATUS(status), 0, "10 scope, 11 host socket reachable, 12 bind, 13 own socket unreachable");
         // The parent (outside the domain) is not restricted.

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! A running guest's network context: its set as it is now (which live
 //! changes may have made differ from `interfaces/`), kept in
 //! `<rundir>/NAME/network.json`, and the live changes themselves
@@ -128,9 +129,7 @@ fn swap_in(cgroup_v2: &Path, set: &IpSet) -> anyhow::Result<()> {
 /// finished (they run under RCU): membarrier(MEMBARRIER_CMD_GLOBAL) is a
 /// synchronize_rcu(). Not fatal where it is unavailable (nohz_full).
 fn wait_for_running_programs() {
-    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
-    // SAFETY: membarrier takes no pointers.
-    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    let _ = crate::sys::process::membarrier_global();
 }
 
 fn running_state(paths: &Paths, name: &str) -> anyhow::Result<(RunState, LiveState)> {

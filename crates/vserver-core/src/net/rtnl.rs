@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! rtnetlink from our own process (netlink-packet-route, used
 //! synchronously): the host addresses a guest adds and removes, and the
 //! routes its source addresses are chosen from. No `ip(8)` child on the
@@ -42,13 +43,10 @@ pub struct NewAddress<'a> {
 
 /// The interface index of a device, or an error naming it.
 pub fn ifindex(dev: &str) -> io::Result<u32> {
-    let name = std::ffi::CString::new(dev).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in device name"))?;
-    // SAFETY: name is a valid NUL-terminated string for the call.
-    let i = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if i == 0 {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("there is no network device {dev:?}")));
+    if dev.contains('\0') {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "NUL in device name"));
     }
-    Ok(i)
+    nix::net::if_::if_nametoindex(dev).map_err(|_| io::Error::new(io::ErrorKind::NotFound, format!("there is no network device {dev:?}")))
 }
 
 /// One rtnetlink socket for a handful of requests.

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `chbind`: run one command in a transient network context. The context is
 //! a cgroup `<v2 root>/vserver/chbind-<pid>` with the programs attached; the
 //! command moves itself into it before exec, so its first socket is already
@@ -10,7 +11,6 @@
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -170,23 +170,14 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
     mask.thread_block().context("cannot block signals")?;
     // Orphaned grandchildren come back to us, so "all descendants gone" is
     // something waitpid can tell.
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag of this process.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        bail!("cannot become a child subreaper: {}", std::io::Error::last_os_error());
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        bail!("cannot become a child subreaper: {}", std::io::Error::from(e));
     }
 
     let procs = CString::new(cgroup.dir.join("cgroup.procs").as_os_str().as_bytes())?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    // SAFETY: runs in the forked child before exec and makes only
-    // async-signal-safe calls (sigprocmask, open, write, close) on data
-    // prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-            join_cgroup(&procs)
-        });
-    }
+    crate::sys::process::unblock_and_join_cgroup_at_exec(&mut cmd, procs);
     // std reports a failure of pre_exec or exec through its own CLOEXEC pipe:
     // spawn returns only once the child is in the cgroup and exec'd.
     let child = cmd.spawn().with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
@@ -194,24 +185,6 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
     let _ = mask.thread_unblock();
     drop(cgroup);
     Ok(status)
-}
-
-fn join_cgroup(procs: &CString) -> std::io::Result<()> {
-    // SAFETY: procs is a valid NUL-terminated path; the fd is closed below.
-    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // "0" moves the writing process itself.
-    // SAFETY: writes one byte from a static buffer to the fd opened above.
-    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: fd was opened above and is not used afterwards.
-    unsafe { libc::close(fd) };
-    if n != 1 {
-        return Err(err);
-    }
-    Ok(())
 }
 
 /// Waits for the command (recording its status) and then for the rest of
@@ -252,13 +225,5 @@ fn no_children_left() -> bool {
 
 /// sigtimedwait: the next blocked signal, or None after `timeout`.
 fn wait_signal(mask: &SigSet, timeout: Duration) -> Option<Signal> {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
-    let set: &libc::sigset_t = mask.as_ref();
-    // SAFETY: set and ts are valid for the call; no siginfo is requested.
-    let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
-    if r > 0 {
-        Signal::try_from(r).ok()
-    } else {
-        None
-    }
+    crate::sys::process::wait_signal(mask, timeout).and_then(|s| Signal::try_from(s).ok())
 }

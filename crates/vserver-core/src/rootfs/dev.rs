@@ -10,11 +10,12 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use super::resolve::{GuestRoot, Symlinks};
 use super::{fd_path, mount};
+use crate::sys::file;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DevKind {
@@ -207,17 +208,11 @@ fn make_node(dev: &OwnedFd, node: &Path, rule: &DeviceRule) -> io::Result<()> {
     let (name, parents) = parts.split_last().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut subdir: Option<OwnedFd> = None;
     for p in parents {
-        let at = subdir.as_ref().unwrap_or(dev).as_raw_fd();
+        let at = subdir.as_ref().unwrap_or(dev).as_fd();
         let c = cstr(p)?;
-        // SAFETY: mkdirat/openat with a NUL-terminated name relative to a descriptor we own.
-        unsafe { libc::mkdirat(at, c.as_ptr(), 0o755) };
-        // SAFETY: as above; the new descriptor is owned at once.
-        let fd = unsafe { libc::openat(at, c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor from openat.
-        subdir = Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        // An error (it exists already) shows at the open.
+        let _ = file::mkdir_at(at, &c, 0o755);
+        subdir = Some(file::open_at(at, &c, libc::O_PATH | libc::O_DIRECTORY, 0)?);
     }
     let dir = subdir.as_ref().unwrap_or(dev);
     let (kind, mode) = match rule.kind {
@@ -225,26 +220,22 @@ fn make_node(dev: &OwnedFd, node: &Path, rule: &DeviceRule) -> io::Result<()> {
         DevKind::Block => (libc::S_IFBLK, rule.node_mode()),
     };
     let n = cstr(name)?;
-    let devno = libc::makedev(rule.major, rule.minor.unwrap_or(0));
-    // SAFETY: mknodat/fchmodat with a NUL-terminated name relative to a descriptor we own.
-    let rc = unsafe { libc::mknodat(dir.as_raw_fd(), n.as_ptr(), kind | mode, devno) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = crate::sys::mount::mknod_at(dir.as_fd(), &n, kind, mode, rule.major, rule.minor.unwrap_or(0)) {
         return Err(io::Error::new(e.kind(), format!("creating /dev/{} in the guest: {e}", node.display())));
     }
     // The umask may have narrowed the mode.
-    // SAFETY: as above.
-    unsafe { libc::fchmodat(dir.as_raw_fd(), n.as_ptr(), mode, 0) };
+    let _ = nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        n.as_c_str(),
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    );
     Ok(())
 }
 
 fn symlinkat(target: &str, dir: &OwnedFd, name: &str) -> io::Result<()> {
     let (t, n) = (cstr(target)?, cstr(name)?);
-    // SAFETY: NUL-terminated strings and a descriptor we own.
-    if unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::unistd::symlinkat(t.as_c_str(), Some(dir.as_raw_fd()), n.as_c_str())?)
 }
 
 #[cfg(test)]

@@ -6,13 +6,20 @@
 //! (`setup_guest`, in the guest's first process) calls these steps matters;
 //! each step says what it needs before it.
 
+#[forbid(unsafe_code)]
 pub mod cgroupfs;
 pub mod console;
+#[forbid(unsafe_code)]
 pub mod dev;
+#[forbid(unsafe_code)]
 pub mod fstab;
+#[forbid(unsafe_code)]
 pub mod pivot;
+#[forbid(unsafe_code)]
 pub mod proc;
+#[forbid(unsafe_code)]
 pub mod resolve;
+#[forbid(unsafe_code)]
 pub mod tmpfs;
 
 use std::ffi::CString;
@@ -30,11 +37,7 @@ pub fn mount(source: Option<&str>, target: &Path, fstype: Option<&str>, flags: l
     let tgt = CString::new(target.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let fst = fstype.map(c).transpose()?;
     let dat = data.filter(|d| !d.is_empty()).map(c).transpose()?;
-    let ptr = |o: &Option<CString>| o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
-    // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::mount(ptr(&src), tgt.as_ptr(), ptr(&fst), flags, ptr(&dat) as *const libc::c_void) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = crate::sys::mount::mount(src.as_deref(), &tgt, fst.as_deref(), flags, dat.as_deref()) {
         return Err(io::Error::new(
             e.kind(),
             format!(

@@ -7,23 +7,16 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use super::resolve::GuestRoot;
+use crate::sys::mount;
 
 pub fn pivot_into(root: &GuestRoot) -> io::Result<()> {
     let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what} {}: {e}", root.path.display()));
-    // SAFETY: fchdir on a descriptor we own.
-    if unsafe { libc::fchdir(root.fd.as_raw_fd()) } != 0 {
-        return Err(ctx("entering", io::Error::last_os_error()));
-    }
+    nix::unistd::fchdir(root.fd.as_raw_fd()).map_err(|e| ctx("entering", e.into()))?;
     // pivot_root(".", ".") stacks the old root on top of the new one, so it
     // can be detached without needing a directory for it inside the guest.
     let dot = c".";
-    // SAFETY: both arguments are the static string ".".
-    if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
-        return Err(ctx("pivot_root into", io::Error::last_os_error()));
-    }
-    // SAFETY: as above; MNT_DETACH lazily unmounts the whole old tree.
-    if unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(ctx("detaching the host root after pivot into", io::Error::last_os_error()));
-    }
+    mount::pivot_root(dot, dot).map_err(|e| ctx("pivot_root into", e))?;
+    // MNT_DETACH lazily unmounts the whole old tree.
+    mount::umount2(dot, libc::MNT_DETACH).map_err(|e| ctx("detaching the host root after pivot into", e))?;
     std::env::set_current_dir(Path::new("/"))
 }

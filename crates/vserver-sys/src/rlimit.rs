@@ -1,5 +1,5 @@
-//! prlimit(2): reading and setting the rlimits of another process. libc
-//! wraps it; nix does not.
+//! prlimit(2): reading and setting the rlimits of a process (another one,
+//! or this one with [`SELF`]). libc wraps it; nix does not.
 
 use std::io;
 
@@ -9,6 +9,9 @@ pub struct Pair {
     pub soft: u64,
     pub hard: u64,
 }
+
+/// The pid that stands for the calling process.
+pub const SELF: i32 = 0;
 
 pub fn get(pid: i32, resource: libc::__rlimit_resource_t) -> io::Result<Pair> {
     let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
