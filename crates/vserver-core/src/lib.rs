@@ -10,6 +10,7 @@ pub mod builder;
 pub mod caps;
 pub mod cgroup;
 pub mod cli;
+pub mod columns;
 pub mod config;
 pub mod context;
 pub mod dlimit;

@@ -180,6 +180,21 @@ pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// The running guest's state, or an error saying it does not run.
+pub fn require_running(paths: &Paths, name: &str) -> anyhow::Result<RunState> {
+    match settled_status(paths, name, SETTLE_LIMIT)? {
+        Status::Running(s) => Ok(s),
+        Status::Stopped => anyhow::bail!("guest {name:?} is not running"),
+        Status::Stale(s) => anyhow::bail!(
+            "guest {name:?} is not running: its run state ({}) is stale (monitor pid {} or init pid {} is gone); \
+             `vserver {name} stop` cleans it up",
+            RunState::file(paths, name).display(),
+            s.monitor.pid,
+            s.init.pid
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod interfaces;
 pub mod known;
 pub mod parse;
 pub mod process;
+pub mod rlimit;
 pub mod sched;
 pub mod shell;
 pub mod sysctl;
@@ -22,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::caps::{self, CapSet};
-use crate::limits::rlimit::{LimitValue, Resource, RlimitSetting};
+use self::rlimit::{LimitValue, Resource, RlimitSetting};
 use crate::paths::{validate_guest_name, Paths};
 use crate::rootfs::dev::{DeviceRule, GuestDevices};
 pub use cgroup_files::CgroupSetting;

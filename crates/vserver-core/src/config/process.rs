@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::parse::{parse_single, read_optional, ConfigError};
-use crate::limits::rlimit::{LimitValue, Resource, RlimitSetting};
+use super::rlimit::{LimitValue, Resource, RlimitSetting};
 
 /// An I/O scheduling class and priority, as ioprio_set(2) takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,23 +38,9 @@ pub use setup::SYSTEMD_PATHS;
 pub use start::start_guest;
 pub use stop::{stop_guest, StopOptions, Stopped};
 
-use crate::paths::Paths;
-use crate::runstate::{self, RunState, Status};
 
-/// The running guest's state, or an error saying it does not run.
-pub fn require_running(paths: &Paths, name: &str) -> anyhow::Result<RunState> {
-    match runstate::settled_status(paths, name, runstate::SETTLE_LIMIT)? {
-        Status::Running(s) => Ok(s),
-        Status::Stopped => anyhow::bail!("guest {name:?} is not running"),
-        Status::Stale(s) => anyhow::bail!(
-            "guest {name:?} is not running: its run state ({}) is stale (monitor pid {} or init pid {} is gone); \
-             `vserver {name} stop` cleans it up",
-            RunState::file(paths, name).display(),
-            s.monitor.pid,
-            s.init.pid
-        ),
-    }
-}
+pub use crate::runstate::require_running;
+
 
 /// Environment of every process started in a guest: nothing of the host's.
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

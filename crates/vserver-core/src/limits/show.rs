@@ -14,7 +14,7 @@ use super::rlimit::{Resource, ALL_RESOURCES};
 use super::stats::ContextStats;
 use super::{context::page_size, memory, pids};
 use crate::cgroup::{GuestCgroup, Layout};
-use crate::stat::format::{short_mem, short_time, Line};
+use crate::columns::{short_mem, short_time, Line};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShowOptions {

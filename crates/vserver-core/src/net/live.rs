@@ -133,7 +133,7 @@ fn wait_for_running_programs() {
 }
 
 fn running_state(paths: &Paths, name: &str) -> anyhow::Result<(RunState, LiveState)> {
-    let state = crate::context::require_running(paths, name)?;
+    let state = crate::runstate::require_running(paths, name)?;
     let Some(live) = load(paths, name)? else {
         bail!("guest {name:?} has no network context to change (interfaces/unrestricted, or a network namespace of its own)");
     };
