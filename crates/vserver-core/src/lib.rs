@@ -11,6 +11,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod cli;
 pub mod columns;
+pub mod conffile;
 pub mod config;
 pub mod context;
 pub mod dlimit;
@@ -26,5 +27,5 @@ pub mod stat;
 pub use vserver_sys as sys;
 pub mod unify;
 
-pub use config::parse::ConfigError;
+pub use conffile::ConfigError;
 pub use paths::{PathOverrides, Paths};

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::parse::{read_path_entry, ConfigError};
+use crate::conffile::{read_path_entry, ConfigError};
 
 pub const DEFAULT_CONFDIR: &str = "/etc/vservers";
 pub const DEFAULT_VDIRBASE: &str = "/vservers";

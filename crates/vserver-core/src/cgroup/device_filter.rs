@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::rootfs::dev::{Access, DevKind, DeviceRule, GuestDevices};
+use crate::config::device_rule::{Access, DevKind, DeviceRule, GuestDevices};
 use crate::sys::ebpf::asm::{Asm, Cond, Insn, Reg, Size};
 use crate::sys::ebpf::load::{self, ProgSpec, BPF_F_ALLOW_MULTI};
 use Reg::*;

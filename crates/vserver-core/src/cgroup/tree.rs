@@ -4,9 +4,9 @@
 //! as paths. Reading every process below a cgroup, and removing a tree
 //! deepest first.
 
+use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;

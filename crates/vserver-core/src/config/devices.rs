@@ -2,7 +2,7 @@
 //! `apps/vdevmap/X/{device,open,create,remap,target,flags}`, and a plain
 //! list `devices` in the spirit of OpenVZ's `--devnodes lp0:rw` and
 //! `DEVICES="c:196:0:rw"`. Each becomes a [`DeviceRule`]: the node is made in
-//! the guest's `/dev` and both device filters allow it (see `rootfs::dev`).
+//! the guest's `/dev` and both device filters allow it (see `config::device_rule`).
 //!
 //! A device that would hand the guest the host itself is refused: ranges
 //! over the host's disks (`b:8:*`), a block device holding a filesystem or
@@ -14,8 +14,8 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::device_rule::{check_node_path, Access, DevKind, DeviceRule};
 use super::parse::{read_lines, read_single, ConfigError};
-use crate::rootfs::dev::{check_node_path, Access, DevKind, DeviceRule};
 
 /// Char majors whose every minor includes something of the host's:
 /// memory (mem, kmem, port), virtual consoles and serial lines, console and

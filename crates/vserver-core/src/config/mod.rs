@@ -5,6 +5,7 @@
 
 pub mod cgroup_files;
 mod compat;
+pub mod device_rule;
 pub mod devices;
 pub mod dlimits;
 pub mod flags;
@@ -12,7 +13,7 @@ pub mod fstab;
 pub mod init;
 pub mod interfaces;
 pub mod known;
-pub mod parse;
+pub use crate::conffile as parse;
 pub mod process;
 pub mod rlimit;
 pub mod sched;
@@ -22,10 +23,10 @@ pub mod sysctl;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::caps::{self, CapSet};
+use self::device_rule::{DeviceRule, GuestDevices};
 use self::rlimit::{LimitValue, Resource, RlimitSetting};
+use crate::caps::{self, CapSet};
 use crate::paths::{validate_guest_name, Paths};
-use crate::rootfs::dev::{DeviceRule, GuestDevices};
 pub use cgroup_files::CgroupSetting;
 pub use compat::enter_shell_argv;
 use compat::{check_compat, load_net_spaces, load_personality, load_sched, load_shell, load_uts};

@@ -38,9 +38,7 @@ pub use setup::SYSTEMD_PATHS;
 pub use start::start_guest;
 pub use stop::{stop_guest, StopOptions, Stopped};
 
-
 pub use crate::runstate::require_running;
-
 
 /// Environment of every process started in a guest: nothing of the host's.
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

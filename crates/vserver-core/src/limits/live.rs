@@ -12,11 +12,11 @@ use anyhow::{bail, Context as _};
 use super::context::{rss_bytes, ContextLimits, Rollback};
 use super::controller::{locate, Max};
 use super::memory;
-use crate::sys::rlimit::{self as prlimit, Pair};
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::paths::Paths;
 use crate::runstate::{self, RunState};
+use crate::sys::rlimit::{self as prlimit, Pair};
 
 /// A running guest, found by name or xid.
 #[derive(Debug, Clone)]

@@ -9,12 +9,12 @@ use anyhow::Context as _;
 
 use super::controller::locate;
 use super::live::Target;
-use crate::sys::rlimit as prlimit;
 use super::rlimit::{Resource, ALL_RESOURCES};
 use super::stats::ContextStats;
 use super::{context::page_size, memory, pids};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::columns::{short_mem, short_time, Line};
+use crate::sys::rlimit as prlimit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShowOptions {

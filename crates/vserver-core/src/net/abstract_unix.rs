@@ -144,21 +144,21 @@ mod tests {
         let host_addr = host.local_addr().unwrap();
         // The child only makes syscalls and exits (sys::process's contract).
         let pid = crate::sys::process::fork_child(|| {
-                if scope_self().is_err() {
-                    return 10;
-                }
-                match UnixStream::connect_addr(&host_addr) {
-                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
-                    _ => return 11,
-                }
-                let own = match UnixListener::bind_addr(&abstract_name("own")) {
-                    Ok(l) => l,
-                    Err(_) => return 12,
-                };
-                if UnixStream::connect_addr(&own.local_addr().unwrap()).is_err() {
-                    return 13;
-                }
-                0
+            if scope_self().is_err() {
+                return 10;
+            }
+            match UnixStream::connect_addr(&host_addr) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                _ => return 11,
+            }
+            let own = match UnixListener::bind_addr(&abstract_name("own")) {
+                Ok(l) => l,
+                Err(_) => return 12,
+            };
+            if UnixStream::connect_addr(&own.local_addr().unwrap()).is_err() {
+                return 13;
+            }
+            0
         })
         .unwrap();
         let status = crate::sys::process::wait_pid(pid, 0).unwrap().expect("exited");
