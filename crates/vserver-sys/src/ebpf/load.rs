@@ -131,20 +131,42 @@ pub struct ProgSpec<'a> {
     pub name: &'a str,
 }
 
-/// BPF_PROG_LOAD. On a verifier rejection the error carries the verifier log.
-pub fn prog_load(spec: &ProgSpec, insns: &[Insn]) -> Result<OwnedFd, String> {
-    match load_with_log(spec, insns, &mut []) {
-        Ok(fd) => Ok(fd),
-        Err(first) => {
-            // Load again with the verifier log on, only to explain the failure.
-            let mut log = vec![0u8; 1 << 16];
-            let _ = load_with_log(spec, insns, &mut log);
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            let tail: Vec<&str> = text.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
-            Err(if tail.is_empty() { first.to_string() } else { format!("{first}; verifier: {}", tail.join(" | ")) })
+/// A program the kernel refused: its errno and the last lines of the
+/// verifier's log (empty when the verifier did not get to speak).
+#[derive(Debug)]
+pub struct LoadError {
+    pub errno: io::Error,
+    pub verifier: Vec<String>,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.errno)?;
+        if !self.verifier.is_empty() {
+            write!(f, "; verifier: {}", self.verifier.join(" | "))?;
         }
+        Ok(())
     }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
+
+/// BPF_PROG_LOAD. On a rejection the error carries the verifier log.
+pub fn prog_load(spec: &ProgSpec, insns: &[Insn]) -> Result<OwnedFd, LoadError> {
+    load_with_log(spec, insns, &mut []).map_err(|errno| {
+        // Load again with the verifier log on, only to explain the failure.
+        let mut log = vec![0u8; 1 << 16];
+        let _ = load_with_log(spec, insns, &mut log);
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        let text = String::from_utf8_lossy(&log[..end]);
+        let mut tail: Vec<String> = text.lines().rev().take(6).map(str::to_string).collect();
+        tail.reverse();
+        LoadError { errno, verifier: tail }
+    })
 }
 
 /// BPF_PROG_LOAD with the kernel's errno (for probes that tell EPERM from
