@@ -55,6 +55,7 @@ fn context(cli: &Cli) -> anyhow::Result<NetContext> {
 
 fn main() {
     vserver_core::cli::exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("chbind");
     let cli = Cli::parse();
     let ctx = match context(&cli) {
         Ok(c) => c,

@@ -13,6 +13,7 @@ use vserver_core::running::select::{guests_matching, Filter};
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vapt-get");
     let cli = cli::Cli::parse();
     match run(&cli) {
         Ok(code) => ExitCode::from(code),

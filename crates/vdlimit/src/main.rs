@@ -15,6 +15,7 @@ use vserver_core::running::Selector;
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vdlimit");
     let cli = cli::Cli::parse();
     if cli.flags != "0" {
         eprintln!("vdlimit: --flags {}: util-vserver's dlimit flags have no counterpart in project quotas; only 0 is accepted", cli.flags);

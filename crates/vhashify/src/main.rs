@@ -16,6 +16,7 @@ use vserver_core::unify::{self, RevertSelection, Summary, UnifyOptions};
 
 fn main() {
     vserver_core::cli::exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vhashify");
     let cli = Cli::parse();
     std::process::exit(match run(&cli) {
         Ok(sum) => report(&cli, &sum),

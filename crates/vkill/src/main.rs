@@ -13,6 +13,7 @@ use vserver_core::sys::pidfd;
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vkill");
     let cli = cli::Cli::parse();
     let signal = match parse_signal(&cli.signal) {
         Ok(s) => s,

@@ -29,6 +29,7 @@ struct Change {
 
 fn main() {
     vserver_core::cli::exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vlimit");
     if std::env::args_os().len() == 1 {
         // Nothing to show or change: say how, as a usage error.
         eprintln!("{}", cli::Cli::command().render_usage());

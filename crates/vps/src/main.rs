@@ -14,6 +14,7 @@ use vserver_core::stat::vps;
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vps");
     let cli = cli::Cli::parse();
     match run(&cli) {
         Ok(code) => ExitCode::from(code),

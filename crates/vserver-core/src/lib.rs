@@ -17,6 +17,7 @@ pub mod context;
 pub mod dlimit;
 pub mod hostinfo;
 pub mod limits;
+pub mod logging;
 pub mod net;
 pub mod paths;
 pub mod rootfs;

@@ -12,6 +12,7 @@ mod cli;
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vserver-info");
     let cli = cli::Cli::parse();
     let paths = match cli.paths.resolve() {
         Ok(p) => p,

@@ -9,6 +9,7 @@ use vserver_core::stat::{collect, export, format, Detail};
 
 fn main() {
     vserver_core::cli::exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vserver-stat");
     let cli = Cli::parse();
     if let Err(e) = run(&cli) {
         std::process::exit(report_error("vserver-stat", &e));

@@ -23,6 +23,7 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     vserver_core::cli::exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vserver");
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),

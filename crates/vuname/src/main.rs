@@ -17,6 +17,7 @@ const EXIT_FAILURE: u8 = 255;
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vuname");
     let cli = cli::Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ pub fn send(cgroup: &GuestCgroup, steps: &[KillStep]) {
             return;
         }
         if let Err(e) = cgroup.signal_all(step.signal) {
-            eprintln!("vserver: sending signal {} to the guest: {e}", step.signal);
+            log::warn!("sending signal {} to the guest: {e}", step.signal);
         }
     }
 }

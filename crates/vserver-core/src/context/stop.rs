@@ -80,7 +80,7 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
     if wait_exit(&monitor, limit) {
         finish_removal(paths, guest, &state)?;
     } else {
-        eprintln!("vserver {}: the monitor did not end within {} s; cleaning up after it", guest.name, limit.as_secs());
+        log::warn!("guest {}: the monitor did not end within {} s; cleaning up after it", guest.name, limit.as_secs());
         let _ = pidfd::send_signal(&monitor, libc::SIGKILL);
         wait_exit(&monitor, Duration::from_secs(5));
         let layout = Layout::detect(&paths.cgroup_root)?;
@@ -112,7 +112,7 @@ fn finish_removal(paths: &Paths, guest: &Guest, state: &RunState) -> Result<()> 
 fn run_stop_command(paths: &Paths, guest: &Guest, timeout: Duration) {
     let Some(argv) = guest.init.cmd_stop.as_ref() else { return };
     if let Err(e) = exec_in_guest(paths, &guest.name, argv, Some(timeout)) {
-        eprintln!("vserver {}: stop command: {e:#}", guest.name);
+        log::warn!("guest {}: stop command: {e:#}", guest.name);
     }
 }
 

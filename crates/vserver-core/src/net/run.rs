@@ -74,11 +74,11 @@ impl Drop for TransientCgroup {
     fn drop(&mut self) {
         if let Some(mut a) = self.attached.take() {
             if let Err(e) = a.detach() {
-                eprintln!("chbind: {e:#}");
+                log::error!("{e:#}");
             }
         }
         if let Err(e) = super::remove_host_addresses(&std::mem::take(&mut self.added)) {
-            eprintln!("chbind: {e:#}");
+            log::error!("{e:#}");
         }
         if let Some(r) = self.record.take() {
             let _ = std::fs::remove_file(r);
@@ -98,12 +98,12 @@ impl Drop for TransientCgroup {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
                 Err(e) => {
-                    eprintln!("chbind: cannot remove cgroup {}: {e}", self.dir.display());
+                    log::error!("cannot remove cgroup {}: {e}", self.dir.display());
                     return;
                 }
             }
         }
-        eprintln!("chbind: cannot remove cgroup {}: still busy", self.dir.display());
+        log::error!("cannot remove cgroup {}: still busy", self.dir.display());
     }
 }
 
