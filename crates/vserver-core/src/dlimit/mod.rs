@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use crate::config::dlimits::{self, DiskLimit};
 use crate::config::Guest;
-pub use fs::{Filesystem, QuotaState};
 use crate::sys::quota::{self, DqBlk};
+pub use fs::{Filesystem, QuotaState};
 
 /// Checks, before anything changes, that every disk limit of the guest can
 /// be enforced: the directory exists, is on the guest root's filesystem, and

@@ -23,8 +23,8 @@ use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::sys::stat::{fstat, SFlag};
 
-use crate::sys::quota::{self as sys, FsXattr, FS_XFLAG_PROJINHERIT};
 use crate::sys::openat2::{openat2, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
+use crate::sys::quota::{self as sys, FsXattr, FS_XFLAG_PROJINHERIT};
 
 const FS_XFLAG_IMMUTABLE: u32 = 0x0000_0008;
 
