@@ -404,3 +404,69 @@ pub fn fsync(fd: BorrowedFd) -> io::Result<()> {
     check(unsafe { libc::fsync(fd.as_raw_fd()) })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn temp_dir(tag: &str) -> (std::path::PathBuf, OwnedFd) {
+        let dir = std::env::temp_dir().join(format!("vs-sys-file-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fd = open_at(cwd(), &cstr(dir.as_os_str().as_encoded_bytes()).unwrap(), libc::O_RDONLY | libc::O_DIRECTORY, 0).unwrap();
+        (dir, fd)
+    }
+
+    #[test]
+    fn entries_are_made_renamed_linked_and_read_back_by_name() {
+        let (path, dir) = temp_dir("at");
+        let d = dir.as_fd();
+        symlink_at(c"target/of/link", d, c"l").unwrap();
+        assert_eq!(readlink_at(d, c"l").unwrap(), b"target/of/link");
+        let stx = statx(d, c"l").unwrap();
+        assert_eq!(u32::from(stx.stx_mode) & libc::S_IFMT, libc::S_IFLNK, "statx does not follow");
+        assert_eq!(u32::from(statx(d, c"").unwrap().stx_mode) & libc::S_IFMT, libc::S_IFDIR, "empty name: the dir itself");
+        mkfifo_at(d, c"p", 0o600).unwrap();
+        chmod_at(d, c"p", 0o640, 0).unwrap();
+        let times = [libc::timespec { tv_sec: 1000, tv_nsec: 0 }, libc::timespec { tv_sec: 2000, tv_nsec: 0 }];
+        set_times_at(d, c"p", &times, libc::AT_SYMLINK_NOFOLLOW).unwrap();
+        chown_at(d, c"p", nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw(), libc::AT_SYMLINK_NOFOLLOW).unwrap();
+        let st = fstatat_nofollow(d, c"p").unwrap();
+        assert_eq!(st.st_mode, libc::S_IFIFO | 0o640);
+        assert_eq!((st.st_atime, st.st_mtime), (1000, 2000));
+        rename_at(d, c"p", d, c"q").unwrap();
+        assert_eq!(fstatat_nofollow(d, c"p").unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        link_at(d, c"q", d, c"r", 0).unwrap();
+        assert_eq!(fstatat_nofollow(d, c"r").unwrap().st_nlink, 2);
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    #[test]
+    fn a_duplicate_shares_the_file_and_is_close_on_exec() {
+        let (path, dir) = temp_dir("dup");
+        let dup = dup_cloexec(dir.as_fd()).unwrap();
+        assert_ne!(dup.as_raw_fd(), dir.as_raw_fd());
+        let flags = nix::fcntl::fcntl(dup.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        let (a, b) = (fstat(dup.as_fd()).unwrap(), fstat(dir.as_fd()).unwrap());
+        assert_eq!((a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
+        let proc = open(&cstr(format!("/proc/self/fd/{}", dir.as_raw_fd()).as_bytes()).unwrap(), libc::O_PATH).unwrap();
+        let c = fstat(proc.as_fd()).unwrap();
+        assert_eq!((c.st_dev, c.st_ino), (b.st_dev, b.st_ino), "open follows the magic link");
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+
+    #[test]
+    fn futimens_sets_both_times() {
+        let (path, dir) = temp_dir("times");
+        let f = open_at(dir.as_fd(), c"f", libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600).unwrap();
+        futimens(f.as_fd(), &[libc::timespec { tv_sec: 5, tv_nsec: 0 }, libc::timespec { tv_sec: 7, tv_nsec: 0 }]).unwrap();
+        let st = fstat(f.as_fd()).unwrap();
+        assert_eq!((st.st_atime, st.st_mtime), (5, 7));
+        let mut buf = [0u8; 8];
+        // No such attribute: the errno comes back.
+        assert!(fgetxattr(f.as_fd(), c"user.vserver-test-none", &mut buf).is_err());
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+}

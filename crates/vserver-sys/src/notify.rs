@@ -63,3 +63,21 @@ pub fn read_memory(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
     let n = check(unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) })?;
     Ok(n as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_s_memory_is_read_up_to_the_page_end() {
+        let data = vec![7u8; 3 * 4096];
+        let me = std::process::id() as i32;
+        let mut buf = [0u8; 64];
+        let n = read_memory(me, data.as_ptr() as u64, &mut buf).unwrap();
+        assert!(n > 0 && n <= 64 && buf[..n].iter().all(|&b| b == 7));
+        // A page boundary inside `data`, 10 bytes ahead.
+        let boundary = (data.as_ptr() as u64 / 4096 + 2) * 4096;
+        assert_eq!(read_memory(me, boundary - 10, &mut buf).unwrap(), 10, "never across a page boundary");
+        assert!(read_memory(me, 0, &mut buf).is_err(), "an unmapped address is an error");
+    }
+}
