@@ -1,7 +1,9 @@
-//! The raw syscalls unification needs that nix does not wrap the way we use
-//! them: openat2 with RESOLVE flags, renameat2(RENAME_EXCHANGE), linkat of an
-//! fd, the inode flags ioctls, FICLONE, file leases and fd-based xattrs.
-//! Every function takes and returns owned fds; errors are plain io::Error.
+//! The raw file syscalls unification and `build` need that nix does not wrap
+//! the way we use them: openat2 with RESOLVE flags, renameat2(RENAME_EXCHANGE),
+//! linkat of an fd, the inode flags ioctls, FICLONE, file leases and xattrs,
+//! statx, and the *at calls that make, rename, own and time a directory entry.
+//! Every function borrows the fds it is given and returns owned ones; errors
+//! are plain io::Error.
 
 use std::ffi::{CStr, CString};
 use std::io;
