@@ -16,7 +16,8 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vserver_core::dlimit::{sys, tag};
+use vserver_core::dlimit::tag;
+use vserver_core::sys::quota as sys;
 use vserver_rs_tests::guest::World;
 use vserver_rs_tests::{describe, require, require_busybox, require_root, run, stdout};
 

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `build -m clone -- [--source] SOURCE [--exclude-from FILE]` (util-vserver's
 //! clone method and vclone): a copy of another guest, by name or by root
 //! directory, that becomes a new machine (personalise.rs). The source's
@@ -178,9 +179,8 @@ fn source_store(paths: &Paths, source: &Source, src: &OwnedFd) -> Result<Option<
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
     let c = sys::cstr(path.as_os_str().as_encoded_bytes())?;
-    // SAFETY: AT_FDCWD is valid for *at calls; the path is host configuration.
-    let cwd = unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-    sys::open_at(cwd, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0).with_context(|| format!("opening {}", path.display()))
+    // The path is host configuration: relative to our working directory.
+    sys::open_at(sys::cwd(), &c, libc::O_RDONLY | libc::O_DIRECTORY, 0).with_context(|| format!("opening {}", path.display()))
 }
 
 /// The source's configuration (host files, written by the admin).

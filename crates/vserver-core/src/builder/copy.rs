@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Copying a guest tree for `build -m clone` (util-vserver's vclone), walked
 //! by descriptor like the unifier walks it: every child is opened with
 //! openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV) from its
@@ -209,42 +210,26 @@ impl Copier<'_, '_> {
     fn symlink(&mut self, dir: &Frame, name: &CStr, st: &libc::stat) -> io::Result<()> {
         let target = readlinkat(dir.src.as_fd(), name)?;
         let target = sys::cstr(target.as_os_str().as_encoded_bytes())?;
-        // SAFETY: both strings are NUL-terminated, the descriptor valid.
-        if unsafe { libc::symlinkat(target.as_ptr(), dir.dst.as_raw_fd(), name.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sys::symlink_at(&target, dir.dst.as_fd(), name)?;
         self.own_and_time(dir.dst.as_fd(), name, st)
     }
 
     fn fifo(&mut self, dir: &Frame, name: &CStr, st: &libc::stat) -> io::Result<()> {
-        // SAFETY: name is NUL-terminated; a fifo needs no device number.
-        if unsafe { libc::mknodat(dir.dst.as_raw_fd(), name.as_ptr(), libc::S_IFIFO | 0o600, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sys::mkfifo_at(dir.dst.as_fd(), name, 0o600)?;
         self.own_and_time(dir.dst.as_fd(), name, st)?;
-        // SAFETY: name is NUL-terminated and names the fifo just made.
-        if unsafe { libc::fchmodat(dir.dst.as_raw_fd(), name.as_ptr(), st.st_mode & 0o7777, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        sys::chmod_at(dir.dst.as_fd(), name, st.st_mode & 0o7777, 0)
     }
 
     /// Owner and times of an entry of the copy that is not opened (symlink, fifo).
     fn own_and_time(&self, dir: BorrowedFd, name: &CStr, st: &libc::stat) -> io::Result<()> {
         let (uid, gid) = (self.rules.ids.map(st.st_uid), self.rules.ids.map(st.st_gid));
-        // SAFETY: name is NUL-terminated; AT_SYMLINK_NOFOLLOW acts on the entry itself.
-        if unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // AT_SYMLINK_NOFOLLOW: the entry itself.
+        sys::chown_at(dir, name, uid, gid, libc::AT_SYMLINK_NOFOLLOW)?;
         let times = [
             libc::timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec },
             libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
         ];
-        // SAFETY: times points to two timespecs; name is NUL-terminated.
-        if unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        sys::set_times_at(dir, name, &times, libc::AT_SYMLINK_NOFOLLOW)
     }
 }
 
@@ -279,22 +264,13 @@ fn copy_by_reads(src: BorrowedFd, dst: BorrowedFd, size: u64) -> io::Result<()> 
     let mut buf = vec![0u8; 1 << 16];
     let mut off = 0i64;
     while (off as u64) < size {
-        // SAFETY: the buffer is valid for its length.
-        let n = unsafe { libc::pread(src.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let n = nix::sys::uio::pread(src, &mut buf, off)?;
         if n == 0 {
             break;
         }
         let mut done = 0usize;
-        while done < n as usize {
-            // SAFETY: the slice is within the buffer.
-            let w = unsafe { libc::pwrite(dst.as_raw_fd(), buf[done..].as_ptr().cast(), n as usize - done, off + done as i64) };
-            if w < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            done += w as usize;
+        while done < n {
+            done += nix::sys::uio::pwrite(dst, &buf[done..n], off + done as i64)?;
         }
         off += n as i64;
     }
@@ -303,12 +279,9 @@ fn copy_by_reads(src: BorrowedFd, dst: BorrowedFd, size: u64) -> io::Result<()> 
 
 fn link_at(root: BorrowedFd, rel: &[u8], dir: BorrowedFd, name: &CStr) -> io::Result<()> {
     let old = sys::cstr(rel)?;
-    // SAFETY: both names are NUL-terminated. `rel` lies in the copy, which
-    // only we write to, and passes only through directories we made.
-    if unsafe { libc::linkat(root.as_raw_fd(), old.as_ptr(), dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // `rel` lies in the copy, which only we write to, and passes only
+    // through directories we made.
+    sys::link_at(root, &old, dir, name, 0)
 }
 
 fn is_dir(st: &libc::stat) -> bool {

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `build -m debootstrap -- -d SUITE [-m MIRROR] [-s SCRIPT] [-- DEBOOTSTRAP-OPTIONS...]`:
 //! a Debian guest that boots. debootstrap's own default variant (the
 //! admin's `--variant` wins) and the init of the chosen style:
@@ -110,17 +111,7 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
     }
     // debootstrap mounts /proc and /sys in the new tree; in a mount
     // namespace of its own they go away with it, even if it fails half-way.
-    // SAFETY: unshare and mount are async-signal-safe system calls.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::misc::exec_in_private_mount_ns(&mut cmd);
     let status = cmd.status().context("running debootstrap")?;
     if !status.success() {
         let log = fs::read_to_string(vdir.join("debootstrap/debootstrap.log")).unwrap_or_default();

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver NAME delete`: removes a stopped guest's root and configuration.
 //!
 //! The tree is removed by descriptor, one directory descriptor open at a
@@ -237,8 +238,7 @@ fn cstr(p: &Path) -> io::Result<CString> {
 }
 
 fn cwd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is valid for *at calls for the whole life of the process.
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+    sys::cwd()
 }
 
 fn named(name: &CStr, e: io::Error) -> io::Error {

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Reading and writing single files of a guest tree by descriptor. The trees
 //! `build` personalises come from hostile places (a clone's source guest, a
 //! template archive): any directory on the way may be a symlink. Parents are
@@ -9,7 +10,7 @@
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -117,10 +118,7 @@ impl GuestTree {
         let (dir, name) = self.parent(rel, true)?.expect("created");
         let tmp = temp_name();
         let target = CString::new(target).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: both strings are NUL-terminated; dir is a valid descriptor.
-        if unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), tmp.as_ptr()) } != 0 {
-            return Err(self.explain(rel, io::Error::last_os_error()));
-        }
+        sys::symlink_at(&target, dir.as_fd(), &tmp).map_err(|e| self.explain(rel, e))?;
         rename_at(dir.as_fd(), &tmp, dir.as_fd(), &name).map_err(|e| {
             let _ = sys::unlink_at(dir.as_fd(), &tmp, 0);
             self.explain(rel, e)
@@ -188,23 +186,10 @@ fn temp_name() -> CString {
     CString::new(format!(".vserver-build.{}.{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))).expect("no NUL")
 }
 
-pub fn rename_at(from_dir: BorrowedFd, from: &CStr, to_dir: BorrowedFd, to: &CStr) -> io::Result<()> {
-    // SAFETY: both names are NUL-terminated, the descriptors valid.
-    if unsafe { libc::renameat(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+pub use crate::sys::file::rename_at;
 
 pub fn readlinkat(dir: BorrowedFd, name: &CStr) -> io::Result<PathBuf> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: the buffer is valid for its length; name is NUL-terminated.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(PathBuf::from(OsStr::from_bytes(&buf)))
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(sys::readlink_at(dir, name)?)))
 }
 
 /// The names in a directory (without `.` and `..`).
@@ -214,15 +199,10 @@ pub fn list_dir(dir: BorrowedFd) -> io::Result<Vec<CString>> {
 
 /// The names in a directory with the type their entry gives (`None`: unknown).
 pub fn read_dir(dir: BorrowedFd) -> io::Result<Vec<(CString, Option<nix::dir::Type>)>> {
-    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, which Dir then owns.
-    let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut d = nix::dir::Dir::from_fd(dup).map_err(io::Error::from)?;
+    let dup = sys::dup_cloexec(dir)?;
+    let mut d = nix::dir::Dir::from(dup).map_err(io::Error::from)?;
     // A duplicate shares the file offset: start from the beginning.
-    // SAFETY: plain lseek on the descriptor Dir owns.
-    unsafe { libc::lseek(d.as_raw_fd(), 0, libc::SEEK_SET) };
+    let _ = nix::unistd::lseek(d.as_raw_fd(), 0, nix::unistd::Whence::SeekSet);
     let mut out = Vec::new();
     for e in d.iter() {
         let e = e.map_err(io::Error::from)?;

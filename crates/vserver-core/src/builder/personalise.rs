@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Making a built tree this guest's own, as util-vserver's build and its
 //! Debian `initpost` did, and keeping what cannot work in a guest from
 //! running. Every file is written by descriptor in the guest's root
@@ -142,10 +143,10 @@ pub fn personalise(tree: &GuestTree, plan: &Plan, notes: &mut Vec<String>) -> Re
 /// A fresh random id; D-Bus's copy becomes a link to it (as Debian makes it).
 fn new_machine_id(tree: &GuestTree) -> Result<()> {
     let mut raw = [0u8; 16];
-    // SAFETY: the buffer is valid for its length.
-    let n = unsafe { libc::getrandom(raw.as_mut_ptr().cast(), raw.len(), 0) };
-    if n != raw.len() as isize {
-        return Err(std::io::Error::last_os_error()).context("getrandom for /etc/machine-id");
+    match crate::sys::misc::getrandom(&mut raw) {
+        Ok(n) if n == raw.len() => {}
+        Ok(_) => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)).context("getrandom for /etc/machine-id"),
+        Err(e) => return Err(e).context("getrandom for /etc/machine-id"),
     }
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     tree.write(Path::new("etc/machine-id"), format!("{hex}\n").as_bytes(), Owner { mode: 0o444, ..Owner::ROOT_FILE })?;

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! New SSH host keys for a guest made from another machine's tree (a clone,
 //! a template archive): otherwise every such guest would answer with the
 //! same host key and could impersonate the others. The host's ssh-keygen
@@ -73,16 +74,8 @@ struct PrivateDir(PathBuf);
 impl PrivateDir {
     fn new() -> Result<PrivateDir> {
         let template = std::env::temp_dir().join("vserver-sshkeys.XXXXXX");
-        let mut bytes = template.into_os_string().into_encoded_bytes();
-        bytes.push(0);
-        // SAFETY: the buffer is NUL-terminated and ends in XXXXXX as mkdtemp wants.
-        let p = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
-        if p.is_null() {
-            return Err(std::io::Error::last_os_error()).context("making a private directory for SSH keys");
-        }
-        bytes.pop();
-        // SAFETY: mkdtemp only replaced the X's with ASCII.
-        Ok(PrivateDir(PathBuf::from(unsafe { std::ffi::OsString::from_encoded_bytes_unchecked(bytes) })))
+        let dir = nix::unistd::mkdtemp(&template).map_err(std::io::Error::from).context("making a private directory for SSH keys")?;
+        Ok(PrivateDir(dir))
     }
 }
 

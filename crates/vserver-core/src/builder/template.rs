@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `build -m template -- -t ARCHIVE [-t ARCHIVE...] [-d DIST]`: a guest from
 //! tarballs of a root filesystem (util-vserver's method; OpenVZ's precreated
 //! templates): tar, tar.gz, tar.xz or tar.zst, recognised by content.
@@ -21,7 +22,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -288,47 +289,31 @@ fn set_meta(fd: BorrowedFd, uid: u32, gid: u32, mode: u32, xattrs: &[(Vec<u8>, V
         sys::set_xattr(fd, n, v).with_context(|| format!("extended attribute {}", String::from_utf8_lossy(n)))?;
     }
     let times = [libc::timespec { tv_sec: mtime, tv_nsec: 0 }, libc::timespec { tv_sec: mtime, tv_nsec: 0 }];
-    // SAFETY: times points to two valid timespecs.
-    if unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error().into());
-    }
+    sys::futimens(fd, &times)?;
     Ok(())
 }
 
 fn make_symlink(dir: BorrowedFd, name: &CString, target: &[u8], meta: &Meta) -> Result<()> {
     clear_name(dir, name)?;
     let target = sys::cstr(target)?;
-    // SAFETY: both strings are NUL-terminated; the symlink is only made, never followed.
-    if unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error().into());
-    }
+    // The symlink is only made, never followed.
+    sys::symlink_at(&target, dir, name)?;
     own_and_time(dir, name, meta)
 }
 
 fn make_fifo(dir: BorrowedFd, name: &CString, meta: &Meta) -> Result<()> {
     clear_name(dir, name)?;
-    // SAFETY: name is NUL-terminated; a fifo needs no device number.
-    if unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), libc::S_IFIFO | 0o600, 0) } != 0 {
-        return Err(io::Error::last_os_error().into());
-    }
+    sys::mkfifo_at(dir, name, 0o600)?;
     own_and_time(dir, name, meta)?;
-    // SAFETY: name is NUL-terminated and names the fifo just made.
-    if unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), meta.mode, 0) } != 0 {
-        return Err(io::Error::last_os_error().into());
-    }
+    sys::chmod_at(dir, name, meta.mode, 0)?;
     Ok(())
 }
 
 fn own_and_time(dir: BorrowedFd, name: &CString, meta: &Meta) -> Result<()> {
-    // SAFETY: name is NUL-terminated; AT_SYMLINK_NOFOLLOW acts on the entry itself.
-    if unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), meta.uid, meta.gid, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-        return Err(io::Error::last_os_error().into());
-    }
+    // AT_SYMLINK_NOFOLLOW: the entry itself.
+    sys::chown_at(dir, name, meta.uid, meta.gid, libc::AT_SYMLINK_NOFOLLOW)?;
     let times = [libc::timespec { tv_sec: meta.mtime, tv_nsec: 0 }, libc::timespec { tv_sec: meta.mtime, tv_nsec: 0 }];
-    // SAFETY: times points to two timespecs; name is NUL-terminated.
-    if unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-        return Err(io::Error::last_os_error().into());
-    }
+    sys::set_times_at(dir, name, &times, libc::AT_SYMLINK_NOFOLLOW)?;
     Ok(())
 }
 
@@ -351,8 +336,7 @@ fn path_cstr(p: &Path) -> io::Result<CString> {
 }
 
 fn cwd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is valid for *at calls for the whole life of the process.
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+    sys::cwd()
 }
 
 #[cfg(test)]

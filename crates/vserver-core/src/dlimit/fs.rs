@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The filesystem a disk limit is on: its type, device and mount point
 //! (from /proc/self/mountinfo, matched by device number), and whether it
 //! counts and enforces project quotas. What to do when it does not is part
@@ -9,7 +10,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::sys;
+use crate::sys::quota;
 
 pub const EXT4_MAGIC: i64 = 0xEF53;
 pub const XFS_MAGIC: i64 = 0x5846_5342;
@@ -116,9 +117,9 @@ fn unescape(s: &str) -> String {
 /// Whether the filesystem `path` is on counts and enforces project quotas.
 pub fn quota_state(path: &Path) -> io::Result<QuotaState> {
     let f = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    match sys::project_quota_flags(f.as_fd()) {
-        Ok(flags) if flags & sys::FS_QUOTA_PDQ_ENFD != 0 => Ok(QuotaState::Enforced),
-        Ok(flags) if flags & sys::FS_QUOTA_PDQ_ACCT != 0 => Ok(QuotaState::AccountingOnly),
+    match quota::project_quota_flags(f.as_fd()) {
+        Ok(flags) if flags & quota::FS_QUOTA_PDQ_ENFD != 0 => Ok(QuotaState::Enforced),
+        Ok(flags) if flags & quota::FS_QUOTA_PDQ_ACCT != 0 => Ok(QuotaState::AccountingOnly),
         Ok(_) => Ok(QuotaState::Off),
         // No quota support on this filesystem (or in this kernel) at all.
         Err(e)

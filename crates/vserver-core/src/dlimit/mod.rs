@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Per-guest disk limits (the paper's context disk limits, util-vserver's
 //! `dlimits/`) as project quotas: the guest's tree carries its xid as
 //! project id (inherited by everything created in it), and the filesystem's
@@ -19,7 +20,6 @@
 
 pub mod fs;
 pub mod probe;
-pub mod sys;
 pub mod tag;
 
 use std::fs::File;
@@ -33,8 +33,8 @@ use serde::Serialize;
 
 use crate::config::dlimits::{self, DiskLimit};
 use crate::config::Guest;
+use crate::sys::quota::{self, DqBlk};
 pub use fs::{Filesystem, QuotaState};
-use sys::DqBlk;
 
 /// Checks, before anything changes, that every disk limit of the guest can
 /// be enforced: the directory exists, is on the guest root's filesystem, and
@@ -126,7 +126,7 @@ impl Limits {
 /// Sets project `id`'s limits on the filesystem `on` is on.
 pub fn set_limits(on: &Path, id: u32, limits: &Limits) -> io::Result<()> {
     let f = File::open(on).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", on.display())))?;
-    sys::set_project_limits(f.as_fd(), id, &limits.to_dqblk()).map_err(|e| explain(on, e))
+    quota::set_project_limits(f.as_fd(), id, &limits.to_dqblk()).map_err(|e| explain(on, e))
 }
 
 /// The kernel says ESRCH (or ENOSYS, EINVAL) when a filesystem has no
@@ -171,7 +171,7 @@ impl DiskUsage {
 /// Reads project `id`'s usage and limits on the filesystem of `on`.
 pub fn read_usage(on: &Path, id: u32) -> io::Result<DiskUsage> {
     let f = File::open(on).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", on.display())))?;
-    let q = sys::get_project(f.as_fd(), id).map_err(|e| explain(on, e))?;
+    let q = quota::get_project(f.as_fd(), id).map_err(|e| explain(on, e))?;
     let limit = |v: u64, unit: u64| (v > 0).then_some(v * unit);
     Ok(DiskUsage {
         directory: on.to_path_buf(),

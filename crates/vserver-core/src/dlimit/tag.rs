@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Tagging a guest's tree with its project id: every directory and regular
 //! file gets the xid as project id, directories also the inherit flag, so
 //! whatever is created in them later is the guest's too (and the kernel
@@ -12,16 +13,18 @@
 //! directory listing said. The top directory is tagged last, so a walk that
 //! was interrupted is done again in full next time.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::dir::{Dir, Type};
-use nix::fcntl::OFlag;
-use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::errno::Errno;
+use nix::sys::stat::{fstat, SFlag};
 
-use super::sys::{self, FsXattr, FS_XFLAG_PROJINHERIT};
 use crate::sys::openat2::{openat2, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
+use crate::sys::quota::{self as sys, FsXattr, FS_XFLAG_PROJINHERIT};
 
 const FS_XFLAG_IMMUTABLE: u32 = 0x0000_0008;
 
@@ -47,12 +50,13 @@ pub fn is_tagged(root: &Path, projid: u32) -> io::Result<bool> {
 }
 
 fn open_root(root: &Path) -> io::Result<OwnedFd> {
-    nix::fcntl::open(root, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map(|fd| {
-            // SAFETY: nix returned a fresh descriptor we now own.
-            unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
-        })
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", root.display())))
+    // The error text is nix's (as when nix::fcntl::open made this call).
+    let opened = match CString::new(root.as_os_str().as_bytes()) {
+        Ok(c) => crate::sys::file::open(&c, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+        Err(_) => Err(Errno::EINVAL),
+    };
+    opened.map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", root.display())))
 }
 
 /// Tags the whole tree under `root` with `projid`.

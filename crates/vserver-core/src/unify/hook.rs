@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Test hooks, so the integration tests can stop a run at an exact step
 //! (`VHASHIFY_TEST_CRASH=POINT:N` sends SIGKILL to ourselves the N-th time
 //! POINT is reached) or race it deterministically (`VHASHIFY_TEST_HOOK=PROGRAM`
@@ -31,8 +32,8 @@ pub fn point(name: &str, rel: &[u8]) {
     let h = hooks();
     if let Some((p, n)) = &h.crash {
         if p == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-            // SAFETY: kill on our own pid; this is the point of the hook.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            // Kill on our own pid; this is the point of the hook.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
         }
     }
     if let Some(prog) = &h.program {

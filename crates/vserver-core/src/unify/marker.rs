@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The mark every store entry carries: the extended attribute
 //! `trusted.vhashify`, whose value is the entry's key in hex. Guests can
 //! neither read, set nor remove a `trusted.*` attribute (that needs
@@ -7,7 +8,7 @@
 //! never copied into a private copy.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 use super::hash::Key;
 use crate::sys::file as sys;
@@ -27,16 +28,16 @@ pub fn set(fd: BorrowedFd, key: &Key) -> io::Result<()> {
 /// any descriptor but O_PATH (fgetxattr needs a real open file).
 pub fn get(fd: BorrowedFd) -> io::Result<Option<Key>> {
     let mut buf = [0u8; 80];
-    // SAFETY: the buffer is valid for its length; NAME is NUL-terminated below.
-    let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), c"trusted.vhashify".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    let text = std::str::from_utf8(&buf[..n as usize]).unwrap_or("");
+    let n = match sys::fgetxattr(fd, c"trusted.vhashify", &mut buf) {
+        Ok(n) => n,
+        Err(e) => {
+            return match e.raw_os_error() {
+                Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+                _ => Err(e),
+            }
+        }
+    };
+    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
     Ok(Some(Key::from_hex(text).ok_or_else(|| io::Error::other(format!("malformed {} value", String::from_utf8_lossy(NAME))))?))
 }
 

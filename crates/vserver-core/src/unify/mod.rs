@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Unification: guests share identical files as one immutable inode, found
 //! through a BLAKE3 hash store (util-vserver's vhashify).
 //!
@@ -296,9 +297,8 @@ fn scan_options(opts: &UnifyOptions) -> scan::ScanOptions {
 /// is on the store's filesystem (`dev` 0: any).
 fn open_root(root: &Path, dev: u64) -> anyhow::Result<OwnedFd> {
     let c = sys::cstr(root.as_os_str().as_encoded_bytes())?;
-    // SAFETY: AT_FDCWD is valid for *at calls; the guest root path is host configuration.
-    let cwd = unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-    let fd = sys::open_at(cwd, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+    // The guest root path is host configuration: relative to our working directory.
+    let fd = sys::open_at(sys::cwd(), &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
         .with_context(|| format!("cannot open guest root {}", root.display()))?;
     let st = sys::fstat(fd.as_fd())?;
     if dev != 0 && st.st_dev != dev {

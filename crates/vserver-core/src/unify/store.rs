@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The hash store: one directory per store root, entries content-addressed by
 //! their key (BLAKE3 of metadata and content), fanned out as `ab/cdef…`.
 //! Every entry is immutable and marked (`trusted.vhashify`, marker.rs),
@@ -412,8 +413,7 @@ fn c(s: &str) -> CString {
 }
 
 fn cwd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is a valid "fd" for *at calls for the whole process life.
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+    crate::sys::file::cwd()
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Breaking a guest's link to a store entry: a private copy (same content,
 //! owner, mode, xattrs but the store's mark, times) takes the name's place.
 //!
@@ -108,11 +109,7 @@ fn replace(entry: BorrowedFd, dir: BorrowedFd, tmp: &CStr, name: &CStr) -> io::R
 }
 
 fn rename(dir: BorrowedFd, from: &CStr, to: &CStr) -> io::Result<()> {
-    // SAFETY: both names are NUL-terminated.
-    if unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sys::rename_at(dir, from, dir, to)
 }
 
 fn tmp_name() -> CString {
@@ -135,10 +132,6 @@ pub fn entry_key(found: &Found) -> io::Result<Option<Key>> {
     };
     let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
     let mut buf = [0u8; 80];
-    // SAFETY: path and the mark's name are NUL-terminated; buf is valid for its length.
-    let n = unsafe { libc::getxattr(path.as_ptr(), c"trusted.vhashify".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Ok(None);
-    }
-    Ok(std::str::from_utf8(&buf[..n as usize]).ok().and_then(Key::from_hex))
+    let Ok(n) = sys::getxattr(&path, c"trusted.vhashify", &mut buf) else { return Ok(None) };
+    Ok(std::str::from_utf8(&buf[..n]).ok().and_then(Key::from_hex))
 }

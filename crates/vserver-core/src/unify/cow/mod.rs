@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Copy-on-write for unified guests: the supervisor of the calls with which
 //! a guest process changes a file that exists (open for writing, truncate,
 //! rename, link, unlink, chmod, chown, utimes, xattrs), sent to it by the
@@ -31,11 +32,13 @@ mod resolve;
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
+use nix::poll::{PollFd, PollFlags};
 
 use self::breaker::{Break, Outcome};
 use self::calls::{Call, Op, PathArg};
@@ -78,7 +81,8 @@ pub struct Supervisor {
     /// immutable again if we die in a window).
     store: Option<PathBuf>,
     epoll: OwnedFd,
-    listeners: HashMap<RawFd, OwnedFd>,
+    /// Shared (Arc) so one can be used while `self` is borrowed mutably.
+    listeners: HashMap<RawFd, Arc<OwnedFd>>,
     stats: Stats,
     messages: Vec<String>,
     /// The guest's dpkg lists, while a dpkg run is unpacking.
@@ -111,17 +115,12 @@ impl Supervisor {
         crate::sys::raise_fd_limit(None);
         let vdir = crate::config::load_guest(paths, name).map(|g| g.vdir).unwrap_or_else(|_| paths.default_vdir(name));
         let store = config::store_candidates(paths, name).ok().and_then(|c| config::pick_store(&c, &vdir, name).ok());
-        // SAFETY: epoll_create1 returns a new descriptor or -1.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(io::Error::last_os_error()).context("creating the supervisor's epoll");
-        }
+        let epoll = crate::sys::misc::epoll_create().context("creating the supervisor's epoll")?;
         Ok(Supervisor {
             guest: name.to_string(),
             windows: Windows::for_guest(paths, name),
             store,
-            // SAFETY: a new descriptor we own.
-            epoll: unsafe { OwnedFd::from_raw_fd(epfd) },
+            epoll,
             listeners: HashMap::new(),
             stats: Stats::default(),
             messages: Vec::new(),
@@ -135,12 +134,8 @@ impl Supervisor {
         // The listener must not leak into processes the monitor starts.
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
         notify::set_sync_wake_up(listener.as_fd());
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
-        // SAFETY: ev is a valid epoll_event; both descriptors are ours.
-        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        self.listeners.insert(fd, listener);
+        crate::sys::misc::epoll_add(self.epoll.as_fd(), listener.as_fd(), libc::EPOLLIN as u32, fd as u64)?;
+        self.listeners.insert(fd, Arc::new(listener));
         Ok(())
     }
 
@@ -173,14 +168,13 @@ impl Supervisor {
     /// that need a link broken are handled together, in one window.
     pub fn handle_ready(&mut self) -> anyhow::Result<()> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        // SAFETY: events is valid for its length.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::EINTR) { Ok(()) } else { Err(e).context("epoll_wait") };
-        }
+        let n = match crate::sys::misc::epoll_wait(self.epoll.as_fd(), &mut events, 0) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
+            Err(e) => return Err(e).context("epoll_wait"),
+        };
         let mut waiting: Vec<Waiting> = Vec::new();
-        for ev in &events[..n as usize] {
+        for ev in &events[..n] {
             let fd = ev.u64 as RawFd;
             if ev.events & libc::EPOLLIN as u32 != 0 {
                 self.receive_all(fd, &mut waiting);
@@ -208,9 +202,8 @@ impl Supervisor {
     /// Runs until `stop` is set (for a dedicated thread).
     pub fn run_until(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         while !stop.load(Ordering::Relaxed) {
-            let mut fds = [libc::pollfd { fd: self.epoll.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-            // SAFETY: fds is valid for one entry.
-            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 100) } > 0 {
+            let mut fds = [PollFd::new(self.epoll.as_fd(), PollFlags::POLLIN)];
+            if matches!(nix::poll::poll(&mut fds, 100u8), Ok(n) if n > 0) {
                 self.handle_ready()?;
             }
         }
@@ -219,17 +212,15 @@ impl Supervisor {
 
     fn remove_listener(&mut self, fd: RawFd) {
         if let Some(l) = self.listeners.remove(&fd) {
-            // SAFETY: removing a descriptor we own from our epoll set.
-            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, l.as_raw_fd(), std::ptr::null_mut()) };
+            let _ = crate::sys::misc::epoll_del(self.epoll.as_fd(), l.as_fd());
         }
     }
 
     /// Receives what one listener has: a call that needs nothing is let
     /// through at once, the others wait for the window.
     fn receive_all(&mut self, fd: RawFd, waiting: &mut Vec<Waiting>) {
-        let Some(listener) = self.listeners.get(&fd).map(|l| l.as_raw_fd()) else { return };
-        // SAFETY: the listener stays open while it is in self.listeners.
-        let listener = unsafe { BorrowedFd::borrow_raw(listener) };
+        let Some(listener) = self.listeners.get(&fd).map(Arc::clone) else { return };
+        let listener = listener.as_fd();
         for _ in 0..64 {
             if !has_input(listener) {
                 break;
@@ -427,9 +418,8 @@ fn allowed(creds: &Creds, op: Op, found: &resolve::Found, xattr: &[u8]) -> io::R
 }
 
 fn has_input(fd: BorrowedFd) -> bool {
-    let mut p = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-    // SAFETY: p is valid for one entry.
-    unsafe { libc::poll(p.as_mut_ptr(), 1, 0) > 0 && p[0].revents & libc::POLLIN != 0 }
+    let mut p = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut p, 0u8), Ok(n) if n > 0) && p[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
 }
 
 /// `.vhashify/dirty` of the store: if the host dies while an entry's flag

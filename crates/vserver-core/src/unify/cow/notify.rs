@@ -1,38 +1,32 @@
+#![forbid(unsafe_code)]
 //! The seccomp user-notification listener: receive a notification, check
 //! that it is still pending, let the call continue or fail it.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
-pub type Notification = libc::seccomp_notif;
+use crate::sys::notify as sys;
+
+pub type Notification = sys::Notification;
 
 /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (kernel 6.6): the notifying task and
 /// the supervisor hand the CPU to each other directly, as in a synchronous
 /// call, instead of going through the scheduler twice per call. An older
 /// kernel refuses the flag; that only costs speed.
 pub fn set_sync_wake_up(listener: BorrowedFd) -> bool {
-    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
-    // SAFETY: SET_FLAGS reads one u64 flag word.
-    unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) == 0 }
+    sys::set_sync_wake_up(listener).is_ok()
 }
 
 /// Receives the next notification. ENOENT means the caller went away (or
 /// was interrupted) between being noticed and being received.
 pub fn recv(listener: BorrowedFd) -> io::Result<Notification> {
-    // SAFETY: the kernel requires a zeroed buffer; seccomp_notif is plain data.
-    let mut n: Notification = unsafe { std::mem::zeroed() };
-    // SAFETY: RECV writes one seccomp_notif into n.
-    if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n)
+    sys::recv(listener)
 }
 
 /// Whether the notification is still pending: its task still waits in the
 /// very system call, so what we read from /proc/PID belongs to it.
 pub fn is_valid(listener: BorrowedFd, id: u64) -> bool {
-    // SAFETY: ID_VALID reads one u64.
-    unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+    sys::id_valid(listener, id)
 }
 
 /// Lets the system call run as the task made it (kernel 5.5). ENOENT (the
@@ -49,15 +43,10 @@ pub fn fail_call(listener: BorrowedFd, id: u64, errno: i32) -> io::Result<()> {
 }
 
 fn respond(listener: BorrowedFd, id: u64, error: i32, flags: u32) -> io::Result<()> {
-    let resp = libc::seccomp_notif_resp { id, val: 0, error, flags };
-    // SAFETY: SEND reads one seccomp_notif_resp.
-    if unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) } != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENOENT) {
-            return Err(e);
-        }
+    match sys::respond(listener, id, error, flags) {
+        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(e),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Reads a NUL-terminated string of the task's memory (at most PATH_MAX).
@@ -79,17 +68,7 @@ pub fn read_string(tid: i32, addr: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Reads up to `buf.len()` bytes of the task's memory; fewer where the
-/// mapping ends.
+/// mapping ends (never across a page boundary in one go).
 pub fn read_memory(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // Never across a page boundary in one go, so a string at the end of a
-    // mapping reads up to its end instead of failing.
-    let to_page_end = 4096 - (addr as usize % 4096);
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len().min(to_page_end) };
-    // SAFETY: local is our buffer of its length; remote is only read by the kernel, in the other process.
-    let n = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    sys::read_memory(tid, addr, buf)
 }

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Finding the file a guest task's path names, as the task itself would:
 //! from its own root (`/proc/TID/root`), its working directory or the
 //! directory descriptor it passed, following its symlinks but never out of
@@ -9,9 +10,11 @@
 //! a wrong guess costs at most a link broken that need not have been (in the
 //! task's own tree), or a call the kernel then refuses with EPERM.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// Symlinks followed for one path at most (the kernel's limit).
 const MAX_LINKS: usize = 40;
@@ -182,48 +185,21 @@ const BENEATH: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
 
 /// openat2(O_PATH|O_DIRECTORY) with the given resolution.
 fn openat2(dir: BorrowedFd, rel: &[u8], resolve: u64) -> io::Result<OwnedFd> {
-    let c = CString::new(rel).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: open_how is plain data; all-zero is its documented default.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = resolve;
-    // SAFETY: c is NUL-terminated, how is a valid open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+    if rel.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    // SAFETY: a new descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    crate::sys::openat2::openat2(&dir, Path::new(OsStr::from_bytes(rel)), libc::O_PATH | libc::O_DIRECTORY, 0, resolve)
 }
 
 /// /proc/TID/<what> (root, cwd, fd/N), opened O_PATH: the directory itself.
 fn open_proc(tid: i32, what: &str) -> io::Result<OwnedFd> {
     let p = CString::new(format!("/proc/{tid}/{what}")).expect("no NUL");
-    // SAFETY: p is NUL-terminated; the result is a new descriptor.
-    let fd = unsafe { libc::open(p.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::file::open(&p, libc::O_PATH)
 }
 
 /// statx of `name` in `dir`, not following a final symlink; an empty name
 /// is `dir` itself.
-pub fn statx(dir: BorrowedFd, name: &std::ffi::CStr) -> io::Result<libc::statx> {
-    // SAFETY: statx is plain data, written by the kernel.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    let empty = if name.is_empty() { libc::AT_EMPTY_PATH } else { 0 };
-    let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT | empty;
-    // SAFETY: name is NUL-terminated; stx is a valid out pointer.
-    let r = unsafe { libc::statx(dir.as_raw_fd(), name.as_ptr(), flags, libc::STATX_BASIC_STATS, &mut stx) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(stx)
-}
+pub use crate::sys::file::statx;
 
 fn same_inode(a: BorrowedFd, b: BorrowedFd) -> io::Result<bool> {
     let (x, y) = (crate::sys::file::fstat(a)?, crate::sys::file::fstat(b)?);
@@ -231,14 +207,7 @@ fn same_inode(a: BorrowedFd, b: BorrowedFd) -> io::Result<bool> {
 }
 
 fn readlink(dir: BorrowedFd, name: &std::ffi::CStr) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: the buffer is valid for its length.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+    crate::sys::file::readlink_at(dir, name)
 }
 
 /// The kernel's name of what a descriptor of ours refers to.
