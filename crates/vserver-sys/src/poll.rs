@@ -38,7 +38,8 @@ pub fn signal_noted() -> bool {
 
 /// Ends the process by `sig` with its default action, as a C program ends
 /// (a shell sees 128 + sig); exits with that code should the signal be
-/// blocked. Nothing else of the process runs afterwards. (Belongs in `signal`.)
+/// blocked or either call fail (there is nothing else to do with an error
+/// here). Nothing else of the process runs afterwards. (Belongs in `signal`.)
 pub fn die_by_signal(sig: libc::c_int) -> ! {
     // SAFETY: resetting one signal's disposition to the default (no handler
     // of ours is involved); raise(3) takes a plain integer.
