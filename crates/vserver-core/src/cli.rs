@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Command-line pieces every binary shares: the path overrides and the exit
 //! codes (0 success, 1 failure, 2 bad usage).
 
@@ -44,8 +45,7 @@ pub fn report_error(tool: &str, err: &anyhow::Error) -> i32 {
 /// "TOOL: ... needs root" when the error is a refused permission and we are
 /// not root; `None` otherwise.
 pub fn privilege_hint(tool: &str, err: &anyhow::Error) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 || !is_permission_error(err) {
+    if nix::unistd::geteuid().is_root() || !is_permission_error(err) {
         return None;
     }
     Some(format!(
@@ -88,13 +88,7 @@ pub fn exit_quietly_on_closed_pipe() {
 /// Ends the process by SIGPIPE with its default action, as a C program
 /// writing to a closed pipe ends; the shell sees status 141.
 pub fn die_by_sigpipe() -> ! {
-    // SAFETY: resetting one signal's disposition and raising it; nothing
-    // else runs afterwards.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::raise(libc::SIGPIPE);
-        libc::_exit(128 + libc::SIGPIPE)
-    }
+    crate::sys::poll::die_by_signal(libc::SIGPIPE)
 }
 
 /// Writes `bytes` to stdout; a closed pipe ends the process quietly (see

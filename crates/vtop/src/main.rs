@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vtop`: a refreshing per-context view of the host.
 
 mod cli;
@@ -5,7 +6,6 @@ mod cli;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -14,12 +14,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 use vserver_core::cli::{exit_quietly_on_closed_pipe, report_error, write_stdout};
 use vserver_core::stat::top::{compare, now_line, render, Sample};
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
+use vserver_core::sys;
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
@@ -70,10 +65,8 @@ fn fit(contexts: usize) -> usize {
 }
 
 fn termsize_rows() -> Option<usize> {
-    let mut ws: libc::winsize = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCGWINSZ fills the winsize we own.
-    let rc = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0 && ws.ws_row > 0).then_some(ws.ws_row as usize)
+    let ws = sys::tty::window_size(std::io::stdout().as_fd()).ok()?;
+    (ws.ws_row > 0).then_some(ws.ws_row as usize)
 }
 
 /// Sleeps `delay`; on a terminal returns early (true) at q or Ctrl-C.
@@ -84,7 +77,8 @@ fn wait_or_quit(delay: Duration, interactive: bool) -> bool {
     }
     let deadline = std::time::Instant::now() + delay;
     loop {
-        if STOP.load(Ordering::Relaxed) {
+        // Ctrl-C or SIGTERM (see `catch_interrupts`).
+        if sys::poll::signal_noted() {
             return true;
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -97,9 +91,8 @@ fn wait_or_quit(delay: Duration, interactive: bool) -> bool {
         if let Ok(n) = poll(&mut fds, ms) {
             if n > 0 {
                 let mut b = [0u8; 16];
-                // SAFETY: reading into our buffer from stdin.
-                let got = unsafe { libc::read(0, b.as_mut_ptr().cast(), b.len()) };
-                if got <= 0 || b[..got as usize].iter().any(|c| matches!(c, b'q' | b'Q')) {
+                let got = nix::unistd::read(0, &mut b).unwrap_or(0);
+                if got == 0 || b[..got].iter().any(|c| matches!(c, b'q' | b'Q')) {
                     return true;
                 }
             }
@@ -108,11 +101,9 @@ fn wait_or_quit(delay: Duration, interactive: bool) -> bool {
 }
 
 fn catch_interrupts() {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+    use nix::sys::signal::Signal;
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        let _ = unsafe { sigaction(sig, &action) };
+        let _ = sys::poll::note_signal(sig);
     }
 }
 

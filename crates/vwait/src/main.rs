@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vwait`: wait until a guest stops, with util-vserver's exit codes and
 //! status lines.
 
@@ -5,7 +6,6 @@ mod cli;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use clap::Parser;
 use vserver_core::cli::exit_quietly_on_closed_pipe;
 use vserver_core::running::wait::wait_stopped;
 use vserver_core::running::{find_running, Selector};
+use vserver_core::sys;
 
 /// util-vserver's exit code for ERROR (also used here for bad usage, since
 /// 1 and 2 mean KILLED and TIMEOUT).
@@ -66,14 +67,13 @@ fn main() -> ExitCode {
 
 /// The descriptor given with --status-fd, if it is open for writing.
 fn status_file(fd: i32) -> Result<File, String> {
-    // SAFETY: F_GETFL only reads the descriptor's flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(-1);
     if fd < 0 || flags < 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
         return Err(format!("--status-fd {fd}: not a descriptor open for writing"));
     }
-    // SAFETY: the caller handed us this open descriptor for the status line;
-    // nothing else in this process uses it.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    // The caller handed us this open descriptor for the status line;
+    // nothing else in this process uses it (the contract of adopt_inherited).
+    sys::poll::adopt_inherited(fd).map(File::from).map_err(|e| format!("--status-fd {fd}: {e}"))
 }
 
 /// util-vserver's ERROR: a message on stderr, `ERROR errno` on the status fd.

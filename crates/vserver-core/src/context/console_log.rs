@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The guest's console output on the host: `<rundir>/NAME/console.log`,
 //! written by the monitor from the master of the guest's /dev/console pty.
 //! Bounded: past CONSOLE_LIMIT the file moves to console.log.old and a new
@@ -116,8 +117,8 @@ pub(super) fn bound_monitor_log(path: &Path) {
     }
     if let Ok(f) = OpenOptions::new().create(true).append(true).open(path) {
         for target in [1, 2] {
-            // SAFETY: dup2 onto the monitor's own stdout and stderr.
-            unsafe { libc::dup2(f.as_raw_fd(), target) };
+            // dup2 onto the monitor's own stdout and stderr.
+            let _ = nix::unistd::dup2(f.as_raw_fd(), target);
         }
     }
 }

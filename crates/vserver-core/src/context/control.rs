@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The guest's control socket, served by its monitor: `<rundir>/NAME/control`
 //! (AF_UNIX SOCK_SEQPACKET, mode 0600, root peers only). `vserver NAME
 //! exec|enter|suexec` connect to it instead of joining the guest
@@ -21,13 +22,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::poll::{PollFd, PollFlags};
-use nix::sys::socket::{accept4, bind, getsockopt, listen, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{bind, getsockopt, listen, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use nix::sys::stat::{umask, Mode};
 
 pub use client::{ExecOptions, Outcome};
 pub use spawn::{JoinTarget, EXIT_CANNOT_RUN};
 
 use self::proto::{ExecRequest, ToClient, ToMonitor};
 use crate::paths::Paths;
+use crate::sys::socket::accept;
 use crate::sys::{clone3, pidfd};
 
 /// A command running in the guest for a client.
@@ -65,21 +68,16 @@ impl Control {
     /// that every joiner is non-dumpable from its first instruction on
     /// (it is visible in the guest's /proc from then).
     pub fn listen(paths: &Paths, name: &str) -> Result<Control> {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("making the monitor non-dumpable");
-        }
+        nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).context("making the monitor non-dumpable")?;
         let path = client::socket_path(paths, name);
         let _ = std::fs::remove_file(&path);
         let sock = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
             .context("creating the control socket")?;
         let addr = UnixAddr::new(&path).with_context(|| format!("{}: not a socket path", path.display()))?;
         // Root only from the first moment (the peer check below is the second line).
-        // SAFETY: umask(2) only changes this process's file mode mask.
-        let old = unsafe { libc::umask(0o177) };
+        let old = umask(Mode::from_bits_truncate(0o177));
         let bound = bind(sock.as_raw_fd(), &addr);
-        // SAFETY: as above, restoring it.
-        unsafe { libc::umask(old) };
+        umask(old);
         bound.with_context(|| format!("binding {}", path.display()))?;
         listen(&sock, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).context("listening on the control socket")?;
         Ok(Control { listener: sock, path, pending: Vec::new(), joiners: Vec::new(), target: None, listeners: Vec::new() })
@@ -184,9 +182,7 @@ impl Control {
     }
 
     fn accept_all(&mut self) {
-        while let Ok(fd) = accept4(self.listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
-            // SAFETY: accept4 returned a new descriptor that we now own.
-            let conn = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        while let Ok(conn) = accept(self.listener.as_fd(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) {
             // The socket file is 0600, and the peer must be root as well.
             match getsockopt(&conn, sockopt::PeerCredentials) {
                 Ok(cred) if cred.uid() == 0 => self.on_request(conn),
@@ -235,8 +231,7 @@ impl Control {
                 // Its process group (the joiner leads a new session); before
                 // the joiner got that far, the joiner alone. Its pid cannot
                 // be reused: we have not reaped it.
-                // SAFETY: kill(2) on the group of our own unreaped child.
-                if unsafe { libc::kill(-j.pid, sig) } != 0 {
+                if crate::sys::poll::kill(-j.pid, sig).is_err() {
                     let _ = pidfd::send_signal(&j.pidfd, sig);
                 }
             }
@@ -289,9 +284,8 @@ impl Drop for Control {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
         let mut late = std::mem::take(&mut self.pending);
-        while let Ok(fd) = accept4(self.listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
-            // SAFETY: accept4 returned a new descriptor that we now own.
-            late.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        while let Ok(conn) = accept(self.listener.as_fd(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) {
+            late.push(conn);
         }
         for conn in late {
             // Read the request first: closing over unread data resets the connection.

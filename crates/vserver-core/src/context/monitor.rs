@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The host-side monitor: a small daemon that is the parent of the guest's
 //! pid 1. It builds the context for every boot, records the run state, keeps
 //! the guest's console (bounded), reports readiness to `vserver start`,
@@ -69,8 +70,8 @@ pub(super) fn run(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -
         }
     };
     let _ = RunState::remove(paths, &guest.name);
-    // SAFETY: leaving the forked monitor without unwinding into the caller's frames.
-    unsafe { libc::_exit(code) }
+    // Leaving the forked monitor without unwinding into the caller's frames.
+    crate::sys::process::exit_now(code)
 }
 
 fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> Result<()> {
@@ -739,8 +740,7 @@ fn undo(
 /// the start needed (config, filters, cgroup and network set-up) goes back
 /// to the kernel instead of staying resident.
 fn release_start_memory() {
-    // SAFETY: malloc_trim only returns free heap memory; nothing points into it.
-    unsafe { libc::malloc_trim(0) };
+    crate::sys::poll::malloc_trim();
 }
 
 /// The copy-on-write supervisor of a guest that takes part in unification

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Readiness of a systemd guest, as systemd-nspawn gets it: the guest's pid
 //! 1 finds `NOTIFY_SOCKET=/run/host/notify` in its environment and sends
 //! `READY=1` there once boot-up is complete (sd_notify(3)). The socket is
@@ -5,11 +6,13 @@
 //! the only reader. Only datagrams whose kernel-checked sender is the
 //! guest's pid 1 count; descriptors a guest sends along are closed unread.
 
-use std::io::{self, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use nix::sys::socket::{self, recvmsg, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+
+use crate::sys;
 
 /// Where the socket is inside the guest (systemd's container interface
 /// recommends this path).
@@ -53,27 +56,15 @@ pub(super) enum Received {
 /// Reads one datagram; `init` is the host pid of the guest's pid 1.
 pub(super) fn receive(sock: &OwnedFd, init: i32) -> io::Result<Received> {
     let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!(libc::ucred, [RawFd; 16]);
-    let msg = match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC) {
+    let msg = match sys::socket::recv_with_fds(sock.as_fd(), &mut buf, &mut space, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC) {
         Ok(m) => m,
-        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(Received::Nothing),
-        Err(e) => return Err(e.into()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => return Ok(Received::Nothing),
+        Err(e) => return Err(e),
     };
-    let mut sender = None;
-    for c in msg.cmsgs()? {
-        match c {
-            ControlMessageOwned::ScmCredentials(cred) => sender = Some(cred.pid()),
-            ControlMessageOwned::ScmRights(fds) => {
-                for fd in fds {
-                    // SAFETY: the kernel just installed these descriptors for us; closing them.
-                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-            _ => {}
-        }
-    }
-    let len = msg.bytes;
+    // Descriptors a guest sent along: closed unread.
+    drop(msg.fds);
+    let (len, sender) = (msg.bytes, msg.sender_pid);
     if sender != Some(init) {
         return Ok(Received::NotFromInit);
     }

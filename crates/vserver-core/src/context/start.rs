@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver NAME start`: checks that the guest can start, then forks the
 //! detached monitor, which builds the context and reports back once the
 //! guest is up (pid 1 runs; a systemd guest has reported READY=1), or why
@@ -8,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use nix::unistd::{fork, setsid, ForkResult};
+use nix::unistd::setsid;
 
 use super::channel::Channel;
 use super::report::{self, Outcome};
@@ -17,6 +18,7 @@ use crate::cgroup::{GuestCgroup, Layout};
 use crate::config::{Guest, InitStyle};
 use crate::paths::Paths;
 use crate::runstate::{self, RunState, Status};
+use crate::sys::process::{self, Fork};
 
 pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     // Held until the monitor has written the run state, so two starts can
@@ -38,17 +40,18 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     let report = Channel::new()?;
     // compat: the monitor's scriptlets write to this terminal until the guest is up.
     let terminal = super::scripts::keep_caller_terminal();
-    // SAFETY: the vserver binary is single-threaded here; both children
-    // either exec nothing and run our own code, or _exit.
-    match unsafe { fork() }? {
-        ForkResult::Child => {
+    // The vserver binary is single-threaded here (the contract of
+    // sys::process); both children either exec nothing and run our own
+    // code, or _exit.
+    match process::fork()? {
+        Fork::Child => {
             drop(report.read);
             detach_and_run_monitor(paths, guest, &layout, report.write, &terminal)
         }
-        ForkResult::Parent { child } => {
+        Fork::Parent(child) => {
             drop(report.write);
             super::scripts::release_caller_terminal();
-            let _ = nix::sys::wait::waitpid(child, None);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
             // S4: the lock goes once the run state exists; the guest may
             // still be booting (a systemd guest until its READY=1).
             match report::read(report.read, || drop(lock))? {
@@ -82,12 +85,10 @@ fn redirect_stdio(log: &Path) {
     let null = File::open("/dev/null");
     let out = fs::OpenOptions::new().create(true).append(true).open(log);
     if let (Ok(null), Ok(out)) = (null, out) {
-        // SAFETY: dup2 onto the standard descriptors of the monitor process.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(out.as_raw_fd(), 1);
-            libc::dup2(out.as_raw_fd(), 2);
-        }
+        // dup2 onto the standard descriptors of the monitor process.
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        let _ = nix::unistd::dup2(out.as_raw_fd(), 1);
+        let _ = nix::unistd::dup2(out.as_raw_fd(), 2);
     }
 }
 

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! vuname: a running guest's uts names, read or changed from the host by
 //! joining the guest's uts namespace (setns through a pidfd of its init) in
 //! a thread of our own: the namespace is per thread, so the rest of the
@@ -131,13 +132,7 @@ pub fn check_value(tag: Tag, value: &str) -> Result<(), String> {
 }
 
 fn set_domainname(value: &str) -> io::Result<()> {
-    // SAFETY: a pointer and length of a live buffer; the kernel copies it.
-    let rc = unsafe { libc::setdomainname(value.as_ptr().cast(), value.len()) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    crate::sys::poll::set_domainname(value.as_bytes())
 }
 
 /// The personality of the guest's init (`/proc/PID/personality`, hex).

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vtop`: which guest is eating the box. Two samples some time apart give
 //! each context's share of the CPU over that time (from vserver-stat's
 //! figures: the cgroup's CPU time for guests, the host's processes summed),
@@ -165,12 +166,8 @@ pub fn now_line() -> String {
     let l: Vec<&str> = load.split_whitespace().take(3).collect();
     let up = procfs::uptime_ms().unwrap_or(0);
     let clock = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map(|t| t.tv_sec()).unwrap_or(0);
-    // SAFETY: libc::tm is plain data; all zeroes is a valid value.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let t = clock as libc::time_t;
-    // SAFETY: localtime_r fills the struct we own from a time value we own.
-    unsafe { libc::localtime_r(&t, &mut tm) };
-    format!("{:02}:{:02}:{:02} up {}, load average: {}", tm.tm_hour, tm.tm_min, tm.tm_sec, uptime_words(up / 1000), l.join(", "))
+    let (h, m, s) = crate::sys::poll::local_time(clock as libc::time_t).map_or((0, 0, 0), |tm| (tm.tm_hour, tm.tm_min, tm.tm_sec));
+    format!("{h:02}:{m:02}:{s:02} up {}, load average: {}", uptime_words(up / 1000), l.join(", "))
 }
 
 /// top's way: `3 days, 4:05` or `4:05`.

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver NAME exec|enter|suexec`: the admin's side. It asks the guest's
 //! monitor for a joiner and hands it stdin, stdout and stderr so that the
 //! guest never holds a descriptor of a host terminal, file or socket:
@@ -14,11 +15,13 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 
 use super::proto::{self, ExecRequest, Stdio, ToClient, ToMonitor};
@@ -104,7 +107,17 @@ fn connect_to_monitor(paths: &Paths, name: &str) -> Result<OwnedFd> {
     }
 }
 
-const FORWARDED_SIGNALS: [libc::c_int; 5] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGWINCH];
+const FORWARDED_SIGNALS: [Signal; 5] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGWINCH];
+
+/// Runs `f` on our descriptor 0, 1 or 2 (std's handles own them).
+fn with_std<R>(fd: RawFd, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
+    match fd {
+        0 => f(io::stdin().as_fd()),
+        1 => f(io::stdout().as_fd()),
+        2 => f(io::stderr().as_fd()),
+        _ => unreachable!("descriptor {fd} is not one of 0-2"),
+    }
+}
 
 /// One of our descriptors 0-2, as the guest must get it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,19 +130,16 @@ enum Kind {
 }
 
 fn classify(fd: RawFd) -> Kind {
-    // SAFETY: fstat into a struct we own; EBADF for a closed descriptor.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+    // EBADF for a closed descriptor.
+    let Ok(st) = nix::sys::stat::fstat(fd) else {
         return Kind::Null;
-    }
-    if pty::is_terminal(fd) {
+    };
+    if with_std(fd, pty::is_terminal) {
         return Kind::Terminal;
     }
     match st.st_mode & libc::S_IFMT {
         libc::S_IFIFO => {
-            // SAFETY: fstatfs into a struct we own.
-            let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstatfs(fd, &mut fs) } == 0 && fs.f_type as i64 == PIPEFS_MAGIC {
+            if with_std(fd, |f| nix::sys::statfs::fstatfs(f)).is_ok_and(|fs| fs.filesystem_type().0 == PIPEFS_MAGIC) {
                 Kind::AnonymousPipe
             } else {
                 Kind::Other
@@ -161,12 +171,12 @@ impl Session {
                 (true, _) | (_, Kind::Terminal) => Stdio::Pty,
                 (_, Kind::Null) => Stdio::Null,
                 (_, Kind::AnonymousPipe) => {
-                    s.passed.push(dup(fd as RawFd)?);
+                    s.passed.push(with_std(fd as RawFd, dup)?);
                     Stdio::Passed
                 }
                 (_, Kind::Other) => {
                     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
-                    let ours = dup(fd as RawFd)?;
+                    let ours = with_std(fd as RawFd, dup)?;
                     if fd == 0 {
                         set_nonblocking(&w);
                         s.passed.push(r);
@@ -184,7 +194,7 @@ impl Session {
     }
 
     fn request(&self, opts: &ExecOptions) -> ExecRequest {
-        let winsize = (0..3).filter(|fd| self.kinds[*fd as usize] == Kind::Terminal).find_map(pty::window_size);
+        let winsize = (0..3).filter(|fd| self.kinds[*fd as usize] == Kind::Terminal).find_map(|fd| with_std(fd, pty::window_size));
         ExecRequest {
             argv: opts.argv.clone(),
             user: opts.user.clone(),
@@ -198,27 +208,26 @@ impl Session {
     /// The pty master arrived: relay it to the admin's terminal.
     fn attach_pty(&mut self, master: OwnedFd) -> Result<()> {
         set_nonblocking(&master);
-        let input = dup(master.as_raw_fd())?;
+        let input = dup(master.as_fd())?;
         if self.stdio[0] == Stdio::Pty {
             if self.kinds[0] == Kind::Terminal {
-                // SAFETY: descriptor 0 is open for the life of the process.
-                self.raw = RawMode::enter(unsafe { BorrowedFd::borrow_raw(0) });
+                self.raw = RawMode::enter_stdin();
             }
             if self.kinds[0] != Kind::Null {
-                self.relays.push(Relay::new(dup(0)?, input, false));
+                self.relays.push(Relay::new(with_std(0, dup)?, input, false));
             }
         }
         // The guest's output goes to the first of our descriptors it replaced.
         let out = [1, 2, 0].into_iter().find(|fd| self.stdio[*fd as usize] == Stdio::Pty && self.kinds[*fd as usize] != Kind::Null);
-        self.master = Some(dup(master.as_raw_fd())?);
+        self.master = Some(dup(master.as_fd())?);
         match out {
-            Some(fd) => self.relays.push(Relay::new(master, dup(fd)?, true)),
+            Some(fd) => self.relays.push(Relay::new(master, with_std(fd, dup)?, true)),
             None => self.relays.push(Relay::new(master, File::open("/dev/null")?.into(), true)),
         }
         Ok(())
     }
 
-    fn relay(&mut self, conn: &OwnedFd, signals: &OwnedFd, timeout: Option<Duration>) -> Result<Outcome> {
+    fn relay(&mut self, conn: &OwnedFd, signals: &SignalFd, timeout: Option<Duration>) -> Result<Outcome> {
         let mut deadline = timeout.map(|t| Instant::now() + t);
         let mut failure: Option<String> = None;
         loop {
@@ -285,17 +294,14 @@ impl Session {
         }
     }
 
-    fn forward_signals(&mut self, conn: &OwnedFd, signals: &OwnedFd) {
-        // SAFETY: signalfd_siginfo is plain data; the kernel fills it whole.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reading one record into a struct we own.
-        while unsafe { libc::read(signals.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) } == size as isize {
+    fn forward_signals(&mut self, conn: &OwnedFd, signals: &SignalFd) {
+        // One whole record per read, until none is left (EAGAIN).
+        while let Ok(Some(info)) = signals.read_signal() {
             let sig = info.ssi_signo as libc::c_int;
             if sig == libc::SIGWINCH {
-                let size = (0..3).filter(|fd| self.kinds[*fd as usize] == Kind::Terminal).find_map(pty::window_size);
+                let size = (0..3).filter(|fd| self.kinds[*fd as usize] == Kind::Terminal).find_map(|fd| with_std(fd, pty::window_size));
                 if let (Some(master), Some(size)) = (&self.master, size) {
-                    pty::set_window_size(master.as_raw_fd(), size);
+                    pty::set_window_size(master.as_fd(), size);
                 }
             } else {
                 let _ = proto::send(conn.as_fd(), &ToMonitor::Signal(sig), &[]);
@@ -304,14 +310,9 @@ impl Session {
     }
 }
 
-fn dup(fd: RawFd) -> Result<OwnedFd> {
-    // SAFETY: duplicating a descriptor; the result is checked and owned.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("duplicating descriptor {fd}"));
-    }
-    // SAFETY: a descriptor we just made.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+/// fcntl(F_DUPFD_CLOEXEC, 3), as std's `try_clone_to_owned` does it.
+fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned().with_context(|| format!("duplicating descriptor {}", fd.as_raw_fd()))
 }
 
 /// Only on our own pipe ends and the pty master: never on the caller's
@@ -322,45 +323,26 @@ fn set_nonblocking(fd: &OwnedFd) {
 
 /// The forwarded signals, blocked while the command runs (they arrive on a
 /// signalfd), and the previous mask back afterwards.
-struct SignalMask(libc::sigset_t);
+struct SignalMask(SigSet);
 
 impl SignalMask {
-    fn block(signals: &[libc::c_int]) -> Result<SignalMask> {
-        // SAFETY: building a set and changing this thread's mask, checked.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for &s in signals {
-                libc::sigaddset(&mut set, s);
-            }
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) != 0 {
-                bail!("blocking signals");
-            }
-            Ok(SignalMask(old))
+    fn block(signals: &[Signal]) -> Result<SignalMask> {
+        let set: SigSet = signals.iter().copied().collect();
+        match set.thread_swap_mask(SigmaskHow::SIG_BLOCK) {
+            Ok(old) => Ok(SignalMask(old)),
+            Err(_) => bail!("blocking signals"),
         }
     }
 }
 
 impl Drop for SignalMask {
     fn drop(&mut self) {
-        // SAFETY: restoring the mask saved in `block`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+        // Restoring the mask saved in `block`.
+        let _ = self.0.thread_set_mask();
     }
 }
 
-fn signal_fd(signals: &[libc::c_int]) -> Result<OwnedFd> {
-    // SAFETY: building a set and creating a signalfd for it, checked.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            libc::sigaddset(&mut set, s);
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("creating a signalfd");
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+fn signal_fd(signals: &[Signal]) -> Result<SignalFd> {
+    let set: SigSet = signals.iter().copied().collect();
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from).context("creating a signalfd")
 }

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The bytes on a guest's control socket (`<rundir>/NAME/control`, AF_UNIX
 //! SOCK_SEQPACKET): one JSON message per packet, descriptors beside it as
 //! SCM_RIGHTS.
@@ -12,12 +13,14 @@
 //!   <--- Exited{pid,code|signal}               pidfd readable, waitid
 //! ```
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
+
+use crate::sys::socket;
 
 /// Largest message: a request carries the command line.
 pub const MAX_MESSAGE: usize = 128 * 1024;
@@ -102,20 +105,10 @@ pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>, max_fds: usize) 
     let mut buf = vec![0u8; size.max(1)];
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let (len, flags, fds) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+        match socket::recv_with_fds(sock, &mut buf, &mut space, MsgFlags::MSG_CMSG_CLOEXEC).map_err(errno) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e),
-            Ok(msg) => {
-                let mut fds = Vec::new();
-                for c in msg.cmsgs()? {
-                    if let ControlMessageOwned::ScmRights(received) = c {
-                        // SAFETY: the kernel just installed these descriptors for us.
-                        fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-                    }
-                }
-                break (msg.bytes, msg.flags, fds);
-            }
+            Ok(msg) => break (msg.bytes, msg.flags, msg.fds),
         }
     };
     if len == 0 && fds.is_empty() {
@@ -133,14 +126,16 @@ pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>, max_fds: usize) 
 /// The size of the next packet (0 at EOF), without taking it.
 fn peek_size(sock: BorrowedFd<'_>) -> nix::Result<usize> {
     loop {
-        // SAFETY: recv(2) with an empty buffer; MSG_TRUNC makes it return the packet's real size.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
-        match n {
-            -1 if nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
-            -1 => return Err(nix::errno::Errno::last()),
-            n => return Ok(n as usize),
+        match socket::peek_size(sock).map_err(errno) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other,
         }
     }
+}
+
+/// The errno of a failed system call, as nix names it.
+fn errno(e: std::io::Error) -> nix::errno::Errno {
+    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! One direction of `vserver exec`'s copying between the admin's side and
 //! the guest's: our stdin into a pipe (or the pty master) the guest reads,
 //! or a pipe (or the pty master) the guest writes into our stdout/stderr.
@@ -6,7 +7,7 @@
 //! their open file descriptions.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags};
 
@@ -48,7 +49,7 @@ impl Relay {
         let Some(from) = &self.from else { return };
         self.buf.resize(64 * 1024, 0);
         self.pos = 0;
-        let n = read_fd(from.as_raw_fd(), &mut self.buf);
+        let n = read_fd(from.as_fd(), &mut self.buf);
         self.settle(n);
     }
 
@@ -82,7 +83,7 @@ impl Relay {
             return;
         };
         while self.pos < self.buf.len() {
-            match write_fd(to.as_raw_fd(), &self.buf[self.pos..]) {
+            match write_fd(to.as_fd(), &self.buf[self.pos..]) {
                 Ok(n) => self.pos += n,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return,
@@ -115,7 +116,7 @@ impl Relay {
             }
             self.buf.resize(64 * 1024, 0);
             self.pos = 0;
-            let n = read_fd(from.as_raw_fd(), &mut self.buf);
+            let n = read_fd(from.as_fd(), &mut self.buf);
             match n {
                 Ok(n) if n > 0 => {
                     self.buf.truncate(n);
@@ -135,22 +136,10 @@ impl Relay {
     }
 }
 
-fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: reading into a buffer we own, at most its length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(nix::unistd::read(fd.as_raw_fd(), buf)?)
 }
 
-fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: writing from a buffer we own, at most its length.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+fn write_fd(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(nix::unistd::write(fd, buf)?)
 }

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! A process joining a running guest (`exec`, `enter`, `suexec`), forked by
 //! the guest's monitor. Everything it needs is prepared once per boot in a
 //! [`JoinTarget`]: the pidfd of the guest's init, which namespaces to join,
@@ -8,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,8 @@ use super::user::{self, GuestUser};
 use crate::context::command;
 use crate::context::restrict::{self, RawLimit, Restrictions};
 use crate::sys::clone3::{self, Forked};
-use crate::sys::{fds, pidfd};
+use crate::sys::poll::resource_limit;
+use crate::sys::{fds, pidfd, process, tty};
 
 /// Exit code of a joiner that could not start the command (util-vserver's
 /// wrappers exit 255 when they cannot set up the context).
@@ -146,8 +148,8 @@ pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], con
             std::mem::forget(pid_ns);
             let err = joiner(target, request, passed, conn, report_child.as_fd(), &limits, &settings, write_procs).unwrap_err();
             let _ = proto::send(report_child.as_fd(), &format!("{err:#}"), &[]);
-            // SAFETY: leaving the forked joiner without unwinding into the monitor.
-            unsafe { libc::_exit(EXIT_CANNOT_RUN) }
+            // Leaving the forked joiner without unwinding into the monitor.
+            process::exit_now(EXIT_CANNOT_RUN)
         }
         Ok((Forked::Parent { pid, pidfd }, _)) => Ok(Spawned { pid, pidfd, report }),
         Err(e) => Err(e).context("forking the process that joins the guest"),
@@ -169,10 +171,7 @@ fn joiner(
     // Not dumpable until exec: guest root must not ptrace or read a process
     // that still holds host privileges (inherited from the monitor already;
     // this checks it).
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("making the joining process non-dumpable");
-    }
+    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).context("making the joining process non-dumpable")?;
     // The cgroups first, while their files are reachable and we are host
     // root (cgroup2 happened at fork, unless the kernel is older than 5.7).
     if write_procs {
@@ -222,10 +221,7 @@ fn joiner(
     // resets that flag to fs.suid_dumpable.
     fds::close_all_except(&[report.as_raw_fd()]);
     who.switch_to()?;
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("making the joining process non-dumpable");
-    }
+    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).context("making the joining process non-dumpable")?;
     Err(command::exec(&argv, &env))
 }
 
@@ -242,10 +238,7 @@ fn set_up_stdio(request: &ExecRequest, passed: &[OwnedFd], who: &GuestUser) -> R
     nix::unistd::setsid().context("starting a new session")?;
     let pty = if request.wants_pty() { Some(open_pty(request.winsize, who)?) } else { None };
     if let Some((_, slave)) = &pty {
-        // SAFETY: ioctl on a descriptor we own; makes it our controlling terminal.
-        if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("making the pty the controlling terminal");
-        }
+        tty::set_controlling_terminal(slave.as_fd()).context("making the pty the controlling terminal")?;
     }
     let null = if request.stdio.contains(&Stdio::Null) {
         Some(
@@ -266,10 +259,10 @@ fn set_up_stdio(request: &ExecRequest, passed: &[OwnedFd], who: &GuestUser) -> R
             Stdio::Pty => pty.as_ref().map(|(_, s)| s.as_raw_fd()).context("no pty")?,
             Stdio::Null => null.as_ref().map(|n| n.as_raw_fd()).context("no /dev/null")?,
         };
-        // SAFETY: dup2 onto 0-2 of this process; the result is checked.
-        if unsafe { libc::dup2(source, target_fd as RawFd) } != target_fd as RawFd {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("setting up descriptor {target_fd}"));
-        }
+        // dup2 onto 0-2 of this process.
+        nix::unistd::dup2(source, target_fd as RawFd)
+            .map_err(std::io::Error::from)
+            .with_context(|| format!("setting up descriptor {target_fd}"))?;
     }
     Ok(pty.map(|(master, _)| master))
 }
@@ -289,22 +282,11 @@ fn open_pty(winsize: Option<[u16; 4]>, who: &GuestUser) -> Result<(OwnedFd, Owne
     if fs.filesystem_type().0 as i64 != DEVPTS_SUPER_MAGIC {
         bail!("the guest's /dev/pts/ptmx is not on a devpts filesystem");
     }
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads an int we own.
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("unlocking the pty");
-    }
-    // SAFETY: TIOCGPTPEER returns a new descriptor for the slave, checked below.
-    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-    if slave < 0 {
-        return Err(std::io::Error::last_os_error()).context("opening the pty's slave");
-    }
-    // SAFETY: a descriptor the kernel just gave us.
-    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    tty::unlock_pty(master.as_fd()).context("unlocking the pty")?;
+    let slave = tty::open_peer(master.as_fd(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).context("opening the pty's slave")?;
     if let Some([rows, cols, x, y]) = winsize {
         let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: x, ws_ypixel: y };
-        // SAFETY: TIOCSWINSZ reads the struct we own.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        let _ = tty::set_window_size(master.as_fd(), &ws);
     }
     if who.uid != 0 {
         // As login does: the user's own terminal, group tty may write.
@@ -362,11 +344,7 @@ fn init_leaf(target: &JoinTarget) -> Result<OwnedFd> {
 fn limits_of(pid: libc::pid_t) -> Result<Vec<RawLimit>> {
     (0..RLIMIT_COUNT)
         .map(|res| {
-            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            // SAFETY: prlimit(2) reading another process's limit into our struct.
-            if unsafe { libc::prlimit(pid, res, std::ptr::null(), &mut lim) } != 0 {
-                return Err(std::io::Error::last_os_error()).with_context(|| format!("reading resource limit {res} of the guest's init"));
-            }
+            let lim = resource_limit(pid, res).with_context(|| format!("reading resource limit {res} of the guest's init"))?;
             Ok((res, lim))
         })
         .collect()
@@ -425,13 +403,13 @@ impl<'a> PidNamespaceForChildren<'a> {
 
 impl Drop for PidNamespaceForChildren<'_> {
     fn drop(&mut self) {
-        // SAFETY: setns(2) back to our own (active) pid namespace.
-        if unsafe { libc::setns(self.own.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+        // setns(2) back to our own (active) pid namespace.
+        if let Err(e) = nix::sched::setns(self.own, nix::sched::CloneFlags::CLONE_NEWPID) {
             // Our next guest boot would nest its pid namespace in this
             // guest's: better to stop than to go on like that.
-            eprintln!("vserver monitor: cannot return to our pid namespace: {}", std::io::Error::last_os_error());
-            // SAFETY: ending the monitor; its guest goes with it (PDEATHSIG).
-            unsafe { libc::_exit(1) }
+            eprintln!("vserver monitor: cannot return to our pid namespace: {}", std::io::Error::from(e));
+            // Ending the monitor; its guest goes with it (PDEATHSIG).
+            process::exit_now(1)
         }
     }
 }
