@@ -34,6 +34,14 @@ pub fn unlock_pty(master: BorrowedFd<'_>) -> io::Result<()> {
     check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) }).map(drop)
 }
 
+/// The number N of a pty master's slave, /dev/pts/N (TIOCGPTN).
+pub fn pty_number(master: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int into `n`.
+    check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) })?;
+    Ok(n)
+}
+
 /// Opens the slave of a pty master through the master itself (TIOCGPTPEER,
 /// kernel 4.13): no path lookup in a devpts someone else controls. `flags`
 /// are open(2) flags (O_RDWR, O_NOCTTY, O_CLOEXEC).
