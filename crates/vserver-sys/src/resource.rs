@@ -38,6 +38,6 @@ mod tests {
     #[test]
     fn our_own_io_priority_reads() {
         assert!(ioprio_of(0).is_ok());
-        assert_eq!(ioprio_of(-5).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(ioprio_of(libc::pid_t::MAX).unwrap_err().raw_os_error(), Some(libc::ESRCH), "no such process");
     }
 }
