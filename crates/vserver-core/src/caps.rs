@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The capability bounding set of a context (util-vserver's `bcapabilities`).
 //!
 //! The default is the Linux-VServer paper's "secure" list, reviewed against the
@@ -80,9 +81,8 @@ pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), String> {
     caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
     caps::clear(None, caps::CapSet::Inheritable).map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
     for cap in drops {
-        // SAFETY: prctl with integer arguments; the result is checked.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(format!("dropping {cap} from the bounding set: {}", std::io::Error::last_os_error()));
+        if let Err(e) = crate::sys::prctl::capbset_drop(u32::from(cap.index())) {
+            return Err(format!("dropping {cap} from the bounding set: {e}"));
         }
     }
     Ok(())

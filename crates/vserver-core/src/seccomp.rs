@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The seccomp filter every guest process runs under: the one list of system
 //! calls that no guest needs and that reach past its namespaces. Everything
 //! else is left to the capability bounding set and the namespaces. Denied
@@ -23,6 +24,7 @@ use std::io;
 use anyhow::Result;
 
 use self::bpf::{ret_errno, Check, Entry, Table};
+use crate::sys;
 
 /// Denied outright, with the reason an admin would ask for.
 pub const DENIED_SYSCALLS: &[(i64, &str)] = &[
@@ -300,30 +302,12 @@ impl NotifyFilter {
     /// the descriptor the supervisor receives the notifications on. Needs
     /// CAP_SYS_ADMIN (no_new_privs stays off), like [`CompiledFilter::install`].
     pub fn install_with_listener(&self) -> io::Result<std::os::fd::OwnedFd> {
-        let prog = &self.program;
-        let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-        // SAFETY: as in install_program; NEW_LISTENER makes the call return a new descriptor.
-        let fd = unsafe {
-            libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog as *const _)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a non-negative return is a descriptor we now own.
-        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+        sys::seccomp::install_filter_with_listener(&self.program)
     }
 }
 
 fn install_program(prog: &[libc::sock_filter]) -> io::Result<()> {
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: a program of the kernel's own sock_filter structs; the kernel
-    // copies it and keeps no pointer to it.
-    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, &fprog as *const _) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")));
-    }
-    Ok(())
+    sys::seccomp::install_filter(prog).map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))
 }
 
 #[cfg(test)]
@@ -403,48 +387,40 @@ mod tests {
 
     #[test]
     fn installed_filter_denies_in_a_child() {
-        // Compiled before the fork: the test harness is multi-threaded.
+        use std::os::fd::AsFd;
+        // Compiled and opened before the fork: the test harness is multi-threaded.
         let filter = CompiledFilter::new(FilterOptions::default()).unwrap();
+        let leased = std::fs::File::open("/proc/self/exe").unwrap();
         let file = std::fs::File::open("/proc/self/exe").unwrap();
-        // A forked child so the test process itself stays unfiltered.
-        // SAFETY: the child only makes raw syscalls and _exit()s.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let code = (|| {
-                // A lease on a file we own: granted before the filter, refused after.
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-                // SAFETY: fcntl on a descriptor we own.
-                if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } != 0 {
-                    return Some(5);
-                }
-                unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
-                filter.install().ok()?;
-                // SAFETY: plain syscalls with no pointers.
-                let keyctl = unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) };
-                let keyctl_errno = std::io::Error::last_os_error().raw_os_error();
-                let unshare = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
-                let unshare_errno = std::io::Error::last_os_error().raw_os_error();
-                let lease = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
-                let lease_errno = std::io::Error::last_os_error().raw_os_error();
-                let clone3 = unsafe { libc::syscall(libc::SYS_clone3, 0, 0) };
-                let clone3_errno = std::io::Error::last_os_error().raw_os_error();
-                let ok = keyctl == -1
-                    && keyctl_errno == Some(libc::EPERM)
-                    && unshare == -1
-                    && unshare_errno == Some(libc::EPERM)
-                    && lease == -1
-                    && lease_errno == Some(libc::EPERM)
-                    && clone3 == -1
-                    && clone3_errno == Some(libc::ENOSYS)
-                    && unsafe { libc::getppid() } > 0;
-                Some(if ok { 0 } else { 3 })
-            })()
-            .unwrap_or(4);
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let own_uts = std::fs::File::open("/proc/self/ns/uts").unwrap();
+        // A forked child so the test process itself stays unfiltered; it
+        // only makes system calls.
+        let pid = sys::process::fork_child(|| {
+            // A lease on a file we own: granted before the filter, refused after.
+            if sys::file::take_read_lease(leased.as_fd()).is_err() {
+                return 5;
+            }
+            if filter.install().is_err() {
+                return 4;
+            }
+            let eperm = Err(nix::errno::Errno::EPERM);
+            let ok = nix::sched::setns(&own_uts, nix::sched::CloneFlags::CLONE_NEWUTS) == eperm
+                && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) == eperm
+                && sys::file::take_read_lease(file.as_fd()).map_err(|e| e.raw_os_error()) == Err(Some(libc::EPERM))
+                // clone3 fails with ENOSYS, whatever its arguments.
+                && sys::clone::probe_cgroup_entry() == sys::clone::CgroupEntry::ProcsWriteNoClone3
+                && nix::unistd::getppid().as_raw() > 0;
+            if ok {
+                0
+            } else {
+                3
+            }
+        })
+        .unwrap();
+        let status = sys::process::wait_pid(pid, 0).unwrap().unwrap();
         assert!(libc::WIFEXITED(status), "child died: {status}");
         assert_eq!(libc::WEXITSTATUS(status), 0, "3: not denied, 4: install failed, 5: no lease even without the filter");
+        // The lease taken in the child goes with the last descriptor of its file.
+        drop(leased);
     }
 }

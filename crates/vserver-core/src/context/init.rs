@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The built-in pid 1 of init style `sysv`. It behaves like sysvinit towards
 //! the guest's own tools, so Debian's `telinit`, `shutdown`, `halt`,
 //! `reboot`, `runlevel`, invoke-rc.d and the postinst of sysvinit-core work:
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -42,6 +44,7 @@ use self::initctl::{Initctl, Request};
 use self::signals::{init_signals, unblock_all_signals, SignalFd};
 use super::command;
 use crate::config::Guest;
+use crate::sys::{self, process::exit_now};
 
 /// Exit code of the built-in init when reboot(2) was refused to it (a guest
 /// in a user namespace): the monitor restarts the guest.
@@ -92,8 +95,8 @@ pub(super) fn run(guest: &Guest, report: File) -> ! {
         Err(e) => e,
     };
     eprintln!("INIT: {err:#}");
-    // SAFETY: leaving pid 1; the kernel ends the namespace.
-    unsafe { libc::_exit(1) }
+    // Leaving pid 1; the kernel ends the namespace.
+    exit_now(1)
 }
 
 impl<'g> Init<'g> {
@@ -196,8 +199,8 @@ impl<'g> Init<'g> {
         // As sysvinit leaves a runlevel: what runs for the old one is told to stop.
         if let Some(job) = &self.job {
             if matches!(job.goal, Goal::Level(_)) {
-                // SAFETY: kill(2) on the job's own process group (it called setsid).
-                unsafe { libc::kill(-job.pid.as_raw(), libc::SIGTERM) };
+                // The job's own process group (it called setsid).
+                let _ = kill(Pid::from_raw(-job.pid.as_raw()), Signal::SIGTERM);
             }
         }
     }
@@ -261,19 +264,18 @@ impl<'g> Init<'g> {
         // apps/init/environment, as util-vserver gives it to the rc scripts.
         env.extend(self.guest.init.environment.iter().flatten().map(|(n, v)| format!("{n}={v}")));
         let env = command::guest_environment(&env);
-        // SAFETY: pid 1 is single-threaded; the child only execs or exits.
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
-                unblock_all_signals();
-                // Its own session, as sysvinit does: a runlevel change can
-                // stop it with its children.
-                let _ = nix::unistd::setsid();
-                let err = command::exec(argv, &env);
-                eprintln!("INIT: {err:#}");
-                // SAFETY: leaving the forked child without running destructors.
-                unsafe { libc::_exit(127) }
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
+        // pid 1 is single-threaded; the child only execs or exits (127).
+        let forked = sys::process::fork_child(|| {
+            unblock_all_signals();
+            // Its own session, as sysvinit does: a runlevel change can
+            // stop it with its children.
+            let _ = nix::unistd::setsid();
+            let err = command::exec(argv, &env);
+            eprintln!("INIT: {err:#}");
+            127
+        });
+        match forked {
+            Ok(child) => Some(Pid::from_raw(child)),
             Err(e) => {
                 eprintln!("INIT: cannot fork for {}: {e}", argv[0]);
                 None
@@ -309,8 +311,8 @@ impl<'g> Init<'g> {
     /// After the shutdown command: every process of the guest gets SIGTERM,
     /// then SIGKILL after 5 s, then reboot(2) ends the namespace.
     fn finish(&mut self, ending: Ending) -> ! {
-        // SAFETY: kill(-1) from a namespace's init reaches every process of the namespace only.
-        unsafe { libc::kill(-1, libc::SIGTERM) };
+        // kill(-1) from a namespace's init reaches every process of the namespace only.
+        let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.all_children_gone() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -322,13 +324,12 @@ impl<'g> Init<'g> {
             let _ = poll(&mut fds, ms);
             while self.signals.read().is_some() {}
         }
-        // SAFETY: as above.
-        unsafe { libc::kill(-1, libc::SIGKILL) };
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
         let cmd = if ending == Ending::Reboot { libc::LINUX_REBOOT_CMD_RESTART } else { libc::LINUX_REBOOT_CMD_POWER_OFF };
-        // SAFETY: reboot(2) in a pid namespace only ends this namespace.
-        unsafe { libc::reboot(cmd) };
-        // SAFETY: only reached if reboot(2) was refused (no CAP_SYS_BOOT).
-        unsafe { libc::_exit(if ending == Ending::Reboot { EXIT_REBOOT } else { 0 }) }
+        // reboot(2) in a pid namespace only ends this namespace.
+        let _ = sys::ns::reboot(cmd);
+        // Only reached if reboot(2) was refused (no CAP_SYS_BOOT).
+        exit_now(if ending == Ending::Reboot { EXIT_REBOOT } else { 0 })
     }
 
     fn all_children_gone(&mut self) -> bool {

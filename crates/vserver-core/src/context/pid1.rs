@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The guest's pid 1 from the monitor's side: everything on the host that
 //! must exist before it (on `vserver/NAME`, in this order), its clone3 into
 //! the guest's namespaces and payload cgroup, the hand-shake S1 (monitor.rs
@@ -19,7 +20,8 @@ use super::{fdpass, init, setup};
 use crate::cgroup::{GuestCgroup, SupervisorSeat};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
 use crate::paths::Paths;
-use crate::sys::{clone, pidfd};
+use crate::sys::process::{exit_now, fork, Fork};
+use crate::sys::{self, clone, pidfd};
 
 /// The monitor's ends of a freshly forked pid 1.
 pub(super) struct Pid1 {
@@ -159,12 +161,11 @@ fn guest_main(
     // monitor blocks the signals its signalfd reads, and Rust's runtime
     // ignores SIGPIPE.
     let _ = SigSet::all().thread_unblock();
-    // SAFETY: restoring the default disposition of one signal.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = sys::signal::set_default(libc::SIGPIPE);
     if let Ok(null) = File::open("/dev/null") {
         for target in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors of this (forked) process.
-            unsafe { libc::dup2(null.as_raw_fd(), target) };
+            // Onto the standard descriptors of this (forked) process.
+            let _ = nix::unistd::dup2(null.as_raw_fd(), target);
         }
     }
     let err = match setup::setup_guest(guest, go, userns_ready, start, v1_tasks, restrictions) {
@@ -179,8 +180,8 @@ fn guest_main(
         },
     };
     send(&report, &format!("{err:#}"));
-    // SAFETY: leaving the failed child without unwinding.
-    unsafe { libc::_exit(127) }
+    // Leaving the failed child without unwinding.
+    exit_now(127)
 }
 
 /// The monitor moves into `supervisor`. A write to cgroup.procs would take
@@ -208,10 +209,10 @@ fn enter_supervisor(cgroup: &GuestCgroup, first_boot: bool) -> Result<Supervisor
     let in_cgroup = match into {
         Some(true) => true,
         Some(false) => leave_parent(),
-        // SAFETY: the monitor is single-threaded; the child returns here.
-        None => match unsafe { nix::unistd::fork() }.context("forking the monitor")? {
-            nix::unistd::ForkResult::Child => false,
-            nix::unistd::ForkResult::Parent { .. } => leave_parent(),
+        // The monitor is single-threaded; the child returns here.
+        None => match fork().context("forking the monitor")? {
+            Fork::Child => false,
+            Fork::Parent(_) => leave_parent(),
         },
     };
     if in_cgroup {
@@ -226,8 +227,8 @@ fn enter_supervisor(cgroup: &GuestCgroup, first_boot: bool) -> Result<Supervisor
 /// The parent of the forked monitor leaves without running anything more:
 /// every descriptor, map and cgroup it set up is the child's now.
 fn leave_parent() -> ! {
-    // SAFETY: ending this process without unwinding or running destructors.
-    unsafe { libc::_exit(0) }
+    // Ending this process without unwinding or running destructors.
+    exit_now(0)
 }
 
 fn namespace_flags(guest: &Guest) -> libc::c_int {
@@ -242,10 +243,8 @@ fn namespace_flags(guest: &Guest) -> libc::c_int {
 /// start near zero: the guest's uptime counts from its own start.
 fn enter_fresh_time_namespace() -> Result<()> {
     const CLONE_NEWTIME: libc::c_int = 0x80;
-    // SAFETY: unshare(2) with a flag; the monitor is single-threaded.
-    if unsafe { libc::unshare(CLONE_NEWTIME) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("creating a time namespace (VIRT_UPTIME)");
-    }
+    // The monitor is single-threaded.
+    sys::ns::unshare(CLONE_NEWTIME).context("creating a time namespace (VIRT_UPTIME)")?;
     let now = |clock| nix::time::clock_gettime(clock).map(|t| t.tv_sec()).unwrap_or(0);
     let offsets =
         format!("monotonic {} 0\nboottime {} 0\n", -now(nix::time::ClockId::CLOCK_MONOTONIC), -now(nix::time::ClockId::CLOCK_BOOTTIME));

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The restrictions every process of a guest runs under, applied last before
 //! exec, in the same order for the guest's init and for `enter`/`exec`.
 
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::caps::{self, CapSet};
 use crate::limits::rlimit::{self, RlimitSetting};
 use crate::seccomp::{CompiledFilter, FilterOptions, NotifyFilter};
-use crate::sys::fds;
+use crate::sys::{self, fds};
 
 /// What a guest's processes are held to. Built once per boot by the
 /// monitor, which keeps it for the processes that join the guest later.
@@ -73,10 +74,7 @@ pub type RawLimit = (libc::__rlimit_resource_t, libc::rlimit);
 pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> Result<()> {
     set_personality(personality)?;
     for (res, lim) in limits {
-        // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(*res, lim) } != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("copying the guest's resource limit {res}"));
-        }
+        sys::resource::setrlimit(*res, lim).with_context(|| format!("copying the guest's resource limit {res}"))?;
     }
     Ok(())
 }
@@ -107,18 +105,11 @@ fn reset_signals() -> Result<()> {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: resetting a disposition to the default; no handler is involved.
-        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("resetting signal {sig}"));
-        }
+        sys::signal::set_default(sig).with_context(|| format!("resetting signal {sig}"))?;
     }
-    // SAFETY: an empty set, set as this thread's mask.
-    unsafe {
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        if libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
-            anyhow::bail!("unblocking signals");
-        }
+    let none = nix::sys::signal::SigSet::empty();
+    if nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&none), None).is_err() {
+        anyhow::bail!("unblocking signals");
     }
     Ok(())
 }
@@ -127,11 +118,7 @@ fn set_personality(p: libc::c_ulong) -> Result<()> {
     if p == 0 {
         return Ok(());
     }
-    // SAFETY: personality(2) takes a plain integer.
-    if unsafe { libc::personality(p) } == -1 {
-        return Err(std::io::Error::last_os_error()).context("setting the personality");
-    }
-    Ok(())
+    sys::prctl::set_personality(p).context("setting the personality")
 }
 
 /// For the built-in init, which never execs: make the bounding set its

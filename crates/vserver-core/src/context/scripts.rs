@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! util-vserver's scriptlets: host commands the admin hooks into a guest's
 //! start and stop. For each stage, `scripts/STAGE` and then every file of
 //! `scripts/STAGE.d/` in sorted order run with the stage and the guest's
@@ -26,9 +27,8 @@
 
 use std::fs;
 use std::io::{IsTerminal, Read};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -165,12 +165,14 @@ static CALLER_TERMINAL: Mutex<Option<[OwnedFd; 2]>> = Mutex::new(None);
 /// descriptors the monitor must keep open.
 pub fn keep_caller_terminal() -> Vec<RawFd> {
     let on_terminal = std::io::stdout().is_terminal() || std::io::stderr().is_terminal();
-    let dup = |fd: RawFd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok();
-    let (Some(out), Some(err)) = (on_terminal.then(|| dup(1)).flatten(), on_terminal.then(|| dup(2)).flatten()) else {
+    // try_clone_to_owned is fcntl(F_DUPFD_CLOEXEC, 3).
+    let dup = |fd: BorrowedFd| fd.try_clone_to_owned().ok();
+    let out = on_terminal.then(|| dup(std::io::stdout().as_fd())).flatten();
+    let err = on_terminal.then(|| dup(std::io::stderr().as_fd())).flatten();
+    let (Some(out), Some(err)) = (out, err) else {
         return Vec::new();
     };
-    // SAFETY: both are fresh descriptors from F_DUPFD_CLOEXEC that nothing else owns.
-    let fds = unsafe { [<OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(out), <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(err)] };
+    let fds = [out, err];
     let raw = fds.iter().map(AsRawFd::as_raw_fd).collect();
     *CALLER_TERMINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(fds);
     raw
@@ -259,25 +261,14 @@ fn run_one(t: &Target, stage: Stage, file: &Path) -> Result<bool> {
     environment(&mut cmd, t, stage);
     cmd.current_dir(working_dir(t, stage));
     output_for(&mut cmd)?;
-    let w = pipe_w.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec: the
-    // scriptlet gets fd 3 (the DONT_SKIP_DEFAULTS pipe), no other inherited
-    // descriptor, and no signal blocked (the monitor blocks the ones it
-    // reads from a signalfd).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(w, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::syscall(libc::SYS_close_range, 4 as libc::c_uint, libc::c_uint::MAX, 0 as libc::c_uint);
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
-            Ok(())
-        })
-    };
+    // Between fork and exec: the scriptlet gets fd 3 (the DONT_SKIP_DEFAULTS
+    // pipe), no other inherited descriptor, and no signal blocked (the
+    // monitor blocks the ones it reads from a signalfd). `cmd` owns the
+    // pipe's write end from here.
+    crate::sys::signal::exec_clean(&mut cmd, Some(pipe_w));
     let status = cmd.status().with_context(|| format!("running scriptlet {}", file.display()))?;
-    drop(pipe_w);
+    // Closes our copy of the write end.
+    drop(cmd);
     let mut flag = [0u8; 1];
     let dont_skip = matches!(fs::File::from(pipe_r).read(&mut flag), Ok(1) if flag[0] == b'y');
     if !status.success() {
@@ -320,16 +311,8 @@ fn run_host_command(guest: &Guest, argv: &[String], file: &str) -> Result<()> {
     let mut cmd = Command::new(prog);
     cmd.args(args).current_dir(&guest.vdir);
     output_for(&mut cmd)?;
-    // SAFETY: as in run_one: no descriptor beyond stdio, no blocked signal.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, 0 as libc::c_uint);
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
-            Ok(())
-        })
-    };
+    // As in run_one: no descriptor beyond stdio, no blocked signal.
+    crate::sys::signal::exec_clean(&mut cmd, None);
     let path = guest.confdir.join(file);
     let status = cmd.status().with_context(|| format!("{}: running {prog}", path.display()))?;
     if !status.success() {

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The guest's own kernel settings and the process attributes all its
 //! processes inherit, applied by its first process: `sysctl/` (written from
 //! inside its uts, ipc and network namespaces), `nice`, `ionice/` and
@@ -6,6 +7,7 @@
 use anyhow::{Context, Result};
 
 use crate::config::{Guest, ProcessSettings};
+use crate::sys;
 
 /// Called by the guest's first process once it is in its namespaces and
 /// cgroup, while it still sees the host's /proc (whose sysctl files resolve
@@ -21,18 +23,11 @@ pub fn apply_in_guest(guest: &Guest) -> Result<()> {
 /// inherit them.
 pub fn apply_process_settings(p: &ProcessSettings) -> Result<()> {
     if let Some(nice) = p.nice {
-        // SAFETY: setpriority(2) with plain integers.
-        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("setting nice level {nice} (nice)"));
-        }
+        sys::resource::set_nice(nice).with_context(|| format!("setting nice level {nice} (nice)"))?;
     }
     if let Some(io) = p.ionice.filter(|io| io.class != 0) {
-        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-        // SAFETY: ioprio_set(2) with plain integers.
-        if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0 as libc::c_long, io.raw() as libc::c_long) } != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("setting the I/O class {} and priority {} (ionice/)", io.class, io.level));
-        }
+        sys::resource::set_own_ioprio(io.raw())
+            .with_context(|| format!("setting the I/O class {} and priority {} (ionice/)", io.class, io.level))?;
     }
     if let Some(adj) = p.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).with_context(|| format!("setting oom_score_adj {adj} (badness)"))?;
@@ -47,9 +42,7 @@ pub fn of_process(pid: i32) -> Result<ProcessSettings> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
     // Field 19 (nice), counted after the command name's closing parenthesis.
     let nice = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(16)).and_then(|n| n.parse::<i32>().ok());
-    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-    // SAFETY: ioprio_get(2) with plain integers.
-    let raw = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, pid as libc::c_long) };
+    let raw = sys::resource::ioprio_of(pid).unwrap_or(-1);
     let ionice = (raw > 0).then_some(crate::config::IoPriority { class: ((raw >> 13) & 0x7) as u8, level: (raw & 0xff) as u8 });
     let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
         .with_context(|| format!("reading /proc/{pid}/oom_score_adj"))?

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The guest's first process, from the monitor's clone to exec: it is pid 1
 //! of a new pid namespace, in new mount, uts and ipc namespaces (and a new
 //! network namespace when configured), created inside the guest's payload
@@ -27,10 +28,9 @@ pub(super) fn setup_guest(
     restrictions: &Restrictions,
 ) -> Result<()> {
     // If the monitor dies, the guest must not outlive it unsupervised.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("tying the guest to its monitor (PR_SET_PDEATHSIG)");
-    }
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(std::io::Error::from)
+        .context("tying the guest to its monitor (PR_SET_PDEATHSIG)")?;
     // S1: the monitor sets our OOM score (and puts our veth end in place)
     // before it says go; we were created inside the cgroup2 payload, whose
     // IP-set programs were attached before the clone.
@@ -136,10 +136,7 @@ fn set_uts(guest: &Guest) -> Result<()> {
     nix::unistd::sethostname(guest.hostname()).context("setting the hostname")?;
     if let Some(domain) = &guest.uts.domainname {
         let c = CString::new(domain.as_str())?;
-        // SAFETY: a NUL-terminated string and its length.
-        if unsafe { libc::setdomainname(c.as_ptr(), domain.len()) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("setting the domain name");
-        }
+        crate::sys::ns::set_domainname(&c).context("setting the domain name")?;
     }
     Ok(())
 }

@@ -1,11 +1,11 @@
+#![forbid(unsafe_code)]
 //! `/run/initctl`, sysvinit's control FIFO: `telinit`, `shutdown`, `halt`,
 //! `reboot` and `init u` (a package's postinst) write fixed-size requests
 //! (`struct init_request` of sysvinit's initreq.h, 384 bytes) into it.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
 pub const FIFO: &str = "/run/initctl";
 const MAGIC: i32 = 0x0309_1969;
@@ -44,28 +44,24 @@ impl Initctl {
     /// SIGUSR1: a package replaced the FIFO; open whatever is there now.
     pub fn reopen(&mut self) {
         self.fd = None;
-        let path = CString::new(FIFO).expect("no NUL");
         match std::fs::symlink_metadata(FIFO) {
             Ok(m) if m.file_type().is_fifo() => {}
             Ok(_) => return eprintln!("INIT: {FIFO} is not a FIFO; no control channel"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // SAFETY: mkfifo with a NUL-terminated path.
-                if unsafe { libc::mkfifo(path.as_ptr(), 0o600) } != 0 {
-                    return eprintln!("INIT: cannot create {FIFO}: {}", io::Error::last_os_error());
+                if let Err(e) = nix::unistd::mkfifo(FIFO, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+                    return eprintln!("INIT: cannot create {FIFO}: {}", io::Error::from(e));
                 }
             }
             Err(e) => return eprintln!("INIT: {FIFO}: {e}"),
         }
         // O_NONBLOCK: a FIFO swapped in by guest root between the check and
         // the open can never make pid 1 wait; O_NOFOLLOW: no symlink either.
-        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-        // SAFETY: open with a NUL-terminated path; the result is checked.
-        let fd = unsafe { libc::open(path.as_ptr(), flags) };
-        if fd < 0 {
-            return eprintln!("INIT: cannot open {FIFO}: {}", io::Error::last_os_error());
-        }
-        // SAFETY: a descriptor we just opened and now own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // (std adds O_CLOEXEC itself: O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW.)
+        let opened = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(FIFO);
+        let fd = match opened {
+            Ok(f) => OwnedFd::from(f),
+            Err(e) => return eprintln!("INIT: cannot open {FIFO}: {e}"),
+        };
         match std::fs::File::from(fd.try_clone().expect("dup")).metadata() {
             Ok(m) if m.file_type().is_fifo() && m.nlink() > 0 => self.fd = Some(fd),
             _ => eprintln!("INIT: {FIFO} is not a FIFO; no control channel"),
@@ -88,12 +84,11 @@ impl Initctl {
         let Some(fd) = &self.fd else { return out };
         loop {
             let mut buf = [0u8; REQUEST_SIZE];
-            // SAFETY: reading into a buffer we own, at most its size.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), REQUEST_SIZE) };
-            if n <= 0 {
-                break;
-            }
-            match parse(&buf[..n as usize]) {
+            let n = match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(n) if n > 0 => n,
+                _ => break,
+            };
+            match parse(&buf[..n]) {
                 Some(r) => out.push(r),
                 None => eprintln!("INIT: got bogus initrequest"),
             }

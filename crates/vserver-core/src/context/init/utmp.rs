@@ -1,15 +1,19 @@
+#![forbid(unsafe_code)]
 //! The utmp and wtmp records sysvinit keeps: a BOOT_TIME record at boot and
 //! a RUN_LVL record (`runlevel + 256 * previous`) at every runlevel change.
 //! `runlevel`, `who -r`, `halt`/`reboot` and invoke-rc.d read them.
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::mem::offset_of;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+use libc::utmpx;
 
 const UTMP: &str = "/var/run/utmp";
 const WTMP: &str = "/var/log/wtmp";
 const RUNLEVEL_LOG: &str = "/var/run/runlevel";
-const RECORD: usize = std::mem::size_of::<libc::utmpx>();
+const RECORD: usize = std::mem::size_of::<utmpx>();
 
 /// At boot: an empty utmp with the boot record, and the boot record
 /// appended to wtmp (when the guest keeps one).
@@ -75,28 +79,58 @@ fn replace_or_append(f: &File, kind: libc::c_short, rec: &[u8]) -> io::Result<()
     f.write_all_at(rec, at)
 }
 
+/// A `struct utmpx` as glibc reads and writes it, built as its bytes: each
+/// field at the offset libc's definition gives it, everything else (the
+/// padding too) zero.
 fn record(kind: libc::c_short, pid: i32, user: &str) -> Vec<u8> {
-    // SAFETY: utmpx is plain data; all-zero is a valid (empty) record.
-    let mut u: libc::utmpx = unsafe { std::mem::zeroed() };
-    u.ut_type = kind;
-    u.ut_pid = pid;
-    copy(&mut u.ut_line, "~");
-    copy(&mut u.ut_id, "~~");
-    copy(&mut u.ut_user, user);
+    let mut rec = vec![0u8; RECORD];
+    put(&mut rec, offset_of!(utmpx, ut_type), &kind.to_ne_bytes());
+    put(&mut rec, offset_of!(utmpx, ut_pid), &pid.to_ne_bytes());
+    copy(&mut rec, Field::LINE, "~");
+    copy(&mut rec, Field::ID, "~~");
+    copy(&mut rec, Field::USER, user);
     // sysvinit puts the kernel release where a login's host would be.
     if let Ok(uts) = nix::sys::utsname::uname() {
-        copy(&mut u.ut_host, &uts.release().to_string_lossy());
+        copy(&mut rec, Field::HOST, &uts.release().to_string_lossy());
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u.ut_tv.tv_sec = now.as_secs() as _;
-    u.ut_tv.tv_usec = now.subsec_micros() as _;
-    // SAFETY: viewing the plain-data struct as its bytes.
-    unsafe { std::slice::from_raw_parts((&u as *const libc::utmpx).cast::<u8>(), RECORD) }.to_vec()
+    // ut_tv's two fields are 32 bits wide on x86_64 (__timeval), a long elsewhere.
+    let (sec, usec) = (offset_of!(utmpx, ut_tv), offset_of!(utmpx, ut_tv) + TV_FIELD);
+    match TV_FIELD {
+        4 => {
+            put(&mut rec, sec, &(now.as_secs() as i32).to_ne_bytes());
+            put(&mut rec, usec, &(now.subsec_micros() as i32).to_ne_bytes());
+        }
+        _ => {
+            put(&mut rec, sec, &(now.as_secs() as i64).to_ne_bytes());
+            put(&mut rec, usec, &i64::from(now.subsec_micros()).to_ne_bytes());
+        }
+    }
+    rec
 }
 
-fn copy(field: &mut [libc::c_char], value: &str) {
-    for (dst, src) in field.iter_mut().zip(value.bytes()) {
-        *dst = src as libc::c_char;
+/// The width of ut_tv.tv_sec and ut_tv.tv_usec: ut_tv, two of them, is
+/// followed by ut_addr_v6.
+const TV_FIELD: usize = (offset_of!(utmpx, ut_addr_v6) - offset_of!(utmpx, ut_tv)) / 2;
+
+/// A character array of utmpx: its offset and length (up to the next field).
+struct Field(usize, usize);
+
+impl Field {
+    const LINE: Field = Field(offset_of!(utmpx, ut_line), offset_of!(utmpx, ut_id) - offset_of!(utmpx, ut_line));
+    const ID: Field = Field(offset_of!(utmpx, ut_id), offset_of!(utmpx, ut_user) - offset_of!(utmpx, ut_id));
+    const USER: Field = Field(offset_of!(utmpx, ut_user), offset_of!(utmpx, ut_host) - offset_of!(utmpx, ut_user));
+    const HOST: Field = Field(offset_of!(utmpx, ut_host), offset_of!(utmpx, ut_exit) - offset_of!(utmpx, ut_host));
+}
+
+fn put(rec: &mut [u8], at: usize, bytes: &[u8]) {
+    rec[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+/// As many bytes of `value` as the field holds (no NUL when it is full).
+fn copy(rec: &mut [u8], field: Field, value: &str) {
+    for (dst, src) in rec[field.0..field.0 + field.1].iter_mut().zip(value.bytes()) {
+        *dst = src;
     }
 }
 
@@ -108,11 +142,40 @@ mod tests {
     fn runlevel_record_encodes_both_levels() {
         let rec = record(libc::RUN_LVL, i32::from(b'3') + 256 * i32::from(b'N'), "runlevel");
         assert_eq!(rec.len(), 384);
-        // SAFETY: the bytes of a utmpx we just built.
-        let u: libc::utmpx = unsafe { std::ptr::read_unaligned(rec.as_ptr().cast()) };
-        assert_eq!(u.ut_type, libc::RUN_LVL);
-        assert_eq!(u.ut_pid & 0xff, i32::from(b'3'));
-        assert_eq!(u.ut_pid >> 8, i32::from(b'N'));
+        assert_eq!(libc::c_short::from_ne_bytes([rec[0], rec[1]]), libc::RUN_LVL);
+        let pid = i32::from_ne_bytes(rec[4..8].try_into().unwrap());
+        assert_eq!(pid & 0xff, i32::from(b'3'));
+        assert_eq!(pid >> 8, i32::from(b'N'));
+        assert_eq!(&rec[8..10], b"~\0");
+        assert_eq!(&rec[40..44], b"~~\0\0");
+        assert_eq!(&rec[44..53], b"runlevel\0");
+    }
+
+    /// glibc's struct utmpx on x86_64 (bits/utmpx.h), which `runlevel` and
+    /// `who` read: the record must keep exactly this layout.
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+    fn the_record_has_glibcs_layout() {
+        assert_eq!(RECORD, 384);
+        let offsets = [
+            offset_of!(utmpx, ut_type),
+            offset_of!(utmpx, ut_pid),
+            offset_of!(utmpx, ut_line),
+            offset_of!(utmpx, ut_id),
+            offset_of!(utmpx, ut_user),
+            offset_of!(utmpx, ut_host),
+            offset_of!(utmpx, ut_exit),
+            offset_of!(utmpx, ut_session),
+            offset_of!(utmpx, ut_tv),
+            offset_of!(utmpx, ut_addr_v6),
+        ];
+        assert_eq!(offsets, [0, 4, 8, 40, 44, 76, 332, 336, 340, 348]);
+        assert_eq!((Field::LINE.1, Field::ID.1, Field::USER.1, Field::HOST.1, TV_FIELD), (32, 4, 32, 256, 4));
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let rec = record(libc::BOOT_TIME, 0, "reboot");
+        let sec = i32::from_ne_bytes(rec[340..344].try_into().unwrap());
+        assert!(i64::from(sec) >= before as i64 && i64::from(sec) <= before as i64 + 5);
+        assert!(rec[2..4].iter().chain(&rec[332..340]).chain(&rec[348..]).all(|b| *b == 0), "padding and unused fields stay zero");
     }
 
     #[test]
@@ -126,8 +189,6 @@ mod tests {
         assert_eq!(f.metadata().unwrap().len(), 2 * RECORD as u64);
         let mut buf = [0u8; RECORD];
         f.read_exact_at(&mut buf, RECORD as u64).unwrap();
-        // SAFETY: the bytes of a utmpx record.
-        let u: libc::utmpx = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) };
-        assert_eq!(u.ut_pid, 2);
+        assert_eq!(i32::from_ne_bytes(buf[4..8].try_into().unwrap()), 2);
     }
 }
