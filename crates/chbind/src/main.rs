@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! chbind: run a command bound to a set of IP addresses (util-vserver's
 //! command line), enforced by cgroup-BPF programs on a transient cgroup.
 // The doc comments of cli.rs are clap's help text (what `--help` prints),

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vapt-get`: apt-get in several guests, each through `vserver NAME exec`.
 
 mod cli;

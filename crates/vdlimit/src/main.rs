@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vdlimit`: a context's disk limits, util-vserver's command line.
 
 mod cli;

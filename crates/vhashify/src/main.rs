@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! vhashify: share identical files between guests through a hash store.
 //! A thin caller of `vserver_core::unify`.
 // The doc comments of cli.rs are clap's help text (what `--help` prints),

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vkill`: signals to a guest's processes by their guest pids.
 
 mod cli;

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! vlimit: show and change the limits of a running guest, util-vserver's
 //! command line. `-S`, `-H` and `-M` pick soft, hard or minimum for the next
 //! `--<resource>` only (none means hard); they can be combined (`-SH`).

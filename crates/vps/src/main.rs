@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vps`: ps with util-vserver's CONTEXT column.
 
 mod cli;

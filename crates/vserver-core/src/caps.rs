@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The capability bounding set of a context (util-vserver's `bcapabilities`).
 //!
 //! The default is the Linux-VServer paper's "secure" list, reviewed against the

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Command-line pieces every binary shares: the path overrides and the exit
 //! codes (0 success, 1 failure, 2 bad usage).
 

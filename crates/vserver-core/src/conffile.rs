@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Reading util-vserver style configuration files: one value per file, or one
 //! entry per line, `#` comments and blank lines allowed. Every failure is a
 //! typed [`ConfigError`] naming the file, the line and the value, so tests can

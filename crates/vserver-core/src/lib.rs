@@ -5,6 +5,11 @@
 //! `caps`, `seccomp`, `limits`, `cgroup` and `net` are the pieces a context is
 //! made of, `unify` shares files between guests, `stat` reports on them and
 //! `runstate` records what runs.
+//!
+//! No `unsafe` here: every raw system call is a safe function of the
+//! `vserver-sys` crate, seen here as [`sys`].
+
+#![forbid(unsafe_code)]
 
 pub mod builder;
 pub mod caps;

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The seccomp filter every guest process runs under: the one list of system
 //! calls that no guest needs and that reach past its namespaces. Everything
 //! else is left to the capability bounding set and the namespaces. Denied

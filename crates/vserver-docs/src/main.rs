@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver-docs OUTDIR`: writes the man pages (one per binary and one per
 //! subcommand, `man1/`) and the bash, zsh and fish completion scripts
 //! (`completions/<shell>/`) of the vserver-rs binaries. The pages come from

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver-info`: can this host run guests, and what is missing? Also
 //! util-vserver's `vserver-info NAME TAG` questions for scripts.
 

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! vserver-stat: one line per running context, util-vserver's table.
 
 mod cli;

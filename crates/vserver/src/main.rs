@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver NAME COMMAND`: build, start, stop, enter and inspect guests.
 // The doc comments of cli.rs are clap's help text (what `--help` prints),
 // not rustdoc: `<confdir>` and `[dev:]` there are meant literally.

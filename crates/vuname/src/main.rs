@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vuname`: a running guest's uts names.
 
 mod cli;

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `build -m clone -- [--source] SOURCE [--exclude-from FILE]` (util-vserver's
 //! clone method and vclone): a copy of another guest, by name or by root
 //! directory, that becomes a new machine (personalise.rs). The source's

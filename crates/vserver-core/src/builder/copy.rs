@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Copying a guest tree for `build -m clone` (util-vserver's vclone), walked
 //! by descriptor like the unifier walks it: every child is opened with
 //! openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV) from its

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `build -m debootstrap -- -d SUITE [-m MIRROR] [-s SCRIPT] [-- DEBOOTSTRAP-OPTIONS...]`:
 //! a Debian guest that boots. debootstrap's own default variant (the
 //! admin's `--variant` wins) and the init of the chosen style:

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `vserver NAME delete`: removes a stopped guest's root and configuration.
 //!
 //! The tree is removed by descriptor, one directory descriptor open at a

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Reading and writing single files of a guest tree by descriptor. The trees
 //! `build` personalises come from hostile places (a clone's source guest, a
 //! template archive): any directory on the way may be a symlink. Parents are

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `vserver NAME build -m METHOD`: a guest's configuration directory and root.
 //!
 //! The steps, in order: check the options and the name; with `--force` move

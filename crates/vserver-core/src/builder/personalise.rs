@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Making a built tree this guest's own, as util-vserver's build and its
 //! Debian `initpost` did, and keeping what cannot work in a guest from
 //! running. Every file is written by descriptor in the guest's root

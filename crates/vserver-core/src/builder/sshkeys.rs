@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! New SSH host keys for a guest made from another machine's tree (a clone,
 //! a template archive): otherwise every such guest would answer with the
 //! same host key and could impersonate the others. The host's ssh-keygen

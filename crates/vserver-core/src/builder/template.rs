@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `build -m template -- -t ARCHIVE [-t ARCHIVE...] [-d DIST]`: a guest from
 //! tarballs of a root filesystem (util-vserver's method; OpenVZ's precreated
 //! templates): tar, tar.gz, tar.xz or tar.zst, recognised by content.

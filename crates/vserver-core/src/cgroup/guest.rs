@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The guest's own cgroup, `vserver/NAME` in every hierarchy, and its two
 //! children (INTERFACES §1):
 //!

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Walking a cgroup tree by descriptor: the guest names the sub-cgroups it
 //! makes below payload, and deep trees of long names would exceed PATH_MAX
 //! as paths. Reading every process below a cgroup, and removing a tree

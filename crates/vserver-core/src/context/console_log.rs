@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The guest's console output on the host: `<rundir>/NAME/console.log`,
 //! written by the monitor from the master of the guest's /dev/console pty.
 //! Bounded: past CONSOLE_LIMIT the file moves to console.log.old and a new

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The guest's control socket, served by its monitor: `<rundir>/NAME/control`
 //! (AF_UNIX SOCK_SEQPACKET, mode 0600, root peers only). `vserver NAME
 //! exec|enter|suexec` connect to it instead of joining the guest

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Descriptors passed between the guest's first process and the monitor
 //! over a unix socket pair (SCM_RIGHTS): the console pty's master and the
 //! readiness socket go to the monitor, so no guest process keeps them.

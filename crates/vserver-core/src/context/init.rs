@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The built-in pid 1 of init style `sysv`. It behaves like sysvinit towards
 //! the guest's own tools, so Debian's `telinit`, `shutdown`, `halt`,
 //! `reboot`, `runlevel`, invoke-rc.d and the postinst of sysvinit-core work:

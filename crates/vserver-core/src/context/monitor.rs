@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The host-side monitor: a small daemon that is the parent of the guest's
 //! pid 1. It builds the context for every boot, records the run state, keeps
 //! the guest's console (bounded), reports readiness to `vserver start`,

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Readiness of a systemd guest, as systemd-nspawn gets it: the guest's pid
 //! 1 finds `NOTIFY_SOCKET=/run/host/notify` in its environment and sends
 //! `READY=1` there once boot-up is complete (sd_notify(3)). The socket is

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The guest's pid 1 from the monitor's side: everything on the host that
 //! must exist before it (on `vserver/NAME`, in this order), its clone3 into
 //! the guest's namespaces and payload cgroup, the hand-shake S1 (monitor.rs

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The admin's side of a guest terminal session. The pty itself is allocated
 //! by the joiner inside the guest's own devpts (control/spawn.rs); its
 //! master comes back to `vserver`, which relays it to the admin's terminal.

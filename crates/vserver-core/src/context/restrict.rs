@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The restrictions every process of a guest runs under, applied last before
 //! exec, in the same order for the guest's init and for `enter`/`exec`.
 

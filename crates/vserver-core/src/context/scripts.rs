@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! util-vserver's scriptlets: host commands the admin hooks into a guest's
 //! start and stop. For each stage, `scripts/STAGE` and then every file of
 //! `scripts/STAGE.d/` in sorted order run with the stage and the guest's

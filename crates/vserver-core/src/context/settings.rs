@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The guest's own kernel settings and the process attributes all its
 //! processes inherit, applied by its first process: `sysctl/` (written from
 //! inside its uts, ipc and network namespaces), `nice`, `ionice/` and

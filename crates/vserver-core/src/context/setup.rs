@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The guest's first process, from the monitor's clone to exec: it is pid 1
 //! of a new pid namespace, in new mount, uts and ipc namespaces (and a new
 //! network namespace when configured), created inside the guest's payload

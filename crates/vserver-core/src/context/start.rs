@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `vserver NAME start`: checks that the guest can start, then forks the
 //! detached monitor, which builds the context and reports back once the
 //! guest is up (pid 1 runs; a systemd guest has reported READY=1), or why

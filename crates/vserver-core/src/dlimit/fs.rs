@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The filesystem a disk limit is on: its type, device and mount point
 //! (from /proc/self/mountinfo, matched by device number), and whether it
 //! counts and enforces project quotas. What to do when it does not is part

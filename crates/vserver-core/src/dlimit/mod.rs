@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Per-guest disk limits (the paper's context disk limits, util-vserver's
 //! `dlimits/`) as project quotas: the guest's tree carries its xid as
 //! project id (inherited by everything created in it), and the filesystem's

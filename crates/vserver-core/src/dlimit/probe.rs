@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Can this host enforce disk limits? The kernel needs quota support
 //! (CONFIG_QUOTA: `/proc/sys/fs/quota`) and, for ext4, the v2 quota format
 //! (CONFIG_QFMT_V2: the quota_v2 module or its functions in the kernel);

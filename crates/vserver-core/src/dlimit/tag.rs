@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Tagging a guest's tree with its project id: every directory and regular
 //! file gets the xid as project id, directories also the inherit flag, so
 //! whatever is created in them later is the guest's too (and the kernel

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! RENAME_EXCHANGE by path for the probes, and a scratch directory that
 //! cleans up after them. Inode flags and FICLONE are `vserver_sys::file`'s.
 

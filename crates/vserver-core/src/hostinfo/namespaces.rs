@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Namespaces: the kernel has one when `<proc>/self/ns/<name>` exists; the
 //! `max_<name>_namespaces` sysctl can still switch it off; on the live host
 //! a child process really unshares it.

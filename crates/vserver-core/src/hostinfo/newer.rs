@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Kernel features newer than the 5.6 baseline that parts of vserver-rs use
 //! when they are there: Landlock's abstract unix socket scope (6.12) and
 //! clone3 with CLONE_INTO_CGROUP (5.7). Each is probed for real on the live

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `vserver-info NAME TAG [ARG]`: util-vserver's scripting forms, as its
 //! src/vserver-info.c answers them. A found value is printed (exit 0); a
 //! question without an answer prints nothing and exits 1, which is what

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Context-wide limits: what `rlimits/rss`, `rlimits/nproc`, `sched/` and
 //! `cpuset/` ask of the guest's cgroup, and applying that all or nothing.
 

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The cpu controller: Linux-VServer's context token bucket as CFS bandwidth.
 //!
 //! The bucket is refilled with `fill-rate` tokens every `interval`; a running

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Changing the limits of a running guest (`vlimit -c XID|NAME`): the
 //! context-wide ones on its cgroup, the per-process ones with prlimit on
 //! every process of the context. All or nothing: when one step fails, every

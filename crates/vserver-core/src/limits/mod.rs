@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Resource limits in two layers: per-process rlimits (`rlimit`, set before
 //! exec and with prlimit on a running context) and context-wide limits on
 //! the guest's cgroup (`context`, one module per controller with v1 and v2

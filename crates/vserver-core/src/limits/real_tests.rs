@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! apply_context_limits on a real guest cgroup of this host (needs root;
 //! fails in CI when that is missing, skips elsewhere). On a hybrid host this
 //! runs the v1 backends for real; on a v2-only host the v2 ones.

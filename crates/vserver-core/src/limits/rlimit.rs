@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Per-process resource limits applied to a process (setrlimit before exec;
 //! prlimit on a running context is `limits::live`). The resources and the
 //! value syntax are configuration: `config::rlimit`.

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! What `vlimit` prints: `-a` in util-vserver's columns (name, then minimum,
 //! soft and hard at columns 10, 30 and 50, hex unless `-d`), the `--stats`
 //! table, and `--info` about the cgroup layout.

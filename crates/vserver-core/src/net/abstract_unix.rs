@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Abstract unix sockets private to a guest. Their names live in the
 //! network namespace, which a guest shares with the host, so without more a
 //! guest could connect to a host daemon's abstract socket (and be seen there

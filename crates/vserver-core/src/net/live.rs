@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! A running guest's network context: its set as it is now (which live
 //! changes may have made differ from `interfaces/`), kept in
 //! `<rundir>/NAME/network.json`, and the live changes themselves

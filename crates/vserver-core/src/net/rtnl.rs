@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! rtnetlink from our own process (netlink-packet-route, used
 //! synchronously): the host addresses a guest adds and removes, and the
 //! routes its source addresses are chosen from. No `ip(8)` child on the

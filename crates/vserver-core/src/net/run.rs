@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `chbind`: run one command in a transient network context. The context is
 //! a cgroup `<v2 root>/vserver/chbind-<pid>` with the programs attached; the
 //! command moves itself into it before exec, so its first socket is already

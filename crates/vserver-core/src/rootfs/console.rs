@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `/dev/console` of a guest: a pty of the guest's own devpts instance,
 //! allocated after pivot_root (so the guest's /dev/pts, which no guest code
 //! has touched yet). Its slave is bind-mounted on `/dev/console` and becomes
@@ -66,7 +65,8 @@ pub fn become_stdio(slave: &OwnedFd) -> io::Result<()> {
 /// the pty never hangs up, so reading the master never spins on POLLHUP
 /// when the guest closes its console for a moment (systemd does).
 pub fn hold_slave(master: &OwnedFd) -> io::Result<OwnedFd> {
-    tty::open_peer(master.as_fd(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).map_err(|e| context("opening the console pty's slave", e))
+    tty::open_peer(master.as_fd(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .map_err(|e| context("opening the console pty's slave", e))
 }
 
 fn open(path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {

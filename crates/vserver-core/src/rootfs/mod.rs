@@ -6,20 +6,13 @@
 //! (`setup_guest`, in the guest's first process) calls these steps matters;
 //! each step says what it needs before it.
 
-#[forbid(unsafe_code)]
 pub mod cgroupfs;
 pub mod console;
-#[forbid(unsafe_code)]
 pub mod dev;
-#[forbid(unsafe_code)]
 pub mod fstab;
-#[forbid(unsafe_code)]
 pub mod pivot;
-#[forbid(unsafe_code)]
 pub mod proc;
-#[forbid(unsafe_code)]
 pub mod resolve;
-#[forbid(unsafe_code)]
 pub mod tmpfs;
 
 use std::ffi::CString;

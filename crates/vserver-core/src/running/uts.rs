@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! vuname: a running guest's uts names, read or changed from the host by
 //! joining the guest's uts namespace (setns through a pidfd of its init) in
 //! a thread of our own: the namespace is per thread, so the rest of the

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! A classic-BPF seccomp program from a table of rules: the syscall numbers
 //! are searched as a balanced binary tree, not a chain. The kernel runs the
 //! program on every system call, and when a filter is installed it also runs

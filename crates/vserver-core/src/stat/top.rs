@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `vtop`: which guest is eating the box. Two samples some time apart give
 //! each context's share of the CPU over that time (from vserver-stat's
 //! figures: the cgroup's CPU time for guests, the host's processes summed),

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Test hooks, so the integration tests can stop a run at an exact step
 //! (`VHASHIFY_TEST_CRASH=POINT:N` sends SIGKILL to ourselves the N-th time
 //! POINT is reached) or race it deterministically (`VHASHIFY_TEST_HOOK=PROGRAM`

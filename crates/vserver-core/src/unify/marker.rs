@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The mark every store entry carries: the extended attribute
 //! `trusted.vhashify`, whose value is the entry's key in hex. Guests can
 //! neither read, set nor remove a `trusted.*` attribute (that needs

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Unification: guests share identical files as one immutable inode, found
 //! through a BLAKE3 hash store (util-vserver's vhashify).
 //!

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The hash store: one directory per store root, entries content-addressed by
 //! their key (BLAKE3 of metadata and content), fanned out as `ab/cdef…`.
 //! Every entry is immutable and marked (`trusted.vhashify`, marker.rs),

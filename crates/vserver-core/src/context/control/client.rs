@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `vserver NAME exec|enter|suexec`: the admin's side. It asks the guest's
 //! monitor for a joiner and hands it stdin, stdout and stderr so that the
 //! guest never holds a descriptor of a host terminal, file or socket:

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The bytes on a guest's control socket (`<rundir>/NAME/control`, AF_UNIX
 //! SOCK_SEQPACKET): one JSON message per packet, descriptors beside it as
 //! SCM_RIGHTS.

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! One direction of `vserver exec`'s copying between the admin's side and
 //! the guest's: our stdin into a pipe (or the pty master) the guest reads,
 //! or a pipe (or the pty master) the guest writes into our stdout/stderr.

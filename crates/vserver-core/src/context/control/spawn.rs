@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! A process joining a running guest (`exec`, `enter`, `suexec`), forked by
 //! the guest's monitor. Everything it needs is prepared once per boot in a
 //! [`JoinTarget`]: the pidfd of the guest's init, which namespaces to join,

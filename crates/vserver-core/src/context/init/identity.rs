@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The built-in init is a fork of the host's `vserver` binary: without care
 //! the guest would see the admin's command line (`/usr/sbin/vserver web1
 //! start`) in `ps`, the admin's environment in `/proc/1/environ`, and could

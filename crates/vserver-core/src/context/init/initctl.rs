@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! `/run/initctl`, sysvinit's control FIFO: `telinit`, `shutdown`, `halt`,
 //! `reboot` and `init u` (a package's postinst) write fixed-size requests
 //! (`struct init_request` of sysvinit's initreq.h, 384 bytes) into it.

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The signals pid 1 handles: blocked, and read from a signalfd in its
 //! main loop (with the real-time ones, which nix's SigSet cannot name).
 

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The utmp and wtmp records sysvinit keeps: a BOOT_TIME record at boot and
 //! a RUN_LVL record (`runlevel + 256 * previous`) at every runlevel change.
 //! `runlevel`, `who -r`, `halt`/`reboot` and invoke-rc.d read them.

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Breaking a guest's link to a store entry: a private copy (same content,
 //! owner, mode, xattrs but the store's mark, times) takes the name's place.
 //!

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Copy-on-write for unified guests: the supervisor of the calls with which
 //! a guest process changes a file that exists (open for writing, truncate,
 //! rename, link, unlink, chmod, chown, utimes, xattrs), sent to it by the

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The seccomp user-notification listener: receive a notification, check
 //! that it is still pending, let the call continue or fail it.
 

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! Finding the file a guest task's path names, as the task itself would:
 //! from its own root (`/proc/TID/root`), its working directory or the
 //! directory descriptor it passed, following its symlinks but never out of
