@@ -87,7 +87,7 @@ pub fn exit_quietly_on_closed_pipe() {
 /// Ends the process by SIGPIPE with its default action, as a C program
 /// writing to a closed pipe ends; the shell sees status 141.
 pub fn die_by_sigpipe() -> ! {
-    crate::sys::poll::die_by_signal(libc::SIGPIPE)
+    crate::sys::signal::die_by_signal(libc::SIGPIPE)
 }
 
 /// Writes `bytes` to stdout; a closed pipe ends the process quietly (see

@@ -1,6 +1,7 @@
 //! Closing inherited descriptors before exec into a guest.
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
@@ -39,5 +40,31 @@ pub fn close_all_except(keep: &[libc::c_int]) {
             unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, last, 0 as libc::c_uint) };
         }
         first = fd.saturating_add(1);
+    }
+}
+
+/// Takes ownership of descriptor `fd`, which this process inherited and was
+/// told about (a `--status-fd N` option): it is closed when the result is
+/// dropped. EBADF for a negative number. No check that it is open: callers
+/// check it first (e.g. with F_GETFL).
+///
+/// Only sound when nothing else in the process owns `fd` or closes it (not
+/// a descriptor the process opened itself; std's handles of 0-2 never close
+/// theirs): otherwise two owners would close it. (Belongs in `fds`.)
+pub fn adopt_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: see the contract above: the caller hands over a descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_descriptor_is_not_adopted() {
+        assert_eq!(adopt_inherited(-1).unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 }

@@ -27,7 +27,6 @@ pub mod seccomp;
 pub mod signal;
 pub mod socket;
 pub mod tty;
-pub mod user;
 
 use std::io;
 

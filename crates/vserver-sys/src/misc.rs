@@ -1,45 +1,9 @@
-//! What fits nowhere else yet.
-//!
-//! epoll(7) (nix is built without its `event` feature), getrandom(2), and
-//! the mount-namespace hook `build` runs debootstrap with.
+//! Calls that belong to no concept of their own: getrandom(2), malloc_trim(3),
+//! localtime_r(3), membarrier(2).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::process::Command;
 
 use crate::check;
-
-/// A new epoll instance, close-on-exec (epoll_create1(EPOLL_CLOEXEC)).
-pub fn epoll_create() -> io::Result<OwnedFd> {
-    // SAFETY: epoll_create1 returns a new descriptor or -1.
-    let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-    // SAFETY: fd was just returned by the kernel and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Adds `fd` to `epoll` for `events`; `data` comes back with each event.
-pub fn epoll_add(epoll: BorrowedFd, fd: BorrowedFd, events: u32, data: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event { events, u64: data };
-    // SAFETY: ev is a valid epoll_event; both descriptors are valid for the borrow.
-    check(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) })?;
-    Ok(())
-}
-
-/// Removes `fd` from `epoll`.
-pub fn epoll_del(epoll: BorrowedFd, fd: BorrowedFd) -> io::Result<()> {
-    // SAFETY: EPOLL_CTL_DEL ignores the event pointer (null since Linux 2.6.9).
-    check(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd.as_raw_fd(), std::ptr::null_mut()) })?;
-    Ok(())
-}
-
-/// Waits at most `timeout_ms` (0: not at all, -1: forever) for events of
-/// `epoll` and fills `events` from the front: how many (EINTR is an error).
-pub fn epoll_wait(epoll: BorrowedFd, events: &mut [libc::epoll_event], timeout_ms: i32) -> io::Result<usize> {
-    let max = i32::try_from(events.len()).unwrap_or(i32::MAX);
-    // SAFETY: events is valid for `max` entries, which the kernel writes.
-    let n = check(unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) })?;
-    Ok(n as usize)
-}
 
 /// Fills `buf` with random bytes (getrandom(2), flags 0: the urandom
 /// source, waiting only until it is initialised): how many were written.
@@ -49,43 +13,39 @@ pub fn getrandom(buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Makes `cmd` run in a mount namespace of its own whose mounts are all
-/// private (unshare(CLONE_NEWNS), then mount("none", "/", MS_REC |
-/// MS_PRIVATE) in the child before exec): what it mounts goes away with
-/// it and never propagates back to the host.
-pub fn exec_in_private_mount_ns(cmd: &mut Command) {
-    // SAFETY: the hook runs in the forked child before exec and only makes
-    // two async-signal-safe system calls with static, NUL-terminated strings.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(cmd, || {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+/// Gives the free memory at the top of the heap back to the kernel
+/// (malloc_trim(3)); whether any was released does not matter. (Belongs in `misc`.)
+pub fn malloc_trim() {
+    // SAFETY: malloc_trim only returns free heap memory; nothing points into it.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// `t` (seconds since the epoch) in the local time zone, localtime_r(3);
+/// None when it cannot be represented. (Belongs in `misc`.)
+pub fn local_time(t: libc::time_t) -> Option<libc::tm> {
+    // SAFETY: libc::tm is plain data (its tm_zone pointer may be null); all zeroes is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: localtime_r fills the struct we own from a time value we own.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    (!r.is_null()).then_some(tm)
+}
+
+/// membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed a
+/// full memory barrier (a synchronize_rcu() in the kernel).
+pub fn membarrier_global() -> io::Result<()> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+    // SAFETY: membarrier takes no pointers.
+    check(unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) }).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
-    fn an_epoll_set_reports_a_readable_pipe_with_its_data() {
-        let ep = epoll_create().unwrap();
-        let (r, w) = nix::unistd::pipe().unwrap();
-        epoll_add(ep.as_fd(), r.as_fd(), libc::EPOLLIN as u32, 42).unwrap();
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
-        assert_eq!(epoll_wait(ep.as_fd(), &mut evs, 0).unwrap(), 0);
-        nix::unistd::write(&w, b"x").unwrap();
-        assert_eq!(epoll_wait(ep.as_fd(), &mut evs, 0).unwrap(), 1);
-        let data = evs[0].u64;
-        assert_eq!(data, 42);
-        epoll_del(ep.as_fd(), r.as_fd()).unwrap();
-        assert_eq!(epoll_wait(ep.as_fd(), &mut evs, 0).unwrap(), 0);
+    fn the_epoch_is_a_valid_local_time() {
+        let tm = local_time(0).expect("converts");
+        assert!((0..24).contains(&tm.tm_hour) && (0..60).contains(&tm.tm_min));
     }
 
     #[test]

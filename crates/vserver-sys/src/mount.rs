@@ -3,6 +3,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::process::Command;
 
 use crate::check;
 
@@ -31,4 +32,23 @@ pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
 pub fn mknod_at(dir: BorrowedFd, name: &CStr, kind: libc::mode_t, mode: libc::mode_t, major: u32, minor: u32) -> io::Result<()> {
     // SAFETY: name is NUL-terminated; dir is a descriptor the caller holds.
     check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), kind | mode, libc::makedev(major, minor)) }).map(drop)
+}
+
+/// Makes `cmd` run in a mount namespace of its own whose mounts are all
+/// private (unshare(CLONE_NEWNS), then mount("none", "/", MS_REC |
+/// MS_PRIVATE) in the child before exec): what it mounts goes away with
+/// it and never propagates back to the host.
+pub fn exec_in_private_mount_ns(cmd: &mut Command) {
+    // SAFETY: the hook runs in the forked child before exec and only makes
+    // two async-signal-safe system calls with static, NUL-terminated strings.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

@@ -146,6 +146,13 @@ pub fn wipe_args_and_env(old: &MmLayout) {
     }
 }
 
+/// The seccomp mode of this process (prctl PR_GET_SECCOMP): 0 none, 2
+/// filter (1, strict, kills on this call).
+pub fn seccomp_mode() -> io::Result<libc::c_int> {
+    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
+    check(unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,12 +73,6 @@ pub fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
-/// kill(2): sends `signal` (0: only checks that `pid` exists).
-pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill(2) takes no pointers.
-    check(unsafe { libc::kill(pid, signal) }).map(drop)
-}
-
 /// Registers `f` to run when the process exits normally (atexit(3)).
 pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
     // SAFETY: atexit stores a plain function pointer that lives forever.
@@ -94,31 +88,6 @@ pub fn sysconf(name: libc::c_int) -> Option<u64> {
     // SAFETY: sysconf takes no pointers.
     let v = unsafe { libc::sysconf(name) };
     (v > 0).then_some(v as u64)
-}
-
-/// The seccomp mode of this process (prctl PR_GET_SECCOMP): 0 none, 2
-/// filter (1, strict, kills on this call).
-pub fn seccomp_mode() -> io::Result<libc::c_int> {
-    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
-    check(unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) })
-}
-
-/// membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed a
-/// full memory barrier (a synchronize_rcu() in the kernel).
-pub fn membarrier_global() -> io::Result<()> {
-    const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
-    // SAFETY: membarrier takes no pointers.
-    check(unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) }).map(drop)
-}
-
-/// sigtimedwait(2) for the (blocked) signals in `set`: the signal taken, or
-/// None when none came within `timeout` (or a handled signal interrupted).
-pub fn wait_signal(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<libc::c_int> {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
-    let set: &libc::sigset_t = set.as_ref();
-    // SAFETY: set and ts are valid for the call; no siginfo is requested.
-    let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
-    (r > 0).then_some(r)
 }
 
 /// Makes `cmd`'s child, between fork and exec, unblock every signal and move

@@ -4,12 +4,6 @@ use std::io;
 
 use crate::check;
 
-/// setrlimit(2) of the calling process.
-pub fn setrlimit(resource: libc::__rlimit_resource_t, limit: &libc::rlimit) -> io::Result<()> {
-    // SAFETY: setrlimit reads the struct we pass.
-    check(unsafe { libc::setrlimit(resource, limit) }).map(drop)
-}
-
 /// The nice level of the calling process (setpriority(PRIO_PROCESS, 0)).
 pub fn set_nice(nice: libc::c_int) -> io::Result<()> {
     // SAFETY: setpriority(2) with plain integers.

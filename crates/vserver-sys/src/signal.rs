@@ -6,6 +6,9 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 use crate::check;
 
@@ -86,6 +89,60 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
     // SAFETY: reading at most one record into a struct we own.
     let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
     (n == size as isize).then_some(info.ssi_signo as libc::c_int)
+}
+
+static NOTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note(_: libc::c_int) {
+    NOTED.store(true, Ordering::Relaxed);
+}
+
+/// Installs for `sig` a handler that only notes that a signal came (see
+/// [`signal_noted`]). Without SA_RESTART: a blocking call it interrupts
+/// returns EINTR, so a loop around poll(2) sees the note at once.
+/// (Belongs in `signal`.)
+pub fn note_signal(sig: Signal) -> io::Result<()> {
+    let action = SigAction::new(SigHandler::Handler(note), SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe { sigaction(sig, &action) }?;
+    Ok(())
+}
+
+/// Whether a signal given to [`note_signal`] has come.
+pub fn signal_noted() -> bool {
+    NOTED.load(Ordering::Relaxed)
+}
+
+/// Ends the process by `sig` with its default action, as a C program ends
+/// (a shell sees 128 + sig); exits with that code should the signal be
+/// blocked or either call fail (there is nothing else to do with an error
+/// here). Nothing else of the process runs afterwards. (Belongs in `signal`.)
+pub fn die_by_signal(sig: libc::c_int) -> ! {
+    // SAFETY: resetting one signal's disposition to the default (no handler
+    // of ours is involved); raise(3) takes a plain integer.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    crate::process::exit_now(128 + sig)
+}
+
+/// kill(2) with a raw signal number (real-time signals included, which
+/// nix's `Signal` does not name); a negative `pid` is a process group.
+/// (Belongs in `signal`.)
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill(2) takes plain integers.
+    check(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// sigtimedwait(2) for the (blocked) signals in `set`: the signal taken, or
+/// None when none came within `timeout` (or a handled signal interrupted).
+pub fn wait_signal(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<libc::c_int> {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    let set: &libc::sigset_t = set.as_ref();
+    // SAFETY: set and ts are valid for the call; no siginfo is requested.
+    let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (r > 0).then_some(r)
 }
 
 /// Between fork and exec of `cmd` (after std has set up its stdio): `fd3`,

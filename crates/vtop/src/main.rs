@@ -78,7 +78,7 @@ fn wait_or_quit(delay: Duration, interactive: bool) -> bool {
     let deadline = std::time::Instant::now() + delay;
     loop {
         // Ctrl-C or SIGTERM (see `catch_interrupts`).
-        if sys::poll::signal_noted() {
+        if sys::signal::signal_noted() {
             return true;
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -103,7 +103,7 @@ fn wait_or_quit(delay: Duration, interactive: bool) -> bool {
 fn catch_interrupts() {
     use nix::sys::signal::Signal;
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        let _ = sys::poll::note_signal(sig);
+        let _ = sys::signal::note_signal(sig);
     }
 }
 

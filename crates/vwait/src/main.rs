@@ -73,7 +73,7 @@ fn status_file(fd: i32) -> Result<File, String> {
     }
     // The caller handed us this open descriptor for the status line;
     // nothing else in this process uses it (the contract of adopt_inherited).
-    sys::poll::adopt_inherited(fd).map(File::from).map_err(|e| format!("--status-fd {fd}: {e}"))
+    sys::fds::adopt_inherited(fd).map(File::from).map_err(|e| format!("--status-fd {fd}: {e}"))
 }
 
 /// util-vserver's ERROR: a message on stderr, `ERROR errno` on the status fd.

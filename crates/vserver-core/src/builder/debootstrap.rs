@@ -110,7 +110,7 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
     }
     // debootstrap mounts /proc and /sys in the new tree; in a mount
     // namespace of its own they go away with it, even if it fails half-way.
-    crate::sys::misc::exec_in_private_mount_ns(&mut cmd);
+    crate::sys::mount::exec_in_private_mount_ns(&mut cmd);
     let status = cmd.status().context("running debootstrap")?;
     if !status.success() {
         let log = fs::read_to_string(vdir.join("debootstrap/debootstrap.log")).unwrap_or_default();

@@ -348,7 +348,7 @@ impl GuestCgroup {
         }
         for pid in self.pids()? {
             // ESRCH for a process that just exited is fine.
-            let _ = crate::sys::process::kill(pid, signal);
+            let _ = crate::sys::signal::kill(pid, signal);
         }
         Ok(())
     }
@@ -439,7 +439,7 @@ impl GuestCgroup {
             write_file(&kill, "1")?;
         }
         for pid in pids {
-            let _ = crate::sys::process::kill(*pid, libc::SIGKILL);
+            let _ = crate::sys::signal::kill(*pid, libc::SIGKILL);
         }
         Ok(())
     }

@@ -230,7 +230,7 @@ impl Control {
                 // Its process group (the joiner leads a new session); before
                 // the joiner got that far, the joiner alone. Its pid cannot
                 // be reused: we have not reaped it.
-                if crate::sys::poll::kill(-j.pid, sig).is_err() {
+                if crate::sys::signal::kill(-j.pid, sig).is_err() {
                     let _ = pidfd::send_signal(&j.pidfd, sig);
                 }
             }

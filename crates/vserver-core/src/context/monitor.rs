@@ -739,7 +739,7 @@ fn undo(
 /// the start needed (config, filters, cgroup and network set-up) goes back
 /// to the kernel instead of staying resident.
 fn release_start_memory() {
-    crate::sys::poll::malloc_trim();
+    crate::sys::misc::malloc_trim();
 }
 
 /// The copy-on-write supervisor of a guest that takes part in unification

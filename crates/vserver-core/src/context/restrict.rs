@@ -66,14 +66,14 @@ pub fn apply_limits(r: &Restrictions) -> Result<()> {
 }
 
 /// A resource limit as read from a running process (prlimit).
-pub type RawLimit = (libc::__rlimit_resource_t, libc::rlimit);
+pub type RawLimit = (libc::__rlimit_resource_t, sys::rlimit::Pair);
 
 /// The limits of a running guest's init, for a process joining it: every one
 /// is set, or it is an error (a joiner never keeps a host limit).
 pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> Result<()> {
     set_personality(personality)?;
     for (res, lim) in limits {
-        sys::resource::setrlimit(*res, lim).with_context(|| format!("copying the guest's resource limit {res}"))?;
+        sys::rlimit::set(sys::rlimit::SELF, *res, *lim).with_context(|| format!("copying the guest's resource limit {res}"))?;
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub fn seccomp(host: &Host) -> Check {
     if !host.live {
         return make(Status::Ok, format!("filter mode, actions: {}", actions.trim()));
     }
-    match crate::sys::process::seccomp_mode() {
+    match crate::sys::prctl::seccomp_mode() {
         Ok(0) => make(Status::Ok, "filter mode (errno and allow actions available)".into()),
         Ok(2) => make(Status::Ok, "filter mode; this process already runs under a filter (filters stack)".into()),
         Err(e) => make(Status::Missing, format!("prctl(PR_GET_SECCOMP): {e}")),

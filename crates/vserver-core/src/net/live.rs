@@ -128,7 +128,7 @@ fn swap_in(cgroup_v2: &Path, set: &IpSet) -> anyhow::Result<()> {
 /// finished (they run under RCU): membarrier(MEMBARRIER_CMD_GLOBAL) is a
 /// synchronize_rcu(). Not fatal where it is unavailable (nohz_full).
 fn wait_for_running_programs() {
-    let _ = crate::sys::process::membarrier_global();
+    let _ = crate::sys::misc::membarrier_global();
 }
 
 fn running_state(paths: &Paths, name: &str) -> anyhow::Result<(RunState, LiveState)> {

@@ -224,5 +224,5 @@ fn no_children_left() -> bool {
 
 /// sigtimedwait: the next blocked signal, or None after `timeout`.
 fn wait_signal(mask: &SigSet, timeout: Duration) -> Option<Signal> {
-    crate::sys::process::wait_signal(mask, timeout).and_then(|s| Signal::try_from(s).ok())
+    crate::sys::signal::wait_signal(mask, timeout).and_then(|s| Signal::try_from(s).ok())
 }

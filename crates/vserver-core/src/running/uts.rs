@@ -131,7 +131,8 @@ pub fn check_value(tag: Tag, value: &str) -> Result<(), String> {
 }
 
 fn set_domainname(value: &str) -> io::Result<()> {
-    crate::sys::poll::set_domainname(value.as_bytes())
+    let c = std::ffi::CString::new(value).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    crate::sys::ns::set_domainname(&c)
 }
 
 /// The personality of the guest's init (`/proc/PID/personality`, hex).

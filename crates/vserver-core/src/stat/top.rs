@@ -165,7 +165,7 @@ pub fn now_line() -> String {
     let l: Vec<&str> = load.split_whitespace().take(3).collect();
     let up = procfs::uptime_ms().unwrap_or(0);
     let clock = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map(|t| t.tv_sec()).unwrap_or(0);
-    let (h, m, s) = crate::sys::poll::local_time(clock as libc::time_t).map_or((0, 0, 0), |tm| (tm.tm_hour, tm.tm_min, tm.tm_sec));
+    let (h, m, s) = crate::sys::misc::local_time(clock as libc::time_t).map_or((0, 0, 0), |tm| (tm.tm_hour, tm.tm_min, tm.tm_sec));
     format!("{h:02}:{m:02}:{s:02} up {}, load average: {}", uptime_words(up / 1000), l.join(", "))
 }
 

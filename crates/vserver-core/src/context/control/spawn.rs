@@ -20,7 +20,6 @@ use super::user::{self, GuestUser};
 use crate::context::command;
 use crate::context::restrict::{self, RawLimit, Restrictions};
 use crate::sys::clone3::{self, Forked};
-use crate::sys::poll::resource_limit;
 use crate::sys::{fds, pidfd, process, tty};
 
 /// Exit code of a joiner that could not start the command (util-vserver's
@@ -343,14 +342,14 @@ fn init_leaf(target: &JoinTarget) -> Result<OwnedFd> {
 fn limits_of(pid: libc::pid_t) -> Result<Vec<RawLimit>> {
     (0..RLIMIT_COUNT)
         .map(|res| {
-            let lim = resource_limit(pid, res).with_context(|| format!("reading resource limit {res} of the guest's init"))?;
+            let lim = crate::sys::rlimit::get(pid, res).with_context(|| format!("reading resource limit {res} of the guest's init"))?;
             Ok((res, lim))
         })
         .collect()
 }
 
 fn same_limit(a: &RawLimit, b: &RawLimit) -> bool {
-    a.0 == b.0 && a.1.rlim_cur == b.1.rlim_cur && a.1.rlim_max == b.1.rlim_max
+    a == b
 }
 
 /// The namespaces of the guest's init that differ from ours. A namespace

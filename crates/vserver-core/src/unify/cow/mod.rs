@@ -114,7 +114,7 @@ impl Supervisor {
         crate::sys::raise_fd_limit(None);
         let vdir = crate::config::load_guest(paths, name).map(|g| g.vdir).unwrap_or_else(|_| paths.default_vdir(name));
         let store = config::store_candidates(paths, name).ok().and_then(|c| config::pick_store(&c, &vdir, name).ok());
-        let epoll = crate::sys::misc::epoll_create().context("creating the supervisor's epoll")?;
+        let epoll = crate::sys::poll::epoll_create().context("creating the supervisor's epoll")?;
         Ok(Supervisor {
             guest: name.to_string(),
             windows: Windows::for_guest(paths, name),
@@ -133,7 +133,7 @@ impl Supervisor {
         // The listener must not leak into processes the monitor starts.
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
         notify::set_sync_wake_up(listener.as_fd());
-        crate::sys::misc::epoll_add(self.epoll.as_fd(), listener.as_fd(), libc::EPOLLIN as u32, fd as u64)?;
+        crate::sys::poll::epoll_add(self.epoll.as_fd(), listener.as_fd(), libc::EPOLLIN as u32, fd as u64)?;
         self.listeners.insert(fd, Arc::new(listener));
         Ok(())
     }
@@ -167,7 +167,7 @@ impl Supervisor {
     /// that need a link broken are handled together, in one window.
     pub fn handle_ready(&mut self) -> anyhow::Result<()> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        let n = match crate::sys::misc::epoll_wait(self.epoll.as_fd(), &mut events, 0) {
+        let n = match crate::sys::poll::epoll_wait(self.epoll.as_fd(), &mut events, 0) {
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
             Err(e) => return Err(e).context("epoll_wait"),
@@ -211,7 +211,7 @@ impl Supervisor {
 
     fn remove_listener(&mut self, fd: RawFd) {
         if let Some(l) = self.listeners.remove(&fd) {
-            let _ = crate::sys::misc::epoll_del(self.epoll.as_fd(), l.as_fd());
+            let _ = crate::sys::poll::epoll_del(self.epoll.as_fd(), l.as_fd());
         }
     }
 

@@ -1,1 +1,0 @@
-//! Users and groups: switching the ids of this process, supplementary groups.
