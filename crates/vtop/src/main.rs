@@ -18,6 +18,7 @@ use vserver_core::sys;
 
 fn main() -> ExitCode {
     exit_quietly_on_closed_pipe();
+    vserver_core::logging::init("vtop");
     let cli = cli::Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -89,11 +89,13 @@ struct Init<'g> {
 }
 
 pub(super) fn run(guest: &Guest, report: File) -> ! {
+    // sysvinit's prefix: the lines go to the guest's console.
+    crate::logging::set_prefix("INIT");
     let err = match Init::new(guest, report) {
         Ok(mut init) => init.main_loop(),
         Err(e) => e,
     };
-    eprintln!("INIT: {err:#}");
+    log::error!("{err:#}");
     // Leaving pid 1; the kernel ends the namespace.
     exit_now(1)
 }
@@ -173,7 +175,7 @@ impl<'g> Init<'g> {
             Request::Runlevel(b'6') => self.shutdown(Ending::Reboot),
             Request::Runlevel(level @ (b'1'..=b'5' | b'7'..=b'9')) => self.queued.push(level),
             Request::Runlevel(b'S' | b's') => {
-                eprintln!("INIT: single-user mode is not available in a guest (vserver NAME enter gives a root shell)")
+                log::warn!("single-user mode is not available in a guest (vserver NAME enter gives a root shell)")
             }
             // Q (re-examine inittab), U (re-exec), A-C (ondemand): nothing
             // to do for an init that has no inittab and is not replaced.
@@ -223,7 +225,7 @@ impl<'g> Init<'g> {
             Goal::Shutdown(Ending::Reboot) => b'6',
         };
         if self.runlevel != b'N' {
-            eprintln!("INIT: Switching to runlevel: {}", level as char);
+            log::info!("Switching to runlevel: {}", level as char);
         }
         self.prevlevel = self.runlevel;
         self.runlevel = level;
@@ -270,13 +272,13 @@ impl<'g> Init<'g> {
             // stop it with its children.
             let _ = nix::unistd::setsid();
             let err = command::exec(argv, &env);
-            eprintln!("INIT: {err:#}");
+            log::error!("{err:#}");
             127
         });
         match forked {
             Ok(child) => Some(Pid::from_raw(child)),
             Err(e) => {
-                eprintln!("INIT: cannot fork for {}: {e}", argv[0]);
+                log::error!("cannot fork for {}: {e}", argv[0]);
                 None
             }
         }

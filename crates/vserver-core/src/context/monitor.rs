@@ -61,10 +61,11 @@ enum Ending {
 
 /// Runs in the detached monitor process; never returns.
 pub(super) fn run(paths: &Paths, guest: &Guest, layout: &Layout, report: File) -> ! {
+    crate::logging::set_prefix(&format!("vserver monitor {}", guest.name));
     let code = match supervise_boots(paths, guest, layout, report) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("vserver monitor {}: {e:#}", guest.name);
+            log::error!("{e:#}");
             1
         }
     };
@@ -125,7 +126,7 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
             }
             Ending::Halt => return Ok(()),
             Ending::Reboot if stopped || halt::read_stop_marker(paths, &guest.name).is_some() => return Ok(()),
-            Ending::Reboot => eprintln!("vserver monitor {}: the guest rebooted; starting it again", guest.name),
+            Ending::Reboot => log::info!("the guest rebooted; starting it again"),
         }
         console_log::bound_monitor_log(&paths.guest_rundir(&guest.name).join("monitor.log"));
     }
@@ -268,7 +269,7 @@ impl<'a> Boot<'a> {
             let (ready, control_events) = match self.wait(sigfd, control) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("vserver monitor {}: poll: {e}", self.guest.name);
+                    log::error!("poll: {e}");
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
                 }
@@ -434,7 +435,7 @@ impl<'a> Boot<'a> {
             // compat: after a reboot nobody else runs the post-start scriptlets.
             None => {
                 if let Err(e) = super::scripts::post_start(self.paths, self.guest) {
-                    eprintln!("vserver monitor {}: {e:#}", self.guest.name);
+                    log::warn!("{e:#}");
                 }
             }
         }
@@ -479,7 +480,7 @@ impl<'a> Boot<'a> {
                             let _ = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
                             self.console = Some(Console { master: File::from(master), _slave: slave });
                         }
-                        Err(e) => eprintln!("vserver monitor {}: {e}", self.guest.name),
+                        Err(e) => log::warn!("{e}"),
                     }
                 }
                 self.notify = fds.next();
@@ -570,7 +571,7 @@ impl<'a> Boot<'a> {
                 Ok(notify::Received::NotFromInit) => {}
                 Ok(notify::Received::Nothing) => return,
                 Err(e) => {
-                    eprintln!("vserver monitor {}: reading {}: {e}", self.guest.name, notify::NOTIFY_PATH);
+                    log::warn!("reading {}: {e}", notify::NOTIFY_PATH);
                     self.notify = None;
                     return;
                 }
@@ -711,23 +712,22 @@ fn undo(
     stop_scripts: bool,
     handoff: bool,
 ) {
-    let name = &guest.name;
     if let Err(e) = cgroup.kill_guest() {
-        eprintln!("vserver monitor {name}: {e}");
+        log::warn!("{e}");
     }
     // compat: post-stop with every guest process gone, the network still up.
     if stop_scripts {
         super::scripts::post_stop(paths, guest);
     }
-    network.undo(name);
+    network.undo();
     let handoff = handoff && seat.is_some();
     if let Some(seat) = seat {
         if let Err(e) = if handoff { seat.leave_v1() } else { seat.leave() } {
-            eprintln!("vserver monitor {name}: leaving the guest's supervisor cgroup: {e}");
+            log::warn!("leaving the guest's supervisor cgroup: {e}");
         }
     }
     if let Err(e) = if handoff { cgroup.remove_all_but_own_v2() } else { cgroup.remove() } {
-        eprintln!("vserver monitor {name}: {e}");
+        log::warn!("{e}");
     }
     // compat: postpost-stop once everything is undone.
     if stop_scripts {

@@ -59,17 +59,17 @@ impl Network {
 
     /// Only once no guest process is left: until then the programs are
     /// what confines their sockets.
-    pub(super) fn undo(&mut self, name: &str) {
+    pub(super) fn undo(&mut self) {
         if let Some(host_if) = self.veth.take() {
             if let Err(e) = net::remove_veth(&host_if) {
-                eprintln!("vserver monitor {name}: {e:#}");
+                log::warn!("{e:#}");
             }
         }
         if let Some(mut p) = self.programs.take() {
             // A cgroup that is gone took its programs with it: nothing to detach.
             if let Err(e) = p.detach() {
                 if p.cgroup_dir.exists() {
-                    eprintln!("vserver monitor {name}: {e:#}");
+                    log::warn!("{e:#}");
                 }
             }
         }
@@ -82,7 +82,7 @@ impl Network {
             }
         }
         if let Err(e) = net::remove_host_addresses(&added) {
-            eprintln!("vserver monitor {name}: {e:#}");
+            log::warn!("{e:#}");
         }
     }
 }

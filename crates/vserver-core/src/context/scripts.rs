@@ -151,7 +151,7 @@ fn target<'a>(paths: &'a Paths, guest: &'a Guest) -> Target<'a> {
 
 fn warn(guest: &Guest, r: Result<()>) {
     if let Err(e) = r {
-        eprintln!("vserver {}: warning: {e:#}", guest.name);
+        log::warn!("guest {}: {e:#}", guest.name);
     }
 }
 
@@ -222,7 +222,7 @@ fn run_stage(t: &Target, stage: Stage) -> Result<()> {
                 Ok(dont_skip) => run_defaults |= dont_skip,
                 Err(e) if stage.fails_the_command() => return Err(e),
                 Err(e) => {
-                    eprintln!("vserver {}: warning: {e:#}", t.name);
+                    log::warn!("guest {}: {e:#}", t.name);
                     first_error.get_or_insert(e);
                 }
             }

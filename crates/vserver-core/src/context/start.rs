@@ -137,10 +137,7 @@ fn check_network(paths: &Paths, guest: &Guest) -> Result<()> {
 /// belong to other processes by now, so nothing is killed by pid. The cgroup
 /// is the only trustworthy record of what was the guest's.
 pub(super) fn clean_stale(paths: &Paths, guest: &Guest, state: &RunState) -> Result<()> {
-    eprintln!(
-        "vserver: guest {:?}: removing stale run state (monitor {} / init {} no longer run)",
-        guest.name, state.monitor.pid, state.init.pid
-    );
+    log::warn!("guest {:?}: removing stale run state (monitor {} / init {} no longer run)", guest.name, state.monitor.pid, state.init.pid);
     if let Ok(layout) = Layout::detect(&paths.cgroup_root) {
         GuestCgroup::from_dirs(&layout, state.cgroups.clone())
             .remove()
@@ -156,7 +153,7 @@ pub(super) fn clean_stale(paths: &Paths, guest: &Guest, state: &RunState) -> Res
 pub(super) fn remove_recorded_addresses(state: &RunState) {
     let added: Vec<crate::net::AddedAddress> = state.added_addresses.iter().filter_map(|a| a.parse().ok()).collect();
     if let Err(e) = crate::net::remove_host_addresses(&added) {
-        eprintln!("vserver: guest {:?}: {e:#}", state.name);
+        log::warn!("guest {:?}: {e:#}", state.name);
     }
 }
 

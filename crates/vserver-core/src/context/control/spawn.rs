@@ -405,7 +405,7 @@ impl Drop for PidNamespaceForChildren<'_> {
         if let Err(e) = nix::sched::setns(self.own, nix::sched::CloneFlags::CLONE_NEWPID) {
             // Our next guest boot would nest its pid namespace in this
             // guest's: better to stop than to go on like that.
-            eprintln!("vserver monitor: cannot return to our pid namespace: {}", std::io::Error::from(e));
+            log::error!("cannot return to our pid namespace: {}", std::io::Error::from(e));
             // Ending the monitor; its guest goes with it (PDEATHSIG).
             process::exit_now(1)
         }

@@ -45,13 +45,13 @@ impl Initctl {
         self.fd = None;
         match std::fs::symlink_metadata(FIFO) {
             Ok(m) if m.file_type().is_fifo() => {}
-            Ok(_) => return eprintln!("INIT: {FIFO} is not a FIFO; no control channel"),
+            Ok(_) => return log::warn!("{FIFO} is not a FIFO; no control channel"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Err(e) = nix::unistd::mkfifo(FIFO, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
-                    return eprintln!("INIT: cannot create {FIFO}: {}", io::Error::from(e));
+                    return log::warn!("cannot create {FIFO}: {}", io::Error::from(e));
                 }
             }
-            Err(e) => return eprintln!("INIT: {FIFO}: {e}"),
+            Err(e) => return log::warn!("{FIFO}: {e}"),
         }
         // O_NONBLOCK: a FIFO swapped in by guest root between the check and
         // the open can never make pid 1 wait; O_NOFOLLOW: no symlink either.
@@ -59,11 +59,11 @@ impl Initctl {
         let opened = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(FIFO);
         let fd = match opened {
             Ok(f) => OwnedFd::from(f),
-            Err(e) => return eprintln!("INIT: cannot open {FIFO}: {e}"),
+            Err(e) => return log::warn!("cannot open {FIFO}: {e}"),
         };
         match std::fs::File::from(fd.try_clone().expect("dup")).metadata() {
             Ok(m) if m.file_type().is_fifo() && m.nlink() > 0 => self.fd = Some(fd),
-            _ => eprintln!("INIT: {FIFO} is not a FIFO; no control channel"),
+            _ => log::warn!("{FIFO} is not a FIFO; no control channel"),
         }
     }
 
@@ -89,7 +89,7 @@ impl Initctl {
             };
             match parse(&buf[..n]) {
                 Some(r) => out.push(r),
-                None => eprintln!("INIT: got bogus initrequest"),
+                None => log::warn!("got bogus initrequest"),
             }
         }
         out
