@@ -54,15 +54,8 @@ pub fn parse_capability(name: &str) -> Result<Capability, String> {
 /// regain a dropped capability. Effective and permitted stay as they are: the
 /// steps after this one (seccomp) still need CAP_SYS_ADMIN, and exec
 /// recomputes them from the bounding set.
-pub fn restrict_to(keep: &CapSet) -> Result<(), String> {
-    caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
-    caps::clear(None, caps::CapSet::Inheritable).map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
-    for cap in caps::runtime::thread_all_supported() {
-        if !keep.contains(&cap) {
-            caps::drop(None, caps::CapSet::Bounding, cap).map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
-        }
-    }
-    Ok(())
+pub fn restrict_to(keep: &CapSet) -> Result<(), CapsError> {
+    drop_from_bounding_set(&bounding_set_drops(keep))
 }
 
 /// Every capability the kernel knows that `keep` does not have: computed
@@ -76,15 +69,23 @@ pub fn bounding_set_drops(keep: &CapSet) -> Vec<Capability> {
 }
 
 /// [`restrict_to`] with the drops computed beforehand.
-pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), String> {
-    caps::clear(None, caps::CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
-    caps::clear(None, caps::CapSet::Inheritable).map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
+pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), CapsError> {
+    for (set, name) in [(caps::CapSet::Ambient, "ambient"), (caps::CapSet::Inheritable, "inheritable")] {
+        caps::clear(None, set).map_err(|e| CapsError::Clear { set: name, message: e.to_string() })?;
+    }
     for cap in drops {
-        if let Err(e) = crate::sys::prctl::capbset_drop(u32::from(cap.index())) {
-            return Err(format!("dropping {cap} from the bounding set: {e}"));
-        }
+        crate::sys::prctl::capbset_drop(u32::from(cap.index())).map_err(|source| CapsError::Drop { cap: *cap, source })?;
     }
     Ok(())
+}
+
+/// A capability step that failed, with the capability or set and the errno.
+#[derive(Debug, thiserror::Error)]
+pub enum CapsError {
+    #[error("clearing the {set} capabilities: {message}")]
+    Clear { set: &'static str, message: String },
+    #[error("dropping {cap} from the bounding set: {source}")]
+    Drop { cap: Capability, source: std::io::Error },
 }
 
 /// Renders a set the way `/proc/PID/status` shows `CapBnd`: hex bitmask.

@@ -150,7 +150,7 @@ fn guest(args: &Args, sock: OwnedFd) -> ! {
         fail("umount old root");
     }
     std::env::set_current_dir("/").unwrap_or_else(|_| fail("chdir /"));
-    vserver_core::caps::restrict_to(&vserver_core::caps::default_bounding_set()).unwrap_or_else(|e| fail(&e));
+    vserver_core::caps::restrict_to(&vserver_core::caps::default_bounding_set()).unwrap_or_else(|e| fail(&e.to_string()));
     let deny = vserver_core::seccomp::CompiledFilter::new(Default::default()).unwrap_or_else(|e| fail(&format!("{e:#}")));
     deny.install().unwrap_or_else(|e| fail(&format!("seccomp: {e}")));
     if !args.plain {

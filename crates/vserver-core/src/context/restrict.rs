@@ -62,7 +62,7 @@ impl Restrictions {
 /// host's user namespace.
 pub fn apply_limits(r: &Restrictions) -> Result<()> {
     set_personality(r.personality)?;
-    rlimit::apply_to_self(&r.rlimits).map_err(anyhow::Error::msg)
+    Ok(rlimit::apply_to_self(&r.rlimits)?)
 }
 
 /// A resource limit as read from a running process (prlimit).
@@ -84,7 +84,7 @@ pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> R
 /// it to the monitor before it makes any call the filter notifies.
 pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
     reset_signals()?;
-    caps::drop_from_bounding_set(&r.bounding_drops).map_err(anyhow::Error::msg)?;
+    caps::drop_from_bounding_set(&r.bounding_drops)?;
     // Nothing of the host survives exec but stdin, stdout and stderr.
     fds::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;
     // Last: installing a filter without no_new_privs needs CAP_SYS_ADMIN,

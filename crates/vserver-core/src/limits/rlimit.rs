@@ -8,20 +8,27 @@ pub use crate::config::rlimit::{LimitValue, Resource, RlimitSetting, ALL_RESOURC
 
 /// Applies the per-process limits to the calling process. Runs before the
 /// capability drop: raising a hard limit needs CAP_SYS_RESOURCE.
-pub fn apply_to_self(settings: &[RlimitSetting]) -> Result<(), String> {
+pub fn apply_to_self(settings: &[RlimitSetting]) -> Result<(), RlimitError> {
     for s in settings {
         let Some(id) = s.resource.rlimit_id() else { continue };
-        let cur = rlimit::get(rlimit::SELF, id).map_err(|e| format!("reading the {} limit: {e}", s.resource))?;
+        let cur = rlimit::get(rlimit::SELF, id).map_err(|source| RlimitError::Read { resource: s.resource, source })?;
         let hard = s.hard.map(LimitValue::as_rlim).unwrap_or(cur.hard);
         let soft = s.soft.map(LimitValue::as_rlim).unwrap_or(cur.soft.min(hard));
-        if let Err(e) = rlimit::set(rlimit::SELF, id, rlimit::Pair { soft: soft.min(hard), hard }) {
-            return Err(format!(
-                "setting the {} limit to {}/{}: {e}",
-                s.resource,
-                s.soft.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                s.hard.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-            ));
-        }
+        rlimit::set(rlimit::SELF, id, rlimit::Pair { soft: soft.min(hard), hard }).map_err(|source| RlimitError::Set {
+            resource: s.resource,
+            soft: s.soft.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            hard: s.hard.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            source,
+        })?;
     }
     Ok(())
+}
+
+/// A per-process limit that could not be read or set, with the errno.
+#[derive(Debug, thiserror::Error)]
+pub enum RlimitError {
+    #[error("reading the {resource} limit: {source}")]
+    Read { resource: Resource, source: std::io::Error },
+    #[error("setting the {resource} limit to {soft}/{hard}: {source}")]
+    Set { resource: Resource, soft: String, hard: String, source: std::io::Error },
 }
