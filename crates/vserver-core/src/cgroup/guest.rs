@@ -90,16 +90,8 @@ impl GuestCgroup {
 
     pub(crate) fn create_dirs(&self) -> io::Result<()> {
         for dir in &self.dirs {
-            // Another guest stopping at this moment may remove the shared
-            // parent once it is empty (also between its mkdir and the write
-            // of its cgroup.subtree_control); then the parent is made again.
-            let mut tries = 0;
-            loop {
-                match self.prepare_parent(dir).and_then(|()| mkdir(dir)) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 5 => tries += 1,
-                    other => break other?,
-                }
-            }
+            // (Also between the parent's mkdir and the write of its cgroup.subtree_control.)
+            super::make_below_shared_parent(|| self.prepare_parent(dir).and_then(|()| mkdir(dir)))?;
             if self.is_v1_cpuset(dir) {
                 inherit_cpuset(dir.parent().expect("has parent"), dir)?;
             }
@@ -446,17 +438,8 @@ impl GuestCgroup {
 
     fn rmdir_all(&self) -> io::Result<()> {
         for dir in &self.dirs {
-            match remove_tree(dir) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(io::Error::new(e.kind(), format!("removing {}: {e}", dir.display())))
-                }
-                _ => {}
-            }
-            // The shared parent goes with the last guest; while another
-            // guest still has its cgroup there, rmdir fails and that is fine.
-            if let Some(parent) = dir.parent() {
-                let _ = fs::remove_dir(parent);
-            }
+            // No patience here: remove() kills what is left and tries again.
+            super::remove_with_shared_parent(dir, Duration::ZERO)?;
         }
         Ok(())
     }

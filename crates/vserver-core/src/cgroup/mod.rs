@@ -124,6 +124,40 @@ fn is_v2_dir(dir: &Path) -> bool {
     dir.join("cgroup.controllers").exists() && dir.join("cgroup.procs").exists()
 }
 
+/// Makes a cgroup below the shared `vserver` parent, which goes with the
+/// last guest or chbind in it: one that stops at this moment may remove
+/// the empty parent between `make`'s mkdir of it (and its set-up) and of
+/// the cgroup itself. Then `make` (parent and cgroup) runs again.
+pub fn make_below_shared_parent(mut make: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match make() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 20 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Removes the cgroup `dir` and every cgroup below it, then the shared
+/// parent if `dir` was the last in it (while others remain, its rmdir
+/// fails and that is fine). A cgroup can stay busy for a moment after its
+/// last process was reaped: tried again for up to `patience`.
+pub fn remove_with_shared_parent(dir: &Path, patience: std::time::Duration) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match tree::remove_tree(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("removing {}: {e}", dir.display()))),
+        }
+    }
+    if let Some(parent) = dir.parent() {
+        let _ = fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
 /// Writes a cgroup control file, naming it in the error.
 pub fn write_file(path: &Path, value: &str) -> io::Result<()> {
     fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("writing {value:?} to {}: {e}", path.display())))

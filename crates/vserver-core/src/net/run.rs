@@ -41,19 +41,15 @@ impl TransientCgroup {
         // The shared parent goes when the last chbind or guest in it ends
         // (`Drop` below, guest stop): one may remove it between our mkdir
         // of the parent and of our own cgroup. Then the parent is made again.
-        let mut tries = 0;
-        loop {
+        crate::cgroup::make_below_shared_parent(|| {
             match std::fs::create_dir(&parent) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", parent.display())),
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
             }
-            match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(TransientCgroup { dir, attached: None, added: Vec::new(), record: None }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 20 => tries += 1,
-                Err(e) => return Err(e).with_context(|| format!("cannot create cgroup {}", dir.display())),
-            }
-        }
+            std::fs::create_dir(&dir)
+        })
+        .with_context(|| format!("cannot create cgroup {}", dir.display()))?;
+        Ok(TransientCgroup { dir, attached: None, added: Vec::new(), record: None })
     }
 
     fn populated(&self) -> bool {
@@ -82,27 +78,9 @@ impl Drop for TransientCgroup {
         if let Some(r) = self.record.take() {
             let _ = std::fs::remove_file(r);
         }
-        // The kernel may report a cgroup busy for a moment after its last
-        // process was reaped.
-        for _ in 0..50 {
-            match std::fs::remove_dir(&self.dir) {
-                Ok(()) => {
-                    // The shared `vserver` parent goes with the last context
-                    // in it; while others remain, rmdir fails and that is fine.
-                    if let Some(parent) = self.dir.parent() {
-                        let _ = std::fs::remove_dir(parent);
-                    }
-                    return;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(e) => {
-                    log::error!("cannot remove cgroup {}: {e}", self.dir.display());
-                    return;
-                }
-            }
+        if let Err(e) = crate::cgroup::remove_with_shared_parent(&self.dir, Duration::from_secs(1)) {
+            log::error!("cannot remove cgroup: {e}");
         }
-        log::error!("cannot remove cgroup {}: still busy", self.dir.display());
     }
 }
 
