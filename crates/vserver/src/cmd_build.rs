@@ -94,7 +94,7 @@ fn options(a: &BuildArgs) -> Result<BuildOptions, UsageError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut net = NetDefaults { dev: a.netdev.clone(), prefix: a.netprefix };
     if let Some(d) = &net.dev {
-        if !builder::interface::valid_device(d) {
+        if !vserver_core::config::interfaces::valid_device_name(d) {
             return Err(UsageError(format!("--netdev {d:?} is not a network device name")));
         }
     }

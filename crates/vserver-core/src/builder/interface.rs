@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::config::interfaces;
+
 /// Where an address goes at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Device {
@@ -46,7 +48,7 @@ impl InterfaceSpec {
         };
         let dev = match dev {
             Some("nodev") => Device::NoDev,
-            Some(d) if valid_device(d) => Device::Named(d.to_string()),
+            Some(d) if interfaces::valid_device_name(d) => Device::Named(d.to_string()),
             Some(d) => return Err(format!("{d:?} is not a network device name")),
             None => Device::Default,
         };
@@ -92,16 +94,7 @@ fn prefix_or_mask(p: &str, ip: &IpAddr) -> Result<u8, String> {
 /// A dotted IPv4 netmask as a prefix length; the ones must be contiguous.
 pub fn mask_to_prefix(mask: &str) -> Result<u8, String> {
     let m: Ipv4Addr = mask.parse().map_err(|_| format!("{mask:?} is not a netmask (e.g. 255.255.255.0)"))?;
-    let bits = u32::from(m);
-    let prefix = bits.leading_ones();
-    if bits.checked_shl(prefix).unwrap_or(0) != 0 {
-        return Err(format!("{mask:?} is not a netmask: its ones are not contiguous"));
-    }
-    Ok(prefix as u8)
-}
-
-pub fn valid_device(d: &str) -> bool {
-    d.len() <= 15 && !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    interfaces::mask_to_prefix(m).ok_or_else(|| format!("{mask:?} is not a netmask: its ones are not contiguous"))
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ fn parse_one(dir: &Path, id: &str, vlan_default: bool, notes: &mut InterfaceNote
     let prefix = prefix_for(dir, &own, ip)?;
     let word = |f: &str| {
         parse_single(&own_or_shared(dir, &own, f), |s| {
-            if s.len() <= 15 && !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+            if valid_device_name(s) {
                 Ok(s.to_string())
             } else {
                 Err("is not a network device name")
@@ -195,6 +195,12 @@ fn prefix_for(dir: &Path, own: &Path, ip: IpAddr) -> Result<u8, ConfigError> {
         }
     }
     Ok(max)
+}
+
+/// A network device name as the kernel takes it (IFNAMSIZ - 1 characters at
+/// most), in the characters util-vserver's and our configurations use.
+pub fn valid_device_name(d: &str) -> bool {
+    d.len() <= 15 && !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
 }
 
 /// The prefix length of a netmask, if its ones are contiguous.
