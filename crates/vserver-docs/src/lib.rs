@@ -3,6 +3,8 @@
 //! `src/cli.rs`, compiled in here by build.rs) plus the hand-written parts
 //! in `pages/`, and the completer the shells call (`vserver-complete`).
 
+#![forbid(unsafe_code)]
+
 // `Cli::command()` of the derived command lines.
 #[allow(unused_imports)]
 use clap::CommandFactory;

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `vserver-complete`: the shells' completer for every vserver-rs binary
 //! (run by the installed completion scripts; see vserver_docs::complete).
 
