@@ -145,22 +145,38 @@ pub fn is_running(paths: &Paths, name: &str) -> bool {
 /// Every guest with a live run state, sorted by xid.
 pub fn running_guests(paths: &Paths) -> io::Result<Vec<RunState>> {
     let mut out = Vec::new();
-    let entries = match fs::read_dir(&paths.rundir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e),
-    };
-    for entry in entries.flatten() {
-        let Ok(name) = entry.file_name().into_string() else { continue };
-        if name.starts_with('.') {
-            continue;
-        }
+    for name in recorded_guests(paths)? {
         if let Ok(Status::Running(s)) = status(paths, &name) {
             out.push(s);
         }
     }
     out.sort_by_key(|s| s.xid);
     Ok(out)
+}
+
+/// The running guest with context id `xid`, if any. Only a state with that
+/// xid is checked for life (two /proc reads): a start must not pay those
+/// for every other running guest.
+pub fn running_guest_with_xid(paths: &Paths, xid: u32) -> io::Result<Option<RunState>> {
+    for name in recorded_guests(paths)? {
+        if let Ok(Some(s)) = RunState::load(paths, &name) {
+            if s.xid == xid && s.is_alive() {
+                return Ok(Some(s));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The names that have a directory in the run dir (running, stale or
+/// being torn down).
+fn recorded_guests(paths: &Paths) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(&paths.rundir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(entries.flatten().filter_map(|e| e.file_name().into_string().ok()).filter(|n| !n.starts_with('.')).collect())
 }
 
 /// Field 22 of /proc/PID/stat. The command name (field 2) may hold spaces and

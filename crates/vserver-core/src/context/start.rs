@@ -103,7 +103,7 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
         Status::Stale(s) => clean_stale(paths, guest, &s)?,
         Status::Stopped => {}
     }
-    if let Some(other) = runstate::running_guests(paths)?.into_iter().find(|s| s.xid == guest.xid) {
+    if let Some(other) = runstate::running_guest_with_xid(paths, guest.xid)? {
         bail!(
             "guest {:?} has context id {} ({}), which running guest {:?} already uses",
             guest.name,

@@ -74,7 +74,7 @@ pub fn find_running(paths: &Paths, sel: &Selector) -> Result<RunState, SelectErr
             Status::Stopped => Err(SelectError::Unknown(name.clone(), paths.guest_confdir(name).display().to_string())),
         },
         Selector::Xid(xid) => {
-            if let Some(s) = runstate::running_guests(paths)?.into_iter().find(|s| s.xid == *xid) {
+            if let Some(s) = runstate::running_guest_with_xid(paths, *xid)? {
                 return Ok(s);
             }
             Err(SelectError::NoSuchXid(*xid, configured_as(paths, *xid)))
