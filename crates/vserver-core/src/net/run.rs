@@ -41,14 +41,16 @@ impl TransientCgroup {
         // The shared parent goes when the last chbind or guest in it ends
         // (`Drop` below, guest stop): one may remove it between our mkdir
         // of the parent and of our own cgroup. Then the parent is made again.
+        let make = |d: &Path| {
+            std::fs::create_dir(d).map_err(|e| std::io::Error::new(e.kind(), format!("cannot create cgroup {}: {e}", d.display())))
+        };
         crate::cgroup::make_below_shared_parent(|| {
-            match std::fs::create_dir(&parent) {
+            match make(&parent) {
                 Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
-            std::fs::create_dir(&dir)
-        })
-        .with_context(|| format!("cannot create cgroup {}", dir.display()))?;
+            make(&dir)
+        })?;
         Ok(TransientCgroup { dir, attached: None, added: Vec::new(), record: None })
     }
 

@@ -114,8 +114,7 @@ pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], con
     }
     // Read here, at every exec: `vlimit` may have changed them since the
     // start. The joiner inherits ours and sets the others.
-    let limits: Vec<RawLimit> =
-        limits_of(target.init_pid)?.into_iter().filter(|l| !target.own_limits.iter().any(|o| same_limit(o, l))).collect();
+    let limits: Vec<RawLimit> = limits_of(target.init_pid)?.into_iter().filter(|l| !target.own_limits.contains(l)).collect();
     // Likewise pid 1's nice level, I/O priority and OOM score (`nice`,
     // `ionice/`, `badness`, or the default guest score).
     let settings = crate::context::settings::of_process(target.init_pid)?;
@@ -346,10 +345,6 @@ fn limits_of(pid: libc::pid_t) -> Result<Vec<RawLimit>> {
             Ok((res, lim))
         })
         .collect()
-}
-
-fn same_limit(a: &RawLimit, b: &RawLimit) -> bool {
-    a == b
 }
 
 /// The namespaces of the guest's init that differ from ours. A namespace
