@@ -388,6 +388,39 @@ fn malformed_configuration_gives_the_documented_errors() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such guest \"no-such-guest\""));
 }
 
+/// An admin who breaks a setting of a running guest (a typo in `rlimits/`)
+/// can still stop it: `stop` reads only the guest's identity and init. A
+/// broken identity or init file still stops `stop`, by name; `start` still
+/// refuses the broken settings.
+#[test]
+fn a_setting_broken_while_the_guest_runs_does_not_keep_it_from_stopping() {
+    if !ready() {
+        return;
+    }
+    let w = World::new("brokenrun");
+    let (g, _) = w.busybox_guest("br");
+    w.ok(&g, &["start"]);
+    w.write_conf(&g, "rlimits/nofile", "12kX\n");
+    w.write_conf(&g, "bcapabilities", "CAP_TELEPORT\n");
+    w.write_conf(&g, "apps/init/style", "upstart\n");
+    let refused = w.vserver(&[&g, "stop", "--timeout", "0"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("apps/init/style:1: \"upstart\" is not an init style"),
+        "{}",
+        describe(&refused)
+    );
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(0), "a refused stop must leave the guest running");
+    fs::remove_file(w.guest_conf(&g).join("apps/init/style")).unwrap();
+    w.ok(&g, &["stop", "--timeout", "0"]);
+    assert_eq!(w.vserver(&[&g, "status"]).status.code(), Some(3));
+    w.assert_nothing_left(&g);
+    let start = w.vserver(&[&g, "start"]);
+    assert_eq!(start.status.code(), Some(1), "{}", describe(&start));
+    assert!(String::from_utf8_lossy(&start.stderr).contains("\"CAP_TELEPORT\" is not a Linux capability name"), "{}", describe(&start));
+    w.assert_nothing_left(&g);
+}
+
 #[test]
 fn sysv_style_runs_the_start_and_stop_commands() {
     if !ready() {

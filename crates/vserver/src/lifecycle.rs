@@ -9,7 +9,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use vserver_core::config::{self, known, Guest};
+use vserver_core::config::{self, known, Guest, GuestBasics};
 use vserver_core::context::{self, scripts, StopOptions, Stopped};
 use vserver_core::runstate::{self, Status};
 use vserver_core::Paths;
@@ -39,7 +39,7 @@ pub fn start(paths: &Paths, name: &str) -> Result<u8> {
 }
 
 pub fn stop(paths: &Paths, name: &str, timeout: u64) -> Result<u8> {
-    let guest = config::load_guest(paths, name)?;
+    let guest = config::load_basics(paths, name)?;
     if runstate::settled_status(paths, name, runstate::SETTLE_LIMIT)? == Status::Stopped {
         eprintln!("vserver '{name}' is not running");
         return Ok(0);
@@ -47,7 +47,7 @@ pub fn stop(paths: &Paths, name: &str, timeout: u64) -> Result<u8> {
     stop_loaded(paths, &guest, timeout)
 }
 
-fn stop_loaded(paths: &Paths, guest: &Guest, timeout: u64) -> Result<u8> {
+fn stop_loaded(paths: &Paths, guest: &GuestBasics, timeout: u64) -> Result<u8> {
     match context::stop_guest(paths, guest, StopOptions { timeout: Duration::from_secs(timeout) })? {
         Stopped::Stopped => Ok(0),
         Stopped::CleanedStale => {
@@ -59,7 +59,7 @@ fn stop_loaded(paths: &Paths, guest: &Guest, timeout: u64) -> Result<u8> {
 
 pub fn restart(paths: &Paths, name: &str, timeout: u64) -> Result<u8> {
     if runstate::settled_status(paths, name, runstate::SETTLE_LIMIT)? != Status::Stopped {
-        stop_loaded(paths, &config::load_guest(paths, name)?, timeout)?;
+        stop_loaded(paths, &config::load_basics(paths, name)?, timeout)?;
     }
     start(paths, name)
 }
@@ -82,7 +82,7 @@ pub fn delete(paths: &Paths, guest: &Named, force: bool, timeout: u64) -> Result
         }
     }
     if runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? != Status::Stopped {
-        stop_loaded(paths, &config::load_guest(paths, &guest.name)?, timeout)?;
+        stop_loaded(paths, &config::load_basics(paths, &guest.name)?, timeout)?;
     }
     crate::cmd_build::delete(paths, &guest.name)
 }

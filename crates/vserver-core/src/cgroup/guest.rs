@@ -369,6 +369,12 @@ impl GuestCgroup {
     /// parent when it is the last. Idempotent. The calling process must not
     /// be inside (the monitor leaves `supervisor` first).
     pub fn remove(&self) -> io::Result<()> {
+        // Empty already (a stopped guest's, after its monitor's end): a
+        // cgroup with a process in it refuses rmdir, so this frees nothing
+        // the loop below would keep.
+        if self.rmdir_all().is_ok() {
+            return Ok(());
+        }
         let me = std::process::id() as i32;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -400,7 +406,8 @@ impl GuestCgroup {
             let v2_payload = self.v2.as_ref().map(|d| d.join(PAYLOAD));
             let mut result = Ok(());
             for dir in self.v1_dirs().chain(v2_payload.iter()) {
-                match remove_tree(dir) {
+                let known: &[&str] = if self.v2_payload_is(dir) { &[] } else { &[PAYLOAD, SUPERVISOR] };
+                match remove_tree(dir, known) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
                         result = Err(io::Error::new(e.kind(), format!("removing {}: {e}", dir.display())));
                     }

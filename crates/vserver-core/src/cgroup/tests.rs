@@ -124,6 +124,26 @@ fn removal_goes_deepest_first_through_what_the_guest_made() {
 }
 
 #[test]
+fn a_stopped_guests_cgroups_go_by_name_and_the_shared_parent_stays_for_others() {
+    let root = tempdir();
+    hybrid_fixture(&root);
+    let l = Layout::detect(&root).unwrap();
+    let cg = GuestCgroup::for_guest(&l, "g5");
+    // Directories only, as in the test above.
+    for d in cg.dirs() {
+        for child in [PAYLOAD, SUPERVISOR] {
+            fs::create_dir_all(d.join(child)).unwrap();
+        }
+    }
+    let other = root.join("unified/vserver/g6/payload");
+    fs::create_dir_all(&other).unwrap();
+    cg.remove().unwrap();
+    assert!(cg.dirs().iter().all(|d| !d.exists()), "every hierarchy's vserver/g5 is gone");
+    assert!(other.exists(), "another guest's cgroup is untouched");
+    assert!(root.join("unified/vserver").exists(), "the shared parent stays while another guest is in it");
+}
+
+#[test]
 fn own_cgroups_map_to_every_hierarchy() {
     let root = tempdir();
     hybrid_fixture(&root);

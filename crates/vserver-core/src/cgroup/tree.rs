@@ -46,12 +46,37 @@ fn walk(dir: &OwnedFd, skip: &[&str], visit: &mut dyn FnMut(BorrowedFd) -> io::R
     Ok(())
 }
 
-/// Removes `top` and every cgroup below it, deepest first.
-pub(super) fn remove_tree(top: &Path) -> io::Result<()> {
+/// Removes `top` and every cgroup below it, deepest first. `known`: the
+/// children `top` usually has and nothing below them (a guest's `payload`
+/// and `supervisor`), removed by name first, a system call each; the walk
+/// is for the trees a guest made below them. rmdir(2) of a cgroup that
+/// holds a process or a child fails (EBUSY), so trying it never removes
+/// what the walk would keep.
+pub(super) fn remove_tree(top: &Path, known: &[&str]) -> io::Result<()> {
+    if remove_by_name(top, known)? {
+        return Ok(());
+    }
     let fd = open_top(top)?;
     remove_below(&fd, 0)?;
     drop(fd);
     fs::remove_dir(top)
+}
+
+/// True when `top`'s `known` children and `top` itself are gone; false
+/// when one of them is busy (the walk takes over). NotFound for a missing `top`.
+fn remove_by_name(top: &Path, known: &[&str]) -> io::Result<bool> {
+    for child in known {
+        match fs::remove_dir(top.join(child)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return Ok(false),
+        }
+    }
+    match fs::remove_dir(top) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 fn remove_below(dir: &OwnedFd, depth: u32) -> io::Result<()> {

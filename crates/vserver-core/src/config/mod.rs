@@ -82,6 +82,31 @@ pub struct Guest {
     pub findings: Findings,
 }
 
+/// Who a guest is and how its init runs: all that `vserver stop` and the
+/// scriptlets need. `stop` reads only these ([`load_basics`]), so a setting
+/// broken since the start (a typo in `rlimits/`) cannot keep a running guest
+/// from being stopped, and the stop does not pay for reading the whole tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestBasics {
+    pub name: String,
+    pub confdir: PathBuf,
+    pub xid: u32,
+    pub vdir: PathBuf,
+    pub init: InitConfig,
+}
+
+impl Guest {
+    pub fn basics(&self) -> GuestBasics {
+        GuestBasics {
+            name: self.name.clone(),
+            confdir: self.confdir.clone(),
+            xid: self.xid,
+            vdir: self.vdir.clone(),
+            init: self.init.clone(),
+        }
+    }
+}
+
 /// Settings that loaded but that `start` must refuse, and warnings to
 /// print; each names its file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -253,19 +278,13 @@ impl Lookup<'_> {
 /// a setting `start` cannot give goes to `findings.refused`, so that stop,
 /// status and exec still work on a guest whose configuration changed.
 pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
-    let confdir = paths.guest_confdir(name);
-    validate_guest_name(name).map_err(|m| ConfigError::new(&confdir, 0, m))?;
-    if !confdir.is_dir() {
-        return Err(ConfigError::new(&confdir, 0, format!("no such guest {name:?} (its configuration directory does not exist)")));
-    }
+    let confdir = existing_confdir(paths, name)?;
     let at = Lookup { guest: &confdir, defaults: paths.defaults_dir() };
     let mut findings = Findings::default();
 
-    let context_file = at.file("context");
-    let xid = parse_single(&context_file, parse_xid)?
-        .ok_or_else(|| ConfigError::new(&context_file, 0, "is missing; every guest needs an xid (vserver NAME build --context XID)"))?;
+    let xid = load_xid(&at)?;
     let display_name = read_single(&confdir.join("name"))?.map(|l| l.text).unwrap_or_else(|| name.to_string());
-    let vdir = read_path_entry(&confdir.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(name));
+    let vdir = load_vdir(paths, name, &confdir)?;
     // In the order the fields were read before util-vserver's files were
     // added, so the first error reported for a broken tree stays the same.
     let (personality, personality_flags) = load_personality(&at.file("personality"))?;
@@ -327,6 +346,35 @@ pub fn load_guest(paths: &Paths, name: &str) -> Result<Guest, ConfigError> {
         findings,
         confdir,
     })
+}
+
+/// [`GuestBasics`] alone, checked as [`load_guest`] checks them.
+pub fn load_basics(paths: &Paths, name: &str) -> Result<GuestBasics, ConfigError> {
+    let confdir = existing_confdir(paths, name)?;
+    let at = Lookup { guest: &confdir, defaults: paths.defaults_dir() };
+    let xid = load_xid(&at)?;
+    let vdir = load_vdir(paths, name, &confdir)?;
+    let init = load_init(&at)?;
+    Ok(GuestBasics { name: name.to_string(), xid, vdir, init, confdir })
+}
+
+fn existing_confdir(paths: &Paths, name: &str) -> Result<PathBuf, ConfigError> {
+    let confdir = paths.guest_confdir(name);
+    validate_guest_name(name).map_err(|m| ConfigError::new(&confdir, 0, m))?;
+    if !confdir.is_dir() {
+        return Err(ConfigError::new(&confdir, 0, format!("no such guest {name:?} (its configuration directory does not exist)")));
+    }
+    Ok(confdir)
+}
+
+fn load_xid(at: &Lookup) -> Result<u32, ConfigError> {
+    let context_file = at.file("context");
+    parse_single(&context_file, parse_xid)?
+        .ok_or_else(|| ConfigError::new(&context_file, 0, "is missing; every guest needs an xid (vserver NAME build --context XID)"))
+}
+
+fn load_vdir(paths: &Paths, name: &str, confdir: &Path) -> Result<PathBuf, ConfigError> {
+    Ok(read_path_entry(&confdir.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(name)))
 }
 
 pub fn parse_xid(s: &str) -> Result<u32, String> {

@@ -23,7 +23,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Guest, InitStyle};
+use crate::config::{InitConfig, InitStyle};
 use crate::paths::Paths;
 
 /// What `vserver stop` waits by default before the guest is killed.
@@ -47,22 +47,22 @@ pub(super) enum HaltRequest {
     TerminateAll,
 }
 
-pub(super) fn halt_request(guest: &Guest) -> HaltRequest {
-    match guest.init.style {
+pub(super) fn halt_request(init: &InitConfig) -> HaltRequest {
+    match init.style {
         InitStyle::Systemd | InitStyle::Sysv => HaltRequest::Init(halt_signal()),
-        InitStyle::Plain if has_stop_command(guest) => HaltRequest::TerminateAll,
+        InitStyle::Plain if has_stop_command(init) => HaltRequest::TerminateAll,
         InitStyle::Plain => HaltRequest::Init(libc::SIGINT),
     }
 }
 
 /// `vserver stop` runs `cmd.stop` inside itself for these styles (the
 /// built-in init runs it on its own halt).
-pub(super) fn cli_runs_stop_command(guest: &Guest) -> bool {
-    guest.init.style != InitStyle::Sysv && has_stop_command(guest)
+pub(super) fn cli_runs_stop_command(init: &InitConfig) -> bool {
+    init.style != InitStyle::Sysv && has_stop_command(init)
 }
 
-fn has_stop_command(guest: &Guest) -> bool {
-    guest.init.cmd_stop.as_ref().is_some_and(|c| !c.is_empty())
+fn has_stop_command(init: &InitConfig) -> bool {
+    init.cmd_stop.as_ref().is_some_and(|c| !c.is_empty())
 }
 
 /// `<rundir>/NAME/stopping`: present while a stop is under way (a reboot

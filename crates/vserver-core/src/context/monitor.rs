@@ -601,7 +601,7 @@ impl<'a> Boot<'a> {
             self.kill_init();
             return;
         }
-        match halt::halt_request(self.guest) {
+        match halt::halt_request(&self.guest.init) {
             HaltRequest::Init(sig) => {
                 self.log.note(&format!("stop requested: signal {sig} to pid 1, {} ms before it is killed", left.as_millis()));
                 let _ = pidfd::send_signal(&self.init_fd, sig);
@@ -726,9 +726,13 @@ fn undo(
             log::warn!("leaving the guest's supervisor cgroup: {e}");
         }
     }
-    if let Err(e) = if handoff { cgroup.remove_all_but_own_v2() } else { cgroup.remove() } {
+    let removed = if handoff { cgroup.remove_all_but_own_v2() } else { cgroup.remove() };
+    if let Err(e) = &removed {
         log::warn!("{e}");
     }
+    // With the handoff, `vserver stop` removes the cgroup2 directory the
+    // programs are attached to (and detaches them if it cannot).
+    network.release_programs(removed.is_err() && !handoff);
     // compat: postpost-stop once everything is undone.
     if stop_scripts {
         super::scripts::postpost_stop(paths, guest);

@@ -57,20 +57,13 @@ impl Network {
         Ok(())
     }
 
-    /// Only once no guest process is left: until then the programs are
-    /// what confines their sockets.
+    /// The veth pair and the host addresses, once no guest process is
+    /// left. The programs stay: they go with the cgroup
+    /// ([`release_programs`](Self::release_programs)).
     pub(super) fn undo(&mut self) {
         if let Some(host_if) = self.veth.take() {
             if let Err(e) = net::remove_veth(&host_if) {
                 log::warn!("{e:#}");
-            }
-        }
-        if let Some(mut p) = self.programs.take() {
-            // A cgroup that is gone took its programs with it: nothing to detach.
-            if let Err(e) = p.detach() {
-                if p.cgroup_dir.exists() {
-                    log::warn!("{e:#}");
-                }
             }
         }
         let mut added = std::mem::take(&mut self.added);
@@ -83,6 +76,20 @@ impl Network {
         }
         if let Err(e) = net::remove_host_addresses(&added) {
             log::warn!("{e:#}");
+        }
+    }
+
+    /// After the cgroup's removal. Removing a cgroup releases its programs
+    /// in the kernel's own time (a work item), where detaching them one by
+    /// one costs the stop about a millisecond (each detach rebuilds the
+    /// cgroup's program arrays and may flip a static key). Only a cgroup
+    /// that stays (`cgroup_stays`: its removal failed) gets them detached.
+    pub(super) fn release_programs(&mut self, cgroup_stays: bool) {
+        let Some(mut p) = self.programs.take() else { return };
+        if cgroup_stays && p.cgroup_dir.exists() {
+            if let Err(e) = p.detach() {
+                log::warn!("{e:#}");
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::Guest;
+use crate::config::{Guest, GuestBasics};
 use crate::paths::Paths;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +75,14 @@ impl Stage {
 /// What a scriptlet is told about its guest.
 struct Target<'a> {
     paths: &'a Paths,
-    name: &'a str,
+    name: String,
     confdir: PathBuf,
-    guest: Option<&'a Guest>,
+    guest: Option<GuestBasics>,
 }
 
 /// Before the configuration is read (it may still change it).
 pub fn initialize(paths: &Paths, name: &str) -> Result<()> {
-    run_stage(&Target { paths, name, confdir: paths.guest_confdir(name), guest: None }, Stage::Initialize)
+    run_stage(&Target { paths, name: name.to_string(), confdir: paths.guest_confdir(name), guest: None }, Stage::Initialize)
 }
 
 pub fn prepre_start(paths: &Paths, guest: &Guest) -> Result<()> {
@@ -94,7 +94,7 @@ pub fn prepre_start(paths: &Paths, guest: &Guest) -> Result<()> {
 pub fn pre_start(paths: &Paths, guest: &Guest) -> Result<()> {
     write_mtab(guest)?;
     if let Some(cmd) = &guest.init.cmd_prepare {
-        run_host_command(guest, cmd, "apps/init/cmd.prepare")?;
+        run_host_command(&guest.basics(), cmd, "apps/init/cmd.prepare")?;
     }
     run_stage(&target(paths, guest), Stage::PreStart)
 }
@@ -103,29 +103,29 @@ pub fn pre_start(paths: &Paths, guest: &Guest) -> Result<()> {
 /// scriptlets.
 pub fn post_start(paths: &Paths, guest: &Guest) -> Result<()> {
     if let Some(cmd) = &guest.init.cmd_start_sync {
-        run_host_command(guest, cmd, "apps/init/cmd.start-sync")?;
+        run_host_command(&guest.basics(), cmd, "apps/init/cmd.start-sync")?;
     }
     run_stage(&target(paths, guest), Stage::PostStart)
 }
 
 /// Never fails: stop goes on.
-pub fn pre_stop(paths: &Paths, guest: &Guest) {
-    warn(guest, run_stage(&target(paths, guest), Stage::PreStop));
+pub fn pre_stop(paths: &Paths, guest: &GuestBasics) {
+    warn(&guest.name, run_stage(&basics_target(paths, guest.clone()), Stage::PreStop));
 }
 
 /// `apps/init/cmd.stop-sync`, after the stop command. Never fails.
-pub fn stop_sync(guest: &Guest) {
+pub fn stop_sync(guest: &GuestBasics) {
     if let Some(cmd) = &guest.init.cmd_stop_sync {
-        warn(guest, run_host_command(guest, cmd, "apps/init/cmd.stop-sync"));
+        warn(&guest.name, run_host_command(guest, cmd, "apps/init/cmd.stop-sync"));
     }
 }
 
 pub fn post_stop(paths: &Paths, guest: &Guest) {
-    warn(guest, run_stage(&target(paths, guest), Stage::PostStop));
+    warn(&guest.name, run_stage(&target(paths, guest), Stage::PostStop));
 }
 
 pub fn postpost_stop(paths: &Paths, guest: &Guest) {
-    warn(guest, run_stage(&target(paths, guest), Stage::PostpostStop));
+    warn(&guest.name, run_stage(&target(paths, guest), Stage::PostpostStop));
 }
 
 /// For a reboot from inside: the monitor runs what `vserver start` runs
@@ -137,8 +137,8 @@ pub fn before_reboot(paths: &Paths, guest: &Guest) -> Result<()> {
 
 /// How long `vserver stop` waits for the monitor's teardown: longer when
 /// post-stop scriptlets run in it (util-vserver gives them no limit).
-pub fn teardown_grace(paths: &Paths, guest: &Guest) -> std::time::Duration {
-    let t = target(paths, guest);
+pub fn teardown_grace(paths: &Paths, guest: &GuestBasics) -> std::time::Duration {
+    let t = basics_target(paths, guest.clone());
     let any = [Stage::PostStop, Stage::PostpostStop]
         .iter()
         .any(|s| [t.confdir.join("scripts"), paths.defaults_dir().join("scripts")].iter().any(|b| !scriptlets(b, *s).is_empty()));
@@ -146,12 +146,16 @@ pub fn teardown_grace(paths: &Paths, guest: &Guest) -> std::time::Duration {
 }
 
 fn target<'a>(paths: &'a Paths, guest: &'a Guest) -> Target<'a> {
-    Target { paths, name: &guest.name, confdir: guest.confdir.clone(), guest: Some(guest) }
+    basics_target(paths, guest.basics())
 }
 
-fn warn(guest: &Guest, r: Result<()>) {
+fn basics_target(paths: &Paths, guest: GuestBasics) -> Target<'_> {
+    Target { paths, name: guest.name.clone(), confdir: guest.confdir.clone(), guest: Some(guest) }
+}
+
+fn warn(guest: &str, r: Result<()>) {
     if let Err(e) = r {
-        log::warn!("guest {}: {e:#}", guest.name);
+        log::warn!("guest {guest}: {e:#}");
     }
 }
 
@@ -245,7 +249,7 @@ fn run_one(t: &Target, stage: Stage, file: &Path) -> Result<bool> {
     let (pipe_r, pipe_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
     let mut cmd = if executable {
         let mut c = Command::new(file);
-        c.arg(stage.name()).arg(t.name);
+        c.arg(stage.name()).arg(&t.name);
         c
     } else {
         let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
@@ -254,7 +258,7 @@ fn run_one(t: &Target, stage: Stage, file: &Path) -> Result<bool> {
             .arg(r#". "$0" "$@"; rc=$?; [ -n "$DONT_SKIP_DEFAULTS" ] && printf y >&3; exit $rc"#)
             .arg(file)
             .arg(stage.name())
-            .arg(t.name);
+            .arg(&t.name);
         c
     };
     environment(&mut cmd, t, stage);
@@ -279,7 +283,7 @@ fn run_one(t: &Target, stage: Stage, file: &Path) -> Result<bool> {
 /// util-vserver's scriptlets see its shell variables (sourced ones) and
 /// what it exports; these are the ones scriptlets use.
 fn environment(cmd: &mut Command, t: &Target, stage: Stage) {
-    cmd.env("VSERVER_NAME", t.name)
+    cmd.env("VSERVER_NAME", &t.name)
         .env("VSERVER_DIR", &t.confdir)
         .env("__CONFDIR", &t.paths.confdir)
         .env("__DEFAULT_VSERVERDIR", &t.paths.vdirbase)
@@ -288,7 +292,7 @@ fn environment(cmd: &mut Command, t: &Target, stage: Stage) {
     if let Ok(cwd) = std::env::current_dir() {
         cmd.env("INIT_CWD", cwd);
     }
-    let Some(g) = t.guest else { return };
+    let Some(g) = &t.guest else { return };
     cmd.env("S_CONTEXT", g.xid.to_string()).env("VSERVER_VDIR", &g.vdir);
     if matches!(stage, Stage::PreStop | Stage::PostStop | Stage::PostpostStop) && g.init.style == crate::config::InitStyle::Sysv {
         // As util-vserver exports them for Debian's initscripts at stop.
@@ -297,7 +301,7 @@ fn environment(cmd: &mut Command, t: &Target, stage: Stage) {
 }
 
 fn working_dir(t: &Target, stage: Stage) -> PathBuf {
-    match t.guest {
+    match &t.guest {
         Some(g) if !stage.runs_in_config_dir() && g.vdir.is_dir() => g.vdir.clone(),
         _ => t.confdir.clone(),
     }
@@ -305,7 +309,7 @@ fn working_dir(t: &Target, stage: Stage) -> PathBuf {
 
 /// A host command of `apps/init/` (cmd.prepare, cmd.*-sync), run in the
 /// guest root as util-vserver runs it.
-fn run_host_command(guest: &Guest, argv: &[String], file: &str) -> Result<()> {
+fn run_host_command(guest: &GuestBasics, argv: &[String], file: &str) -> Result<()> {
     let (prog, args) = argv.split_first().context("empty command")?;
     let mut cmd = Command::new(prog);
     cmd.args(args).current_dir(&guest.vdir);

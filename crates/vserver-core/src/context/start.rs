@@ -100,7 +100,7 @@ fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
     guest.check_startable()?;
     match runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? {
         Status::Running(s) => bail!("guest {:?} is already running (init pid {})", guest.name, s.init.pid),
-        Status::Stale(s) => clean_stale(paths, guest, &s)?,
+        Status::Stale(s) => clean_stale(paths, &guest.name, &s)?,
         Status::Stopped => {}
     }
     if let Some(other) = runstate::running_guest_with_xid(paths, guest.xid)? {
@@ -136,15 +136,15 @@ fn check_network(paths: &Paths, guest: &Guest) -> Result<()> {
 /// A stale run state (host crash, monitor killed): the pids it names may
 /// belong to other processes by now, so nothing is killed by pid. The cgroup
 /// is the only trustworthy record of what was the guest's.
-pub(super) fn clean_stale(paths: &Paths, guest: &Guest, state: &RunState) -> Result<()> {
-    log::warn!("guest {:?}: removing stale run state (monitor {} / init {} no longer run)", guest.name, state.monitor.pid, state.init.pid);
+pub(super) fn clean_stale(paths: &Paths, name: &str, state: &RunState) -> Result<()> {
+    log::warn!("guest {name:?}: removing stale run state (monitor {} / init {} no longer run)", state.monitor.pid, state.init.pid);
     if let Ok(layout) = Layout::detect(&paths.cgroup_root) {
         GuestCgroup::from_dirs(&layout, state.cgroups.clone())
             .remove()
-            .with_context(|| format!("removing the stale cgroup of guest {:?}", guest.name))?;
+            .with_context(|| format!("removing the stale cgroup of guest {name:?}"))?;
     }
     remove_recorded_addresses(state);
-    RunState::remove(paths, &guest.name)?;
+    RunState::remove(paths, name)?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use super::enter::exec_in_guest;
 use super::halt;
 use super::start::clean_stale;
 use crate::cgroup::{GuestCgroup, Layout};
-use crate::config::Guest;
+use crate::config::GuestBasics;
 use crate::paths::Paths;
 use crate::runstate::{self, RunState, Status};
 use crate::sys::pidfd;
@@ -41,11 +41,11 @@ pub enum Stopped {
     CleanedStale,
 }
 
-pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Stopped> {
+pub fn stop_guest(paths: &Paths, guest: &GuestBasics, opts: StopOptions) -> Result<Stopped> {
     let state = match runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? {
         Status::Stopped => bail!("guest {:?} is not running", guest.name),
         Status::Stale(s) => {
-            clean_stale(paths, guest, &s)?;
+            clean_stale(paths, &guest.name, &s)?;
             return Ok(Stopped::CleanedStale);
         }
         Status::Running(s) => s,
@@ -59,7 +59,7 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
     halt::write_stop_marker(paths, &guest.name, opts.timeout).context("marking the guest as stopping")?;
     // compat: pre-stop scriptlets before the guest is asked to stop.
     super::scripts::pre_stop(paths, guest);
-    if !opts.timeout.is_zero() && halt::cli_runs_stop_command(guest) {
+    if !opts.timeout.is_zero() && halt::cli_runs_stop_command(&guest.init) {
         run_stop_command(paths, guest, opts.timeout);
         // compat: apps/init/cmd.stop-sync after the stop command.
         super::scripts::stop_sync(guest);
@@ -96,20 +96,28 @@ pub fn stop_guest(paths: &Paths, guest: &Guest, opts: StopOptions) -> Result<Sto
 /// (monitor.rs, `undo`): what is left of the guest's cgroups goes here.
 /// Under the start lock, and only while no new boot of the guest exists:
 /// a `vserver start` that came in between owns the cgroup now.
-fn finish_removal(paths: &Paths, guest: &Guest, state: &RunState) -> Result<()> {
+fn finish_removal(paths: &Paths, guest: &GuestBasics, state: &RunState) -> Result<()> {
     let _lock = super::start::StartLock::take(paths)?;
     if RunState::load(paths, &guest.name)?.is_some_and(|s| s.monitor != state.monitor) {
         return Ok(());
     }
     let layout = Layout::detect(&paths.cgroup_root)?;
-    GuestCgroup::from_dirs(&layout, state.cgroups.clone())
-        .remove()
-        .with_context(|| format!("removing the cgroup of guest {:?}", guest.name))
+    let cgroup = GuestCgroup::from_dirs(&layout, state.cgroups.clone());
+    cgroup.remove().or_else(|e| {
+        // The monitor left the IP set's programs to go with the cgroup;
+        // one that stays must not keep them.
+        if let Some(v2) = cgroup.v2_dir() {
+            if let Err(d) = crate::net::detach_from_cgroup(v2) {
+                log::warn!("guest {}: {d:#}", guest.name);
+            }
+        }
+        Err(e).with_context(|| format!("removing the cgroup of guest {:?}", guest.name))
+    })
 }
 
 /// `apps/init/cmd.stop`, run inside the guest (styles plain and systemd;
 /// the built-in init runs it itself).
-fn run_stop_command(paths: &Paths, guest: &Guest, timeout: Duration) {
+fn run_stop_command(paths: &Paths, guest: &GuestBasics, timeout: Duration) {
     let Some(argv) = guest.init.cmd_stop.as_ref() else { return };
     if let Err(e) = exec_in_guest(paths, &guest.name, argv, Some(timeout)) {
         log::warn!("guest {}: stop command: {e:#}", guest.name);
