@@ -127,7 +127,12 @@ fn a_util_vserver_configuration_takes_effect() {
     }
     // Scriptlets: each records its arguments, environment and directory; the
     // pre-start one also whether the network and the cgroup are there yet.
-    let rec = format!(r#"echo "$1 $2 name=$VSERVER_NAME dir=$VSERVER_DIR ctx=$S_CONTEXT cwd=$(pwd)" >> {log}"#, log = log.display());
+    // `cg`: host scriptlets run in the host's cgroups, never in the guest's
+    // (where its limits and IP set would hold), also those the monitor runs.
+    let rec = format!(
+        r#"echo "$1 $2 name=$VSERVER_NAME dir=$VSERVER_DIR ctx=$S_CONTEXT cwd=$(pwd) cg=$(grep -q /vserver/{g}/ /proc/self/cgroup && echo guest || echo host)" >> {log}"#,
+        log = log.display()
+    );
     for stage in ["initialize", "prepre-start", "post-start", "pre-stop", "post-stop", "postpost-stop"] {
         executable(&conf.join("scripts").join(stage), &rec);
     }
@@ -200,7 +205,7 @@ fn a_util_vserver_configuration_takes_effect() {
     // The scriptlets ran in util-vserver's order, with its arguments.
     let confdir = conf.display().to_string();
     let vdir = w.guest_root(&g).display().to_string();
-    let line = |stage: &str, cwd: &str, ctx: &str| format!("{stage} {g} name={g} dir={confdir} ctx={ctx} cwd={cwd}");
+    let line = |stage: &str, cwd: &str, ctx: &str| format!("{stage} {g} name={g} dir={confdir} ctx={ctx} cwd={cwd} cg=host");
     let expected = vec![
         line("initialize", &confdir, ""),
         line("prepre-start", &confdir, &xid.to_string()),

@@ -107,6 +107,20 @@ pub fn unblock_and_join_cgroup_at_exec(cmd: &mut std::process::Command, procs: s
     }
 }
 
+/// Makes `cmd`'s child, between fork and exec, write "0" to each of
+/// `files` (`cgroup.procs` or a v1 `tasks`: it moves itself there), so the
+/// program never runs in the cgroups its parent is in. A failure fails the
+/// spawn.
+pub fn join_cgroups_at_exec(cmd: &mut std::process::Command, files: Vec<std::ffi::CString>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe calls (open, write, close) on data prepared before
+    // the fork.
+    unsafe {
+        cmd.pre_exec(move || files.iter().try_for_each(|f| write_zero(f)));
+    }
+}
+
 /// Writes "0" to the file `path` (a `cgroup.procs`: moves the writer) with
 /// async-signal-safe calls only.
 fn write_zero(path: &std::ffi::CStr) -> io::Result<()> {

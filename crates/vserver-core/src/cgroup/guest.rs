@@ -461,6 +461,20 @@ pub struct SupervisorSeat {
 }
 
 impl SupervisorSeat {
+    /// The files through which a process goes back to where the monitor
+    /// came from (the hierarchy's root where that is gone): `tasks` in v1,
+    /// `cgroup.procs` in cgroup2. For the host commands the monitor runs.
+    pub fn origin_files(&self) -> Vec<PathBuf> {
+        self.origin
+            .iter()
+            .map(|(mount, dir)| {
+                let file = if self.v2.as_ref() == Some(mount) { "cgroup.procs" } else { "tasks" };
+                let at = if dir.is_dir() { dir } else { mount };
+                at.join(file)
+            })
+            .collect()
+    }
+
     /// Takes the calling process back to the cgroups it came from (the
     /// hierarchy's root where one is gone), so that `supervisor` can go.
     /// v1 hierarchies through `tasks` (the single-threaded monitor, no

@@ -63,7 +63,9 @@ pub(super) fn start(
     }
     // From here on the monitor's own work (console relay, readiness) is
     // charged to the guest.
-    *seat = Some(enter_supervisor(cgroup, first_boot).context("moving the monitor into the guest's supervisor cgroup")?);
+    let entered = enter_supervisor(cgroup, first_boot).context("moving the monitor into the guest's supervisor cgroup")?;
+    super::scripts::run_in_host_cgroups(&entered.origin_files())?;
+    *seat = Some(entered);
     // After the monitor is in place and before pid 1 is forked: pid 1 and
     // every joiner the monitor forks later share its Landlock domain, which
     // the host's and other guests' abstract unix sockets are outside of.

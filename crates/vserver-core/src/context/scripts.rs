@@ -18,6 +18,12 @@
 //! | post-stop | the monitor, once every guest process is gone, before the network is undone | guest root | a warning |
 //! | postpost-stop | the monitor, at the very end | guest root | a warning |
 //!
+//! The monitor's scriptlets (and its `apps/init/cmd.*` host commands) run
+//! in the host cgroups the monitor came from, not in the guest's: there the
+//! guest's limits and IP set would hold for them. They do share the
+//! monitor's Landlock scope, which keeps them off abstract unix sockets
+//! outside it (`net::abstract_unix`).
+//!
 //! When the guest reboots from inside, the monitor runs post-stop and
 //! postpost-stop, then initialize, prepre-start, pre-start and post-start.
 //! Output goes to the terminal `vserver start` or `stop` ran on; the monitor
@@ -187,6 +193,33 @@ pub fn release_caller_terminal() {
     CALLER_TERMINAL.lock().unwrap_or_else(|e| e.into_inner()).take();
 }
 
+/// The host cgroups the monitor came from, once it sits in the guest's
+/// `supervisor`: the scriptlets and host commands it runs go back there.
+/// In `supervisor` they would be counted against the guest's limits, fall
+/// under its IP set (the programs on `vserver/NAME` hold for every cgroup
+/// below), and a daemon one of them left behind would keep the guest's
+/// cgroup from being removed.
+static HOST_CGROUPS: Mutex<Vec<std::ffi::CString>> = Mutex::new(Vec::new());
+
+/// Called by the monitor once it is in the guest's `supervisor`: `files`
+/// are the `cgroup.procs`/`tasks` files of where it came from.
+pub fn run_in_host_cgroups(files: &[PathBuf]) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let files = files
+        .iter()
+        .map(|f| std::ffi::CString::new(f.as_os_str().as_bytes()).with_context(|| format!("cgroup file {}", f.display())))
+        .collect::<Result<Vec<_>>>()?;
+    *HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner()) = files;
+    Ok(())
+}
+
+fn in_host_cgroups(cmd: &mut Command) {
+    let files = HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !files.is_empty() {
+        crate::sys::process::join_cgroups_at_exec(cmd, files);
+    }
+}
+
 fn output_for(cmd: &mut Command) -> Result<()> {
     if let Some([out, err]) = CALLER_TERMINAL.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
         cmd.stdout(Stdio::from(out.try_clone()?)).stderr(Stdio::from(err.try_clone()?));
@@ -269,6 +302,7 @@ fn run_one(t: &Target, stage: Stage, file: &Path) -> Result<bool> {
     // monitor blocks the ones it reads from a signalfd). `cmd` owns the
     // pipe's write end from here.
     crate::sys::signal::exec_clean(&mut cmd, Some(pipe_w));
+    in_host_cgroups(&mut cmd);
     let status = cmd.status().with_context(|| format!("running scriptlet {}", file.display()))?;
     // Closes our copy of the write end.
     drop(cmd);
@@ -316,6 +350,7 @@ fn run_host_command(guest: &GuestBasics, argv: &[String], file: &str) -> Result<
     output_for(&mut cmd)?;
     // As in run_one: no descriptor beyond stdio, no blocked signal.
     crate::sys::signal::exec_clean(&mut cmd, None);
+    in_host_cgroups(&mut cmd);
     let path = guest.confdir.join(file);
     let status = cmd.status().with_context(|| format!("{}: running {prog}", path.display()))?;
     if !status.success() {
