@@ -169,7 +169,12 @@ fn guest_main(
             let _ = nix::unistd::dup2(null.as_raw_fd(), target);
         }
     }
-    let err = match setup::setup_guest(guest, go, userns_ready, start, v1_tasks, restrictions) {
+    let mut steps = setup::Pid1Steps::new(guest, go, userns_ready, start, v1_tasks, restrictions);
+    let set_up = setup::setup_guest(guest, &mut steps);
+    // The monitor's channels close here, before the guest's init runs (the
+    // built-in init never execs, so close-on-exec would not close them).
+    drop(steps);
+    let err = match set_up {
         Err(e) => e,
         Ok(()) => match guest.init.style {
             InitStyle::Plain => setup::exec_plain(guest),
