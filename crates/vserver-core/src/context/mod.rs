@@ -16,6 +16,8 @@ mod monitor;
 mod network;
 mod notify;
 pub mod oom;
+#[cfg(test)]
+mod order_tests;
 mod pid1;
 mod ping;
 mod pty;
