@@ -93,10 +93,14 @@ impl RunState {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
         drop(f);
-        fs::rename(&tmp, dir.join(STATE_FILE))
+        fs::rename(&tmp, dir.join(STATE_FILE))?;
+        xid_index::add(paths, &self.name, self.xid)
     }
 
     pub fn remove(paths: &Paths, name: &str) -> io::Result<()> {
+        if let Ok(Some(s)) = Self::load(paths, name) {
+            xid_index::remove(paths, name, s.xid);
+        }
         match fs::remove_file(Self::file(paths, name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -154,18 +158,84 @@ pub fn running_guests(paths: &Paths) -> io::Result<Vec<RunState>> {
     Ok(out)
 }
 
-/// The running guest with context id `xid`, if any. Only a state with that
-/// xid is checked for life (two /proc reads): a start must not pay those
-/// for every other running guest.
+/// The running guest with context id `xid`, if any: one look-up in the
+/// xid index, so that a start costs the same with 1 or 500 guests running.
+/// Callers hold the start lock.
 pub fn running_guest_with_xid(paths: &Paths, xid: u32) -> io::Result<Option<RunState>> {
+    if !xid_index::is_complete(paths) {
+        return index_every_running_guest(paths, xid);
+    }
+    let Some(name) = xid_index::lookup(paths, xid) else { return Ok(None) };
+    // The link is a hint (one left by a crash names a stopped guest or one
+    // whose xid changed since): the state it names decides.
+    Ok(RunState::load(paths, &name)?.filter(|s| s.xid == xid && s.is_alive()))
+}
+
+/// A run dir written before the xid index existed (guests started by an
+/// earlier version): every run state is read once and indexed.
+fn index_every_running_guest(paths: &Paths, xid: u32) -> io::Result<Option<RunState>> {
+    let mut found = None;
     for name in recorded_guests(paths)? {
         if let Ok(Some(s)) = RunState::load(paths, &name) {
-            if s.xid == xid && s.is_alive() {
-                return Ok(Some(s));
+            if s.is_alive() {
+                xid_index::add(paths, &s.name, s.xid)?;
+                if s.xid == xid {
+                    found = Some(s);
+                }
             }
         }
     }
-    Ok(None)
+    xid_index::mark_complete(paths)?;
+    Ok(found)
+}
+
+/// `<rundir>/.xids/XID`: a symlink to the name of the guest that runs with
+/// context id XID, made when its run state is written and removed with it.
+mod xid_index {
+    use std::fs;
+    use std::io;
+    use std::path::PathBuf;
+
+    use crate::paths::Paths;
+
+    const DIR: &str = ".xids";
+    /// Present once every running guest is indexed.
+    const COMPLETE: &str = ".complete";
+
+    fn link(paths: &Paths, xid: u32) -> PathBuf {
+        paths.rundir.join(DIR).join(xid.to_string())
+    }
+
+    /// Replaces the link atomically (a new link, then rename).
+    pub(super) fn add(paths: &Paths, name: &str, xid: u32) -> io::Result<()> {
+        let dir = paths.rundir.join(DIR);
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{xid}.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(name, &tmp)?;
+        fs::rename(&tmp, link(paths, xid))
+    }
+
+    /// Only a link that still names `name`: the xid may be another guest's by now.
+    pub(super) fn remove(paths: &Paths, name: &str, xid: u32) {
+        if lookup(paths, xid).as_deref() == Some(name) {
+            let _ = fs::remove_file(link(paths, xid));
+        }
+    }
+
+    pub(super) fn lookup(paths: &Paths, xid: u32) -> Option<String> {
+        fs::read_link(link(paths, xid)).ok()?.into_os_string().into_string().ok()
+    }
+
+    pub(super) fn is_complete(paths: &Paths) -> bool {
+        paths.rundir.join(DIR).join(COMPLETE).exists()
+    }
+
+    pub(super) fn mark_complete(paths: &Paths) -> io::Result<()> {
+        let dir = paths.rundir.join(DIR);
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join(COMPLETE), "")
+    }
 }
 
 /// The names that have a directory in the run dir (running, stale or
@@ -219,6 +289,63 @@ mod tests {
     fn start_time_survives_odd_command_names() {
         let stat = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(parse_start_time(stat).unwrap(), 98765);
+    }
+
+    fn temp_paths() -> Paths {
+        let root = crate::conffile::tests::tempdir();
+        Paths { confdir: root.join("etc"), vdirbase: root.join("v"), rundir: root.join("run"), cgroup_root: root.join("cg") }
+    }
+
+    /// A state whose init and monitor are this (live) test process.
+    fn live_state(name: &str, xid: u32) -> RunState {
+        let me = ProcessId::of(std::process::id() as i32).unwrap();
+        RunState {
+            name: name.into(),
+            xid,
+            init: me,
+            monitor: me,
+            started_at: 0,
+            cgroups: Vec::new(),
+            added_addresses: Vec::new(),
+            allow_io_uring: false,
+            allow_ping_sockets: false,
+        }
+    }
+
+    #[test]
+    fn the_xid_index_finds_a_running_guest_and_forgets_it_at_removal() {
+        let paths = temp_paths();
+        assert_eq!(running_guest_with_xid(&paths, 77).unwrap(), None);
+        live_state("a", 77).save(&paths).unwrap();
+        live_state("b", 78).save(&paths).unwrap();
+        assert_eq!(running_guest_with_xid(&paths, 77).unwrap().map(|s| s.name), Some("a".into()));
+        RunState::remove(&paths, "a").unwrap();
+        assert_eq!(running_guest_with_xid(&paths, 77).unwrap(), None);
+        assert_eq!(running_guest_with_xid(&paths, 78).unwrap().map(|s| s.name), Some("b".into()));
+    }
+
+    #[test]
+    fn a_link_is_only_a_hint_the_state_it_names_decides() {
+        let paths = temp_paths();
+        live_state("a", 77).save(&paths).unwrap();
+        // The guest now runs with another xid (its link to 77 left behind).
+        live_state("a", 79).save(&paths).unwrap();
+        assert_eq!(running_guest_with_xid(&paths, 77).unwrap(), None);
+        // A state whose processes are gone (a crash).
+        let mut dead = live_state("c", 80);
+        dead.init.start_time += 1;
+        dead.save(&paths).unwrap();
+        assert_eq!(running_guest_with_xid(&paths, 80).unwrap(), None);
+    }
+
+    #[test]
+    fn states_written_before_the_index_are_indexed_by_one_full_read() {
+        let paths = temp_paths();
+        live_state("old", 90).save(&paths).unwrap();
+        fs::remove_dir_all(paths.rundir.join(".xids")).unwrap();
+        assert_eq!(running_guest_with_xid(&paths, 90).unwrap().map(|s| s.name), Some("old".into()));
+        assert_eq!(xid_index::lookup(&paths, 90).as_deref(), Some("old"));
+        assert!(xid_index::is_complete(&paths));
     }
 
     #[test]
