@@ -9,8 +9,7 @@
 set -eu
 rounds=${1:-200}
 cd "$(dirname "$0")/.."
-cargo build --release -q -p vserver
-V=$PWD/target/release/vserver
+V=$(util/build-release.sh -q | tail -n 1)/vserver
 work=$(mktemp -d /tmp/vserver-bench-exec.XXXXXX)
 export VSERVER_CONFDIR=$work/etc VSERVER_VDIRBASE=$work/vservers VSERVER_RUNDIR=$work/run
 mkdir -p "$VSERVER_CONFDIR/.defaults"

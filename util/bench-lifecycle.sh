@@ -24,5 +24,5 @@ here=$PWD
 command -v lxc-start >/dev/null || apt-get install -y -qq lxc >/dev/null
 command -v nsenter >/dev/null || apt-get install -y -qq util-linux >/dev/null
 echo "== building the release binaries"
-cargo build --release --workspace --locked 2>&1 | tail -n 1
-exec python3 "$here/util/bench_lifecycle.py" --bin "$here/target/release" "$@"
+bin=$(util/build-release.sh 2>/dev/null | tail -n 1)
+exec python3 "$here/util/bench_lifecycle.py" --bin "$bin" "$@"

@@ -19,16 +19,18 @@ if ! cargo deb --version >/dev/null 2>&1; then
     cargo install --locked cargo-deb
 fi
 
-cargo build --release --workspace --locked
+# Statically linked, as util/install.sh installs them.
+release=$(util/build-release.sh | tail -n 1)
+triple=$(basename "$(dirname "$release")")
 
 # Man pages and completions from the binaries' own clap definitions; where
-# cargo-deb looks for target/release/docs.
-docs=$target/release/docs
+# cargo-deb looks for target/release/docs (for --target: target/TRIPLE/release/docs).
+docs=$release/docs
 rm -rf "$docs"
-"$target/release/vserver-docs" --completer /usr/lib/vserver-rs/vserver-complete "$docs"
+"$release/vserver-docs" --completer /usr/lib/vserver-rs/vserver-complete "$docs"
 gzip -9n "$docs"/man1/*.1
 
 mkdir -p "$target/debian"
 rm -f "$target"/debian/vserver-rs_*.deb
-cargo deb -p vserver-info --no-build --output "$target/debian/" >&2
+cargo deb -p vserver-info --no-build --target "$triple" --output "$target/debian/" >&2
 ls "$target"/debian/vserver-rs_*.deb

@@ -13,8 +13,7 @@ if [ ! -x /bin/busybox ] || ! grep -q busybox-static /var/lib/dpkg/status 2>/dev
 fi
 command -v cargo >/dev/null || { echo "demo.sh: cargo is needed (https://rustup.rs)" >&2; exit 1; }
 echo "demo.sh: building the release binaries (a few minutes the first time; cargo shows its progress)"
-cargo build --release --workspace
-bin=$PWD/target/release
+bin=$(util/build-release.sh | tail -n 1)
 export VSERVER_CONFDIR=$root/etc VSERVER_VDIRBASE=$root/vservers VSERVER_RUNDIR=$root/run
 mkdir -p "$VSERVER_CONFDIR/.defaults"
 run() { echo "+ $*"; "$@"; }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install vserver-rs from a release build, or uninstall it again.
 #
-#   cargo build --release --workspace
+#   util/build-release.sh                 # statically linked release binaries
 #   sudo util/install.sh                  # into /usr/local, config in /etc
 #   sudo util/install.sh --uninstall      # remove exactly what was installed
 #   make-style staging: DESTDIR=/tmp/stage PREFIX=/usr util/install.sh
@@ -15,8 +15,9 @@
 #   TMPFILESDIR     PREFIX/lib/tmpfiles.d
 #   LIBDIR          PREFIX/lib/vserver-rs   vserver-complete, which the completion scripts run
 #   DOCDIR          PREFIX/share/doc/vserver-rs   README, sample configuration, JSON schemas
-#   CARGO_TARGET_DIR target         where `cargo build --release` put the binaries
-#   BUILD_DIR       CARGO_TARGET_DIR/release   the directory holding the binaries
+#   CARGO_TARGET_DIR target         where the release build put the binaries
+#   BUILD_DIR       the directory holding the binaries: CARGO_TARGET_DIR/TRIPLE/release
+#                   (util/build-release.sh) if it has them, else CARGO_TARGET_DIR/release
 #
 # Every file and directory created is listed in a manifest,
 # PREFIX/share/vserver-rs/install-manifest, with a checksum per file. The
@@ -29,7 +30,7 @@
 set -eu
 
 usage() {
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 mode=install
@@ -52,7 +53,14 @@ LIBDIR=${LIBDIR:-$PREFIX/lib/vserver-rs}
 DOCDIR=${DOCDIR:-$PREFIX/share/doc/vserver-rs}
 target=${CARGO_TARGET_DIR:-$here/target}
 case "$target" in /*) ;; *) target=$here/$target ;; esac
-release=${BUILD_DIR:-$target/release}
+static_release=$target/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/release
+if [ -n "${BUILD_DIR:-}" ]; then
+    release=$BUILD_DIR
+elif [ -x "$static_release/vserver" ]; then
+    release=$static_release
+else
+    release=$target/release
+fi
 
 BINARIES="vserver vlimit vhashify chbind vserver-stat vserver-info vps vtop vkill vwait vuname vapt-get vdlimit"
 manifest=$PREFIX/share/vserver-rs/install-manifest
@@ -111,7 +119,7 @@ put_config() { # SOURCE PATH
 
 do_install() {
     for b in $BINARIES vserver-docs vserver-complete; do
-        [ -x "$release/$b" ] || die "$release/$b is missing: run \`cargo build --release --workspace\` first (or set CARGO_TARGET_DIR)"
+        [ -x "$release/$b" ] || die "$release/$b is missing: run util/build-release.sh first (or set CARGO_TARGET_DIR)"
     done
     [ -z "$DESTDIR" ] || mkdir -p "$DESTDIR"
     stage=$(mktemp -d)
