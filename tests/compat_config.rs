@@ -283,3 +283,44 @@ fn a_guest_without_nproc_gets_the_default_process_limit_and_a_fork_loop_stops_at
     w.ok(&g, &["stop"]);
     w.assert_nothing_left(&g);
 }
+
+/// The monitor's scriptlets go back to the cgroup `vserver start` ran in;
+/// when that is gone by the time they run (the admin's login session
+/// ended), to the hierarchy's root, and they still run.
+#[test]
+fn monitor_scriptlets_run_when_the_cgroup_start_came_from_is_gone() {
+    if !ready() {
+        return;
+    }
+    let Some(v2) = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].iter().map(Path::new).find(|d| d.join("cgroup.controllers").exists())
+    else {
+        panic!("no cgroup2 mount on this host");
+    };
+    let w = World::new("gone");
+    let (g, _) = w.busybox_guest("go");
+    let log = w.root.join("scriptlets.log");
+    for stage in ["pre-start", "post-stop"] {
+        let rec = format!(r#"echo "$1 $(grep '^0::' /proc/self/cgroup)" >> {}"#, log.display());
+        executable(&w.guest_conf(&g).join("scripts").join(stage), &rec);
+    }
+    // `vserver start` from a cgroup of its own, removed once the guest runs.
+    let session = v2.join(format!("vstest-session-{}", unique()));
+    fs::create_dir(&session).unwrap();
+    let start = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo $$ > {}/cgroup.procs && exec \"$0\" {g} start", session.display()))
+        .arg(vserver_rs_tests::bin("vserver"))
+        .env("VSERVER_CONFDIR", &w.confdir)
+        .env("VSERVER_VDIRBASE", &w.vdirbase)
+        .env("VSERVER_RUNDIR", &w.rundir)
+        .output();
+    let _ = fs::remove_dir(&session);
+    let start = start.unwrap();
+    assert!(start.status.success(), "{}", describe(&start));
+    assert!(!session.exists(), "the session cgroup must be gone before the stop");
+    w.ok(&g, &["stop"]);
+    w.assert_nothing_left(&g);
+    let rel = |d: &Path| format!("/{}", d.strip_prefix(v2).unwrap().display());
+    let got = fs::read_to_string(&log).unwrap();
+    assert_eq!(got.lines().collect::<Vec<_>>(), [format!("pre-start 0::{}", rel(&session)), "post-stop 0::/".to_string()], "{got}");
+}

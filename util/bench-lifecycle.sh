@@ -8,7 +8,9 @@
 #           `lxc-start -d` + `lxc-wait -s RUNNING` (busybox template, no network)
 #   stop    `vserver NAME stop` vs `lxc-stop -k`
 #   many    N guests started one after another: first vs last start; monitor
-#           memory per guest (anonymous RSS) vs LXC's `[lxc monitor]` per container
+#           memory per guest (anonymous RSS) vs LXC's `[lxc monitor]` per container;
+#           the start of one more guest with the N running vs none, in alternating
+#           blocks, next to the same for one more LXC container (flatness)
 #   debian  (with --debian) start-to-ready of a Debian systemd guest vs
 #           `systemd-nspawn -b --notify-ready=yes` of the same tree, and start of a
 #           sysv guest, both with openssh-server, nginx-light, cron and rsyslog

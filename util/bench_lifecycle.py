@@ -200,7 +200,7 @@ def bench_start_stop(b, rounds):
     report(f"stop --timeout 0 (kill), {rounds} interleaved rounds", ours, stop)
 
 
-def bench_many(b, n):
+def bench_many(b, n, blocks=2, rounds=12):
     names = [f"bmany{i}" for i in range(n)]
     for i, name in enumerate(names):
         b.build(name, 5000 + i, address=f"127.0.251.{i + 1}")
@@ -224,10 +224,55 @@ def bench_many(b, n):
     print(f"  vserver-rs monitor  median {kb(statistics.median(ours))}, max {kb(max(ours))}")
     print(f"  [lxc monitor]       median {kb(statistics.median(theirs))}, max {kb(max(theirs))}; "
           f"ratio of medians {statistics.median(ours) / statistics.median(theirs):.2f}x")
-    for name in names:
-        b.vs(name, "stop", "--timeout", "0")
-    for c in conts:
-        subprocess.run(["lxc-stop", "-k", "-n", c], check=True)
+    start_with_others_running(b, names, conts, blocks, rounds)
+
+
+def start_with_others_running(b, names, conts, blocks, rounds):
+    """Flatness: the start of one more guest (and of one more LXC container)
+    while the N others run and while none does, in alternating blocks, so
+    that the machine's load drifts alike for both; LXC's change is the anchor
+    for what the kernel's own work with N more cgroups, programs and
+    addresses costs."""
+    n = len(names)
+    b.build("bmanyx", 4999, address="127.0.252.1")
+    extra = b.lxc_create("manyx")
+    got = {("vserver-rs", True): [], ("vserver-rs", False): [], ("lxc", True): [], ("lxc", False): []}
+
+    def one_round(others_up):
+        for side in random.sample(["vserver-rs", "lxc"], 2):
+            if side == "vserver-rs":
+                got[(side, others_up)].append(timed([f"{b.bin}/vserver", "bmanyx", "start"], b.env)[0])
+                b.vs("bmanyx", "stop", "--timeout", "0")
+            else:
+                t0 = time.perf_counter()
+                b.lxc_start(extra)
+                got[(side, others_up)].append(time.perf_counter() - t0)
+                subprocess.run(["lxc-stop", "-k", "-n", extra], check=True)
+
+    # The kernel finishes a mass start or stop in its own time (cgroups and
+    # their programs are released by work items): measured after a pause.
+    settle = 3
+    for block in range(blocks):
+        if block > 0:
+            for name in names:
+                b.vs(name, "start")
+            for c in conts:
+                b.lxc_start(c)
+        time.sleep(settle)
+        for _ in range(rounds):
+            one_round(True)
+        for name in names:
+            b.vs(name, "stop", "--timeout", "0")
+        for c in conts:
+            subprocess.run(["lxc-stop", "-k", "-n", c], check=True)
+        time.sleep(settle)
+        for _ in range(rounds):
+            one_round(False)
+    print(f"start of one more guest with {n} others running vs none ({blocks} alternating blocks of {rounds} rounds)")
+    for side in ("vserver-rs", "lxc"):
+        up, idle = got[(side, True)], got[(side, False)]
+        print(f"  {side:<15} none running: median {ms(statistics.median(idle))}; {n} running: median "
+              f"{ms(statistics.median(up))}; ratio {statistics.median(up) / statistics.median(idle):.2f}x")
 
 
 def nspawn_ready(tree, timeout=60):

@@ -461,16 +461,17 @@ pub struct SupervisorSeat {
 }
 
 impl SupervisorSeat {
-    /// The files through which a process goes back to where the monitor
-    /// came from (the hierarchy's root where that is gone): `tasks` in v1,
-    /// `cgroup.procs` in cgroup2. For the host commands the monitor runs.
-    pub fn origin_files(&self) -> Vec<PathBuf> {
+    /// Per hierarchy, the file through which a process goes back to where
+    /// the monitor came from, and the hierarchy root's for when that cgroup
+    /// is gone by then (a login session's scope ends with the session):
+    /// `tasks` in v1, `cgroup.procs` in cgroup2. For the host commands the
+    /// monitor runs.
+    pub fn origin_files(&self) -> Vec<[PathBuf; 2]> {
         self.origin
             .iter()
             .map(|(mount, dir)| {
                 let file = if self.v2.as_ref() == Some(mount) { "cgroup.procs" } else { "tasks" };
-                let at = if dir.is_dir() { dir } else { mount };
-                at.join(file)
+                [dir.join(file), mount.join(file)]
             })
             .collect()
     }

@@ -249,7 +249,7 @@ impl HostSteps for MonitorSteps<'_> {
 
     fn enter_supervisor(&mut self) -> Result<()> {
         let entered = enter_supervisor(self.cgroup, self.first_boot).context("moving the monitor into the guest's supervisor cgroup")?;
-        super::scripts::run_in_host_cgroups(&entered.origin_files())?;
+        super::scripts::run_in_host_cgroups(entered.origin_files());
         *self.seat = Some(entered);
         Ok(())
     }

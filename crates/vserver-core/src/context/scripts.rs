@@ -199,25 +199,29 @@ pub fn release_caller_terminal() {
 /// under its IP set (the programs on `vserver/NAME` hold for every cgroup
 /// below), and a daemon one of them left behind would keep the guest's
 /// cgroup from being removed.
-static HOST_CGROUPS: Mutex<Vec<std::ffi::CString>> = Mutex::new(Vec::new());
+static HOST_CGROUPS: Mutex<Vec<[PathBuf; 2]>> = Mutex::new(Vec::new());
 
-/// Called by the monitor once it is in the guest's `supervisor`: `files`
-/// are the `cgroup.procs`/`tasks` files of where it came from.
-pub fn run_in_host_cgroups(files: &[PathBuf]) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let files = files
-        .iter()
-        .map(|f| std::ffi::CString::new(f.as_os_str().as_bytes()).with_context(|| format!("cgroup file {}", f.display())))
-        .collect::<Result<Vec<_>>>()?;
+/// Called by the monitor once it is in the guest's `supervisor`: per
+/// hierarchy, the `cgroup.procs`/`tasks` file of where it came from and
+/// the hierarchy root's.
+pub fn run_in_host_cgroups(files: Vec<[PathBuf; 2]>) {
     *HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner()) = files;
-    Ok(())
 }
 
-fn in_host_cgroups(cmd: &mut Command) {
-    let files = HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+/// Chosen at each spawn: the cgroup the monitor came from may be gone by
+/// now (then the hierarchy's root).
+fn in_host_cgroups(cmd: &mut Command) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let choices = HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut files = Vec::new();
+    for [origin, root] in choices {
+        let file = if origin.exists() { origin } else { root };
+        files.push(std::ffi::CString::new(file.as_os_str().as_bytes()).with_context(|| format!("cgroup file {}", file.display()))?);
+    }
     if !files.is_empty() {
         crate::sys::process::join_cgroups_at_exec(cmd, files);
     }
+    Ok(())
 }
 
 fn output_for(cmd: &mut Command) -> Result<()> {
@@ -302,7 +306,7 @@ fn run_one(t: &Target, stage: Stage, file: &Path) -> Result<bool> {
     // monitor blocks the ones it reads from a signalfd). `cmd` owns the
     // pipe's write end from here.
     crate::sys::signal::exec_clean(&mut cmd, Some(pipe_w));
-    in_host_cgroups(&mut cmd);
+    in_host_cgroups(&mut cmd)?;
     let status = cmd.status().with_context(|| format!("running scriptlet {}", file.display()))?;
     // Closes our copy of the write end.
     drop(cmd);
@@ -350,7 +354,7 @@ fn run_host_command(guest: &GuestBasics, argv: &[String], file: &str) -> Result<
     output_for(&mut cmd)?;
     // As in run_one: no descriptor beyond stdio, no blocked signal.
     crate::sys::signal::exec_clean(&mut cmd, None);
-    in_host_cgroups(&mut cmd);
+    in_host_cgroups(&mut cmd)?;
     let path = guest.confdir.join(file);
     let status = cmd.status().with_context(|| format!("{}: running {prog}", path.display()))?;
     if !status.success() {
