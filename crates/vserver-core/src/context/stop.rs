@@ -83,8 +83,7 @@ pub fn stop_guest(paths: &Paths, guest: &GuestBasics, opts: StopOptions) -> Resu
         log::warn!("guest {}: the monitor did not end within {} s; cleaning up after it", guest.name, limit.as_secs());
         let _ = pidfd::send_signal(&monitor, libc::SIGKILL);
         wait_exit(&monitor, Duration::from_secs(5));
-        let layout = Layout::detect(&paths.cgroup_root)?;
-        GuestCgroup::from_dirs(&layout, state.cgroups.clone()).remove()?;
+        remove_cgroup(paths, &guest.name, &state)?;
         super::start::remove_recorded_addresses(&state);
         RunState::remove(paths, &guest.name)?;
     }
@@ -101,17 +100,21 @@ fn finish_removal(paths: &Paths, guest: &GuestBasics, state: &RunState) -> Resul
     if RunState::load(paths, &guest.name)?.is_some_and(|s| s.monitor != state.monitor) {
         return Ok(());
     }
+    remove_cgroup(paths, &guest.name, state)
+}
+
+fn remove_cgroup(paths: &Paths, name: &str, state: &RunState) -> Result<()> {
     let layout = Layout::detect(&paths.cgroup_root)?;
     let cgroup = GuestCgroup::from_dirs(&layout, state.cgroups.clone());
     cgroup.remove().or_else(|e| {
-        // The monitor left the IP set's programs to go with the cgroup;
+        // The monitor leaves the IP set's programs to go with the cgroup;
         // one that stays must not keep them.
         if let Some(v2) = cgroup.v2_dir() {
             if let Err(d) = crate::net::detach_from_cgroup(v2) {
-                log::warn!("guest {}: {d:#}", guest.name);
+                log::warn!("guest {name}: {d:#}");
             }
         }
-        Err(e).with_context(|| format!("removing the cgroup of guest {:?}", guest.name))
+        Err(e).with_context(|| format!("removing the cgroup of guest {name:?}"))
     })
 }
 
