@@ -74,7 +74,7 @@ pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), CapsError> {
         caps::clear(None, set).map_err(|e| CapsError::Clear { set: name, message: e.to_string() })?;
     }
     for cap in drops {
-        crate::sys::prctl::capbset_drop(u32::from(cap.index())).map_err(|source| CapsError::Drop { cap: *cap, source })?;
+        crate::sys::prctl::capbset_drop(u32::from(cap.index())).map_err(|err| CapsError::Drop { cap: *cap, err })?;
     }
     Ok(())
 }
@@ -84,8 +84,8 @@ pub fn drop_from_bounding_set(drops: &[Capability]) -> Result<(), CapsError> {
 pub enum CapsError {
     #[error("clearing the {set} capabilities: {message}")]
     Clear { set: &'static str, message: String },
-    #[error("dropping {cap} from the bounding set: {source}")]
-    Drop { cap: Capability, source: std::io::Error },
+    #[error("dropping {cap} from the bounding set: {err}")]
+    Drop { cap: Capability, err: std::io::Error },
 }
 
 /// Renders a set the way `/proc/PID/status` shows `CapBnd`: hex bitmask.
@@ -96,6 +96,24 @@ pub fn to_mask(set: &CapSet) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The library's convention: a typed error's message carries its cause
+    /// (the errno), which is not also its `source()`, so a chain of
+    /// contexts printed as the tools print it (`{:#}`) says it once.
+    #[test]
+    fn a_typed_error_in_a_chain_names_its_errno_once() {
+        let eperm = || std::io::Error::from_raw_os_error(libc::EPERM);
+        let errors: Vec<anyhow::Error> = vec![
+            CapsError::Drop { cap: Capability::CAP_CHOWN, err: eperm() }.into(),
+            crate::limits::rlimit::RlimitError::Read { resource: crate::config::rlimit::Resource::Nofile, err: eperm() }.into(),
+            crate::config::sysctl::SysctlError::Open { file: "sysctl/0/setting".into(), path: "/proc/sys/x".into(), err: eperm() }.into(),
+            crate::sys::ebpf::load::LoadError { errno: eperm(), verifier: Vec::new() }.into(),
+        ];
+        for e in errors {
+            let text = format!("{:#}", e.context("confining the guest"));
+            assert_eq!(text.matches("Operation not permitted").count(), 1, "{text}");
+        }
+    }
 
     #[test]
     fn names_parse_with_or_without_prefix_in_any_case() {

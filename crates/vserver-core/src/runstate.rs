@@ -267,18 +267,30 @@ pub fn now_secs() -> u64 {
 }
 
 /// The running guest's state, or an error saying it does not run.
-pub fn require_running(paths: &Paths, name: &str) -> anyhow::Result<RunState> {
-    match settled_status(paths, name, SETTLE_LIMIT)? {
+pub fn require_running(paths: &Paths, name: &str) -> Result<RunState, NotRunning> {
+    match settled_status(paths, name, SETTLE_LIMIT).map_err(NotRunning::Unreadable)? {
         Status::Running(s) => Ok(s),
-        Status::Stopped => anyhow::bail!("guest {name:?} is not running"),
-        Status::Stale(s) => anyhow::bail!(
-            "guest {name:?} is not running: its run state ({}) is stale (monitor pid {} or init pid {} is gone); \
-             `vserver {name} stop` cleans it up",
-            RunState::file(paths, name).display(),
-            s.monitor.pid,
-            s.init.pid
-        ),
+        Status::Stopped => Err(NotRunning::Stopped { guest: name.to_string() }),
+        Status::Stale(s) => {
+            Err(NotRunning::Stale { guest: name.to_string(), file: RunState::file(paths, name), monitor: s.monitor.pid, init: s.init.pid })
+        }
     }
+}
+
+/// Why a command that needs the guest running cannot act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRunning {
+    #[error("guest {guest:?} is not running")]
+    Stopped { guest: String },
+    #[error(
+        "guest {guest:?} is not running: its run state ({}) is stale (monitor pid {monitor} or init pid {init} is gone); \
+         `vserver {guest} stop` cleans it up",
+        file.display()
+    )]
+    Stale { guest: String, file: PathBuf, monitor: i32, init: i32 },
+    /// The run state could not be read (the message names the file).
+    #[error("{0}")]
+    Unreadable(io::Error),
 }
 
 #[cfg(test)]

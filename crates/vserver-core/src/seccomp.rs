@@ -20,8 +20,6 @@ mod bpf;
 
 use std::io;
 
-use anyhow::Result;
-
 use self::bpf::{ret_errno, Check, Entry, Table};
 use crate::sys;
 
@@ -166,11 +164,18 @@ impl std::fmt::Debug for CompiledFilter {
     }
 }
 
+/// A compiled filter longer than a seccomp program may be.
+#[derive(Debug, thiserror::Error)]
+#[error("the seccomp filter has {instructions} instructions, more than the kernel takes")]
+pub struct FilterTooLong {
+    pub instructions: usize,
+}
+
 impl CompiledFilter {
-    pub fn new(options: FilterOptions) -> Result<CompiledFilter> {
+    pub fn new(options: FilterOptions) -> Result<CompiledFilter, FilterTooLong> {
         let program = bpf::compile(&filter_table(options));
         if program.len() > u16::MAX as usize {
-            anyhow::bail!("the seccomp filter has {} instructions, more than the kernel takes", program.len());
+            return Err(FilterTooLong { instructions: program.len() });
         }
         Ok(CompiledFilter { options, program })
     }

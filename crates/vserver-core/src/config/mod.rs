@@ -82,6 +82,24 @@ pub struct Guest {
     pub findings: Findings,
 }
 
+/// Why `start` refuses a guest before anything is set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NotStartable {
+    #[error("guest {guest:?} is disabled ({} exists); remove that file to start it", file.display())]
+    Disabled { guest: String, file: PathBuf },
+    /// Each refused setting names its file.
+    #[error("guest {guest:?} cannot start on this kernel:{}", refused_list(refused))]
+    Refused { guest: String, refused: Vec<ConfigError> },
+}
+
+/// One refused setting on the same line, more of them one per line.
+fn refused_list(refused: &[ConfigError]) -> String {
+    match refused {
+        [one] => format!(" {one}"),
+        many => many.iter().map(|e| format!("\n  {e}")).collect(),
+    }
+}
+
 /// Who a guest is and how its init runs: all that `vserver stop` and the
 /// scriptlets need. `stop` reads only these ([`load_basics`]), so a setting
 /// broken since the start (a typo in `rlimits/`) cannot keep a running guest
@@ -228,23 +246,14 @@ impl Guest {
     }
 
     /// Everything `start` refuses, as one error naming each file and why.
-    pub fn check_startable(&self) -> anyhow::Result<()> {
+    pub fn check_startable(&self) -> Result<(), NotStartable> {
         if self.disabled {
-            anyhow::bail!(
-                "guest {:?} is disabled ({} exists); remove that file to start it",
-                self.name,
-                self.confdir.join("disabled").display()
-            );
+            return Err(NotStartable::Disabled { guest: self.name.clone(), file: self.confdir.join("disabled") });
         }
-        match self.findings.refused.as_slice() {
-            [] => Ok(()),
-            [one] => anyhow::bail!("guest {:?} cannot start on this kernel: {one}", self.name),
-            many => anyhow::bail!(
-                "guest {:?} cannot start on this kernel:\n  {}",
-                self.name,
-                many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  ")
-            ),
+        if self.findings.refused.is_empty() {
+            return Ok(());
         }
+        Err(NotStartable::Refused { guest: self.name.clone(), refused: self.findings.refused.clone() })
     }
 }
 

@@ -127,27 +127,41 @@ pub fn classify(name: &str) -> Option<SysctlScope> {
 /// the guest's first process, after it entered them and before `/proc` is
 /// remounted (the host's procfs resolves each file in the writer's
 /// namespaces) and before its capabilities are dropped.
-pub fn apply_in_own_namespaces(settings: &[Sysctl]) -> anyhow::Result<()> {
+pub fn apply_in_own_namespaces(settings: &[Sysctl]) -> Result<(), SysctlError> {
     for s in settings {
         let path = s.proc_path();
         let mut f = match fs::OpenOptions::new().write(true).open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
-                "{}: {} is not a setting of the guest's own {} namespace on this kernel",
-                s.file.display(),
-                s.name,
-                match s.scope {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let namespace = match s.scope {
                     SysctlScope::Uts => "uts",
                     SysctlScope::Ipc => "ipc",
                     SysctlScope::Net => "network",
-                }
-            ),
-            Err(e) => anyhow::bail!("{}: opening {}: {e}", s.file.display(), path.display()),
+                };
+                return Err(SysctlError::NotInNamespace { file: s.file.clone(), name: s.name.clone(), namespace });
+            }
+            Err(err) => return Err(SysctlError::Open { file: s.file.clone(), path, err }),
         };
-        f.write_all(format!("{}\n", s.value).as_bytes())
-            .map_err(|e| anyhow::anyhow!("{}: writing {:?} to {}: {e}", s.file.display(), s.value, path.display()))?;
+        f.write_all(format!("{}\n", s.value).as_bytes()).map_err(|err| SysctlError::Write {
+            file: s.file.clone(),
+            value: s.value.clone(),
+            path: path.clone(),
+            err,
+        })?;
     }
     Ok(())
+}
+
+/// A `sysctl/` setting that could not be written in the guest's namespaces;
+/// each names the setting's file.
+#[derive(Debug, thiserror::Error)]
+pub enum SysctlError {
+    #[error("{}: {name} is not a setting of the guest's own {namespace} namespace on this kernel", file.display())]
+    NotInNamespace { file: PathBuf, name: String, namespace: &'static str },
+    #[error("{}: opening {}: {err}", file.display(), path.display())]
+    Open { file: PathBuf, path: PathBuf, err: std::io::Error },
+    #[error("{}: writing {value:?} to {}: {err}", file.display(), path.display())]
+    Write { file: PathBuf, value: String, path: PathBuf, err: std::io::Error },
 }
 
 #[cfg(test)]

@@ -149,11 +149,9 @@ impl std::fmt::Display for LoadError {
     }
 }
 
-impl std::error::Error for LoadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.errno)
-    }
-}
+/// The errno is in the message, so not also the `source()`: a chain of
+/// errors would print it twice.
+impl std::error::Error for LoadError {}
 
 /// BPF_PROG_LOAD. On a rejection the error carries the verifier log.
 pub fn prog_load(spec: &ProgSpec, insns: &[Insn]) -> Result<OwnedFd, LoadError> {
