@@ -8,8 +8,6 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-
 use crate::config::device_rule::{Access, DevKind, DeviceRule, GuestDevices};
 use crate::sys::ebpf::asm::{Asm, Cond, Insn, Reg, Size};
 use crate::sys::ebpf::load::{self, ProgSpec, BPF_F_ALLOW_MULTI};
@@ -63,14 +61,28 @@ pub fn program(rules: &[DeviceRule]) -> Result<Vec<Insn>, String> {
 
 /// Attaches the filter to the guest's cgroup v2 directory; it goes with the
 /// cgroup.
-pub fn attach(cgroup_v2_dir: &Path, devices: &GuestDevices) -> Result<()> {
-    let insns = program(devices.rules()).map_err(anyhow::Error::msg)?;
+pub fn attach(cgroup_v2_dir: &Path, devices: &GuestDevices) -> Result<(), DeviceFilterError> {
+    let insns = program(devices.rules()).map_err(DeviceFilterError::Program)?;
     let spec =
         ProgSpec { prog_type: PROG_TYPE_CGROUP_DEVICE, expected_attach_type: ATTACH_CGROUP_DEVICE, attach_btf_id: 0, name: "vs_devices" };
-    let prog = load::prog_load(&spec, &insns).map_err(|e| anyhow::anyhow!("cannot load the device filter: {e}"))?;
-    let cgroup = OwnedFd::from(File::open(cgroup_v2_dir).with_context(|| format!("opening {}", cgroup_v2_dir.display()))?);
-    load::prog_attach(&cgroup, &prog, ATTACH_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
-        .with_context(|| format!("attaching the device filter to {}", cgroup_v2_dir.display()))
+    let prog = load::prog_load(&spec, &insns).map_err(DeviceFilterError::Load)?;
+    let dir = || cgroup_v2_dir.to_path_buf();
+    let cgroup = OwnedFd::from(File::open(cgroup_v2_dir).map_err(|err| DeviceFilterError::Open { dir: dir(), err })?);
+    load::prog_attach(&cgroup, &prog, ATTACH_CGROUP_DEVICE, BPF_F_ALLOW_MULTI).map_err(|err| DeviceFilterError::Attach { dir: dir(), err })
+}
+
+/// The cgroup2 device filter could not be made or attached.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceFilterError {
+    /// A device rule the program cannot express.
+    #[error("{0}")]
+    Program(String),
+    #[error("cannot load the device filter: {0}")]
+    Load(load::LoadError),
+    #[error("opening {}: {err}", dir.display())]
+    Open { dir: std::path::PathBuf, err: std::io::Error },
+    #[error("attaching the device filter to {}: {err}", dir.display())]
+    Attach { dir: std::path::PathBuf, err: std::io::Error },
 }
 
 #[cfg(test)]

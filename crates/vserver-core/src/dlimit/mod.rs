@@ -27,7 +27,6 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
 use serde::Serialize;
 
 use crate::config::dlimits::{self, DiskLimit};
@@ -39,7 +38,7 @@ pub use fs::{Filesystem, QuotaState};
 /// be enforced: the directory exists, is on the guest root's filesystem, and
 /// that filesystem enforces project quotas. The error names the guest, the
 /// entry, the filesystem and what to change.
-pub fn preflight(guest: &Guest) -> anyhow::Result<Vec<DiskLimit>> {
+pub fn preflight(guest: &Guest) -> Result<Vec<DiskLimit>, DiskLimitError> {
     let limits = dlimits::load(&guest.confdir)?;
     for limit in &limits {
         check_one(guest, limit)?;
@@ -47,49 +46,85 @@ pub fn preflight(guest: &Guest) -> anyhow::Result<Vec<DiskLimit>> {
     Ok(limits)
 }
 
-fn check_one(guest: &Guest, limit: &DiskLimit) -> anyhow::Result<()> {
-    let context = || format!("guest {:?}: disk limit {}", guest.name, limit.entry.display());
-    let dir_meta =
-        std::fs::metadata(&limit.directory).with_context(|| format!("{}: directory {}", context(), limit.directory.display()))?;
-    let root_meta = std::fs::metadata(&guest.vdir).with_context(|| format!("{}: the guest root {}", context(), guest.vdir.display()))?;
+fn check_one(guest: &Guest, limit: &DiskLimit) -> Result<(), DiskLimitError> {
+    let which = || format!("guest {:?}: disk limit {}", guest.name, limit.entry.display());
+    let stat = |what: String, path: &Path| {
+        std::fs::metadata(path).map_err(|err| DiskLimitError::Stat { limit: which(), what: format!("{what} {}", path.display()), err })
+    };
+    let dir_meta = stat("directory".into(), &limit.directory)?;
+    let root_meta = stat("the guest root".into(), &guest.vdir)?;
     if dir_meta.dev() != root_meta.dev() {
-        bail!(
-            "{}: the guest root {} is not on the filesystem of {} (the limit counts the guest's files on that \
-             filesystem)",
-            context(),
-            guest.vdir.display(),
-            limit.directory.display()
-        );
+        return Err(DiskLimitError::NotOnRootFilesystem { limit: which(), root: guest.vdir.clone(), dir: limit.directory.clone() });
     }
-    let fs = Filesystem::of(&limit.directory)?;
-    match fs::quota_state(&limit.directory).with_context(|| format!("{}: asking {} for its quota state", context(), fs.describe()))? {
+    let fs = Filesystem::of(&limit.directory).map_err(DiskLimitError::Filesystem)?;
+    let state = fs::quota_state(&limit.directory).map_err(|err| DiskLimitError::QuotaState { limit: which(), fs: fs.describe(), err })?;
+    match state {
         QuotaState::Enforced => Ok(()),
-        QuotaState::AccountingOnly => bail!(
-            "{}: {} counts project quotas but does not enforce them: mount it with prjquota (or run \
-             `quotaon -P {}`)",
-            context(),
-            fs.describe(),
-            fs.mount_point.display()
-        ),
-        QuotaState::Off => {
-            bail!("{}: {} has no project quota, so the limit could not be enforced; {}", context(), fs.describe(), fs.how_to_enable())
+        QuotaState::AccountingOnly => {
+            Err(DiskLimitError::NotEnforced { limit: which(), fs: fs.describe(), mount_point: fs.mount_point.clone() })
         }
+        QuotaState::Off => Err(DiskLimitError::NoQuota { limit: which(), fs: fs.describe(), how: fs.how_to_enable() }),
     }
+}
+
+/// A disk limit that cannot be enforced or set, or its usage not read;
+/// each names the guest and the `dlimits/` entry, the filesystem and what
+/// to change.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskLimitError {
+    #[error(transparent)]
+    Config(#[from] crate::conffile::ConfigError),
+    #[error("{limit}: {what}: {err}")]
+    Stat { limit: String, what: String, err: io::Error },
+    #[error(
+        "{limit}: the guest root {} is not on the filesystem of {} (the limit counts the guest's files on that filesystem)",
+        root.display(),
+        dir.display()
+    )]
+    NotOnRootFilesystem { limit: String, root: PathBuf, dir: PathBuf },
+    /// Finding the filesystem of the directory (the message names it).
+    #[error("{0}")]
+    Filesystem(io::Error),
+    #[error("{limit}: asking {fs} for its quota state: {err}")]
+    QuotaState { limit: String, fs: String, err: io::Error },
+    #[error(
+        "{limit}: {fs} counts project quotas but does not enforce them: mount it with prjquota (or run `quotaon -P {}`)",
+        mount_point.display()
+    )]
+    NotEnforced { limit: String, fs: String, mount_point: PathBuf },
+    #[error("{limit}: {fs} has no project quota, so the limit could not be enforced; {how}")]
+    NoQuota { limit: String, fs: String, how: String },
+    /// Reading whether the tree is tagged (the message names it).
+    #[error("{0}")]
+    Tagged(io::Error),
+    #[error("guest {guest:?}: tagging {} with project id {xid}: {err}", root.display())]
+    Tag { guest: String, root: PathBuf, xid: u32, err: io::Error },
+    #[error("guest {guest:?}: setting disk limit {}: {err}", entry.display())]
+    Set { guest: String, entry: PathBuf, err: io::Error },
+    #[error("reading the disk usage of project {xid} on {}: {err}", dir.display())]
+    Usage { xid: u32, dir: PathBuf, err: io::Error },
 }
 
 /// Tags the guest's tree with its xid (a full walk only when its top is not
 /// tagged yet) and sets every limit. Call after [`preflight`].
-pub fn apply(guest: &Guest, limits: &[DiskLimit]) -> anyhow::Result<()> {
+pub fn apply(guest: &Guest, limits: &[DiskLimit]) -> Result<(), DiskLimitError> {
     if limits.is_empty() {
         return Ok(());
     }
-    if !tag::is_tagged(&guest.vdir, guest.xid)? {
-        tag::tag_tree(&guest.vdir, guest.xid)
-            .with_context(|| format!("guest {:?}: tagging {} with project id {}", guest.name, guest.vdir.display(), guest.xid))?;
+    if !tag::is_tagged(&guest.vdir, guest.xid).map_err(DiskLimitError::Tagged)? {
+        tag::tag_tree(&guest.vdir, guest.xid).map_err(|err| DiskLimitError::Tag {
+            guest: guest.name.clone(),
+            root: guest.vdir.clone(),
+            xid: guest.xid,
+            err,
+        })?;
     }
     for limit in limits {
-        set_limits(&limit.directory, guest.xid, &Limits::from_config(limit))
-            .with_context(|| format!("guest {:?}: setting disk limit {}", guest.name, limit.entry.display()))?;
+        set_limits(&limit.directory, guest.xid, &Limits::from_config(limit)).map_err(|err| DiskLimitError::Set {
+            guest: guest.name.clone(),
+            entry: limit.entry.clone(),
+            err,
+        })?;
     }
     Ok(())
 }
@@ -188,13 +223,11 @@ pub fn read_usage(on: &Path, id: u32) -> io::Result<DiskUsage> {
 /// Usage and limits of every configured disk limit of a guest (none when
 /// it has no `dlimits/`). This is what `vlimit --stats` and `vserver-stat`
 /// show.
-pub fn usage(guest_confdir: &Path, xid: u32) -> anyhow::Result<Vec<DiskUsage>> {
+pub fn usage(guest_confdir: &Path, xid: u32) -> Result<Vec<DiskUsage>, DiskLimitError> {
     let limits = dlimits::load(guest_confdir)?;
     limits
         .iter()
-        .map(|l| {
-            read_usage(&l.directory, xid).with_context(|| format!("reading the disk usage of project {xid} on {}", l.directory.display()))
-        })
+        .map(|l| read_usage(&l.directory, xid).map_err(|err| DiskLimitError::Usage { xid, dir: l.directory.clone(), err }))
         .collect()
 }
 
