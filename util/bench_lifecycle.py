@@ -204,17 +204,22 @@ def bench_many(b, n, blocks=2, rounds=12):
     names = [f"bmany{i}" for i in range(n)]
     for i, name in enumerate(names):
         b.build(name, 5000 + i, address=f"127.0.251.{i + 1}")
-    times = []
-    for name in names:
-        times.append(timed([f"{b.bin}/vserver", name, "start"], b.env)[0])
-    k = max(1, n // 10)
-    print(f"{n} guests started one after another: first {ms(times[0])}, last {ms(times[-1])}; "
-          f"median of the first {k} {ms(statistics.median(times[:k]))}, of the last {k} "
-          f"{ms(statistics.median(times[-k:]))}")
-    ours = [rss_anon_kb(b.state(name)["monitor"]["pid"]) for name in names]
     conts = [b.lxc_create(f"many{i}") for i in range(n)]
-    for c in conts:
+    # One of ours, then one LXC container, and so on: both sequences see the
+    # machine's load alike.
+    times, lxc_times = [], []
+    for name, c in zip(names, conts):
+        times.append(timed([f"{b.bin}/vserver", name, "start"], b.env)[0])
+        t0 = time.perf_counter()
         b.lxc_start(c)
+        lxc_times.append(time.perf_counter() - t0)
+    k = max(1, n // 10)
+    tenths = lambda t: ", ".join(ms(statistics.median(t[i:i + k])) for i in range(0, n, k))
+    print(f"{n} guests started one after another, each followed by one LXC container: medians of each {k} starts")
+    for side, t in (("vserver-rs", times), ("lxc", lxc_times)):
+        print(f"  {side:<15} {tenths(t)}; last {k} / first {k}: "
+              f"{statistics.median(t[-k:]) / statistics.median(t[:k]):.2f}x")
+    ours = [rss_anon_kb(b.state(name)["monitor"]["pid"]) for name in names]
     theirs = []
     for c in conts:
         ppid = open(f"/proc/{b.lxc_pid(c)}/stat").read().rsplit(")", 1)[1].split()[1]
