@@ -7,7 +7,8 @@
 #   start   `vserver NAME start` of a busybox guest with one address on lo vs
 #           `lxc-start -d` + `lxc-wait -s RUNNING` (busybox template, no network)
 #   stop    `vserver NAME stop` vs `lxc-stop -k`
-#   many    N guests started one after another: first vs last start; monitor
+#   many    N guests started one after another, each followed by one LXC
+#           container: medians of each tenth of the starts for both; monitor
 #           memory per guest (anonymous RSS) vs LXC's `[lxc monitor]` per container;
 #           the start of one more guest with the N running vs none, in alternating
 #           blocks, next to the same for one more LXC container (flatness)
