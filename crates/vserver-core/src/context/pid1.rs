@@ -8,17 +8,16 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{Context, Result};
-use nix::sys::signal::SigSet;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::channel::{send, wait_for, Channel};
+use super::channel::{wait_for, Channel};
+use super::fdpass;
 use super::network::Network;
 use super::restrict::Restrictions;
-use super::{fdpass, init, setup};
 use crate::cgroup::{GuestCgroup, SupervisorSeat};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
 use crate::paths::Paths;
@@ -293,7 +292,7 @@ impl HostSteps for MonitorSteps<'_> {
         match forked {
             clone::Forked::Child => {
                 drop((go.write, report.read, userns_ready.read, start_monitor, payload));
-                guest_main(self.guest, go.read, report.write, userns_ready.write, start_child, &v1_tasks, restrictions)
+                super::guest_main::guest_main(self.guest, go.read, report.write, userns_ready.write, start_child, &v1_tasks, restrictions)
             }
             clone::Forked::Parent { pid, pidfd, in_cgroup } => {
                 drop((go.read, report.write, userns_ready.write, start_child, payload, v1_tasks));
@@ -359,57 +358,6 @@ impl HostSteps for MonitorSteps<'_> {
     fn send_maps_written(&mut self) -> Result<()> {
         Ok(self.child()?.go.write_all(b"m")?)
     }
-}
-
-/// The first process of the guest, in its new namespaces. Failures go back
-/// to the monitor through `report`; success is exec (or, for the built-in
-/// init, `report` being closed once the start command has run).
-fn guest_main(
-    guest: &Guest,
-    go: File,
-    report: File,
-    userns_ready: File,
-    start: OwnedFd,
-    v1_tasks: &[File],
-    restrictions: &Restrictions,
-) -> ! {
-    // The monitor's stdio (monitor.log) must not reach the guest: /dev/null
-    // until /dev/console exists. Its other descriptors (the signalfd, the
-    // pipe to `vserver start`) must not either: the built-in init never
-    // execs, so close-on-exec alone would not drop them.
-    let mut keep = vec![go.as_raw_fd(), report.as_raw_fd(), userns_ready.as_raw_fd(), start.as_raw_fd()];
-    keep.extend(v1_tasks.iter().map(|f| f.as_raw_fd()));
-    crate::sys::fds::close_all_except(&keep);
-    // A clean signal state for the guest, which exec would keep: the
-    // monitor blocks the signals its signalfd reads, and Rust's runtime
-    // ignores SIGPIPE.
-    let _ = SigSet::all().thread_unblock();
-    let _ = sys::signal::set_default(libc::SIGPIPE);
-    if let Ok(null) = File::open("/dev/null") {
-        for target in 0..3 {
-            // Onto the standard descriptors of this (forked) process.
-            let _ = nix::unistd::dup2(null.as_raw_fd(), target);
-        }
-    }
-    let mut steps = setup::Pid1Steps::new(guest, go, userns_ready, start, v1_tasks, restrictions);
-    let set_up = setup::setup_guest(guest, &mut steps);
-    // The monitor's channels close here, before the guest's init runs (the
-    // built-in init never execs, so close-on-exec would not close them).
-    drop(steps);
-    let err = match set_up {
-        Err(e) => e,
-        Ok(()) => match guest.init.style {
-            InitStyle::Plain => setup::exec_plain(guest),
-            InitStyle::Systemd => setup::exec_systemd(guest),
-            InitStyle::Sysv => match super::restrict::limit_own_capabilities(&restrictions.bcaps) {
-                Ok(()) => init::run(guest, report),
-                Err(e) => e,
-            },
-        },
-    };
-    send(&report, &format!("{err:#}"));
-    // Leaving the failed child without unwinding.
-    exit_now(127)
 }
 
 /// The monitor moves into `supervisor`. A write to cgroup.procs would take

@@ -15,7 +15,6 @@ use anyhow::{Context, Result};
 
 use super::channel::wait_for_go;
 use super::restrict::{self, Restrictions};
-use super::GUEST_PATH;
 use super::{fdpass, notify, userns};
 use crate::config::{ExtraNamespace, Guest, InitStyle};
 use crate::rootfs::console::Console;
@@ -352,80 +351,4 @@ fn set_uts(guest: &Guest) -> Result<()> {
         crate::sys::ns::set_domainname(&c).context("setting the domain name")?;
     }
     Ok(())
-}
-
-/// The argv of the guest's pid 1 for style `plain`: `cmd.start` or /sbin/init.
-pub(super) fn plain_init_argv(guest: &Guest) -> Vec<String> {
-    match (&guest.init.style, &guest.init.cmd_start) {
-        (InitStyle::Plain, Some(cmd)) if !cmd.is_empty() => cmd.clone(),
-        _ => vec!["/sbin/init".to_string()],
-    }
-}
-
-/// Where a systemd guest's pid 1 is looked for, as systemd-nspawn does.
-pub const SYSTEMD_PATHS: &[&str] = &["/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init"];
-
-/// The argv of a systemd guest's pid 1: `cmd.start`, or the guest's systemd.
-/// `exists` says whether a path is an executable file inside the guest.
-pub(super) fn systemd_argv(guest: &Guest, exists: impl Fn(&str) -> bool) -> Option<Vec<String>> {
-    match &guest.init.cmd_start {
-        Some(cmd) if !cmd.is_empty() => Some(cmd.clone()),
-        _ => SYSTEMD_PATHS.iter().find(|p| exists(p)).map(|p| vec![p.to_string()]),
-    }
-}
-
-/// Execs a systemd guest's pid 1 (after pivot_root: paths are the guest's)
-/// with systemd's container environment: `container=vserver` and the
-/// readiness socket. Returns only on failure.
-pub(super) fn exec_systemd(guest: &Guest) -> anyhow::Error {
-    let Some(argv) = systemd_argv(guest, is_executable) else {
-        return anyhow::anyhow!("no systemd in the guest (looked for {})", SYSTEMD_PATHS.join(", "));
-    };
-    let mut env = init_environment(guest);
-    env.push(format!("NOTIFY_SOCKET={}", notify::NOTIFY_PATH));
-    exec_clean_with(&argv, None, &env)
-}
-
-/// Execs a plain-style guest's own init with `apps/init/environment`.
-pub(super) fn exec_plain(guest: &Guest) -> anyhow::Error {
-    exec_clean_with(&plain_init_argv(guest), None, &init_environment(guest))
-}
-
-/// `apps/init/environment` as NAME=VALUE entries, for the guest's own init.
-fn init_environment(guest: &Guest) -> Vec<String> {
-    guest.init.environment.iter().flatten().map(|(n, v)| format!("{n}={v}")).collect()
-}
-
-fn exec_clean_with(argv: &[String], term: Option<&str>, extra_env: &[String]) -> anyhow::Error {
-    let cargs: Result<Vec<CString>, _> = argv.iter().map(|a| CString::new(a.as_str())).collect();
-    let Ok(cargs) = cargs else { return anyhow::anyhow!("a command argument contains a NUL byte") };
-    let Some(prog) = cargs.first() else { return anyhow::anyhow!("no command given") };
-    let mut env = vec![format!("PATH={GUEST_PATH}"), "HOME=/root".to_string(), "container=vserver".to_string()];
-    env.push(format!("TERM={}", term.unwrap_or("linux")));
-    for extra in extra_env {
-        // A later entry of the same name wins (apps/init/environment may set PATH).
-        let name = extra.split_once('=').map_or(extra.as_str(), |(n, _)| n);
-        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(name));
-        env.push(extra.clone());
-    }
-    let Ok(cenv) = env.into_iter().map(CString::new).collect::<Result<Vec<CString>, _>>() else {
-        return anyhow::anyhow!("an environment variable contains a NUL byte");
-    };
-    // Search PATH inside the guest for a bare command name.
-    let path = if argv[0].contains('/') {
-        prog.clone()
-    } else {
-        match GUEST_PATH.split(':').map(|d| format!("{d}/{}", argv[0])).find(|p| is_executable(p)) {
-            Some(p) => CString::new(p).expect("no NUL"),
-            None => return anyhow::anyhow!("{}: command not found in the guest", argv[0]),
-        }
-    };
-    match nix::unistd::execve(&path, &cargs, &cenv) {
-        Err(e) => anyhow::anyhow!("executing {} in the guest: {e}", argv[0]),
-        Ok(never) => match never {},
-    }
-}
-
-fn is_executable(path: &str) -> bool {
-    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && Path::new(path).metadata().map(|m| m.is_file()).unwrap_or(false)
 }

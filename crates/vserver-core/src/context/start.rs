@@ -172,7 +172,7 @@ fn check_guest_root(guest: &Guest) -> Result<()> {
     let exists = |p: &str| root.is_executable_file(Path::new(p));
     match guest.init.style {
         InitStyle::Plain => {
-            let init = super::setup::plain_init_argv(guest).remove(0);
+            let init = super::guest_main::plain_init_argv(guest).remove(0);
             if init.starts_with('/') && !exists(&init) {
                 bail!(
                     "guest {:?}: its init {init} is not an executable file in {} (set apps/init/cmd.start or another apps/init/style)",
@@ -181,14 +181,14 @@ fn check_guest_root(guest: &Guest) -> Result<()> {
                 );
             }
         }
-        InitStyle::Systemd => match super::setup::systemd_argv(guest, exists) {
+        InitStyle::Systemd => match super::guest_main::systemd_argv(guest, exists) {
             Some(argv) if !argv[0].starts_with('/') || exists(&argv[0]) => {}
             Some(argv) => bail!("guest {:?}: apps/init/cmd.start names {}, which is not an executable file in {}", guest.name, argv[0], vdir.display()),
             None => bail!(
                 "guest {:?}: init style systemd, but there is no systemd in {} (looked for {}; install systemd-sysv in the guest or set apps/init/style)",
                 guest.name,
                 vdir.display(),
-                super::setup::SYSTEMD_PATHS.join(", ")
+                super::guest_main::SYSTEMD_PATHS.join(", ")
             ),
         },
         InitStyle::Sysv => {}
