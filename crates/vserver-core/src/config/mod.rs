@@ -579,3 +579,28 @@ pub fn list_guests(paths: &Paths) -> Result<Vec<String>, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Guests for other modules' unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::fs;
+
+    use super::{load_guest, Guest};
+    use crate::paths::Paths;
+
+    /// Guest "g1" with xid 42 and the given files in its configuration
+    /// directory, in a fresh temporary tree.
+    pub(crate) fn guest_with_files(files: &[(&str, &str)]) -> Guest {
+        let root = crate::conffile::tests::tempdir();
+        let paths = Paths { confdir: root.join("etc"), vdirbase: root.join("v"), rundir: root.join("run"), cgroup_root: root.join("cg") };
+        let dir = paths.guest_confdir("g1");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("context"), "42\n").unwrap();
+        for (name, content) in files {
+            let file = dir.join(name);
+            fs::create_dir_all(file.parent().unwrap()).unwrap();
+            fs::write(file, content).unwrap();
+        }
+        load_guest(&paths, "g1").unwrap()
+    }
+}

@@ -2,16 +2,12 @@
 //! and `boot` (the monitor) run against a recorder that logs each step's
 //! name and fails where it is told to. No system call is made.
 
-use std::fs;
-
 use anyhow::{bail, Result};
 
 use super::pid1::{self, HostSteps};
 use super::setup::{self, SetupSteps};
 use super::userns;
-use crate::config::parse::tests::tempdir;
-use crate::config::{load_guest, Guest};
-use crate::paths::Paths;
+use crate::config::Guest;
 
 /// Logs each step it is asked for; fails at `fail_at`, if given.
 #[derive(Default)]
@@ -186,20 +182,7 @@ impl HostSteps for Recorder {
 
 // ---- guests ----
 
-/// A guest "g1" with xid 42 and the given files in its config directory.
-fn guest(files: &[(&str, &str)]) -> Guest {
-    let root = tempdir();
-    let paths = Paths { confdir: root.join("etc"), vdirbase: root.join("v"), rundir: root.join("run"), cgroup_root: root.join("cg") };
-    let dir = paths.guest_confdir("g1");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("context"), "42\n").unwrap();
-    for (name, content) in files {
-        let file = dir.join(name);
-        fs::create_dir_all(file.parent().unwrap()).unwrap();
-        fs::write(file, content).unwrap();
-    }
-    load_guest(&paths, "g1").unwrap()
-}
+use crate::config::testutil::guest_with_files as guest;
 
 fn plain_guest() -> Guest {
     guest(&[("apps/init/style", "plain\n")])

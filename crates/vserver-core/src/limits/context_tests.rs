@@ -1,26 +1,9 @@
 use std::fs;
 
 use super::*;
-use crate::config::load_guest;
-use crate::config::parse::tests::tempdir;
 use crate::limits::testutil::{hybrid_guest, read, v2_guest};
-use crate::paths::Paths;
 
-/// A guest config tree with the given files under its confdir.
-fn guest(files: &[(&str, &str)]) -> Guest {
-    let confdir = tempdir();
-    let paths =
-        Paths { confdir: confdir.clone(), vdirbase: confdir.join("vdirs"), rundir: confdir.join("run"), cgroup_root: confdir.join("cg") };
-    let dir = confdir.join("g1");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("context"), "42\n").unwrap();
-    for (name, content) in files {
-        let file = dir.join(name);
-        fs::create_dir_all(file.parent().unwrap()).unwrap();
-        fs::write(file, content).unwrap();
-    }
-    load_guest(&paths, "g1").unwrap()
-}
+use crate::config::testutil::guest_with_files as guest;
 
 const FULL: &[(&str, &str)] = &[
     ("rlimits/rss", "16384\n"),
