@@ -3,6 +3,7 @@
 //! is our root by then) and runs with an environment built from nothing, so
 //! no variable of the host ever reaches the guest.
 
+use crate::context::error::ContextError;
 use std::ffi::CString;
 use std::path::Path;
 
@@ -31,24 +32,24 @@ pub fn sanitized_term(term: Option<&str>) -> String {
 
 /// Replaces this process with `argv` and exactly `env`. Returns only on
 /// failure. A bare command name is searched in the guest's PATH.
-pub fn exec(argv: &[String], env: &[String]) -> anyhow::Error {
-    let Some(first) = argv.first() else { return anyhow::anyhow!("no command given") };
+pub fn exec(argv: &[String], env: &[String]) -> ContextError {
+    let Some(first) = argv.first() else { return ContextError::NoCommand };
     let cargs: Result<Vec<CString>, _> = argv.iter().map(|a| CString::new(a.as_str())).collect();
     let cenv: Result<Vec<CString>, _> = env.iter().map(|e| CString::new(e.as_str())).collect();
     let (Ok(cargs), Ok(cenv)) = (cargs, cenv) else {
-        return anyhow::anyhow!("a command argument or variable contains a NUL byte");
+        return ContextError::NulByte("a command argument or variable");
     };
     let path = if first.contains('/') {
         first.clone()
     } else {
         match GUEST_PATH.split(':').map(|d| format!("{d}/{first}")).find(|p| is_executable(p)) {
             Some(p) => p,
-            None => return anyhow::anyhow!("{first}: command not found in the guest"),
+            None => return ContextError::CommandNotFound { command: first.clone() },
         }
     };
-    let Ok(cpath) = CString::new(path) else { return anyhow::anyhow!("a command argument contains a NUL byte") };
+    let Ok(cpath) = CString::new(path) else { return ContextError::NulByte("a command argument") };
     match nix::unistd::execve(&cpath, &cargs, &cenv) {
-        Err(e) => anyhow::anyhow!("executing {first} in the guest: {e}"),
+        Err(err) => ContextError::Exec { command: first.clone(), err },
         Ok(never) => match never {},
     }
 }

@@ -19,7 +19,7 @@ mod user;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use crate::context::error::{Result, StepResult};
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{bind, getsockopt, listen, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::{umask, Mode};
@@ -67,18 +67,18 @@ impl Control {
     /// that every joiner is non-dumpable from its first instruction on
     /// (it is visible in the guest's /proc from then).
     pub fn listen(paths: &Paths, name: &str) -> Result<Control> {
-        nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).context("making the monitor non-dumpable")?;
+        nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).step("making the monitor non-dumpable")?;
         let path = client::socket_path(paths, name);
         let _ = std::fs::remove_file(&path);
         let sock = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-            .context("creating the control socket")?;
-        let addr = UnixAddr::new(&path).with_context(|| format!("{}: not a socket path", path.display()))?;
+            .step("creating the control socket")?;
+        let addr = UnixAddr::new(&path).with_step(|| format!("{}: not a socket path", path.display()))?;
         // Root only from the first moment (the peer check below is the second line).
         let old = umask(Mode::from_bits_truncate(0o177));
         let bound = bind(sock.as_raw_fd(), &addr);
         umask(old);
-        bound.with_context(|| format!("binding {}", path.display()))?;
-        listen(&sock, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).context("listening on the control socket")?;
+        bound.with_step(|| format!("binding {}", path.display()))?;
+        listen(&sock, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).step("listening on the control socket")?;
         Ok(Control { listener: sock, path, pending: Vec::new(), joiners: Vec::new(), target: None, listeners: Vec::new() })
     }
 

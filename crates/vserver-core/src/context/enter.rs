@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use crate::context::error::{ContextError, Result};
 
 use super::control::{self, ExecOptions, Outcome};
 use crate::paths::Paths;
@@ -32,7 +32,7 @@ pub fn enter_shell(paths: &Paths, name: &str, shell: Option<Vec<String>>) -> Res
 pub fn exec_in_guest(paths: &Paths, name: &str, argv: &[String], timeout: Option<Duration>) -> Result<i32> {
     let opts = ExecOptions { argv: argv.to_vec(), user: None, login: false, timeout };
     match control::client::run(paths, name, &opts)? {
-        Outcome::NotRun(why) => Err(anyhow::anyhow!("{why}")),
+        Outcome::NotRun(why) => Err(ContextError::NotRun(why)),
         other => Ok(other.exit_code()),
     }
 }

@@ -3,6 +3,7 @@
 //! `plain` and `systemd`, exec'd with the container environment) or the
 //! built-in one (style `sysv`, which never execs).
 
+use crate::context::error::ContextError;
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -92,9 +93,9 @@ pub(super) fn systemd_argv(guest: &Guest, exists: impl Fn(&str) -> bool) -> Opti
 /// Execs a systemd guest's pid 1 (after pivot_root: paths are the guest's)
 /// with systemd's container environment: `container=vserver` and the
 /// readiness socket. Returns only on failure.
-pub(super) fn exec_systemd(guest: &Guest) -> anyhow::Error {
+pub(super) fn exec_systemd(guest: &Guest) -> ContextError {
     let Some(argv) = systemd_argv(guest, is_executable) else {
-        return anyhow::anyhow!("no systemd in the guest (looked for {})", SYSTEMD_PATHS.join(", "));
+        return ContextError::InGuest(format!("no systemd in the guest (looked for {})", SYSTEMD_PATHS.join(", ")));
     };
     let mut env = init_environment(guest);
     env.push(format!("NOTIFY_SOCKET={}", notify::NOTIFY_PATH));
@@ -102,7 +103,7 @@ pub(super) fn exec_systemd(guest: &Guest) -> anyhow::Error {
 }
 
 /// Execs a plain-style guest's own init with `apps/init/environment`.
-pub(super) fn exec_plain(guest: &Guest) -> anyhow::Error {
+pub(super) fn exec_plain(guest: &Guest) -> ContextError {
     exec_clean_with(&plain_init_argv(guest), None, &init_environment(guest))
 }
 
@@ -111,10 +112,10 @@ fn init_environment(guest: &Guest) -> Vec<String> {
     guest.init.environment.iter().flatten().map(|(n, v)| format!("{n}={v}")).collect()
 }
 
-fn exec_clean_with(argv: &[String], term: Option<&str>, extra_env: &[String]) -> anyhow::Error {
+fn exec_clean_with(argv: &[String], term: Option<&str>, extra_env: &[String]) -> ContextError {
     let cargs: Result<Vec<CString>, _> = argv.iter().map(|a| CString::new(a.as_str())).collect();
-    let Ok(cargs) = cargs else { return anyhow::anyhow!("a command argument contains a NUL byte") };
-    let Some(prog) = cargs.first() else { return anyhow::anyhow!("no command given") };
+    let Ok(cargs) = cargs else { return ContextError::NulByte("a command argument") };
+    let Some(prog) = cargs.first() else { return ContextError::NoCommand };
     let mut env = vec![format!("PATH={GUEST_PATH}"), "HOME=/root".to_string(), "container=vserver".to_string()];
     env.push(format!("TERM={}", term.unwrap_or("linux")));
     for extra in extra_env {
@@ -124,7 +125,7 @@ fn exec_clean_with(argv: &[String], term: Option<&str>, extra_env: &[String]) ->
         env.push(extra.clone());
     }
     let Ok(cenv) = env.into_iter().map(CString::new).collect::<Result<Vec<CString>, _>>() else {
-        return anyhow::anyhow!("an environment variable contains a NUL byte");
+        return ContextError::NulByte("an environment variable");
     };
     // Search PATH inside the guest for a bare command name.
     let path = if argv[0].contains('/') {
@@ -132,11 +133,11 @@ fn exec_clean_with(argv: &[String], term: Option<&str>, extra_env: &[String]) ->
     } else {
         match GUEST_PATH.split(':').map(|d| format!("{d}/{}", argv[0])).find(|p| is_executable(p)) {
             Some(p) => CString::new(p).expect("no NUL"),
-            None => return anyhow::anyhow!("{}: command not found in the guest", argv[0]),
+            None => return ContextError::CommandNotFound { command: argv[0].clone() },
         }
     };
     match nix::unistd::execve(&path, &cargs, &cenv) {
-        Err(e) => anyhow::anyhow!("executing {} in the guest: {e}", argv[0]),
+        Err(err) => ContextError::Exec { command: argv[0].clone(), err },
         Ok(never) => match never {},
     }
 }

@@ -33,7 +33,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use crate::context::error::{ContextError, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -120,7 +120,7 @@ impl<'g> Init<'g> {
         })
     }
 
-    fn main_loop(&mut self) -> anyhow::Error {
+    fn main_loop(&mut self) -> ContextError {
         utmp::record_boot();
         let level = self.guest.init.runlevel.bytes().next().unwrap_or(b'3');
         self.start_job(Goal::Level(level));
@@ -131,7 +131,7 @@ impl<'g> Init<'g> {
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return anyhow::Error::from(e).context("waiting for signals"),
+                Err(e) => return ContextError::Step { step: "waiting for signals".into(), cause: e.into() },
                 Ok(_) => {}
             }
             let request_ready = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());

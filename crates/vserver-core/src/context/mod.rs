@@ -8,6 +8,7 @@ mod command;
 mod console_log;
 pub mod control;
 pub mod enter;
+pub mod error;
 mod fdpass;
 mod guest_main;
 pub mod halt;

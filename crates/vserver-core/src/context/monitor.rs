@@ -22,7 +22,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -118,7 +118,7 @@ fn supervise_boots(paths: &Paths, guest: &Guest, layout: &Layout, report: File) 
         match ending {
             Ending::Failed(msg) => {
                 fail(&mut cli, &msg);
-                anyhow::bail!("{msg}");
+                return Err(ContextError::DidNotBoot(msg));
             }
             _ if cli.is_some() => {
                 fail(&mut cli, "the guest was stopped before it was up");
@@ -457,7 +457,7 @@ impl<'a> Boot<'a> {
             allow_io_uring: restrictions.seccomp.allow_io_uring,
             allow_ping_sockets: restrictions.seccomp.allow_ping_sockets,
         };
-        state.save(self.paths).context("writing the run state")
+        state.save(self.paths).step("writing the run state")
     }
 
     /// S2: the console master (and the notify socket of a systemd guest);
@@ -687,7 +687,7 @@ impl<'a> Boot<'a> {
 /// the cgroups every joiner belongs in (payload, or where a systemd guest's
 /// pid 1 put itself on cgroup2), pid 1, the restrictions it runs under.
 fn join_target(cgroup: &GuestCgroup, pid: Pid, pidfd: &OwnedFd, restrictions: &Restrictions) -> Result<JoinTarget> {
-    let dirs = cgroup.joiner_dirs(pid.as_raw()).context("finding the guest's cgroups for joiners")?;
+    let dirs = cgroup.joiner_dirs(pid.as_raw()).step("finding the guest's cgroups for joiners")?;
     let v2_root = cgroup.layout().v2.clone();
     let (v2, v1): (Vec<_>, Vec<_>) = dirs.into_iter().partition(|d| v2_root.as_ref().is_some_and(|r| d.starts_with(r)));
     JoinTarget::new(pid.as_raw(), pidfd, v2.first().map(|p| p.as_path()), &v1, restrictions)
@@ -754,7 +754,7 @@ fn copy_on_write_supervisor(paths: &Paths, guest: &Guest, first_boot: bool) -> R
         return Ok(None);
     }
     let s = Supervisor::new(paths, &guest.name)
-        .with_context(|| format!("guest {:?} takes part in unification ({}/apps/vunify)", guest.name, guest.confdir.display()))?;
+        .with_step(|| format!("guest {:?} takes part in unification ({}/apps/vunify)", guest.name, guest.confdir.display()))?;
     // `vserver start` holds the start lock until the run state is written:
     // a window opened meanwhile (an rc script changing a unified file) must
     // not wait for it.

@@ -3,7 +3,7 @@
 //! cgroup v2 directory and its addresses on host devices, or, for a guest
 //! with a network namespace of its own, the veth pair.
 
-use anyhow::{Context, Result};
+use crate::context::error::{OrMissing, Result};
 
 use crate::cgroup::GuestCgroup;
 use crate::config::{ExtraNamespace, Guest};
@@ -32,7 +32,7 @@ impl Network {
         let net::GuestNetwork::Restricted(ctx) = net::guest_network(&guest.confdir, &guest.net, guest.xid)? else {
             return Ok(());
         };
-        let v2 = cgroup.v2_dir().context("network contexts need a cgroup v2 directory for the guest")?;
+        let v2 = cgroup.v2_dir().or_missing("network contexts need a cgroup v2 directory for the guest")?;
         self.programs = Some(ctx.apply_to_cgroup(v2, &paths.rundir)?);
         self.added = ctx.add_host_addresses()?;
         self.live = Some((paths.clone(), guest.name.clone()));

@@ -4,7 +4,7 @@
 //! guest process using 1% of memory scores above a host daemon using 50%).
 //! Within a guest's own memory limit the monitor (at 0) outlives them too.
 
-use anyhow::{Context, Result};
+use crate::context::error::{Result, StepResult};
 
 /// oom_score_adj of every guest process: pid 1 (set by the monitor before
 /// it runs, inherited by all its descendants) and every joiner.
@@ -17,5 +17,5 @@ pub const GUEST_OOM_SCORE_ADJ: i32 = 500;
 /// raise but never go below.
 pub fn set_guest_score(pid: i32) -> Result<()> {
     let path = if pid == 0 { "/proc/self/oom_score_adj".to_string() } else { format!("/proc/{pid}/oom_score_adj") };
-    std::fs::write(&path, GUEST_OOM_SCORE_ADJ.to_string()).with_context(|| format!("writing {path}"))
+    std::fs::write(&path, GUEST_OOM_SCORE_ADJ.to_string()).with_step(|| format!("writing {path}"))
 }

@@ -2,7 +2,7 @@
 //! and `boot` (the monitor) run against a recorder that logs each step's
 //! name and fails where it is told to. No system call is made.
 
-use anyhow::{bail, Result};
+use super::error::{Result, StepResult};
 
 use super::pid1::{self, HostSteps};
 use super::setup::{self, SetupSteps};
@@ -26,7 +26,7 @@ impl Recorder {
     fn step(&mut self, name: &'static str) -> Result<()> {
         self.log.push(name);
         if self.fail_at == Some(name) {
-            bail!("{name} failed");
+            return Err(std::io::Error::other("forced by the test")).step(format!("{name} failed"));
         }
         Ok(())
     }

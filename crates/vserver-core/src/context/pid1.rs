@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 
-use anyhow::{Context, Result};
+use crate::context::error::{OrMissing, Result, StepResult};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
@@ -202,16 +202,16 @@ struct Child {
 
 impl MonitorSteps<'_> {
     fn restrictions(&self) -> Result<&Restrictions> {
-        self.restrictions.as_ref().context("the restrictions are not compiled yet")
+        self.restrictions.as_ref().or_missing("the restrictions are not compiled yet")
     }
 
     fn child(&mut self) -> Result<&mut Child> {
-        self.child.as_mut().context("pid 1 is not cloned yet")
+        self.child.as_mut().or_missing("pid 1 is not cloned yet")
     }
 
     fn into_pid1(self) -> Result<Pid1> {
-        let child = self.child.context("pid 1 is not cloned yet")?;
-        let restrictions = self.restrictions.context("the restrictions are not compiled yet")?;
+        let child = self.child.or_missing("pid 1 is not cloned yet")?;
+        let restrictions = self.restrictions.or_missing("the restrictions are not compiled yet")?;
         Ok(Pid1 { pid: child.pid, pidfd: child.pidfd, report: child.report, start_socket: child.start_socket, restrictions })
     }
 }
@@ -230,7 +230,7 @@ impl HostSteps for MonitorSteps<'_> {
     }
 
     fn apply_context_limits(&mut self) -> Result<()> {
-        crate::limits::apply_context_limits(self.cgroup, self.guest)
+        Ok(crate::limits::apply_context_limits(self.cgroup, self.guest)?)
     }
 
     fn set_up_network(&mut self) -> Result<()> {
@@ -247,14 +247,14 @@ impl HostSteps for MonitorSteps<'_> {
     }
 
     fn enter_supervisor(&mut self) -> Result<()> {
-        let entered = enter_supervisor(self.cgroup, self.first_boot).context("moving the monitor into the guest's supervisor cgroup")?;
+        let entered = enter_supervisor(self.cgroup, self.first_boot).step("moving the monitor into the guest's supervisor cgroup")?;
         super::scripts::run_in_host_cgroups(entered.origin_files());
         *self.seat = Some(entered);
         Ok(())
     }
 
     fn scope_abstract_sockets(&mut self) -> Result<()> {
-        crate::net::abstract_unix::scope_for_guest(self.guest)
+        Ok(crate::net::abstract_unix::scope_for_guest(self.guest)?)
     }
 
     fn enter_time_namespace(&mut self) -> Result<()> {
@@ -283,11 +283,11 @@ impl HostSteps for MonitorSteps<'_> {
     }
 
     fn clone_pid1(&mut self) -> Result<()> {
-        let ends = self.ends.take().context("the channels to pid 1 are not open yet")?;
+        let ends = self.ends.take().or_missing("the channels to pid 1 are not open yet")?;
         // Before the clone: the child has no way back from an error.
         let restrictions = self.restrictions()?;
         let forked = clone::fork_into(namespace_flags(self.guest), ends.payload.as_ref().map(|f| f.as_fd()))
-            .context("creating the guest's namespaces")?;
+            .step("creating the guest's namespaces")?;
         let Ends { go, report, userns_ready, start_monitor, start_child, payload, v1_tasks } = ends;
         match forked {
             clone::Forked::Child => {
@@ -386,7 +386,7 @@ fn enter_supervisor(cgroup: &GuestCgroup, first_boot: bool) -> Result<Supervisor
         Some(true) => true,
         Some(false) => leave_parent(),
         // The monitor is single-threaded; the child returns here.
-        None => match fork().context("forking the monitor")? {
+        None => match fork().step("forking the monitor")? {
             Fork::Child => false,
             Fork::Parent(_) => leave_parent(),
         },
@@ -420,9 +420,9 @@ fn namespace_flags(guest: &Guest) -> libc::c_int {
 fn enter_fresh_time_namespace() -> Result<()> {
     const CLONE_NEWTIME: libc::c_int = 0x80;
     // The monitor is single-threaded.
-    sys::ns::unshare(CLONE_NEWTIME).context("creating a time namespace (VIRT_UPTIME)")?;
+    sys::ns::unshare(CLONE_NEWTIME).step("creating a time namespace (VIRT_UPTIME)")?;
     let now = |clock| nix::time::clock_gettime(clock).map(|t| t.tv_sec()).unwrap_or(0);
     let offsets =
         format!("monotonic {} 0\nboottime {} 0\n", -now(nix::time::ClockId::CLOCK_MONOTONIC), -now(nix::time::ClockId::CLOCK_BOOTTIME));
-    std::fs::write("/proc/self/timens_offsets", offsets).context("setting the time namespace offsets")
+    std::fs::write("/proc/self/timens_offsets", offsets).step("setting the time namespace offsets")
 }

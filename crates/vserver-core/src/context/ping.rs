@@ -7,7 +7,7 @@
 
 use std::fs;
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 
 use crate::config::{ContextCap, ExtraNamespace, Guest};
 
@@ -29,17 +29,17 @@ pub(super) fn check_host_range(guest: &Guest) -> Result<()> {
     if !guest.ccaps.contains(&ContextCap::RawIcmp) || guest.wants_namespace(ExtraNamespace::Net) {
         return Ok(());
     }
-    let text = fs::read_to_string(SYSCTL).with_context(|| format!("reading {SYSCTL}"))?;
+    let text = fs::read_to_string(SYSCTL).with_step(|| format!("reading {SYSCTL}"))?;
     let mut it = text.split_whitespace().filter_map(|v| v.parse::<u64>().ok());
     let (lo, hi) = (it.next().unwrap_or(1), it.next().unwrap_or(0));
     let (gid, _) = guest_gids(guest);
     if !(lo..=hi).contains(&gid) {
-        bail!(
+        return Err(ContextError::Unstartable(format!(
             "guest {:?}: ccapabilities RAW_ICMP needs ping sockets for gid {gid}, but the host's \
              net.ipv4.ping_group_range is \"{lo} {hi}\" (a host-wide setting: sysctl -w net.ipv4.ping_group_range=\"0 {}\")",
             guest.name,
             hi.max(gid)
-        );
+        )));
     }
     Ok(())
 }
@@ -52,5 +52,5 @@ pub(super) fn allow_in_own_namespace(guest: &Guest) -> Result<()> {
     }
     let (lo, hi) = guest_gids(guest);
     let hi = if guest.wants_namespace(ExtraNamespace::User) { hi } else { i32::MAX as u64 };
-    fs::write(SYSCTL, format!("{lo} {hi}")).with_context(|| format!("setting {SYSCTL} in the guest's network namespace"))
+    fs::write(SYSCTL, format!("{lo} {hi}")).with_step(|| format!("setting {SYSCTL} in the guest's network namespace"))
 }

@@ -3,7 +3,7 @@
 
 use std::os::fd::OwnedFd;
 
-use anyhow::{Context, Result};
+use crate::context::error::{Result, StepResult};
 
 use crate::caps::{self, CapSet};
 use crate::limits::rlimit::{self, RlimitSetting};
@@ -73,7 +73,7 @@ pub type RawLimit = (libc::__rlimit_resource_t, sys::rlimit::Pair);
 pub fn apply_copied_limits(personality: libc::c_ulong, limits: &[RawLimit]) -> Result<()> {
     set_personality(personality)?;
     for (res, lim) in limits {
-        sys::rlimit::set(sys::rlimit::SELF, *res, *lim).with_context(|| format!("copying the guest's resource limit {res}"))?;
+        sys::rlimit::set(sys::rlimit::SELF, *res, *lim).with_step(|| format!("copying the guest's resource limit {res}"))?;
     }
     Ok(())
 }
@@ -86,12 +86,12 @@ pub fn apply_confinement(r: &Restrictions) -> Result<Option<OwnedFd>> {
     reset_signals()?;
     caps::drop_from_bounding_set(&r.bounding_drops)?;
     // Nothing of the host survives exec but stdin, stdout and stderr.
-    fds::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;
+    fds::cloexec_from(3).step("marking inherited descriptors close-on-exec")?;
     // Last: installing a filter without no_new_privs needs CAP_SYS_ADMIN,
     // which is still in our effective set until exec.
     r.filter.install()?;
     match &r.copy_on_write {
-        Some(f) => Ok(Some(f.install_with_listener().context("installing the copy-on-write seccomp filter")?)),
+        Some(f) => Ok(Some(f.install_with_listener().step("installing the copy-on-write seccomp filter")?)),
         None => Ok(None),
     }
 }
@@ -104,29 +104,26 @@ fn reset_signals() -> Result<()> {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        sys::signal::set_default(sig).with_context(|| format!("resetting signal {sig}"))?;
+        sys::signal::set_default(sig).with_step(|| format!("resetting signal {sig}"))?;
     }
     let none = nix::sys::signal::SigSet::empty();
-    if nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&none), None).is_err() {
-        anyhow::bail!("unblocking signals");
-    }
-    Ok(())
+    nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&none), None).step("unblocking signals")
 }
 
 fn set_personality(p: libc::c_ulong) -> Result<()> {
     if p == 0 {
         return Ok(());
     }
-    sys::prctl::set_personality(p).context("setting the personality")
+    sys::prctl::set_personality(p).step("setting the personality")
 }
 
 /// For the built-in init, which never execs: make the bounding set its
 /// effective and permitted sets too, as exec would for a guest root process.
 pub fn limit_own_capabilities(bcaps: &CapSet) -> Result<()> {
     for set in [::caps::CapSet::Effective, ::caps::CapSet::Permitted] {
-        let current = ::caps::read(None, set).map_err(|e| anyhow::anyhow!("reading capabilities: {e}"))?;
+        let current = ::caps::read(None, set).map_err(|e| e.to_string()).step("reading capabilities")?;
         let keep: CapSet = current.intersection(bcaps).copied().collect();
-        ::caps::set(None, set, &keep).map_err(|e| anyhow::anyhow!("dropping capabilities: {e}"))?;
+        ::caps::set(None, set, &keep).map_err(|e| e.to_string()).step("dropping capabilities")?;
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, OrMissing, Result, StepResult};
 
 use crate::config::{Guest, GuestBasics};
 use crate::paths::Paths;
@@ -216,7 +216,7 @@ fn in_host_cgroups(cmd: &mut Command) -> Result<()> {
     let mut files = Vec::new();
     for [origin, root] in choices {
         let file = if origin.exists() { origin } else { root };
-        files.push(std::ffi::CString::new(file.as_os_str().as_bytes()).with_context(|| format!("cgroup file {}", file.display()))?);
+        files.push(std::ffi::CString::new(file.as_os_str().as_bytes()).with_step(|| format!("cgroup file {}", file.display()))?);
     }
     if !files.is_empty() {
         crate::sys::process::join_cgroups_at_exec(cmd, files);
@@ -307,13 +307,13 @@ fn run_one(t: &Target, stage: Stage, file: &Path) -> Result<bool> {
     // pipe's write end from here.
     crate::sys::signal::exec_clean(&mut cmd, Some(pipe_w));
     in_host_cgroups(&mut cmd)?;
-    let status = cmd.status().with_context(|| format!("running scriptlet {}", file.display()))?;
+    let status = cmd.status().with_step(|| format!("running scriptlet {}", file.display()))?;
     // Closes our copy of the write end.
     drop(cmd);
     let mut flag = [0u8; 1];
     let dont_skip = matches!(fs::File::from(pipe_r).read(&mut flag), Ok(1) if flag[0] == b'y');
     if !status.success() {
-        bail!("scriptlet {} ({} {}) failed: {status}", file.display(), stage.name(), t.name);
+        return Err(ContextError::CommandFailed(format!("scriptlet {} ({} {}) failed: {status}", file.display(), stage.name(), t.name)));
     }
     Ok(dont_skip)
 }
@@ -348,7 +348,7 @@ fn working_dir(t: &Target, stage: Stage) -> PathBuf {
 /// A host command of `apps/init/` (cmd.prepare, cmd.*-sync), run in the
 /// guest root as util-vserver runs it.
 fn run_host_command(guest: &GuestBasics, argv: &[String], file: &str) -> Result<()> {
-    let (prog, args) = argv.split_first().context("empty command")?;
+    let (prog, args) = argv.split_first().or_missing("empty command")?;
     let mut cmd = Command::new(prog);
     cmd.args(args).current_dir(&guest.vdir);
     output_for(&mut cmd)?;
@@ -356,9 +356,9 @@ fn run_host_command(guest: &GuestBasics, argv: &[String], file: &str) -> Result<
     crate::sys::signal::exec_clean(&mut cmd, None);
     in_host_cgroups(&mut cmd)?;
     let path = guest.confdir.join(file);
-    let status = cmd.status().with_context(|| format!("{}: running {prog}", path.display()))?;
+    let status = cmd.status().with_step(|| format!("{}: running {prog}", path.display()))?;
     if !status.success() {
-        bail!("{}: {} failed: {status}", path.display(), argv.join(" "));
+        return Err(ContextError::CommandFailed(format!("{}: {} failed: {status}", path.display(), argv.join(" "))));
     }
     Ok(())
 }
@@ -370,8 +370,8 @@ fn run_host_command(guest: &GuestBasics, argv: &[String], file: &str) -> Result<
 fn write_mtab(guest: &Guest) -> Result<()> {
     use crate::sys::openat2::{openat2, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS};
     let Some(src) = guest.init.mtab.as_ref().filter(|_| !guest.fstab.is_empty()) else { return Ok(()) };
-    let content = fs::read(src).with_context(|| format!("reading {}", src.display()))?;
-    let root = fs::File::open(&guest.vdir).with_context(|| format!("opening {}", guest.vdir.display()))?;
+    let content = fs::read(src).with_step(|| format!("reading {}", src.display()))?;
+    let root = fs::File::open(&guest.vdir).with_step(|| format!("opening {}", guest.vdir.display()))?;
     let strict = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
     let etc = match openat2(&root, Path::new("etc"), libc::O_PATH | libc::O_DIRECTORY, 0, strict) {
         Ok(fd) => fd,
@@ -381,11 +381,11 @@ fn write_mtab(guest: &Guest) -> Result<()> {
     let file = match openat2(&etc, Path::new("mtab"), flags, 0o644, strict) {
         Ok(fd) => fs::File::from(fd),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("{}: writing the guest's /etc/mtab", src.display())),
+        Err(e) => return Err(e).with_step(|| format!("{}: writing the guest's /etc/mtab", src.display())),
     };
     let meta = file.metadata()?;
     if !meta.is_file() || meta.nlink() > 1 {
-        bail!("{}: the guest's /etc/mtab is not a plain file; not writing it", src.display());
+        return Err(ContextError::InGuest(format!("{}: the guest's /etc/mtab is not a plain file; not writing it", src.display())));
     }
     file.set_len(0)?;
     std::io::Write::write_all(&mut &file, &content)?;

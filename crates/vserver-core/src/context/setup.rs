@@ -11,7 +11,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::context::error::{OrMissing, Result, StepResult};
 
 use super::channel::wait_for_go;
 use super::restrict::{self, Restrictions};
@@ -179,11 +179,11 @@ impl<'a> Pid1Steps<'a> {
     }
 
     fn root(&self) -> Result<&GuestRoot> {
-        self.root.as_ref().context("the guest root is not bound yet")
+        self.root.as_ref().or_missing("the guest root is not bound yet")
     }
 
     fn console(&self) -> Result<&Console> {
-        self.console.as_ref().context("the console is not attached yet")
+        self.console.as_ref().or_missing("the console is not attached yet")
     }
 }
 
@@ -191,7 +191,7 @@ impl SetupSteps for Pid1Steps<'_> {
     fn tie_to_monitor(&mut self) -> Result<()> {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .map_err(std::io::Error::from)
-            .context("tying the guest to its monitor (PR_SET_PDEATHSIG)")
+            .step("tying the guest to its monitor (PR_SET_PDEATHSIG)")
     }
 
     fn wait_for_go(&mut self) -> Result<()> {
@@ -199,11 +199,11 @@ impl SetupSteps for Pid1Steps<'_> {
     }
 
     fn join_v1_cgroups(&mut self) -> Result<()> {
-        crate::cgroup::join_v1(self.v1_tasks).context("entering the guest's cgroups (v1)")
+        crate::cgroup::join_v1(self.v1_tasks).step("entering the guest's cgroups (v1)")
     }
 
     fn new_session(&mut self) -> Result<()> {
-        nix::unistd::setsid().context("starting the guest's session")?;
+        nix::unistd::setsid().step("starting the guest's session")?;
         Ok(())
     }
 
@@ -216,11 +216,11 @@ impl SetupSteps for Pid1Steps<'_> {
     }
 
     fn enter_cgroup_namespace(&mut self) -> Result<()> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).context("creating the cgroup namespace")
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).step("creating the cgroup namespace")
     }
 
     fn stop_propagation(&mut self) -> Result<()> {
-        rootfs::stop_propagation().context("making the guest's mounts private")
+        rootfs::stop_propagation().step("making the guest's mounts private")
     }
 
     fn bind_root(&mut self) -> Result<()> {
@@ -230,7 +230,7 @@ impl SetupSteps for Pid1Steps<'_> {
 
     fn apply_fstab(&mut self) -> Result<()> {
         let guest = self.guest;
-        rootfs::fstab::apply(self.root()?, &guest.fstab).with_context(|| format!("{}/fstab", guest.confdir.display()))
+        rootfs::fstab::apply(self.root()?, &guest.fstab).with_step(|| format!("{}/fstab", guest.confdir.display()))
     }
 
     fn mount_fresh_tmpfs(&mut self) -> Result<()> {
@@ -259,7 +259,7 @@ impl SetupSteps for Pid1Steps<'_> {
     }
 
     fn mask_proc(&mut self) -> Result<()> {
-        rootfs::proc::mask().context("masking /proc")
+        rootfs::proc::mask().step("masking /proc")
     }
 
     fn attach_console(&mut self) -> Result<()> {
@@ -281,11 +281,11 @@ impl SetupSteps for Pid1Steps<'_> {
     }
 
     fn hand_over_fds(&mut self) -> Result<()> {
-        let console = self.console.take().context("the console is not attached yet")?;
+        let console = self.console.take().or_missing("the console is not attached yet")?;
         let notify = self.notify.take();
         let mut fds = vec![console.master.as_raw_fd()];
         fds.extend(notify.as_ref().map(|n| n.as_raw_fd()));
-        fdpass::send(&self.start, &fds).context("handing the console to the monitor")?;
+        fdpass::send(&self.start, &fds).step("handing the console to the monitor")?;
         drop((console, notify));
         Ok(())
     }
@@ -299,7 +299,7 @@ impl SetupSteps for Pid1Steps<'_> {
     }
 
     fn enter_user_namespace(&mut self) -> Result<()> {
-        let ready = self.userns_ready.as_ref().context("the user namespace channel is closed")?;
+        let ready = self.userns_ready.as_ref().or_missing("the user namespace channel is closed")?;
         userns::enter_new(ready, &mut self.go)
     }
 
@@ -307,7 +307,7 @@ impl SetupSteps for Pid1Steps<'_> {
         // The monitor waits for "u" only until the user namespace step.
         drop(self.userns_ready.take());
         if let Some(listener) = restrict::apply_confinement(self.restrictions)? {
-            fdpass::send(&self.start, &[listener.as_raw_fd()]).context("handing the copy-on-write listener to the monitor")?;
+            fdpass::send(&self.start, &[listener.as_raw_fd()]).step("handing the copy-on-write listener to the monitor")?;
         }
         Ok(())
     }
@@ -345,10 +345,10 @@ fn bind_guest_root(vdir: &Path) -> Result<GuestRoot> {
 }
 
 fn set_uts(guest: &Guest) -> Result<()> {
-    nix::unistd::sethostname(guest.hostname()).context("setting the hostname")?;
+    nix::unistd::sethostname(guest.hostname()).step("setting the hostname")?;
     if let Some(domain) = &guest.uts.domainname {
         let c = CString::new(domain.as_str())?;
-        crate::sys::ns::set_domainname(&c).context("setting the domain name")?;
+        crate::sys::ns::set_domainname(&c).step("setting the domain name")?;
     }
     Ok(())
 }

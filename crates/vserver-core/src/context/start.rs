@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 use nix::unistd::setsid;
 
 use super::channel::Channel;
@@ -33,7 +33,7 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
     crate::dlimit::apply(guest, &disk_limits)?;
     let layout = Layout::detect(&paths.cgroup_root)?;
     let rundir = paths.guest_rundir(&guest.name);
-    fs::create_dir_all(&rundir).with_context(|| format!("creating {}", rundir.display()))?;
+    fs::create_dir_all(&rundir).with_step(|| format!("creating {}", rundir.display()))?;
     let _ = fs::remove_file(halt::stop_marker(paths, &guest.name));
     console_log::rotate_if_larger(&rundir.join("monitor.log"), console_log::MONITOR_LOG_LIMIT);
     let report = Channel::new()?;
@@ -55,15 +55,11 @@ pub fn start_guest(paths: &Paths, guest: &Guest) -> Result<()> {
             // still be booting (a systemd guest until its READY=1).
             match report::read(report.read, || drop(lock))? {
                 // compat: post-start once the guest runs; a failure leaves it running, as util-vserver does.
-                Outcome::Up => super::scripts::post_start(paths, guest).with_context(|| {
+                Outcome::Up => super::scripts::post_start(paths, guest).with_step(|| {
                     format!("guest {:?} started, but its post-start failed; it keeps running (vserver {} stop)", guest.name, guest.name)
                 }),
-                Outcome::Failed(msg) => Err(anyhow::anyhow!("guest {:?} did not start: {msg}", guest.name)),
-                Outcome::Silent => bail!(
-                    "guest {:?} did not start: its monitor ended without a word (see {})",
-                    guest.name,
-                    rundir.join("monitor.log").display()
-                ),
+                Outcome::Failed(why) => Err(ContextError::DidNotStart { name: guest.name.clone(), why }),
+                Outcome::Silent => Err(ContextError::MonitorSilent { name: guest.name.clone(), log: rundir.join("monitor.log") }),
             }
         }
     }
@@ -94,23 +90,22 @@ fn redirect_stdio(log: &Path) {
 /// Everything that can be checked before anything changes.
 fn preflight(paths: &Paths, guest: &Guest) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("starting guest {:?} needs root (run it as root or with sudo)", guest.name);
+        return Err(ContextError::NeedsRoot { name: guest.name.clone() });
     }
     // compat: `disabled`, and settings a stock kernel cannot give, by file.
     guest.check_startable()?;
     match runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? {
-        Status::Running(s) => bail!("guest {:?} is already running (init pid {})", guest.name, s.init.pid),
+        Status::Running(s) => return Err(ContextError::AlreadyRunning { name: guest.name.clone(), pid: s.init.pid }),
         Status::Stale(s) => clean_stale(paths, &guest.name, &s)?,
         Status::Stopped => {}
     }
     if let Some(other) = runstate::running_guest_with_xid(paths, guest.xid)? {
-        bail!(
-            "guest {:?} has context id {} ({}), which running guest {:?} already uses",
-            guest.name,
-            guest.xid,
-            guest.confdir.join("context").display(),
-            other.name
-        );
+        return Err(ContextError::XidInUse {
+            name: guest.name.clone(),
+            xid: guest.xid,
+            file: guest.confdir.join("context"),
+            other: other.name,
+        });
     }
     if guest.wants_namespace(crate::config::ExtraNamespace::User) {
         super::userns::check_tree_owner(guest)?;
@@ -128,7 +123,7 @@ fn check_network(paths: &Paths, guest: &Guest) -> Result<()> {
         return Ok(());
     }
     if let crate::net::GuestNetwork::Restricted(_) = crate::net::guest_network(&guest.confdir, &guest.net, guest.xid)? {
-        crate::net::probe(paths).with_context(|| format!("guest {:?}: its network context cannot be enforced", guest.name))?;
+        crate::net::probe(paths).with_step(|| format!("guest {:?}: its network context cannot be enforced", guest.name))?;
     }
     Ok(())
 }
@@ -141,7 +136,7 @@ pub(super) fn clean_stale(paths: &Paths, name: &str, state: &RunState) -> Result
     if let Ok(layout) = Layout::detect(&paths.cgroup_root) {
         GuestCgroup::from_dirs(&layout, state.cgroups.clone())
             .remove()
-            .with_context(|| format!("removing the stale cgroup of guest {name:?}"))?;
+            .with_step(|| format!("removing the stale cgroup of guest {name:?}"))?;
     }
     remove_recorded_addresses(state);
     RunState::remove(paths, name)?;
@@ -160,9 +155,9 @@ pub(super) fn remove_recorded_addresses(state: &RunState) {
 fn check_guest_root(guest: &Guest) -> Result<()> {
     let vdir = &guest.vdir;
     let meta = fs::symlink_metadata(vdir)
-        .with_context(|| format!("guest {:?}: its root {} does not exist (vserver {} build?)", guest.name, vdir.display(), guest.name))?;
+        .with_step(|| format!("guest {:?}: its root {} does not exist (vserver {} build?)", guest.name, vdir.display(), guest.name))?;
     if !meta.is_dir() {
-        bail!("guest {:?}: its root {} is not a directory", guest.name, vdir.display());
+        return Err(ContextError::Unstartable(format!("guest {:?}: its root {} is not a directory", guest.name, vdir.display())));
     }
     check_barrier(guest)?;
     // Resolved as the guest resolves paths: its symlinks (an absolute
@@ -174,22 +169,31 @@ fn check_guest_root(guest: &Guest) -> Result<()> {
         InitStyle::Plain => {
             let init = super::guest_main::plain_init_argv(guest).remove(0);
             if init.starts_with('/') && !exists(&init) {
-                bail!(
+                return Err(ContextError::Unstartable(format!(
                     "guest {:?}: its init {init} is not an executable file in {} (set apps/init/cmd.start or another apps/init/style)",
                     guest.name,
                     vdir.display()
-                );
+                )));
             }
         }
         InitStyle::Systemd => match super::guest_main::systemd_argv(guest, exists) {
             Some(argv) if !argv[0].starts_with('/') || exists(&argv[0]) => {}
-            Some(argv) => bail!("guest {:?}: apps/init/cmd.start names {}, which is not an executable file in {}", guest.name, argv[0], vdir.display()),
-            None => bail!(
-                "guest {:?}: init style systemd, but there is no systemd in {} (looked for {}; install systemd-sysv in the guest or set apps/init/style)",
-                guest.name,
-                vdir.display(),
-                super::guest_main::SYSTEMD_PATHS.join(", ")
-            ),
+            Some(argv) => {
+                return Err(ContextError::Unstartable(format!(
+                    "guest {:?}: apps/init/cmd.start names {}, which is not an executable file in {}",
+                    guest.name,
+                    argv[0],
+                    vdir.display()
+                )))
+            }
+            None => {
+                return Err(ContextError::Unstartable(format!(
+                    "guest {:?}: init style systemd, but there is no systemd in {} (looked for {}; install systemd-sysv in the guest or set apps/init/style)",
+                    guest.name,
+                    vdir.display(),
+                    super::guest_main::SYSTEMD_PATHS.join(", ")
+                )))
+            }
         },
         InitStyle::Sysv => {}
     }
@@ -202,16 +206,16 @@ fn check_guest_root(guest: &Guest) -> Result<()> {
 fn check_barrier(guest: &Guest) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let Some(parent) = guest.vdir.parent() else { return Ok(()) };
-    let mode = fs::metadata(parent).with_context(|| format!("guest {:?}: {}", guest.name, parent.display()))?.permissions().mode();
+    let mode = fs::metadata(parent).with_step(|| format!("guest {:?}: {}", guest.name, parent.display()))?.permissions().mode();
     if mode & 0o011 != 0 {
-        bail!(
+        return Err(ContextError::Unstartable(format!(
             "guest {:?}: {} (above its root) is searchable by other users (mode {:04o}), who could run setuid \
              programs the guest planted; chmod 000 {}",
             guest.name,
             parent.display(),
             mode & 0o7777,
             parent.display()
-        );
+        )));
     }
     Ok(())
 }
@@ -223,9 +227,9 @@ pub(super) struct StartLock(#[allow(dead_code)] File);
 impl StartLock {
     pub(super) fn take(paths: &Paths) -> Result<StartLock> {
         let dir = paths.lock_dir();
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let file = File::create(dir.join("start")).with_context(|| format!("creating {}/start", dir.display()))?;
-        crate::sys::flock(file.as_fd(), true).context("locking the start lock")?;
+        fs::create_dir_all(&dir).with_step(|| format!("creating {}", dir.display()))?;
+        let file = File::create(dir.join("start")).with_step(|| format!("creating {}/start", dir.display()))?;
+        crate::sys::flock(file.as_fd(), true).step("locking the start lock")?;
         Ok(StartLock(file))
     }
 }

@@ -6,7 +6,7 @@
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::enter::exec_in_guest;
@@ -43,20 +43,20 @@ pub enum Stopped {
 
 pub fn stop_guest(paths: &Paths, guest: &GuestBasics, opts: StopOptions) -> Result<Stopped> {
     let state = match runstate::settled_status(paths, &guest.name, runstate::SETTLE_LIMIT)? {
-        Status::Stopped => bail!("guest {:?} is not running", guest.name),
+        Status::Stopped => return Err(ContextError::NotRunning { name: guest.name.clone() }),
         Status::Stale(s) => {
             clean_stale(paths, &guest.name, &s)?;
             return Ok(Stopped::CleanedStale);
         }
         Status::Running(s) => s,
     };
-    let monitor = pidfd::open(state.monitor.pid).context("opening the guest's monitor")?;
+    let monitor = pidfd::open(state.monitor.pid).step("opening the guest's monitor")?;
     if !state.monitor.is_alive() {
-        bail!("guest {:?} stopped meanwhile", guest.name);
+        return Err(ContextError::StoppedMeanwhile { name: guest.name.clone() });
     }
     let started = Instant::now();
     // From now on a reboot from inside must not bring the guest back.
-    halt::write_stop_marker(paths, &guest.name, opts.timeout).context("marking the guest as stopping")?;
+    halt::write_stop_marker(paths, &guest.name, opts.timeout).step("marking the guest as stopping")?;
     // compat: pre-stop scriptlets before the guest is asked to stop.
     super::scripts::pre_stop(paths, guest);
     if !opts.timeout.is_zero() && halt::cli_runs_stop_command(&guest.init) {
@@ -64,7 +64,7 @@ pub fn stop_guest(paths: &Paths, guest: &GuestBasics, opts: StopOptions) -> Resu
         // compat: apps/init/cmd.stop-sync after the stop command.
         super::scripts::stop_sync(guest);
         halt::write_stop_marker(paths, &guest.name, opts.timeout.saturating_sub(started.elapsed()))
-            .context("marking the guest as stopping")?;
+            .step("marking the guest as stopping")?;
     }
     if let (Some(steps), false) = (&guest.init.killseq, opts.timeout.is_zero()) {
         // compat: apps/init/killseq, util-vserver's way of ending the guest,
@@ -74,7 +74,7 @@ pub fn stop_guest(paths: &Paths, guest: &GuestBasics, opts: StopOptions) -> Resu
     }
     // The monitor sends the style's halt request, kills pid 1 when the
     // time is up, reaps it and removes the cgroup.
-    pidfd::send_signal(&monitor, libc::SIGTERM).context("signalling the guest's monitor")?;
+    pidfd::send_signal(&monitor, libc::SIGTERM).step("signalling the guest's monitor")?;
     // compat: post-stop scriptlets run in the monitor's teardown; they may take longer.
     let limit = opts.timeout.saturating_sub(started.elapsed()) + TEARDOWN_GRACE.max(super::scripts::teardown_grace(paths, guest));
     if wait_exit(&monitor, limit) {
@@ -114,7 +114,7 @@ fn remove_cgroup(paths: &Paths, name: &str, state: &RunState) -> Result<()> {
                 log::warn!("guest {name}: {d:#}");
             }
         }
-        Err(e).with_context(|| format!("removing the cgroup of guest {name:?}"))
+        Err(e).with_step(|| format!("removing the cgroup of guest {name:?}"))
     })
 }
 

@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 
 use crate::config::Guest;
 
@@ -33,7 +33,7 @@ pub(super) fn write_maps(pid: i32, xid: u32) -> Result<()> {
     let map = format!("0 {} {RANGE}\n", base(xid));
     for file in ["uid_map", "gid_map"] {
         let path = format!("/proc/{pid}/{file}");
-        fs::write(&path, &map).with_context(|| format!("writing {path}"))?;
+        fs::write(&path, &map).with_step(|| format!("writing {path}"))?;
     }
     Ok(())
 }
@@ -42,9 +42,9 @@ pub(super) fn write_maps(pid: i32, xid: u32) -> Result<()> {
 /// its id maps (only a process outside may map other ids than its own), then
 /// we become its root.
 pub(super) fn enter_new(ready: &File, go: &mut File) -> Result<()> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).context("creating the user namespace")?;
-    (&*ready).write_all(b"u").context("asking the monitor for the id maps")?;
-    super::channel::wait_for(go, b'm').context("waiting for the id maps")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).step("creating the user namespace")?;
+    (&*ready).write_all(b"u").step("asking the monitor for the id maps")?;
+    super::channel::wait_for(go, b'm').step("waiting for the id maps")?;
     become_root()
 }
 
@@ -53,19 +53,19 @@ pub(super) fn enter_new(ready: &File, go: &mut File) -> Result<()> {
 pub fn become_root() -> Result<()> {
     let root_gid = nix::unistd::Gid::from_raw(0);
     let root_uid = nix::unistd::Uid::from_raw(0);
-    nix::unistd::setgroups(&[]).context("clearing supplementary groups")?;
-    nix::unistd::setresgid(root_gid, root_gid, root_gid).context("becoming gid 0 of the user namespace")?;
-    nix::unistd::setresuid(root_uid, root_uid, root_uid).context("becoming uid 0 of the user namespace")?;
+    nix::unistd::setgroups(&[]).step("clearing supplementary groups")?;
+    nix::unistd::setresgid(root_gid, root_gid, root_gid).step("becoming gid 0 of the user namespace")?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid).step("becoming uid 0 of the user namespace")?;
     Ok(())
 }
 
 /// The guest root must belong to the mapped root, or guest root could not
 /// write its own files.
 pub(super) fn check_tree_owner(guest: &Guest) -> Result<()> {
-    let meta = fs::metadata(&guest.vdir).with_context(|| format!("{}", guest.vdir.display()))?;
+    let meta = fs::metadata(&guest.vdir).with_step(|| format!("{}", guest.vdir.display()))?;
     let want = base(guest.xid);
     if meta.uid() != want {
-        bail!(
+        return Err(ContextError::Unstartable(format!(
             "guest {:?} asks for a user namespace ({}), but its root {} belongs to uid {}, not {want} (guest root); \
              build the guest with the namespace configured (vserver {} build ... --force) to get shifted ids",
             guest.name,
@@ -73,7 +73,7 @@ pub(super) fn check_tree_owner(guest: &Guest) -> Result<()> {
             guest.vdir.display(),
             meta.uid(),
             guest.name
-        );
+        )));
     }
     Ok(())
 }

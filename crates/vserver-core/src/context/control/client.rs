@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -71,12 +71,12 @@ pub fn socket_path(paths: &Paths, name: &str) -> std::path::PathBuf {
 }
 
 pub fn run(paths: &Paths, name: &str, opts: &ExecOptions) -> Result<Outcome> {
-    crate::paths::validate_guest_name(name).map_err(anyhow::Error::msg)?;
+    crate::paths::validate_guest_name(name).map_err(ContextError::BadName)?;
     if !paths.guest_confdir(name).is_dir() {
-        bail!("no such guest {name:?} (no {})", paths.guest_confdir(name).display());
+        return Err(ContextError::NoSuchGuest { name: name.to_string(), confdir: paths.guest_confdir(name) });
     }
     if opts.argv.is_empty() && !opts.login {
-        bail!("no command given to run in guest {name:?}");
+        return Err(ContextError::NoCommandFor { name: name.to_string() });
     }
     let conn = connect_to_monitor(paths, name)?;
     let _signals_blocked = SignalMask::block(&FORWARDED_SIGNALS)?;
@@ -94,14 +94,14 @@ pub fn run(paths: &Paths, name: &str, opts: &ExecOptions) -> Result<Outcome> {
 /// run state says why.
 fn connect_to_monitor(paths: &Paths, name: &str) -> Result<OwnedFd> {
     let path = socket_path(paths, name);
-    let sock = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).context("creating a socket")?;
-    let addr = UnixAddr::new(&path).with_context(|| format!("{}: not a socket path", path.display()))?;
+    let sock = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).step("creating a socket")?;
+    let addr = UnixAddr::new(&path).with_step(|| format!("{}: not a socket path", path.display()))?;
     match connect(sock.as_raw_fd(), &addr) {
         Ok(()) => Ok(sock),
         Err(e) => {
             // Stopped or stale: require_running says so with the details.
             require_running(paths, name)?;
-            Err(e).with_context(|| format!("guest {name:?} runs, but its monitor does not answer on {}", path.display()))
+            Err(e).with_step(|| format!("guest {name:?} runs, but its monitor does not answer on {}", path.display()))
         }
     }
 }
@@ -174,7 +174,7 @@ impl Session {
                     Stdio::Passed
                 }
                 (_, Kind::Other) => {
-                    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
+                    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).step("creating a pipe")?;
                     let ours = with_std(fd as RawFd, dup)?;
                     if fd == 0 {
                         set_nonblocking(&w);
@@ -245,7 +245,7 @@ impl Session {
             };
             match poll(&mut fds, wait) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("waiting for the command"),
+                Err(e) => return Err(e).step("waiting for the command"),
                 Ok(_) => {}
             }
             let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
@@ -267,7 +267,7 @@ impl Session {
                 match proto::recv::<ToClient>(conn.as_fd(), 1) {
                     Ok(Some((ToClient::Pty, mut fds))) => match fds.pop() {
                         Some(master) => self.attach_pty(master)?,
-                        None => bail!("the guest's terminal did not come with its message"),
+                        None => return Err(ContextError::Protocol("the guest's terminal did not come with its message".into())),
                     },
                     Ok(Some((ToClient::Failed(why), _))) => failure = Some(why),
                     Ok(Some((ToClient::Exited { code, signal, .. }, _))) => {
@@ -284,10 +284,10 @@ impl Session {
                     }
                     Ok(None) => {
                         self.raw = None;
-                        bail!("the guest stopped while the command ran (its monitor closed the connection)")
+                        return Err(ContextError::StoppedDuringCommand);
                     }
                     Err(nix::errno::Errno::EAGAIN) => {}
-                    Err(e) => return Err(e).context("reading from the guest's monitor"),
+                    Err(e) => return Err(e).step("reading from the guest's monitor"),
                 }
             }
         }
@@ -311,7 +311,7 @@ impl Session {
 
 /// fcntl(F_DUPFD_CLOEXEC, 3), as std's `try_clone_to_owned` does it.
 fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
-    fd.try_clone_to_owned().with_context(|| format!("duplicating descriptor {}", fd.as_raw_fd()))
+    fd.try_clone_to_owned().with_step(|| format!("duplicating descriptor {}", fd.as_raw_fd()))
 }
 
 /// Only on our own pipe ends and the pty master: never on the caller's
@@ -329,7 +329,7 @@ impl SignalMask {
         let set: SigSet = signals.iter().copied().collect();
         match set.thread_swap_mask(SigmaskHow::SIG_BLOCK) {
             Ok(old) => Ok(SignalMask(old)),
-            Err(_) => bail!("blocking signals"),
+            Err(e) => Err(e).step("blocking signals"),
         }
     }
 }
@@ -343,5 +343,5 @@ impl Drop for SignalMask {
 
 fn signal_fd(signals: &[Signal]) -> Result<SignalFd> {
     let set: SigSet = signals.iter().copied().collect();
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from).context("creating a signalfd")
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from).step("creating a signalfd")
 }

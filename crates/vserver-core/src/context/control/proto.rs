@@ -15,7 +15,7 @@
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
 
@@ -80,14 +80,14 @@ pub enum ToClient {
 pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> Result<()> {
     let bytes = serde_json::to_vec(msg)?;
     if bytes.len() > MAX_MESSAGE {
-        bail!("the command line is too long (at most {} KiB)", MAX_MESSAGE / 1024);
+        return Err(ContextError::Protocol(format!("the command line is too long (at most {} KiB)", MAX_MESSAGE / 1024)));
     }
     let cmsg = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
     loop {
         match sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(&bytes)], cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("writing to the control socket"),
+            Err(e) => return Err(e).step("writing to the control socket"),
             Ok(_) => return Ok(()),
         }
     }

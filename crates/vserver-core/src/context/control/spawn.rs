@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, OrMissing, Result, StepResult};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::proto::{self, ExecRequest, Stdio, ToClient};
@@ -74,11 +74,11 @@ impl JoinTarget {
                 .read(true)
                 .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
                 .open(dir)
-                .with_context(|| format!("opening cgroup {}", dir.display()))?;
+                .with_step(|| format!("opening cgroup {}", dir.display()))?;
             Ok(f.into())
         };
         let open_write = |file: PathBuf| -> Result<File> {
-            OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(&file).with_context(|| format!("opening {}", file.display()))
+            OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(&file).with_step(|| format!("opening {}", file.display()))
         };
         Ok(JoinTarget {
             init_pid,
@@ -88,7 +88,7 @@ impl JoinTarget {
             payload_rel: payload_v2.and_then(|_| own_payload_rel()),
             cgroup2_procs: payload_v2.map(|d| open_write(d.join("cgroup.procs"))).transpose()?,
             v1_tasks: payload_v1.iter().map(|d| open_write(d.join("tasks"))).collect::<Result<_>>()?,
-            own_pid_ns: File::open("/proc/self/ns/pid").context("opening our pid namespace")?.into(),
+            own_pid_ns: File::open("/proc/self/ns/pid").step("opening our pid namespace")?.into(),
             own_limits: limits_of(0)?,
             restrictions: restrictions.clone(),
         })
@@ -110,7 +110,11 @@ pub struct Spawned {
 /// connection, over which the joiner sends the pty master.
 pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], conn: BorrowedFd<'_>) -> Result<Spawned> {
     if passed.len() != request.passed_count() {
-        bail!("the request names {} descriptors but {} came with it", request.passed_count(), passed.len());
+        return Err(ContextError::Protocol(format!(
+            "the request names {} descriptors but {} came with it",
+            request.passed_count(),
+            passed.len()
+        )));
     }
     // Read here, at every exec: `vlimit` may have changed them since the
     // start. The joiner inherits ours and sets the others.
@@ -119,7 +123,7 @@ pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], con
     // `ionice/`, `badness`, or the default guest score).
     let settings = crate::context::settings::of_process(target.init_pid)?;
     let (report, report_child) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).context("creating the report socket")?;
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).step("creating the report socket")?;
     // The pid namespace applies to children only: the joiner is created in
     // the guest's, and this process switches back at once.
     let pid_ns = PidNamespaceForChildren::enter(&target.init_fd, &target.own_pid_ns)?;
@@ -130,7 +134,7 @@ pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], con
         // cgroup with controllers for its children takes no processes
         // itself. The joiner goes where pid 1 is (as lxc-attach does).
         Err(e) if cgroup.is_some() && e.raw_os_error() == Some(libc::EBUSY) => {
-            let leaf = init_leaf(target).context("finding the cgroup of the guest's init to join")?;
+            let leaf = init_leaf(target).step("finding the cgroup of the guest's init to join")?;
             clone3::fork_with_pidfd(Some(leaf.as_fd()), 0).map(|f| (f, false))
         }
         Err(e) if cgroup.is_some() && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::E2BIG)) => {
@@ -149,7 +153,7 @@ pub fn spawn(target: &JoinTarget, request: &ExecRequest, passed: &[OwnedFd], con
             process::exit_now(EXIT_CANNOT_RUN)
         }
         Ok((Forked::Parent { pid, pidfd }, _)) => Ok(Spawned { pid, pidfd, report }),
-        Err(e) => Err(e).context("forking the process that joins the guest"),
+        Err(e) => Err(e).step("forking the process that joins the guest"),
     }
 }
 
@@ -168,16 +172,16 @@ fn joiner(
     // Not dumpable until exec: guest root must not ptrace or read a process
     // that still holds host privileges (inherited from the monitor already;
     // this checks it).
-    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).context("making the joining process non-dumpable")?;
+    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).step("making the joining process non-dumpable")?;
     // The cgroups first, while their files are reachable and we are host
     // root (cgroup2 happened at fork, unless the kernel is older than 5.7).
     if write_procs {
         if let Some(mut procs) = target.cgroup2_procs.as_ref() {
-            procs.write_all(b"0").context("joining the guest's cgroup")?;
+            procs.write_all(b"0").step("joining the guest's cgroup")?;
         }
     }
     for mut tasks in &target.v1_tasks {
-        tasks.write_all(b"0").context("joining the guest's cgroup (v1)")?;
+        tasks.write_all(b"0").step("joining the guest's cgroup (v1)")?;
     }
     // Before the user namespace: raising a hard limit needs the host's
     // CAP_SYS_RESOURCE.
@@ -187,7 +191,7 @@ fn joiner(
     crate::context::settings::apply_process_settings(settings)?;
     // All namespaces at once through the init's pidfd: there is no moment
     // in which we are in the guest's mount namespace but not its others.
-    pidfd::setns(&target.init_fd, target.namespaces).context("joining the guest's namespaces")?;
+    pidfd::setns(&target.init_fd, target.namespaces).step("joining the guest's namespaces")?;
     if target.namespaces & libc::CLONE_NEWUSER != 0 {
         crate::context::userns::become_root()?;
     }
@@ -200,7 +204,7 @@ fn joiner(
     let argv = if request.argv.is_empty() { login_shell()? } else { request.argv.clone() };
     let dir = if request.login { who.home.as_str() } else { "/" };
     if std::env::set_current_dir(dir).is_err() {
-        std::env::set_current_dir("/").context("entering the guest root")?;
+        std::env::set_current_dir("/").step("entering the guest root")?;
     }
     let mut env = who.environment();
     env.push(format!("TERM={}", command::sanitized_term(request.term.as_deref())));
@@ -208,17 +212,17 @@ fn joiner(
     // Bounding set, close-on-exec for everything but 0-2, seccomp last.
     if let Some(listener) = restrict::apply_confinement(&target.restrictions)? {
         // A supervised guest: the monitor takes its notifications.
-        proto::send(report, &LISTENER, &[listener.as_raw_fd()]).context("passing the seccomp listener to the monitor")?;
+        proto::send(report, &LISTENER, &[listener.as_raw_fd()]).step("passing the seccomp listener to the monitor")?;
     }
     if let Some(master) = master {
-        proto::send(conn, &ToClient::Pty, &[master.as_raw_fd()]).context("passing the terminal to vserver")?;
+        proto::send(conn, &ToClient::Pty, &[master.as_raw_fd()]).step("passing the terminal to vserver")?;
     }
     // Nothing of the host stays open but the report socket (close-on-exec),
     // and the process is made non-dumpable again after the user switch, which
     // resets that flag to fs.suid_dumpable.
     fds::close_all_except(&[report.as_raw_fd()]);
     who.switch_to()?;
-    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).context("making the joining process non-dumpable")?;
+    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).step("making the joining process non-dumpable")?;
     Err(command::exec(&argv, &env))
 }
 
@@ -232,10 +236,10 @@ pub const LISTENER: &str = "listener";
 fn set_up_stdio(request: &ExecRequest, passed: &[OwnedFd], who: &GuestUser) -> Result<Option<OwnedFd>> {
     // A new session in any case: the command never shares a process group
     // or a terminal with anything of the host.
-    nix::unistd::setsid().context("starting a new session")?;
+    nix::unistd::setsid().step("starting a new session")?;
     let pty = if request.wants_pty() { Some(open_pty(request.winsize, who)?) } else { None };
     if let Some((_, slave)) = &pty {
-        tty::set_controlling_terminal(slave.as_fd()).context("making the pty the controlling terminal")?;
+        tty::set_controlling_terminal(slave.as_fd()).step("making the pty the controlling terminal")?;
     }
     let null = if request.stdio.contains(&Stdio::Null) {
         Some(
@@ -244,7 +248,7 @@ fn set_up_stdio(request: &ExecRequest, passed: &[OwnedFd], who: &GuestUser) -> R
                 .write(true)
                 .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
                 .open("/dev/null")
-                .context("opening the guest's /dev/null")?,
+                .step("opening the guest's /dev/null")?,
         )
     } else {
         None
@@ -252,14 +256,14 @@ fn set_up_stdio(request: &ExecRequest, passed: &[OwnedFd], who: &GuestUser) -> R
     let mut next_passed = passed.iter();
     for (target_fd, how) in request.stdio.iter().enumerate() {
         let source: RawFd = match how {
-            Stdio::Passed => next_passed.next().context("a passed descriptor is missing")?.as_raw_fd(),
-            Stdio::Pty => pty.as_ref().map(|(_, s)| s.as_raw_fd()).context("no pty")?,
-            Stdio::Null => null.as_ref().map(|n| n.as_raw_fd()).context("no /dev/null")?,
+            Stdio::Passed => next_passed.next().or_missing("a passed descriptor is missing")?.as_raw_fd(),
+            Stdio::Pty => pty.as_ref().map(|(_, s)| s.as_raw_fd()).or_missing("no pty")?,
+            Stdio::Null => null.as_ref().map(|n| n.as_raw_fd()).or_missing("no /dev/null")?,
         };
         // dup2 onto 0-2 of this process.
         nix::unistd::dup2(source, target_fd as RawFd)
             .map_err(std::io::Error::from)
-            .with_context(|| format!("setting up descriptor {target_fd}"))?;
+            .with_step(|| format!("setting up descriptor {target_fd}"))?;
     }
     Ok(pty.map(|(master, _)| master))
 }
@@ -273,22 +277,22 @@ fn open_pty(winsize: Option<[u16; 4]>, who: &GuestUser) -> Result<(OwnedFd, Owne
         .write(true)
         .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
         .open("/dev/pts/ptmx")
-        .context("opening the guest's /dev/pts/ptmx")?
+        .step("opening the guest's /dev/pts/ptmx")?
         .into();
-    let fs = nix::sys::statfs::fstatfs(&master).context("checking the guest's devpts")?;
+    let fs = nix::sys::statfs::fstatfs(&master).step("checking the guest's devpts")?;
     if fs.filesystem_type().0 as i64 != DEVPTS_SUPER_MAGIC {
-        bail!("the guest's /dev/pts/ptmx is not on a devpts filesystem");
+        return Err(ContextError::InGuest("the guest's /dev/pts/ptmx is not on a devpts filesystem".into()));
     }
-    tty::unlock_pty(master.as_fd()).context("unlocking the pty")?;
-    let slave = tty::open_peer(master.as_fd(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).context("opening the pty's slave")?;
+    tty::unlock_pty(master.as_fd()).step("unlocking the pty")?;
+    let slave = tty::open_peer(master.as_fd(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).step("opening the pty's slave")?;
     if let Some([rows, cols, x, y]) = winsize {
         let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: x, ws_ypixel: y };
         let _ = tty::set_window_size(master.as_fd(), &ws);
     }
     if who.uid != 0 {
         // As login does: the user's own terminal, group tty may write.
-        nix::unistd::fchown(slave.as_raw_fd(), Some(nix::unistd::Uid::from_raw(who.uid)), None).context("giving the pty to the user")?;
-        nix::sys::stat::fchmod(slave.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o620)).context("setting the pty's mode")?;
+        nix::unistd::fchown(slave.as_raw_fd(), Some(nix::unistd::Uid::from_raw(who.uid)), None).step("giving the pty to the user")?;
+        nix::sys::stat::fchmod(slave.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(0o620)).step("setting the pty's mode")?;
     }
     Ok((master, slave))
 }
@@ -300,7 +304,7 @@ fn login_shell() -> Result<Vec<String>> {
             return Ok(vec![shell.to_string(), "-l".to_string()]);
         }
     }
-    bail!("the guest has no /bin/bash, /bin/sh or /bin/csh")
+    Err(ContextError::InGuest("the guest has no /bin/bash, /bin/sh or /bin/csh".into()))
 }
 
 /// The payload's path as /proc/PID/cgroup shows it: the sibling of our own
@@ -316,15 +320,15 @@ fn own_payload_rel() -> Option<String> {
 /// the payload's descriptor: the guest's own cgroup tree, never above it.
 fn init_leaf(target: &JoinTarget) -> Result<OwnedFd> {
     let (Some(payload), Some(rel)) = (&target.cgroup2_dir, &target.payload_rel) else {
-        bail!("the guest's payload cgroup takes no processes and its path is unknown");
+        return Err(ContextError::InGuest("the guest's payload cgroup takes no processes and its path is unknown".into()));
     };
-    let text = std::fs::read_to_string(format!("/proc/{}/cgroup", target.init_pid)).context("reading the cgroup of the guest's init")?;
-    let now = text.lines().find_map(|l| l.strip_prefix("0::")).context("the guest's init has no cgroup2 path")?;
+    let text = std::fs::read_to_string(format!("/proc/{}/cgroup", target.init_pid)).step("reading the cgroup of the guest's init")?;
+    let now = text.lines().find_map(|l| l.strip_prefix("0::")).or_missing("the guest's init has no cgroup2 path")?;
     let below = now
         .strip_prefix(rel.as_str())
         .and_then(|r| r.strip_prefix('/'))
         .filter(|r| !r.is_empty())
-        .with_context(|| format!("the guest's init is in {now}, not below its payload {rel}"))?;
+        .ok_or_else(|| ContextError::InGuest(format!("the guest's init is in {now}, not below its payload {rel}")))?;
     use crate::sys::openat2::{openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
     openat2(
         payload,
@@ -333,7 +337,7 @@ fn init_leaf(target: &JoinTarget) -> Result<OwnedFd> {
         0,
         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     )
-    .with_context(|| format!("opening the cgroup {now} of the guest's init"))
+    .with_step(|| format!("opening the cgroup {now} of the guest's init"))
 }
 
 /// Every resource limit of a process (0: ourselves), or an error: a limit
@@ -341,7 +345,7 @@ fn init_leaf(target: &JoinTarget) -> Result<OwnedFd> {
 fn limits_of(pid: libc::pid_t) -> Result<Vec<RawLimit>> {
     (0..RLIMIT_COUNT)
         .map(|res| {
-            let lim = crate::sys::rlimit::get(pid, res).with_context(|| format!("reading resource limit {res} of the guest's init"))?;
+            let lim = crate::sys::rlimit::get(pid, res).with_step(|| format!("reading resource limit {res} of the guest's init"))?;
             Ok((res, lim))
         })
         .collect()
@@ -372,12 +376,12 @@ fn namespaces_to_join(init: libc::pid_t) -> Result<libc::c_int> {
             // A kernel without this kind of namespace (time before 5.6).
             (Err(o), Err(t)) if o.kind() == std::io::ErrorKind::NotFound && t.kind() == std::io::ErrorKind::NotFound => {}
             (_, Err(e)) | (Err(e), _) => {
-                return Err(e).with_context(|| format!("reading the {name} namespace of the guest's init (pid {init})"));
+                return Err(e).with_step(|| format!("reading the {name} namespace of the guest's init (pid {init})"));
             }
         }
     }
     if flags & libc::CLONE_NEWNS == 0 {
-        bail!("the guest's init (pid {init}) shares our mount namespace: it is not a guest's init");
+        return Err(ContextError::InGuest(format!("the guest's init (pid {init}) shares our mount namespace: it is not a guest's init")));
     }
     Ok(flags)
 }
@@ -389,7 +393,7 @@ struct PidNamespaceForChildren<'a> {
 
 impl<'a> PidNamespaceForChildren<'a> {
     fn enter(init_fd: &OwnedFd, own: &'a OwnedFd) -> Result<Self> {
-        pidfd::setns(init_fd, libc::CLONE_NEWPID).context("joining the guest's pid namespace")?;
+        pidfd::setns(init_fd, libc::CLONE_NEWPID).step("joining the guest's pid namespace")?;
         Ok(PidNamespaceForChildren { own })
     }
 }

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 
 /// A guest's database is the guest's to make: it may be huge or a FIFO.
 const MAX_DB: u64 = 16 << 20;
@@ -42,11 +42,11 @@ impl GuestUser {
     /// next one gives up. Every result is checked.
     pub fn switch_to(&self) -> Result<()> {
         let groups: Vec<nix::unistd::Gid> = self.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups).with_context(|| format!("setting the groups of {}", self.name))?;
+        nix::unistd::setgroups(&groups).with_step(|| format!("setting the groups of {}", self.name))?;
         let gid = nix::unistd::Gid::from_raw(self.gid);
-        nix::unistd::setresgid(gid, gid, gid).with_context(|| format!("becoming gid {}", self.gid))?;
+        nix::unistd::setresgid(gid, gid, gid).with_step(|| format!("becoming gid {}", self.gid))?;
         let uid = nix::unistd::Uid::from_raw(self.uid);
-        nix::unistd::setresuid(uid, uid, uid).with_context(|| format!("becoming uid {}", self.uid))?;
+        nix::unistd::setresuid(uid, uid, uid).with_step(|| format!("becoming uid {}", self.uid))?;
         Ok(())
     }
 }
@@ -56,7 +56,7 @@ impl GuestUser {
 /// any number).
 pub fn resolve(spec: &str) -> Result<GuestUser> {
     if spec.is_empty() || spec.contains([':', '\n', '\0']) {
-        bail!("{spec:?} is not a user name or number");
+        return Err(ContextError::InGuest(format!("{spec:?} is not a user name or number")));
     }
     let passwd = read_db("/etc/passwd")?;
     let number: Option<u32> = spec.parse().ok();
@@ -67,7 +67,7 @@ pub fn resolve(spec: &str) -> Result<GuestUser> {
     let Some(entry) = entry else {
         return match number {
             Some(n) => Ok(GuestUser { name: n.to_string(), uid: n, gid: n, groups: vec![n], home: "/".into(), shell: "/bin/sh".into() }),
-            None => bail!("no user {spec:?} in the guest's /etc/passwd"),
+            None => return Err(ContextError::InGuest(format!("no user {spec:?} in the guest's /etc/passwd"))),
         };
     };
     let group_db = read_db("/etc/group").unwrap_or_default();
@@ -117,13 +117,13 @@ fn read_db(path: &str) -> Result<String> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
-        .with_context(|| format!("opening the guest's {path}"))?;
+        .with_step(|| format!("opening the guest's {path}"))?;
     let meta = f.metadata()?;
     if !meta.is_file() || meta.len() > MAX_DB {
-        bail!("the guest's {path} is not a regular file of at most 16 MiB");
+        return Err(ContextError::InGuest(format!("the guest's {path} is not a regular file of at most 16 MiB")));
     }
     let mut text = String::new();
-    f.by_ref().take(MAX_DB).read_to_string(&mut text).with_context(|| format!("reading the guest's {path}"))?;
+    f.by_ref().take(MAX_DB).read_to_string(&mut text).with_step(|| format!("reading the guest's {path}"))?;
     Ok(text)
 }
 

@@ -6,7 +6,7 @@
 //! non-dumpable, which closes `/proc/1/{exe,environ,mem,fd,...}` and ptrace
 //! to guest root (it has no CAP_SYS_PTRACE).
 
-use anyhow::{bail, Context, Result};
+use crate::context::error::{ContextError, Result, StepResult};
 
 use crate::sys::prctl::{self, MmLayout};
 
@@ -24,20 +24,20 @@ pub fn take_init_identity(env: &[String]) -> Result<()> {
     }
     // Lives as long as the process: the kernel reads /proc/1/cmdline from it.
     let block: &'static [u8] = Box::leak(block.into_boxed_slice());
-    prctl::set_mm_args_env(&old, block, 5).context("replacing pid 1's command line and environment (PR_SET_MM_MAP)")?;
+    prctl::set_mm_args_env(&old, block, 5).step("replacing pid 1's command line and environment (PR_SET_MM_MAP)")?;
     // The admin's strings are still in memory: drop glibc's pointers to them,
     // then wipe them (pid 1 is single-threaded; the kernel reads the new
     // block now).
     prctl::wipe_args_and_env(&old);
-    nix::sys::prctl::set_name(c"init").context("naming pid 1 init")?;
+    nix::sys::prctl::set_name(c"init").step("naming pid 1 init")?;
     Ok(())
 }
 
 /// Last, after every credential change (which resets the flag).
 pub fn make_undumpable() -> Result<()> {
-    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).context("making pid 1 non-dumpable")?;
+    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from).step("making pid 1 non-dumpable")?;
     if !matches!(nix::sys::prctl::get_dumpable(), Ok(false)) {
-        bail!("pid 1 is still dumpable");
+        return Err(ContextError::StillDumpable);
     }
     Ok(())
 }

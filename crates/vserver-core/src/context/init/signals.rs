@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use anyhow::{Context, Result};
+use crate::context::error::{Result, StepResult};
 
 use crate::sys::signal::{self, Mask};
 
@@ -49,8 +49,8 @@ impl SignalFd {
             let _ = signal::set_noop_handler(sig);
         }
         let set = Mask::of(signals);
-        set.block().context("blocking pid 1's signals")?;
-        let fd = set.signalfd(libc::SFD_CLOEXEC | libc::SFD_NONBLOCK).context("creating pid 1's signalfd")?;
+        set.block().step("blocking pid 1's signals")?;
+        let fd = set.signalfd(libc::SFD_CLOEXEC | libc::SFD_NONBLOCK).step("creating pid 1's signalfd")?;
         Ok(SignalFd { fd })
     }
 
