@@ -254,7 +254,7 @@ impl HostSteps for MonitorSteps<'_> {
     }
 
     fn scope_abstract_sockets(&mut self) -> Result<()> {
-        crate::net::abstract_unix::scope_for_guest(self.guest)
+        Ok(crate::net::abstract_unix::scope_for_guest(self.guest)?)
     }
 
     fn enter_time_namespace(&mut self) -> Result<()> {
