@@ -73,7 +73,7 @@ fn main() {
     let code = cli
         .paths
         .resolve()
-        .and_then(|paths| run_in_transient_context(&paths, &ctx, &cli.command))
+        .and_then(|paths| Ok(run_in_transient_context(&paths, &ctx, &cli.command)?))
         .unwrap_or_else(|e| report_error("chbind", &e));
     std::process::exit(code);
 }

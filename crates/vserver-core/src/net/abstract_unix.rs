@@ -25,8 +25,7 @@
 
 use std::io;
 
-use anyhow::bail;
-
+use super::NetError;
 use crate::config::{ContextFlag, ExtraNamespace, Guest};
 use crate::sys::landlock;
 
@@ -47,16 +46,26 @@ pub enum Support {
     Missing { reason: String },
 }
 
+/// Why Landlock cannot be used: ENOSYS and EOPNOTSUPP explained, any
+/// other errno as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockUnavailable {
+    /// ENOSYS.
+    #[error("the kernel has no Landlock (CONFIG_SECURITY_LANDLOCK)")]
+    NotBuiltIn,
+    /// EOPNOTSUPP.
+    #[error("Landlock is built in but not enabled (add landlock to the lsm= boot parameter)")]
+    NotEnabled,
+    #[error("cannot ask the kernel for its Landlock ABI: {0}")]
+    Query(io::Error),
+}
+
 /// The Landlock ABI version, or why Landlock cannot be used.
-pub fn landlock_abi() -> Result<u32, String> {
-    let e = match landlock::abi_version() {
-        Ok(v) => return Ok(v),
-        Err(e) => e,
-    };
-    Err(match e.raw_os_error() {
-        Some(libc::ENOSYS) => "the kernel has no Landlock (CONFIG_SECURITY_LANDLOCK)".to_string(),
-        Some(libc::EOPNOTSUPP) => "Landlock is built in but not enabled (add landlock to the lsm= boot parameter)".to_string(),
-        _ => format!("cannot ask the kernel for its Landlock ABI: {e}"),
+pub fn landlock_abi() -> Result<u32, LandlockUnavailable> {
+    landlock::abi_version().map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOSYS) => LandlockUnavailable::NotBuiltIn,
+        Some(libc::EOPNOTSUPP) => LandlockUnavailable::NotEnabled,
+        _ => LandlockUnavailable::Query(e),
     })
 }
 
@@ -67,7 +76,7 @@ pub fn probe() -> Support {
         Ok(abi) => Support::Missing {
             reason: format!("Landlock ABI {abi} has no abstract unix socket scoping (ABI {SCOPE_ABI}, kernel 6.12 or later)"),
         },
-        Err(reason) => Support::Missing { reason },
+        Err(why) => Support::Missing { reason: why.to_string() },
     }
 }
 
@@ -87,18 +96,12 @@ pub fn guest_needs_scope(guest: &Guest) -> bool {
 
 /// `start`'s check, before anything changes: refuses a guest that needs
 /// scoping on a kernel without it, naming the setting that accepts that.
-pub fn check_guest(guest: &Guest) -> anyhow::Result<()> {
+pub fn check_guest(guest: &Guest) -> Result<(), NetError> {
     if !guest_needs_scope(guest) {
         return Ok(());
     }
     if let Support::Missing { reason } = probe() {
-        bail!(
-            "guest {:?}: abstract unix sockets cannot be made private to it on this kernel ({reason}); it could \
-             connect to the host's and other guests' abstract sockets. Add {SHARED_FLAG} to {} to accept that, or \
-             give it a network namespace of its own (namespaces: net)",
-            guest.name,
-            guest.confdir.join("cflags").display()
-        );
+        return Err(NetError::AbstractUnixNotPrivate { guest: guest.name.clone(), reason, cflags: guest.confdir.join("cflags") });
     }
     Ok(())
 }
@@ -107,13 +110,13 @@ pub fn check_guest(guest: &Guest) -> anyhow::Result<()> {
 /// monitor itself when the guest needs it. Calling it again in the same
 /// process (a reboot of the guest) does nothing: each call would nest one
 /// more domain, and Landlock allows 16.
-pub fn scope_for_guest(guest: &Guest) -> anyhow::Result<()> {
+pub fn scope_for_guest(guest: &Guest) -> Result<(), NetError> {
     use std::sync::atomic::{AtomicBool, Ordering};
     static SCOPED: AtomicBool = AtomicBool::new(false);
     if !guest_needs_scope(guest) || SCOPED.load(Ordering::SeqCst) {
         return Ok(());
     }
-    scope_self().map_err(|e| anyhow::anyhow!("guest {:?}: cannot scope abstract unix sockets with Landlock: {e}", guest.name))?;
+    scope_self().map_err(|err| NetError::Scope { guest: guest.name.clone(), err })?;
     SCOPED.store(true, Ordering::SeqCst);
     Ok(())
 }

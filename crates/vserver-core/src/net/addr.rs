@@ -8,9 +8,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use anyhow::Context;
-
 use super::rtnl::{self, NewAddress, Rtnl};
+use super::{IoContext, NetError};
 
 /// One address this host did not have before a context added it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,19 +75,19 @@ pub struct WantedAddress {
 
 /// The addresses a device has now.
 #[cfg(test)]
-pub fn device_addresses(dev: &str) -> anyhow::Result<Vec<IpAddr>> {
-    let index = rtnl::ifindex(dev)?;
+pub fn device_addresses(dev: &str) -> Result<Vec<IpAddr>, NetError> {
+    let index = rtnl::ifindex(dev).map_err(NetError::Sys)?;
     let list = Rtnl::open().and_then(|mut nl| nl.addresses(Some(index)));
-    Ok(list.with_context(|| format!("cannot list the addresses of device {dev}"))?.into_iter().map(|a| a.ip).collect())
+    Ok(list.or_doing(|| format!("cannot list the addresses of device {dev}"))?.into_iter().map(|a| a.ip).collect())
 }
 
 /// Adds each wanted address its device does not have yet. On an error the
 /// ones added so far are removed again, so nothing is left half-done.
-pub fn add_addresses(wanted: &[WantedAddress]) -> anyhow::Result<Vec<AddedAddress>> {
+pub fn add_addresses(wanted: &[WantedAddress]) -> Result<Vec<AddedAddress>, NetError> {
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let mut nl = Rtnl::open().context("cannot open an rtnetlink socket")?;
+    let mut nl = open_rtnl()?;
     let mut added = Vec::new();
     for w in wanted {
         match add_one(&mut nl, w) {
@@ -103,10 +102,14 @@ pub fn add_addresses(wanted: &[WantedAddress]) -> anyhow::Result<Vec<AddedAddres
     Ok(added)
 }
 
-fn add_one(nl: &mut Rtnl, w: &WantedAddress) -> anyhow::Result<Option<AddedAddress>> {
-    let index = rtnl::ifindex(&w.dev)?;
+fn open_rtnl() -> Result<Rtnl, NetError> {
+    Rtnl::open().or_doing(|| "cannot open an rtnetlink socket".into())
+}
+
+fn add_one(nl: &mut Rtnl, w: &WantedAddress) -> Result<Option<AddedAddress>, NetError> {
+    let index = rtnl::ifindex(&w.dev).map_err(NetError::Sys)?;
     let addr = format!("{}/{}", w.ip, w.prefix);
-    if nl.addresses(Some(index)).with_context(|| format!("cannot list the addresses of {}", w.dev))?.iter().any(|a| a.ip == w.ip) {
+    if nl.addresses(Some(index)).or_doing(|| format!("cannot list the addresses of {}", w.dev))?.iter().any(|a| a.ip == w.ip) {
         return Ok(None); // the host's own (whatever its prefix): never ours to remove
     }
     let new = NewAddress { ifindex: index, ip: w.ip, prefix: w.prefix, label: w.label.as_deref(), scope_host: w.scope_host };
@@ -114,26 +117,27 @@ fn add_one(nl: &mut Rtnl, w: &WantedAddress) -> anyhow::Result<Option<AddedAddre
         Ok(()) => {}
         // The host's own (or another guest's): never ours to remove.
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot add {addr} to device {}", w.dev)),
+        Err(e) => return Err(e).or_doing(|| format!("cannot add {addr} to device {}", w.dev)),
     }
     Ok(Some(AddedAddress { ip: w.ip, prefix: w.prefix, dev: w.dev.clone(), label: w.label.clone() }))
 }
 
 /// Removes addresses that were added; one already gone (or its device) is
 /// fine. Goes on past errors and returns the first.
-pub fn remove_addresses(added: &[AddedAddress]) -> anyhow::Result<()> {
+pub fn remove_addresses(added: &[AddedAddress]) -> Result<(), NetError> {
     if added.is_empty() {
         return Ok(());
     }
-    let mut nl = Rtnl::open().context("cannot open an rtnetlink socket")?;
+    let mut nl = open_rtnl()?;
     let mut first = None;
     for a in added {
         let Ok(index) = rtnl::ifindex(&a.dev) else { continue };
         match nl.del_address(index, a.ip, a.prefix) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) || e.raw_os_error() == Some(libc::ENODEV) => {}
-            Err(e) => {
-                first.get_or_insert(anyhow::Error::new(e).context(format!("cannot remove {}/{} from device {}", a.ip, a.prefix, a.dev)));
+            Err(err) => {
+                let what = format!("cannot remove {}/{} from device {}", a.ip, a.prefix, a.dev);
+                first.get_or_insert(NetError::Io { what, err });
             }
         }
     }

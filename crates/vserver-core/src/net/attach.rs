@@ -8,12 +8,10 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-
 use super::ipset::IpSet;
 use super::programs::{self, attach, Program};
 use super::rtnl::{self, Route};
-use super::{btf, dest};
+use super::{btf, dest, IoContext, NetError};
 use crate::sys::ebpf::load::{self, ProgSpec, BPF_F_ALLOW_MULTI};
 
 /// Every program name starts with this, which is how a detach recognises
@@ -27,33 +25,33 @@ pub struct AttachedPrograms {
     progs: Vec<(u32, OwnedFd)>,
 }
 
-fn open_cgroup(dir: &Path) -> anyhow::Result<OwnedFd> {
-    let f = File::open(dir).with_context(|| format!("cannot open cgroup directory {}", dir.display()))?;
+fn open_cgroup(dir: &Path) -> Result<OwnedFd, NetError> {
+    let f = File::open(dir).on_file("cannot open cgroup directory", dir)?;
     Ok(OwnedFd::from(f))
 }
 
-fn load(p: &Program) -> anyhow::Result<OwnedFd> {
+fn load(p: &Program) -> Result<OwnedFd, NetError> {
     let spec = ProgSpec { prog_type: p.prog_type, expected_attach_type: p.attach_type, attach_btf_id: p.attach_btf_id, name: p.name };
-    load::prog_load(&spec, &p.insns).map_err(|e| anyhow::anyhow!("cannot load BPF program {}: {e}", p.name))
+    load::prog_load(&spec, &p.insns).map_err(|err| NetError::Load { name: p.name, err })
 }
 
 /// Loads every program first (so a refusal changes nothing), then attaches
 /// them; if one attach fails, the ones already attached are detached again.
 /// `routes` are the host's, for choosing source addresses; `btf_cache` is
 /// where the kernel's IPV6_V6ONLY bit is remembered (`btf.rs`).
-pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path, btf_cache: Option<&Path>) -> anyhow::Result<AttachedPrograms> {
+pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path, btf_cache: Option<&Path>) -> Result<AttachedPrograms, NetError> {
     let cgroup = open_cgroup(cgroup_dir)?;
     let table = dest::table(set, routes, &|dev| rtnl::ifindex(dev).ok());
-    let maps = dest::create(&table).context("cannot create the BPF maps of the IP set")?;
+    let maps = dest::create(&table).or_doing(|| "cannot create the BPF maps of the IP set".into())?;
     let bit = btf_cache.map_or_else(btf::ipv6only_bit, btf::ipv6only_bit_cached);
     let loaded = load_all(set, &maps, bit)?;
     // The programs hold references to the maps now; our fds can go.
     drop(maps);
     let mut attached = AttachedPrograms { cgroup_dir: cgroup_dir.to_path_buf(), cgroup, progs: Vec::new() };
     for (attach_type, prog) in loaded {
-        if let Err(e) = load::prog_attach(&attached.cgroup, &prog, attach_type, BPF_F_ALLOW_MULTI) {
+        if let Err(err) = load::prog_attach(&attached.cgroup, &prog, attach_type, BPF_F_ALLOW_MULTI) {
             let _ = attached.detach();
-            bail!("cannot attach BPF program (attach type {attach_type}) to {}: {e}", cgroup_dir.display());
+            return Err(NetError::Attach { attach_type, cgroup: cgroup_dir.to_path_buf(), err });
         }
         attached.progs.push((attach_type, prog));
     }
@@ -64,9 +62,9 @@ pub fn attach_set(set: &IpSet, routes: &[Route], cgroup_dir: &Path, btf_cache: O
 /// through BTF (no BTF, or helpers it lacks), bind6 is loaded without that
 /// check: a v6-only `::` bind in a context without IPv6 addresses then
 /// fails (EINVAL) instead of landing on the IPv6 loopback address.
-fn load_all(set: &IpSet, maps: &dest::Maps, bit: Option<btf::BitField>) -> anyhow::Result<Vec<(u32, OwnedFd)>> {
+fn load_all(set: &IpSet, maps: &dest::Maps, bit: Option<btf::BitField>) -> Result<Vec<(u32, OwnedFd)>, NetError> {
     let fds = programs::MapFds { slot: maps.slot.as_raw_fd(), exact: maps.exact.as_raw_fd(), prefixes: maps.prefixes.as_raw_fd() };
-    let specs = programs::socket_programs(set, fds, bit).map_err(anyhow::Error::msg)?;
+    let specs = programs::socket_programs(set, fds, bit).map_err(NetError::Programs)?;
     let mut loaded = Vec::new();
     for p in &specs {
         match load(p) {
@@ -81,14 +79,11 @@ fn load_all(set: &IpSet, maps: &dest::Maps, bit: Option<btf::BitField>) -> anyho
 impl AttachedPrograms {
     /// Detaches every program this value attached. Going on past an error
     /// so that as much as possible is undone; the first error is returned.
-    pub fn detach(&mut self) -> anyhow::Result<()> {
+    pub fn detach(&mut self) -> Result<(), NetError> {
         let mut first = None;
         for (attach_type, prog) in self.progs.drain(..) {
-            if let Err(e) = load::prog_detach(&self.cgroup, &prog, attach_type) {
-                first.get_or_insert(anyhow::anyhow!(
-                    "cannot detach BPF program (attach type {attach_type}) from {}: {e}",
-                    self.cgroup_dir.display()
-                ));
+            if let Err(err) = load::prog_detach(&self.cgroup, &prog, attach_type) {
+                first.get_or_insert(NetError::Detach { attach_type, cgroup: self.cgroup_dir.clone(), err });
             }
         }
         first.map_or(Ok(()), Err)
@@ -103,7 +98,7 @@ impl AttachedPrograms {
 /// process that did not attach them (chbind's clean-up of a context whose
 /// runner died). Returns how many.
 /// A missing cgroup directory means there is nothing left to detach.
-pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
+pub fn detach_from_cgroup(cgroup_dir: &Path) -> Result<usize, NetError> {
     if !cgroup_dir.exists() {
         return Ok(0);
     }
@@ -114,15 +109,18 @@ pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
             Ok(ids) => ids,
             // An attach type the kernel does not know has nothing attached.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => continue,
-            Err(e) => bail!("cannot query BPF programs of {}: {e}", cgroup_dir.display()),
+            Err(err) => return Err(NetError::Query { cgroup: cgroup_dir.to_path_buf(), err }),
         };
         for id in ids {
             let Ok(prog) = load::prog_fd_by_id(id) else { continue }; // detached meanwhile
-            if !load::prog_name(&prog)?.starts_with(NAME_PREFIX) {
+            if !load::prog_name(&prog).map_err(NetError::Sys)?.starts_with(NAME_PREFIX) {
                 continue;
             }
-            load::prog_detach(&cgroup, &prog, attach_type)
-                .with_context(|| format!("cannot detach BPF program {id} from {}", cgroup_dir.display()))?;
+            load::prog_detach(&cgroup, &prog, attach_type).map_err(|err| NetError::DetachById {
+                id,
+                cgroup: cgroup_dir.to_path_buf(),
+                err,
+            })?;
             count += 1;
         }
     }
@@ -132,20 +130,19 @@ pub fn detach_from_cgroup(cgroup_dir: &Path) -> anyhow::Result<usize> {
 /// The maps of the programs attached to a cgroup, found through the maps
 /// the bind4 program uses: how a live change of a running guest's set
 /// reaches its programs without a pinned object.
-pub fn maps_of(cgroup_dir: &Path) -> anyhow::Result<dest::Maps> {
+pub fn maps_of(cgroup_dir: &Path) -> Result<dest::Maps, NetError> {
     let cgroup = open_cgroup(cgroup_dir)?;
-    let ids =
-        load::prog_query(&cgroup, attach::INET4_BIND).with_context(|| format!("cannot query BPF programs of {}", cgroup_dir.display()))?;
+    let ids = load::prog_query(&cgroup, attach::INET4_BIND).map_err(|err| NetError::Query { cgroup: cgroup_dir.to_path_buf(), err })?;
     for id in ids {
         let Ok(prog) = load::prog_fd_by_id(id) else { continue };
-        let (name, map_ids) = load::prog_info(&prog)?;
+        let (name, map_ids) = load::prog_info(&prog).map_err(NetError::Sys)?;
         if name != "vs_bind4" {
             continue;
         }
         let (mut slot, mut exact, mut prefixes) = (None, None, None);
         for m in map_ids {
             let Ok(map) = load::map_fd_by_id(m) else { continue };
-            match load::map_name(&map)?.as_str() {
+            match load::map_name(&map).map_err(NetError::Sys)?.as_str() {
                 dest::SLOT_NAME => slot = Some(map),
                 dest::EXACT_NAME => exact = Some(map),
                 dest::PREFIXES_NAME => prefixes = Some(map),
@@ -156,18 +153,18 @@ pub fn maps_of(cgroup_dir: &Path) -> anyhow::Result<dest::Maps> {
             return Ok(dest::Maps { slot, exact, prefixes });
         }
     }
-    bail!("{} has no network context programs (a guest with interfaces/unrestricted, or not running?)", cgroup_dir.display())
+    Err(NetError::NoPrograms { cgroup: cgroup_dir.to_path_buf() })
 }
 
 /// The names of our programs attached directly to a cgroup (for tests and
 /// `status` output).
-pub fn attached_names(cgroup_dir: &Path) -> anyhow::Result<Vec<String>> {
+pub fn attached_names(cgroup_dir: &Path) -> Result<Vec<String>, NetError> {
     let cgroup = open_cgroup(cgroup_dir)?;
     let mut names = Vec::new();
     for attach_type in attach::ALL {
         for id in load::prog_query(&cgroup, attach_type).unwrap_or_default() {
             if let Ok(prog) = load::prog_fd_by_id(id) {
-                let name = load::prog_name(&prog)?;
+                let name = load::prog_name(&prog).map_err(NetError::Sys)?;
                 if name.starts_with(NAME_PREFIX) {
                     names.push(name);
                 }

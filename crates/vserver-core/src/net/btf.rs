@@ -18,10 +18,19 @@ pub struct BitField {
     pub mask: u8,
 }
 
+/// The running kernel's BTF.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
 /// `skc_ipv6only` of the running kernel, if it has BTF.
 pub fn ipv6only_bit() -> Option<BitField> {
-    let data = std::fs::read(Path::new("/sys/kernel/btf/vmlinux")).ok()?;
-    find_bitfield(&data, "sock_common", "skc_ipv6only")
+    read_ipv6only_bit().ok().flatten()
+}
+
+/// `skc_ipv6only` of the running kernel: None where its BTF has no such
+/// member, the errno where there is no BTF to read.
+pub fn read_ipv6only_bit() -> std::io::Result<Option<BitField>> {
+    let data = std::fs::read(Path::new(KERNEL_BTF))?;
+    Ok(find_bitfield(&data, "sock_common", "skc_ipv6only"))
 }
 
 /// [`ipv6only_bit`], remembered in the file `cache` for the rest of this

@@ -15,12 +15,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use super::addr::{self, AddedAddress, WantedAddress};
 use super::ipset::{canonical, IpSet, Member};
-use super::{attach, dest, rtnl};
+use super::{attach, dest, host_routes, rtnl, IoContext, NetError};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::paths::Paths;
 use crate::runstate::RunState;
@@ -41,8 +40,8 @@ pub struct LiveState {
 }
 
 impl LiveState {
-    pub fn set(&self) -> anyhow::Result<IpSet> {
-        IpSet::with_members(&self.members, self.lback, &self.allow_loopback).map_err(anyhow::Error::msg)
+    pub fn set(&self) -> Result<IpSet, NetError> {
+        IpSet::with_members(&self.members, self.lback, &self.allow_loopback).map_err(NetError::Set)
     }
 
     fn added_addresses(&self) -> Vec<AddedAddress> {
@@ -54,24 +53,28 @@ pub fn state_file(paths: &Paths, name: &str) -> PathBuf {
     paths.guest_rundir(name).join(STATE_FILE)
 }
 
-fn save(file: &Path, state: &LiveState) -> anyhow::Result<()> {
+fn save(file: &Path, state: &LiveState) -> Result<(), NetError> {
     let tmp = file.with_extension("json.tmp");
-    let mut f = fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(&serde_json::to_vec_pretty(state)?)?;
-    fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))
+    let mut f = fs::File::create(&tmp).on_file("cannot write", &tmp)?;
+    let text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other);
+    text.and_then(|t| f.write_all(&t)).map_err(NetError::Sys)?;
+    fs::rename(&tmp, file).on_file("cannot write", file)
 }
 
-pub fn load(paths: &Paths, name: &str) -> anyhow::Result<Option<LiveState>> {
+pub fn load(paths: &Paths, name: &str) -> Result<Option<LiveState>, NetError> {
     let file = state_file(paths, name);
     match fs::read(&file) {
-        Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| format!("{}: not a network state", file.display()))?)),
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(state) => Ok(Some(state)),
+            Err(err) => Err(NetError::BadState { file, err }),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
+        Err(e) => Err(e).on_file("cannot read", &file),
     }
 }
 
 /// The monitor's record at start: the set it attached and what it added.
-pub fn record(paths: &Paths, name: &str, set: &IpSet, added: &[AddedAddress]) -> anyhow::Result<()> {
+pub fn record(paths: &Paths, name: &str, set: &IpSet, added: &[AddedAddress]) -> Result<(), NetError> {
     let state = LiveState {
         members: set.members().to_vec(),
         lback: set.lback(),
@@ -95,29 +98,29 @@ pub fn forget(paths: &Paths, name: &str) -> Vec<AddedAddress> {
 struct ChangeLock(#[allow(dead_code)] fs::File);
 
 impl ChangeLock {
-    fn take(paths: &Paths, name: &str) -> anyhow::Result<ChangeLock> {
+    fn take(paths: &Paths, name: &str) -> Result<ChangeLock, NetError> {
         let dir = paths.lock_dir();
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let file = fs::File::create(dir.join(format!("net-{name}"))).with_context(|| format!("creating a lock in {}", dir.display()))?;
-        crate::sys::flock(file.as_fd(), true).context("locking the network state")?;
+        fs::create_dir_all(&dir).on_file("creating", &dir)?;
+        let file = fs::File::create(dir.join(format!("net-{name}"))).on_file("creating a lock in", &dir)?;
+        crate::sys::flock(file.as_fd(), true).or_doing(|| "locking the network state".into())?;
         Ok(ChangeLock(file))
     }
 }
 
 /// The running guest's cgroup v2 directory, where its programs are.
-fn v2_dir(paths: &Paths, state: &RunState) -> anyhow::Result<PathBuf> {
-    let layout = Layout::detect(&paths.cgroup_root)?;
+fn v2_dir(paths: &Paths, state: &RunState) -> Result<PathBuf, NetError> {
+    let layout = Layout::detect(&paths.cgroup_root).map_err(NetError::Sys)?;
     let cg = GuestCgroup::from_dirs(&layout, state.cgroups.clone());
-    cg.v2_dir().map(Path::to_path_buf).with_context(|| format!("guest {:?} has no cgroup v2 directory", state.name))
+    cg.v2_dir().map(Path::to_path_buf).ok_or_else(|| NetError::NoCgroupV2 { guest: state.name.clone() })
 }
 
 /// Builds the trie of `set` with the host's routes as they are now and
 /// swaps it in.
-fn swap_in(cgroup_v2: &Path, set: &IpSet) -> anyhow::Result<()> {
-    let routes = rtnl::Rtnl::open().and_then(|mut nl| nl.routes()).context("cannot read the host's routes")?;
+fn swap_in(cgroup_v2: &Path, set: &IpSet) -> Result<(), NetError> {
+    let routes = host_routes()?;
     let table = dest::table(set, &routes, &|dev| rtnl::ifindex(dev).ok());
     let maps = attach::maps_of(cgroup_v2)?;
-    dest::replace(&maps, &table).context("cannot swap in the new set")?;
+    dest::replace(&maps, &table).or_doing(|| "cannot swap in the new set".into())?;
     // The next change reuses the slot just left: no program may still be
     // reading it then.
     wait_for_running_programs();
@@ -131,18 +134,18 @@ fn wait_for_running_programs() {
     let _ = crate::sys::misc::membarrier_global();
 }
 
-fn running_state(paths: &Paths, name: &str) -> anyhow::Result<(RunState, LiveState)> {
+fn running_state(paths: &Paths, name: &str) -> Result<(RunState, LiveState), NetError> {
     let state = crate::runstate::require_running(paths, name)?;
     let Some(live) = load(paths, name)? else {
-        bail!("guest {name:?} has no network context to change (interfaces/unrestricted, or a network namespace of its own)");
+        return Err(NetError::NoContextToChange { guest: name.to_string() });
     };
     Ok((state, live))
 }
 
-fn record_in_run_state(paths: &Paths, name: &str, f: impl FnOnce(&mut Vec<String>)) -> anyhow::Result<()> {
-    if let Some(mut rs) = RunState::load(paths, name)? {
+fn record_in_run_state(paths: &Paths, name: &str, f: impl FnOnce(&mut Vec<String>)) -> Result<(), NetError> {
+    if let Some(mut rs) = RunState::load(paths, name).map_err(NetError::Sys)? {
         f(&mut rs.added_addresses);
-        rs.save(paths).context("writing the run state")?;
+        rs.save(paths).or_doing(|| "writing the run state".into())?;
     }
     Ok(())
 }
@@ -155,17 +158,17 @@ pub struct Added {
 }
 
 /// `vserver NAME ip add ADDR[/PREFIX] [--dev DEV]`.
-pub fn add(paths: &Paths, name: &str, member: Member) -> anyhow::Result<Added> {
+pub fn add(paths: &Paths, name: &str, member: Member) -> Result<Added, NetError> {
     let _lock = ChangeLock::take(paths, name)?;
     let (state, mut live) = running_state(paths, name)?;
     let old = live.set()?;
-    let new = old.with_added(member.clone()).map_err(|e| anyhow::anyhow!("guest {name:?}: {e}"))?;
+    let new = old.with_added(member.clone()).map_err(|reason| NetError::Change { guest: name.to_string(), reason })?;
     let cgroup_v2 = v2_dir(paths, &state)?;
     // The address is on the host before the guest may bind it.
     let on_device = match &member.dev {
         Some(dev) => {
             if !addr::device_exists(dev) {
-                bail!("there is no network device {dev:?} on this host");
+                return Err(NetError::NoDevice { dev: dev.clone() });
             }
             let wanted =
                 WantedAddress { ip: canonical(member.ip), prefix: member.prefix, dev: dev.clone(), label: None, scope_host: false };
@@ -200,24 +203,21 @@ pub struct Removed {
 /// `vserver NAME ip del ADDR [--force]`. Refused while sockets of the
 /// guest are bound to the address (they would keep it: a listener would go
 /// on serving an address the admin gave away), unless `force`.
-pub fn del(paths: &Paths, name: &str, ip: IpAddr, force: bool) -> anyhow::Result<Removed> {
+pub fn del(paths: &Paths, name: &str, ip: IpAddr, force: bool) -> Result<Removed, NetError> {
     let _lock = ChangeLock::take(paths, name)?;
     let (state, mut live) = running_state(paths, name)?;
     let old = live.set()?;
-    let new = old.without(ip).map_err(|e| anyhow::anyhow!("guest {name:?}: {e}"))?;
+    let new = old.without(ip).map_err(|reason| NetError::Change { guest: name.to_string(), reason })?;
     let cgroup_v2 = v2_dir(paths, &state)?;
     swap_in(&cgroup_v2, &new)?;
     // From here no new socket gets the address (swap_in waited for
     // programs still on the old set); count those that have it.
-    let layout = Layout::detect(&paths.cgroup_root)?;
+    let layout = Layout::detect(&paths.cgroup_root).map_err(NetError::Sys)?;
     let pids = GuestCgroup::from_dirs(&layout, state.cgroups.clone()).pids().unwrap_or_default();
     let bound = super::sockets::bound_to(&pids, canonical(ip));
     if bound > 0 && !force {
-        swap_in(&cgroup_v2, &old).context("cannot put the old set back")?;
-        bail!(
-            "guest {name:?}: {bound} of its sockets are bound to {ip}; stop what uses it (or remove it anyway with \
-             --force: those sockets keep the address until they close)"
-        );
+        swap_in(&cgroup_v2, &old).map_err(|e| NetError::PutBack(Box::new(e)))?;
+        return Err(NetError::SocketsBound { guest: name.to_string(), bound, ip });
     }
     let ip = canonical(ip);
     let off_device: Option<AddedAddress> = live.added_addresses().into_iter().find(|a| a.ip == ip);
@@ -235,27 +235,36 @@ pub fn del(paths: &Paths, name: &str, ip: IpAddr, force: bool) -> anyhow::Result
 /// `--save`: the change written to `interfaces/` too, each step atomic
 /// (a new `interfaces/N` is written aside and renamed into place; a removed
 /// one is renamed aside before it is deleted).
-pub fn save_added(confdir: &Path, member: &Member) -> anyhow::Result<PathBuf> {
+pub fn save_added(confdir: &Path, member: &Member) -> Result<PathBuf, NetError> {
     let dir = confdir.join("interfaces");
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let next = fs::read_dir(&dir)?.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok()).max().map_or(0, |n| n + 1);
+    fs::create_dir_all(&dir).on_file("cannot create", &dir)?;
+    let next = fs::read_dir(&dir)
+        .map_err(NetError::Sys)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .map_or(0, |n| n + 1);
     let target = dir.join(next.to_string());
     let tmp = dir.join(format!(".{next}.tmp"));
     let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let ip = canonical(member.ip);
-    fs::write(tmp.join("ip"), format!("{ip}\n"))?;
-    fs::write(tmp.join("prefix"), format!("{}\n", member.prefix))?;
-    match &member.dev {
-        Some(d) => fs::write(tmp.join("dev"), format!("{d}\n"))?,
-        None => fs::write(tmp.join("nodev"), "")?,
-    }
-    fs::rename(&tmp, &target).with_context(|| format!("cannot create {}", target.display()))?;
+    fs::create_dir(&tmp).on_file("cannot create", &tmp)?;
+    write_member(&tmp, member).map_err(NetError::Sys)?;
+    fs::rename(&tmp, &target).on_file("cannot create", &target)?;
     Ok(target)
 }
 
+/// The files of one `interfaces/N` directory.
+fn write_member(dir: &Path, member: &Member) -> std::io::Result<()> {
+    let ip = canonical(member.ip);
+    fs::write(dir.join("ip"), format!("{ip}\n"))?;
+    fs::write(dir.join("prefix"), format!("{}\n", member.prefix))?;
+    match &member.dev {
+        Some(d) => fs::write(dir.join("dev"), format!("{d}\n")),
+        None => fs::write(dir.join("nodev"), ""),
+    }
+}
+
 /// `--save` of a removal: every `interfaces/N` with that address goes.
-pub fn save_removed(confdir: &Path, ip: IpAddr) -> anyhow::Result<Vec<PathBuf>> {
+pub fn save_removed(confdir: &Path, ip: IpAddr) -> Result<Vec<PathBuf>, NetError> {
     let dir = confdir.join("interfaces");
     let mut removed = Vec::new();
     let Ok(entries) = fs::read_dir(&dir) else { return Ok(removed) };
@@ -273,8 +282,8 @@ pub fn save_removed(confdir: &Path, ip: IpAddr) -> anyhow::Result<Vec<PathBuf>> 
             continue;
         }
         let aside = dir.join(format!(".{}.removed", e.file_name().to_string_lossy()));
-        fs::rename(&p, &aside).with_context(|| format!("cannot remove {}", p.display()))?;
-        fs::remove_dir_all(&aside).with_context(|| format!("cannot remove {}", aside.display()))?;
+        fs::rename(&p, &aside).on_file("cannot remove", &p)?;
+        fs::remove_dir_all(&aside).on_file("cannot remove", &aside)?;
         removed.push(p);
     }
     Ok(removed)

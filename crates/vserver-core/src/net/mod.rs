@@ -26,6 +26,7 @@ mod attach;
 mod btf;
 pub mod dest;
 mod emit;
+mod error;
 mod filter;
 mod ipset;
 pub mod live;
@@ -37,14 +38,14 @@ pub mod run;
 mod sockets;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
-
-use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
 
 pub use addr::AddedAddress;
 pub use attach::{attached_names, detach_from_cgroup, maps_of, AttachedPrograms};
+use error::IoContext;
+pub use error::{InterfacesError, NetError};
 pub use ipset::{lback6_for, lback_for_xid, IpSet, Member};
-pub use netns::{remove_veth, setup_veth, VethConfig};
+pub use netns::{remove_veth, setup_veth, IpCommandError, VethConfig};
 
 pub use probe::{cgroup_v2_root, probe};
 
@@ -73,20 +74,16 @@ pub struct NetContext {
 
 /// Reads the unrestricted marker and validates the config; errors name the
 /// file. Nothing on the host changes here.
-pub fn guest_network(guest_confdir: &Path, cfg: &NetConfig, xid: u32) -> anyhow::Result<GuestNetwork> {
+pub fn guest_network(guest_confdir: &Path, cfg: &NetConfig, xid: u32) -> Result<GuestNetwork, NetError> {
     let marker = guest_confdir.join(UNRESTRICTED_MARKER);
     if marker.exists() {
         if let Some(i) = cfg.interfaces.first() {
-            bail!(
-                "{}: a guest with interfaces ({}: {}) cannot also be unrestricted; remove one of them",
-                marker.display(),
-                guest_confdir.join("interfaces").join(&i.id).display(),
-                i.ip
-            );
+            let interface = guest_confdir.join("interfaces").join(&i.id);
+            return Err(NetError::UnrestrictedWithInterfaces { marker, interface, ip: i.ip });
         }
         return Ok(GuestNetwork::Unrestricted);
     }
-    let ctx = NetContext::from_config(cfg, xid).map_err(|e| anyhow::anyhow!("{}: {e:#}", guest_confdir.join("interfaces").display()))?;
+    let ctx = NetContext::from_config(cfg, xid).map_err(|err| NetError::Interfaces { dir: guest_confdir.join("interfaces"), err })?;
     Ok(GuestNetwork::Restricted(ctx))
 }
 
@@ -97,26 +94,26 @@ impl NetContext {
     /// it, and `interfaces/allow-loopback`. `lback` 127.0.0.1 switches
     /// remapping off (127.0.0.1 and ::1 are shared with the host). Devices
     /// must exist.
-    pub fn from_config(cfg: &NetConfig, xid: u32) -> anyhow::Result<NetContext> {
+    pub fn from_config(cfg: &NetConfig, xid: u32) -> Result<NetContext, InterfacesError> {
         let lback = match cfg.lback {
             Some(IpAddr::V4(l)) => l,
-            Some(IpAddr::V6(l)) => bail!("lback: {l} is not an IPv4 address"),
-            None => lback_for_xid(xid).map_err(anyhow::Error::msg)?,
+            Some(IpAddr::V6(lback)) => return Err(InterfacesError::LbackNotIpv4 { lback }),
+            None => lback_for_xid(xid).map_err(InterfacesError::Lback)?,
         };
         let members: Vec<Member> =
             cfg.interfaces.iter().map(|i| Member { ip: i.ip, prefix: i.prefix, dev: i.dev.clone().filter(|_| !i.nodev) }).collect();
-        let set = IpSet::with_members(&members, Some(lback), &cfg.allow_loopback).map_err(anyhow::Error::msg)?;
+        let set = IpSet::with_members(&members, Some(lback), &cfg.allow_loopback).map_err(InterfacesError::Set)?;
         let mut addresses = Vec::new();
         for i in &cfg.interfaces {
             let Some(dev) = i.dev.as_deref().filter(|_| !i.nodev) else { continue };
             if !addr::device_exists(dev) {
-                bail!("{}/dev: there is no network device {dev:?} on this host", i.id);
+                return Err(InterfacesError::NoDevice { id: i.id.clone(), dev: dev.to_string() });
             }
             let label = match (&i.name, i.ip) {
                 (Some(n), IpAddr::V4(_)) => {
                     let l = format!("{dev}:{n}");
                     if l.len() > 15 {
-                        bail!("{}/name: label {l:?} is longer than the 15 characters a device label can have", i.id);
+                        return Err(InterfacesError::LabelTooLong { id: i.id.clone(), label: l });
                     }
                     Some(l)
                 }
@@ -160,8 +157,8 @@ impl NetContext {
     /// calling process exits; [`detach_from_cgroup`] or removing the cgroup
     /// ends them. Source addresses follow the host's routes as they are now.
     /// `rundir` keeps what is learnt from the kernel's BTF once per boot.
-    pub fn apply_to_cgroup(&self, cgroup_v2_dir: &Path, rundir: &Path) -> anyhow::Result<AttachedPrograms> {
-        let routes = rtnl::Rtnl::open().and_then(|mut nl| nl.routes()).context("cannot read the host's routes")?;
+    pub fn apply_to_cgroup(&self, cgroup_v2_dir: &Path, rundir: &Path) -> Result<AttachedPrograms, NetError> {
+        let routes = host_routes()?;
         let cache = rundir.is_dir().then(|| rundir.join(BTF_CACHE));
         attach::attach_set(&self.set, &routes, cgroup_v2_dir, cache.as_deref())
     }
@@ -169,9 +166,14 @@ impl NetContext {
     /// Adds the addresses with a `dev` (and no `nodev`), and the IPv6
     /// loopback address, to their devices; returns only those that were not
     /// there before.
-    pub fn add_host_addresses(&self) -> anyhow::Result<Vec<AddedAddress>> {
+    pub fn add_host_addresses(&self) -> Result<Vec<AddedAddress>, NetError> {
         addr::add_addresses(&self.addresses)
     }
+}
+
+/// The host's routes as they are now, for choosing source addresses.
+fn host_routes() -> Result<Vec<rtnl::Route>, NetError> {
+    rtnl::Rtnl::open().and_then(|mut nl| nl.routes()).map_err(NetError::Routes)
 }
 
 /// The file in the run directory that remembers the kernel's IPV6_V6ONLY bit.
@@ -181,15 +183,17 @@ pub const BTF_CACHE: &str = ".kernel-btf";
 /// `vserver-info`)? Needs the kernel's BTF (`/sys/kernel/btf/vmlinux`) and
 /// the bpf_skc_to_tcp6_sock/udp6_sock helpers (5.9). Without it a v6-only
 /// `::` bind in a context without IPv6 addresses fails with EINVAL.
-pub fn ipv6only_detection() -> Result<(), String> {
-    match btf::ipv6only_bit() {
-        Some(_) => Ok(()),
-        None => Err("no kernel BTF (/sys/kernel/btf/vmlinux) with struct sock_common's skc_ipv6only".into()),
+pub fn ipv6only_detection() -> Result<(), NetError> {
+    let path = PathBuf::from(btf::KERNEL_BTF);
+    match btf::read_ipv6only_bit() {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(NetError::NoIpv6onlyBit { path }),
+        Err(err) => Err(NetError::NoKernelBtf { path, err }),
     }
 }
 
 /// Removes what [`NetContext::add_host_addresses`] added.
-pub fn remove_host_addresses(added: &[AddedAddress]) -> anyhow::Result<()> {
+pub fn remove_host_addresses(added: &[AddedAddress]) -> Result<(), NetError> {
     addr::remove_addresses(added)
 }
 

@@ -6,12 +6,13 @@
 //! Forwarding beyond the host (ip_forward, NAT) stays the admin's choice.
 
 use std::fs::File;
+use std::io;
 use std::net::IpAddr;
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context};
-
 use super::addr::valid_dev_name;
+use super::{IoContext, NetError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethConfig {
@@ -26,10 +27,21 @@ pub struct VethConfig {
 /// The IPv6 link-local address the host end gets, the guest's IPv6 gateway.
 const HOST_LL6: &str = "fe80::1";
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip").args(args).output().context("cannot run ip(8) from iproute2")?;
+/// An `ip(8)` command that could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IpCommandError {
+    #[error("cannot run ip(8) from iproute2: {0}")]
+    Run(io::Error),
+    /// Its arguments and what it wrote to stderr.
+    #[error("ip {args}: {stderr}")]
+    Failed { args: String, stderr: String },
+}
+
+fn ip(args: &[&str]) -> Result<(), IpCommandError> {
+    let out = Command::new("ip").args(args).output().map_err(IpCommandError::Run)?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(IpCommandError::Failed { args: args.join(" "), stderr });
     }
     Ok(())
 }
@@ -37,27 +49,27 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 /// Runs `f` on a new thread that has entered the network namespace of
 /// `pid` (setns affects the calling thread only; children it spawns, like
 /// `ip`, inherit it).
-fn in_netns_of<T: Send + 'static>(pid: i32, f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+fn in_netns_of<T: Send + 'static>(pid: i32, f: impl FnOnce() -> Result<T, NetError> + Send + 'static) -> Result<T, NetError> {
     let ns_path = format!("/proc/{pid}/ns/net");
-    let ns = File::open(&ns_path).with_context(|| format!("cannot open {ns_path}"))?;
+    let ns = File::open(&ns_path).on_file("cannot open", Path::new(&ns_path))?;
     std::thread::spawn(move || {
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).with_context(|| format!("setns({ns_path})"))?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).or_doing(|| format!("setns({ns_path})"))?;
         f()
     })
     .join()
-    .map_err(|_| anyhow::anyhow!("the thread configuring the network namespace of {pid} panicked"))?
+    .map_err(|_| NetError::NetnsThreadPanicked { pid })?
 }
 
 /// Creates the pair, moves the guest end into the network namespace of
 /// `guest_pid` and configures both ends. On an error the pair is deleted
 /// again (deleting one end deletes both).
-pub fn setup_veth(cfg: &VethConfig, guest_pid: i32) -> anyhow::Result<()> {
+pub fn setup_veth(cfg: &VethConfig, guest_pid: i32) -> Result<(), NetError> {
     if !valid_dev_name(&cfg.host_if) || !valid_dev_name(&cfg.guest_if) {
-        bail!("{:?}/{:?}: not valid network device names (15 characters of A-Z a-z 0-9 - _ . @)", cfg.host_if, cfg.guest_if);
+        return Err(NetError::BadVethNames { host_if: cfg.host_if.clone(), guest_if: cfg.guest_if.clone() });
     }
     let pid = guest_pid.to_string();
     ip(&["link", "add", &cfg.host_if, "type", "veth", "peer", "name", &cfg.guest_if, "netns", &pid])
-        .with_context(|| format!("cannot create veth pair {}", cfg.host_if))?;
+        .map_err(|err| NetError::CreateVeth { host_if: cfg.host_if.clone(), err })?;
     let configured = configure_host_end(cfg).and_then(|()| {
         let cfg = cfg.clone();
         in_netns_of(guest_pid, move || configure_guest_end(&cfg))
@@ -69,11 +81,11 @@ pub fn setup_veth(cfg: &VethConfig, guest_pid: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn configure_host_end(cfg: &VethConfig) -> anyhow::Result<()> {
+fn configure_host_end(cfg: &VethConfig) -> Result<(), NetError> {
     let dev = cfg.host_if.as_str();
     ip(&["link", "set", dev, "up"])?;
     ip(&["-6", "addr", "add", &format!("{HOST_LL6}/64"), "dev", dev, "nodad"])?;
-    std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/proxy_arp"), "1").with_context(|| format!("cannot enable proxy ARP on {dev}"))?;
+    std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/proxy_arp"), "1").or_doing(|| format!("cannot enable proxy ARP on {dev}"))?;
     for (addr, _) in &cfg.addresses {
         let host_route = format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 });
         ip(&["route", "add", &host_route, "dev", dev])?;
@@ -81,7 +93,7 @@ fn configure_host_end(cfg: &VethConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn configure_guest_end(cfg: &VethConfig) -> anyhow::Result<()> {
+fn configure_guest_end(cfg: &VethConfig) -> Result<(), NetError> {
     let dev = cfg.guest_if.as_str();
     ip(&["link", "set", "lo", "up"])?;
     for (addr, prefix) in &cfg.addresses {
@@ -104,11 +116,11 @@ fn configure_guest_end(cfg: &VethConfig) -> anyhow::Result<()> {
 
 /// Deletes the pair by its host end; one already gone (the guest's netns
 /// ended and took it along) is fine.
-pub fn remove_veth(host_if: &str) -> anyhow::Result<()> {
-    if !std::path::Path::new("/sys/class/net").join(host_if).exists() {
+pub fn remove_veth(host_if: &str) -> Result<(), NetError> {
+    if !Path::new("/sys/class/net").join(host_if).exists() {
         return Ok(());
     }
-    ip(&["link", "del", host_if])
+    Ok(ip(&["link", "del", host_if])?)
 }
 
 #[cfg(test)]
@@ -134,21 +146,21 @@ mod tests {
                 addresses: vec![("10.99.0.2".parse().unwrap(), 24), ("fd00:99::2".parse().unwrap(), 64)],
             };
             ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]).unwrap();
-            let result = setup_veth(&cfg, pid).and_then(|()| {
+            let seen = setup_veth(&cfg, pid).map_err(|e| e.to_string()).and_then(|()| {
                 // From the host side, the guest address answers and the
                 // guest's reply finds its way back.
                 use std::io::Read;
                 let to = "10.99.0.2:7777".parse().unwrap();
-                let mut c = std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(3))?;
                 let mut seen = String::new();
-                c.read_to_string(&mut seen)?;
-                anyhow::ensure!(seen == "10.99.0.1", "the guest saw the host as {seen:?}");
-                Ok(())
+                std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(3))
+                    .and_then(|mut c| c.read_to_string(&mut seen))
+                    .map_err(|e| e.to_string())?;
+                Ok(seen)
             });
             let _ = guest.kill();
             let _ = guest.wait();
             let _ = remove_veth("vs-test0");
-            result.unwrap();
+            assert_eq!(seen.unwrap(), "10.99.0.1", "how the guest saw the host");
             // A bad name fails before anything is made.
             let bad = VethConfig { host_if: "x/y".into(), ..cfg };
             assert!(setup_veth(&bad, pid).is_err());

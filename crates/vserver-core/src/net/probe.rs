@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
 use super::filter::PROG_TYPE_CGROUP_SKB;
 use super::programs::{attach, PROG_TYPE_CGROUP_SOCK, PROG_TYPE_CGROUP_SOCK_ADDR};
+use super::NetError;
 use crate::paths::Paths;
 use crate::sys::ebpf::asm::Asm;
 use crate::sys::ebpf::load::{self, ProgSpec};
@@ -22,25 +21,19 @@ fn is_cgroup2(dir: &Path) -> bool {
 }
 
 /// `<cgroup_root>` on a v2-only host, `<cgroup_root>/unified` on a hybrid one.
-pub fn cgroup_v2_root(paths: &Paths) -> anyhow::Result<PathBuf> {
+pub fn cgroup_v2_root(paths: &Paths) -> Result<PathBuf, NetError> {
     let root = &paths.cgroup_root;
     for dir in [root.clone(), root.join("unified")] {
         if is_cgroup2(&dir) {
             return Ok(dir);
         }
     }
-    bail!(
-        "no cgroup2 hierarchy at {} or {}/unified: network contexts need cgroup v2 (mount one with \
-         `mount -t cgroup2 none {}/unified`, or boot with systemd.unified_cgroup_hierarchy=1)",
-        root.display(),
-        root.display(),
-        root.display()
-    )
+    Err(NetError::NoCgroup2 { root: root.clone() })
 }
 
 /// The cgroup v2 root, after checking that the kernel can load every kind
 /// of program a network context attaches.
-pub fn probe(paths: &Paths) -> anyhow::Result<PathBuf> {
+pub fn probe(paths: &Paths) -> Result<PathBuf, NetError> {
     let root = cgroup_v2_root(paths)?;
     probe_kernel()?;
     Ok(root)
@@ -48,10 +41,10 @@ pub fn probe(paths: &Paths) -> anyhow::Result<PathBuf> {
 
 /// Loads a trivial program of each type a context attaches (sock_addr,
 /// sock, skb); the first refusal is the error.
-pub fn probe_kernel() -> anyhow::Result<()> {
+pub fn probe_kernel() -> Result<(), NetError> {
     let mut a = Asm::new();
     a.ret(1);
-    let trivial = a.finish().map_err(anyhow::Error::msg)?;
+    let trivial = a.finish().map_err(NetError::Assemble)?;
     let kinds = [
         (PROG_TYPE_CGROUP_SOCK_ADDR, attach::INET4_BIND, "cgroup socket address (bind/connect)"),
         (PROG_TYPE_CGROUP_SOCK, attach::INET4_POST_BIND, "cgroup socket (post_bind)"),
@@ -59,12 +52,7 @@ pub fn probe_kernel() -> anyhow::Result<()> {
     ];
     for (prog_type, expected_attach_type, what) in kinds {
         let spec = ProgSpec { prog_type, expected_attach_type, attach_btf_id: 0, name: "vs_probe" };
-        load::prog_load(&spec, &trivial).map_err(|e| {
-            anyhow::anyhow!(
-                "this kernel cannot load {what} BPF programs ({e}): network contexts need CONFIG_BPF_SYSCALL, \
-                 CONFIG_CGROUP_BPF and CAP_BPF with CAP_NET_ADMIN (or CAP_SYS_ADMIN)"
-            )
-        })?;
+        load::prog_load(&spec, &trivial).map_err(|err| NetError::KernelCannotLoad { what, err })?;
     }
     Ok(())
 }

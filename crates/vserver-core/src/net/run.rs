@@ -13,12 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{probe, AddedAddress, AttachedPrograms, NetContext};
+use super::{probe, AddedAddress, AttachedPrograms, IoContext, NetContext, NetError};
 use crate::paths::Paths;
 
 const FORWARDED: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
@@ -34,7 +33,7 @@ struct TransientCgroup {
 }
 
 impl TransientCgroup {
-    fn create(v2_root: &Path, records: &Path) -> anyhow::Result<TransientCgroup> {
+    fn create(v2_root: &Path, records: &Path) -> Result<TransientCgroup, NetError> {
         let parent = v2_root.join("vserver");
         remove_stale(&parent, records);
         let dir = parent.join(format!("chbind-{}", std::process::id()));
@@ -50,7 +49,8 @@ impl TransientCgroup {
                 _ => {}
             }
             make(&dir)
-        })?;
+        })
+        .map_err(NetError::Sys)?;
         Ok(TransientCgroup { dir, attached: None, added: Vec::new(), record: None })
     }
 
@@ -124,8 +124,8 @@ fn remove_stale(parent: &Path, records: &Path) {
 
 /// Runs `command` confined to `ctx` and returns its exit code (128 + signal
 /// number if it was killed), after all its descendants are gone too.
-pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsString]) -> anyhow::Result<i32> {
-    let Some((program, args)) = command.split_first() else { bail!("no command given") };
+pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsString]) -> Result<i32, NetError> {
+    let Some((program, args)) = command.split_first() else { return Err(NetError::NoCommand) };
     let v2_root = probe(paths)?;
     let records = paths.rundir.join(".chbind");
     let mut cgroup = TransientCgroup::create(&v2_root, &records)?;
@@ -136,7 +136,7 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
         let text: String = cgroup.added.iter().map(|a| format!("{a}\n")).collect();
         std::fs::create_dir_all(&records)
             .and_then(|()| std::fs::write(&record, text))
-            .with_context(|| format!("cannot record the added addresses in {}", record.display()))?;
+            .on_file("cannot record the added addresses in", &record)?;
         cgroup.record = Some(record);
     }
 
@@ -146,21 +146,20 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
     }
     // Blocked before the child exists, so no signal is lost in between; the
     // child unblocks them again before exec.
-    mask.thread_block().context("cannot block signals")?;
+    mask.thread_block().or_doing(|| "cannot block signals".into())?;
     // Orphaned grandchildren come back to us, so "all descendants gone" is
     // something waitpid can tell.
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        bail!("cannot become a child subreaper: {}", std::io::Error::from(e));
-    }
+    nix::sys::prctl::set_child_subreaper(true).or_doing(|| "cannot become a child subreaper".into())?;
 
-    let procs = CString::new(cgroup.dir.join("cgroup.procs").as_os_str().as_bytes())?;
+    let procs_path = cgroup.dir.join("cgroup.procs");
+    let procs = CString::new(procs_path.as_os_str().as_bytes()).map_err(|err| NetError::NulInPath { path: procs_path, err })?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
     crate::sys::process::unblock_and_join_cgroup_at_exec(&mut cmd, procs);
     // std reports a failure of pre_exec or exec through its own CLOEXEC pipe:
     // spawn returns only once the child is in the cgroup and exec'd.
-    let child = cmd.spawn().with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
-    let status = supervise(&cgroup, Pid::from_raw(child.id() as i32), &mask)?;
+    let child = cmd.spawn().or_doing(|| format!("cannot run {}", program.to_string_lossy()))?;
+    let status = supervise(&cgroup, Pid::from_raw(child.id() as i32), &mask);
     let _ = mask.thread_unblock();
     drop(cgroup);
     Ok(status)
@@ -169,12 +168,12 @@ pub fn run_in_transient_context(paths: &Paths, ctx: &NetContext, command: &[OsSt
 /// Waits for the command (recording its status) and then for the rest of
 /// the cgroup, forwarding signals: to the command while it lives, then to
 /// whatever is left in the cgroup.
-fn supervise(cgroup: &TransientCgroup, child: Pid, mask: &SigSet) -> anyhow::Result<i32> {
+fn supervise(cgroup: &TransientCgroup, child: Pid, mask: &SigSet) -> i32 {
     let mut status: Option<i32> = None;
     loop {
         reap(child, &mut status);
         if status.is_some() && !cgroup.populated() && no_children_left() {
-            return Ok(status.unwrap_or(1));
+            return status.unwrap_or(1);
         }
         if let Some(sig) = wait_signal(mask, Duration::from_millis(100)) {
             if FORWARDED.contains(&sig) {

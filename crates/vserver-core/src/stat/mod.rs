@@ -13,8 +13,9 @@ pub mod top;
 pub mod vps;
 
 use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::cgroup::{GuestCgroup, Layout};
@@ -29,6 +30,33 @@ use procfs::ProcStat;
 pub use status::guest_status_lines;
 
 pub const HOST_NAME: &str = "root server";
+
+/// What keeps the figures of the contexts from being read; each names
+/// what it was reading (the run directory, a guest, `/proc`).
+#[derive(Debug, thiserror::Error)]
+pub enum StatError {
+    /// An errno whose message names its object already (`cgroup::Layout`),
+    /// or one that never had a context added.
+    #[error("{0}")]
+    Sys(io::Error),
+    #[error("reading {}: {err}", dir.display())]
+    RunDir { dir: PathBuf, err: io::Error },
+    #[error("guest {guest:?}: listing its processes: {err}")]
+    Processes { guest: String, err: io::Error },
+    #[error("listing /proc: {0}")]
+    ListProc(io::Error),
+    #[error("reading /proc/uptime: {0}")]
+    Uptime(io::Error),
+    /// A figure of the guest's cgroup (`what`: its CPU time, its memory,
+    /// its limits). `err` is the text of `limits::stats`' error, which is
+    /// not a typed error yet (the limits sweep makes it `LimitError`).
+    #[error("guest {guest:?}: reading {what}: {err}")]
+    Figures { guest: String, what: &'static str, err: String },
+    #[error("guest {guest:?} is not running")]
+    NotRunning { guest: String },
+    #[error("guest {guest:?} is not running (its run state in {} is stale)", rundir.display())]
+    Stale { guest: String, rundir: PathBuf },
+}
 
 /// One context's figures. In JSON (schemas/vserver-stat.json) every key
 /// carries its unit: `_bytes`, `_us` (CPU time), `_seconds`.
@@ -85,12 +113,12 @@ impl Sums {
 }
 
 /// Every context: the host row, then the running guests sorted by xid.
-pub fn collect(paths: &Paths, detail: Detail) -> anyhow::Result<Vec<ContextRow>> {
-    let guests = runstate::running_guests(paths).with_context(|| format!("reading {}", paths.rundir.display()))?;
+pub fn collect(paths: &Paths, detail: Detail) -> Result<Vec<ContextRow>, StatError> {
+    let guests = runstate::running_guests(paths).map_err(|err| StatError::RunDir { dir: paths.rundir.clone(), err })?;
     let cgroups = guest_cgroups(paths, &guests)?;
     let mut owner: HashMap<i32, usize> = HashMap::new();
     for (i, cg) in cgroups.iter().enumerate() {
-        for pid in cg.pids().with_context(|| format!("guest {:?}: listing its processes", guests[i].name))? {
+        for pid in guest_pids(&guests[i], cg)? {
             owner.insert(pid, i);
         }
     }
@@ -98,7 +126,7 @@ pub fn collect(paths: &Paths, detail: Detail) -> anyhow::Result<Vec<ContextRow>>
     let mut host = Sums::default();
     let mut sums = vec![Sums::default(); guests.len()];
     let mut buf = String::with_capacity(512);
-    for pid in procfs::all_pids().context("listing /proc")? {
+    for pid in procfs::all_pids().map_err(StatError::ListProc)? {
         if pid == me {
             continue;
         }
@@ -117,11 +145,11 @@ pub fn collect(paths: &Paths, detail: Detail) -> anyhow::Result<Vec<ContextRow>>
 }
 
 /// The row of one running guest, reading only its own processes.
-pub fn collect_guest(paths: &Paths, state: &RunState, detail: Detail) -> anyhow::Result<ContextRow> {
+pub fn collect_guest(paths: &Paths, state: &RunState, detail: Detail) -> Result<ContextRow, StatError> {
     let cg = guest_cgroups(paths, std::slice::from_ref(state))?.remove(0);
     let mut sums = Sums::default();
     let mut buf = String::with_capacity(512);
-    for pid in cg.pids().with_context(|| format!("guest {:?}: listing its processes", state.name))? {
+    for pid in guest_pids(state, &cg)? {
         if let Some(stat) = procfs::read_stat(pid, &mut buf) {
             sums.add(&stat);
         }
@@ -129,35 +157,52 @@ pub fn collect_guest(paths: &Paths, state: &RunState, detail: Detail) -> anyhow:
     guest_row(paths, &Clock::now()?, state, &cg, &sums, detail)
 }
 
-fn guest_cgroups(paths: &Paths, guests: &[RunState]) -> anyhow::Result<Vec<GuestCgroup>> {
+fn guest_pids(state: &RunState, cg: &GuestCgroup) -> Result<Vec<i32>, StatError> {
+    cg.pids().map_err(|err| StatError::Processes { guest: state.name.clone(), err })
+}
+
+fn guest_cgroups(paths: &Paths, guests: &[RunState]) -> Result<Vec<GuestCgroup>, StatError> {
     if guests.is_empty() {
         return Ok(Vec::new());
     }
-    let layout = Layout::detect(&paths.cgroup_root)?;
+    let layout = Layout::detect(&paths.cgroup_root).map_err(StatError::Sys)?;
     Ok(guests.iter().map(|g| GuestCgroup::from_dirs(&layout, g.cgroups.clone())).collect())
 }
 
-fn guest_row(paths: &Paths, clock: &Clock, state: &RunState, cg: &GuestCgroup, sums: &Sums, detail: Detail) -> anyhow::Result<ContextRow> {
-    let context = |what: &str| format!("guest {:?}: reading {what}", state.name);
+fn guest_row(
+    paths: &Paths,
+    clock: &Clock,
+    state: &RunState,
+    cg: &GuestCgroup,
+    sums: &Sums,
+    detail: Detail,
+) -> Result<ContextRow, StatError> {
     let mut row = clock.row(state.xid, &state.name, sums);
     if sums.oldest_start.is_none() {
         row.uptime_ms = runstate::now_secs().saturating_sub(state.started_at) * 1000;
     }
-    if let Some(times) = stats::cpu_times(cg).with_context(|| context("its CPU time"))? {
+    if let Some(times) = stats::cpu_times(cg).map_err(figures(state, "its CPU time"))? {
         row.cpu_user_us = times.user_us;
         row.cpu_system_us = times.system_us;
     }
-    if let Some(rss) = stats::resident_bytes(cg).with_context(|| context("its memory"))? {
+    if let Some(rss) = stats::resident_bytes(cg).map_err(figures(state, "its memory"))? {
         row.rss_bytes = rss;
     }
     if detail == Detail::WithLimits {
-        row.limits = Some(stats::context_stats(cg).with_context(|| context("its limits"))?);
+        row.limits = Some(stats::context_stats(cg).map_err(figures(state, "its limits"))?);
         // Like a controller the host lacks, disk figures the filesystem cannot
         // give (its quota was turned off since the start) are left out, so
         // monitoring keeps working; `vdlimit` says why.
         row.disk = dlimit::usage(&paths.guest_confdir(&state.name), state.xid).unwrap_or_default();
     }
     Ok(row)
+}
+
+/// Wraps an error of `limits::stats` (see [`StatError::Figures`]) with the
+/// guest and what was being read.
+fn figures<E: std::fmt::Display>(state: &RunState, what: &'static str) -> impl FnOnce(E) -> StatError {
+    let guest = state.name.clone();
+    move |err| StatError::Figures { guest, what, err: format!("{err:#}") }
 }
 
 /// Units and "now" for turning ticks into the table's milliseconds.
@@ -168,8 +213,8 @@ struct Clock {
 }
 
 impl Clock {
-    fn now() -> anyhow::Result<Clock> {
-        Ok(Clock { uptime_ms: procfs::uptime_ms().context("reading /proc/uptime")?, hz: clock_ticks(), page: page_size() })
+    fn now() -> Result<Clock, StatError> {
+        Ok(Clock { uptime_ms: procfs::uptime_ms().map_err(StatError::Uptime)?, hz: clock_ticks(), page: page_size() })
     }
 
     fn ms(&self, ticks: u64) -> u64 {
@@ -189,5 +234,19 @@ impl Clock {
             limits: None,
             disk: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_error_names_its_object_and_its_errno_once() {
+        let e = StatError::Processes { guest: "web".into(), err: io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(e.to_string(), "guest \"web\": listing its processes: Permission denied (os error 13)");
+        assert!(std::error::Error::source(&e).is_none(), "the errno is in the message only");
+        let e = StatError::Stale { guest: "web".into(), rundir: "/run/vservers/web".into() };
+        assert_eq!(e.to_string(), "guest \"web\" is not running (its run state in /run/vservers/web is stale)");
     }
 }

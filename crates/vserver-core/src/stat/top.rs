@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::format::{short_mem, short_time};
 use super::owner::{ContextMap, Owner};
-use super::{collect, procfs, ContextRow, Detail};
+use super::{collect, procfs, ContextRow, Detail, StatError};
 use crate::limits::context::page_size;
 use crate::limits::cpu::clock_ticks;
 use crate::paths::Paths;
@@ -34,13 +34,13 @@ pub struct ProcSample {
 }
 
 impl Sample {
-    pub fn take(paths: &Paths) -> anyhow::Result<Sample> {
+    pub fn take(paths: &Paths) -> Result<Sample, StatError> {
         let contexts = collect(paths, Detail::WithLimits)?;
-        let map = ContextMap::load(paths)?;
+        let map = ContextMap::load(paths).map_err(StatError::Sys)?;
         let page = page_size();
         let mut processes = HashMap::new();
         let mut buf = String::with_capacity(512);
-        for pid in procfs::all_pids()? {
+        for pid in procfs::all_pids().map_err(StatError::Sys)? {
             let Some(stat) = procfs::read_stat(pid, &mut buf) else { continue };
             let command = command_of(&buf);
             let Some(owner) = map.owner_of(pid) else { continue };
