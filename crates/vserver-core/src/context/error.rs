@@ -108,6 +108,10 @@ pub enum Cause {
     #[error(transparent)]
     NotStartable(crate::config::NotStartable),
     #[error(transparent)]
+    Net(crate::net::NetError),
+    #[error(transparent)]
+    Interfaces(crate::net::InterfacesError),
+    #[error(transparent)]
     Json(serde_json::Error),
     #[error(transparent)]
     Nul(std::ffi::NulError),
@@ -150,6 +154,8 @@ causes!(
     Seccomp(crate::seccomp::FilterTooLong),
     BpfLoad(crate::sys::ebpf::load::LoadError),
     NotStartable(crate::config::NotStartable),
+    Net(crate::net::NetError),
+    Interfaces(crate::net::InterfacesError),
     Json(serde_json::Error),
     Nul(std::ffi::NulError),
     Text(String),
