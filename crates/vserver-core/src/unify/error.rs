@@ -121,6 +121,28 @@ mod tests {
     }
 
     #[test]
+    fn multi_line_refusals_read_as_one_line() {
+        let no_store = UnifyError::NoStoreOnFilesystem {
+            who: "guest \"a\"".into(),
+            root: "/v/a".into(),
+            candidates: vec!["/x/.hash".into(), "/y/.hash".into()],
+        };
+        assert_eq!(
+            no_store.to_string(),
+            "guest \"a\": no hash store on the filesystem of /v/a (candidates: /x/.hash, /y/.hash); \
+             hard links cannot cross filesystems, configure a store on that filesystem in apps/vunify/hash"
+        );
+        let no_freezer = UnifyError::GuestWithoutFreezer { guest: "a".into(), cgroups: vec!["/cg/a".into()] };
+        assert_eq!(
+            no_freezer.to_string(),
+            "guest \"a\" cannot be frozen: none of its cgroups [\"/cg/a\"] has a freezer \
+             (cgroup v2 needs kernel 5.2; on cgroup v1 mount the freezer controller)"
+        );
+        let too_large = UnifyError::PackageListTooLarge { pkg: "nginx".into() };
+        assert_eq!(too_large.to_string(), "package nginx: its file list in /var/lib/dpkg/info is larger than 67108864 bytes; refused");
+    }
+
+    #[test]
     fn errors_cross_threads() {
         fn send_sync<T: Send + Sync + 'static>() {}
         send_sync::<UnifyError>();
