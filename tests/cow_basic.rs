@@ -41,7 +41,7 @@ fn setup(tag: &str) -> Option<Two> {
         return None;
     }
     if let Err(e) = vserver_core::unify::cow::kernel_supported() {
-        require(false, &e);
+        require(false, &e.to_string());
         return None;
     }
     let w = World::new(tag);

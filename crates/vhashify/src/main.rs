@@ -60,7 +60,7 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
         if !cli.names.is_empty() {
             return Err(UsageError("--gc takes no NAME (use --destination DIR for one store)".into()).into());
         }
-        return unify::gc(&paths, &opts);
+        return Ok(unify::gc(&paths, &opts)?);
     }
     if cli.revert {
         let Some((name, rel)) = cli.names.split_first() else {
@@ -69,7 +69,7 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
         let sel =
             RevertSelection { paths: rel.iter().map(PathBuf::from).collect(), recursive: cli.recursive, packages: cli.package.clone() };
         sel.check().map_err(UsageError)?;
-        return unify::revert(&paths, name, &sel, &opts);
+        return Ok(unify::revert(&paths, name, &sel, &opts)?);
     }
     let names = if cli.all {
         if !cli.names.is_empty() {
@@ -86,7 +86,7 @@ fn run(cli: &Cli) -> anyhow::Result<Summary> {
         // --all with no guest taking part: nothing to do is not a failure.
         return Ok(Summary::default());
     }
-    unify::hashify(&paths, &names, &opts)
+    Ok(unify::hashify(&paths, &names, &opts)?)
 }
 
 /// Quiet on success when stdout is not a terminal (cron mails every line).

@@ -11,8 +11,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-
+use super::error::{IoResultExt, UnifyError};
 use super::exclude::ExcludeList;
 use crate::config::parse::read_path_entry;
 use crate::paths::Paths;
@@ -38,7 +37,7 @@ pub fn default_store(paths: &Paths) -> PathBuf {
 }
 
 /// The configured store candidates for a guest (not yet matched to its fs).
-pub fn store_candidates(paths: &Paths, guest: &str) -> anyhow::Result<Vec<PathBuf>> {
+pub fn store_candidates(paths: &Paths, guest: &str) -> Result<Vec<PathBuf>, UnifyError> {
     for entry in [paths.guest_confdir(guest).join("apps/vunify/hash"), paths.defaults_dir().join("apps/vunify/hash")] {
         let meta = match std::fs::symlink_metadata(&entry) {
             Ok(m) => m,
@@ -54,9 +53,9 @@ pub fn store_candidates(paths: &Paths, guest: &str) -> anyhow::Result<Vec<PathBu
     Ok(vec![default_store(paths)])
 }
 
-fn dir_of_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn dir_of_entries(dir: &Path) -> Result<Vec<PathBuf>, UnifyError> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list hash store entries", dir.display()))?
+        .what(|| format!("{}: cannot list hash store entries", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     names.sort();
@@ -67,33 +66,27 @@ fn dir_of_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     if out.is_empty() {
-        bail!("{}: is a directory but names no hash store (add a symlink to the store, e.g. `root`)", dir.display());
+        return Err(UnifyError::NoStoreNamed { dir: dir.to_path_buf() });
     }
     Ok(out)
 }
 
 /// Of the candidates, the store on the same filesystem as `root`; a missing
 /// candidate counts as being where its parent is (it will be created).
-pub fn pick_store(candidates: &[PathBuf], root: &Path, who: &str) -> anyhow::Result<PathBuf> {
-    let root_dev = std::fs::metadata(root).with_context(|| format!("{who}: guest root {}", root.display()))?.dev();
+pub fn pick_store(candidates: &[PathBuf], root: &Path, who: &str) -> Result<PathBuf, UnifyError> {
+    let root_dev = std::fs::metadata(root).what(|| format!("{who}: guest root {}", root.display()))?.dev();
     for c in candidates {
         let probe = if c.exists() { c.as_path() } else { c.parent().unwrap_or(c) };
         if std::fs::metadata(probe).map(|m| m.dev() == root_dev).unwrap_or(false) {
             return Ok(c.clone());
         }
     }
-    let list: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-    bail!(
-        "{who}: no hash store on the filesystem of {} (candidates: {}); hard links cannot cross filesystems, \
-         configure a store on that filesystem in apps/vunify/hash",
-        root.display(),
-        list.join(", ")
-    )
+    Err(UnifyError::NoStoreOnFilesystem { who: who.to_string(), root: root.to_path_buf(), candidates: candidates.to_vec() })
 }
 
 /// The exclude rules of a configured guest: built-in, `.defaults`, the
 /// guest's own, then `--exclude-from`.
-pub fn guest_excludes(paths: &Paths, guest: &str, extra: Option<&Path>) -> anyhow::Result<ExcludeList> {
+pub fn guest_excludes(paths: &Paths, guest: &str, extra: Option<&Path>) -> Result<ExcludeList, UnifyError> {
     let mut list = ExcludeList::builtin();
     list.add_file(&paths.defaults_dir().join("apps/vunify/exclude"))?;
     list.add_file(&paths.guest_confdir(guest).join("apps/vunify/exclude"))?;
@@ -103,9 +96,9 @@ pub fn guest_excludes(paths: &Paths, guest: &str, extra: Option<&Path>) -> anyho
     Ok(list)
 }
 
-pub fn add_required_file(list: &mut ExcludeList, f: &Path) -> anyhow::Result<()> {
+pub fn add_required_file(list: &mut ExcludeList, f: &Path) -> Result<(), UnifyError> {
     if !f.is_file() {
-        bail!("--exclude-from {}: no such file", f.display());
+        return Err(UnifyError::NoExcludeFile { file: f.to_path_buf() });
     }
     list.add_file(f)?;
     Ok(())

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::copy;
+use super::error::UnifyError;
 use super::hash::{Key, Meta};
 use super::hook;
 use super::marker;
@@ -67,7 +68,7 @@ pub fn link_all(
     opts: &LinkOptions,
     windows: &Windows,
     sum: &mut Summary,
-) -> anyhow::Result<Linked> {
+) -> Result<Linked, UnifyError> {
     hashed.sort_unstable_by(|a, b| (a.key, a.target, &a.rel).cmp(&(b.key, b.target, &b.rel)));
     let mut groups: Vec<&[Hashed]> = Vec::new();
     let mut linked = Linked::default();

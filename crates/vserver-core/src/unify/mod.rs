@@ -18,6 +18,7 @@
 pub mod config;
 pub(crate) mod copy;
 pub mod cow;
+mod error;
 pub mod exclude;
 pub(crate) mod freezer;
 pub mod hash;
@@ -39,8 +40,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context};
-
+pub use error::UnifyError;
 pub use exclude::ExcludeList;
 pub use release::{release_guest, Release};
 pub use revert::RevertSelection;
@@ -48,6 +48,7 @@ pub use store::Store;
 pub use summary::Summary;
 pub use window::Windows;
 
+use self::error::IoResultExt;
 use crate::paths::Paths;
 use crate::sys::file as sys;
 
@@ -102,20 +103,20 @@ impl Default for UnifyOptions {
 }
 
 /// The guests `vhashify --all` works on: those with `apps/vunify/`.
-pub fn participating_guests(paths: &Paths) -> anyhow::Result<Vec<String>> {
+pub fn participating_guests(paths: &Paths) -> Result<Vec<String>, UnifyError> {
     Ok(crate::config::list_guests(paths)?.into_iter().filter(|g| config::takes_part(paths, g)).collect())
 }
 
 /// Unifies the given guests (or, with `manually`, directories).
-pub fn hashify(paths: &Paths, names: &[String], opts: &UnifyOptions) -> anyhow::Result<Summary> {
+pub fn hashify(paths: &Paths, names: &[String], opts: &UnifyOptions) -> Result<Summary, UnifyError> {
     let started = Instant::now();
     if names.is_empty() {
-        bail!("no guest given (name guests, or use --all)");
+        return Err(UnifyError::NoGuestGiven);
     }
     let mut sum = Summary { dry_run: opts.dry_run, guests: names.to_vec(), ..Summary::default() };
     // Lease breaks are signalled with SIGIO, whose default action would kill us.
     sys::ignore_sigio();
-    let targets = names.iter().map(|n| resolve_target(paths, n, opts)).collect::<anyhow::Result<Vec<_>>>()?;
+    let targets = names.iter().map(|n| resolve_target(paths, n, opts)).collect::<Result<Vec<_>, UnifyError>>()?;
     let mut by_store: BTreeMap<PathBuf, Vec<config::Target>> = BTreeMap::new();
     for (store, target) in targets {
         by_store.entry(store).or_default().push(target);
@@ -128,16 +129,16 @@ pub fn hashify(paths: &Paths, names: &[String], opts: &UnifyOptions) -> anyhow::
     Ok(sum)
 }
 
-fn resolve_target(paths: &Paths, name: &str, opts: &UnifyOptions) -> anyhow::Result<(PathBuf, config::Target)> {
+fn resolve_target(paths: &Paths, name: &str, opts: &UnifyOptions) -> Result<(PathBuf, config::Target), UnifyError> {
     if opts.manually {
-        let store = opts.destination.clone().context("--manually needs --destination DIR (the hash store)")?;
+        let store = opts.destination.clone().ok_or(UnifyError::ManuallyWithoutDestination)?;
         let mut excludes = ExcludeList::builtin();
         if let Some(f) = &opts.exclude_from {
             config::add_required_file(&mut excludes, f)?;
         }
         let root = PathBuf::from(name);
         if !root.is_dir() {
-            bail!("{name}: no such directory");
+            return Err(UnifyError::NoSuchDirectory { name: name.to_string() });
         }
         return Ok((store, config::Target { name: name.to_string(), root, excludes, running: false }));
     }
@@ -152,12 +153,12 @@ fn resolve_target(paths: &Paths, name: &str, opts: &UnifyOptions) -> anyhow::Res
 }
 
 /// A store inside a guest would be writable by that guest.
-fn check_store_outside_guests(store: &Path, targets: &[config::Target]) -> anyhow::Result<()> {
+fn check_store_outside_guests(store: &Path, targets: &[config::Target]) -> Result<(), UnifyError> {
     let store_abs = canonical_or_parent(store);
     for t in targets {
-        let root = t.root.canonicalize().with_context(|| format!("{}: guest root {}", t.name, t.root.display()))?;
+        let root = t.root.canonicalize().what(|| format!("{}: guest root {}", t.name, t.root.display()))?;
         if store_abs.starts_with(&root) || root.starts_with(&store_abs) {
-            bail!("hash store {} and guest root {} ({}) must not contain each other", store.display(), root.display(), t.name);
+            return Err(UnifyError::StoreInsideGuest { store: store.to_path_buf(), root, guest: t.name.clone() });
         }
     }
     Ok(())
@@ -169,7 +170,13 @@ fn canonical_or_parent(p: &Path) -> PathBuf {
         .unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run_store(paths: &Paths, store_root: &Path, targets: Vec<config::Target>, opts: &UnifyOptions, sum: &mut Summary) -> anyhow::Result<()> {
+fn run_store(
+    paths: &Paths,
+    store_root: &Path,
+    targets: Vec<config::Target>,
+    opts: &UnifyOptions,
+    sum: &mut Summary,
+) -> Result<(), UnifyError> {
     let windows = Windows::new(paths);
     let Some((mut store, repair)) = Store::open(store_root, !opts.dry_run, opts.wait, &windows)? else {
         // Dry run without a store yet: everything would be new.
@@ -185,7 +192,7 @@ fn run_store(paths: &Paths, store_root: &Path, targets: Vec<config::Target>, opt
     }
     let no_inodes = Default::default();
     let inodes = if opts.reflink { &no_inodes } else { store.inode_set() };
-    let scan_trees = trees.iter().map(|(t, fd)| scan_tree(t, fd, inodes, store.dev, opts)).collect::<anyhow::Result<Vec<_>>>()?;
+    let scan_trees = trees.iter().map(|(t, fd)| scan_tree(t, fd, inodes, store.dev, opts)).collect::<Result<Vec<_>, UnifyError>>()?;
     let meta_dir = store.root.join(".vhashify");
     let (seen_file, cloned_file) =
         (seen::Seen::file(&meta_dir, opts.respect_mtime), seen::Seen::cloned_file(&meta_dir, opts.respect_mtime));
@@ -199,7 +206,7 @@ fn run_store(paths: &Paths, store_root: &Path, targets: Vec<config::Target>, opt
         hashed.retain(|h| store.lookup(&h.key).is_some());
     }
     if !opts.dry_run && !hashed.is_empty() {
-        store.mark_dirty().context("cannot write the store's dirty marker")?;
+        store.mark_dirty().what(|| "cannot write the store's dirty marker")?;
     }
     let link_trees: Vec<link::Tree> =
         trees.into_iter().map(|(t, root)| link::Tree { name: t.name.clone(), root, running: t.running }).collect();
@@ -211,19 +218,19 @@ fn run_store(paths: &Paths, store_root: &Path, targets: Vec<config::Target>, opt
     };
     let linked = link::link_all(&mut store, &link_trees, hashed, &link_opts, &windows, sum)?;
     if !opts.dry_run && !opts.existing_only {
-        seen::Seen::save(&seen_file, linked.unshared.into_iter()).with_context(|| format!("writing {}", seen_file.display()))?;
+        seen::Seen::save(&seen_file, linked.unshared.into_iter()).what(|| format!("writing {}", seen_file.display()))?;
         if opts.reflink {
             let clones = kept_clones.into_iter().chain(linked.cloned);
-            seen::Seen::save(&cloned_file, clones).with_context(|| format!("writing {}", cloned_file.display()))?;
+            seen::Seen::save(&cloned_file, clones).what(|| format!("writing {}", cloned_file.display()))?;
         }
     }
     if !opts.dry_run {
-        store.finish().context("cannot remove the store's dirty marker")?;
+        store.finish().what(|| "cannot remove the store's dirty marker")?;
     }
     Ok(())
 }
 
-fn dry_run_without_store(targets: Vec<config::Target>, opts: &UnifyOptions, sum: &mut Summary) -> anyhow::Result<()> {
+fn dry_run_without_store(targets: Vec<config::Target>, opts: &UnifyOptions, sum: &mut Summary) -> Result<(), UnifyError> {
     // A dry run never creates a store: count against an empty index instead.
     let empty = Default::default();
     let trees = targets
@@ -242,7 +249,7 @@ fn dry_run_without_store(targets: Vec<config::Target>, opts: &UnifyOptions, sum:
             let dev = sys::fstat(fd.as_fd())?.st_dev;
             scan_tree(t, fd, &empty, dev, opts)
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, UnifyError>>()?;
     let none = seen::Seen::default();
     let (mut hashed, _) = scan::scan(scan_trees, &scan_options(opts), &scan::Known { seen: &none, cloned: &none }, sum);
     hashed.sort_unstable_by_key(|a| (a.key, a.id.ino));
@@ -266,7 +273,7 @@ fn scan_tree<'a>(
     inodes: &'a std::collections::HashSet<u64>,
     dev: u64,
     opts: &UnifyOptions,
-) -> anyhow::Result<scan::ScanTree<'a>> {
+) -> Result<scan::ScanTree<'a>, UnifyError> {
     Ok(scan::ScanTree {
         root: root.try_clone()?,
         rules: walk::WalkRules {
@@ -294,23 +301,23 @@ fn scan_options(opts: &UnifyOptions) -> scan::ScanOptions {
 
 /// Opens a guest root (a host path, from host configuration) and checks it
 /// is on the store's filesystem (`dev` 0: any).
-fn open_root(root: &Path, dev: u64) -> anyhow::Result<OwnedFd> {
+fn open_root(root: &Path, dev: u64) -> Result<OwnedFd, UnifyError> {
     let c = sys::cstr(root.as_os_str().as_encoded_bytes())?;
     // The guest root path is host configuration: relative to our working directory.
     let fd = sys::open_at(sys::cwd(), &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-        .with_context(|| format!("cannot open guest root {}", root.display()))?;
+        .what(|| format!("cannot open guest root {}", root.display()))?;
     let st = sys::fstat(fd.as_fd())?;
     if dev != 0 && st.st_dev != dev {
-        bail!("guest root {} is not on the hash store's filesystem; hard links cannot cross filesystems", root.display());
+        return Err(UnifyError::RootOnOtherFilesystem { root: root.to_path_buf() });
     }
     Ok(fd)
 }
 
 /// `vhashify --revert NAME [PATH...] [--recursive] [--package PKG...]`:
 /// private writable copies again (revert.rs says which files).
-pub fn revert(paths: &Paths, name: &str, sel: &RevertSelection, opts: &UnifyOptions) -> anyhow::Result<Summary> {
+pub fn revert(paths: &Paths, name: &str, sel: &RevertSelection, opts: &UnifyOptions) -> Result<Summary, UnifyError> {
     let started = Instant::now();
-    sel.check().map_err(anyhow::Error::msg)?;
+    sel.check().map_err(UnifyError::Selection)?;
     sys::ignore_sigio();
     let (store_root, target) = resolve_target(paths, name, opts)?;
     let mut sum = Summary { guests: vec![name.to_string()], ..Summary::default() };
@@ -319,7 +326,7 @@ pub fn revert(paths: &Paths, name: &str, sel: &RevertSelection, opts: &UnifyOpti
         return Ok(sum);
     }
     let windows = Windows::new(paths);
-    let (mut store, repair) = Store::open(&store_root, true, opts.wait, &windows)?.context("hash store vanished")?;
+    let (mut store, repair) = Store::open(&store_root, true, opts.wait, &windows)?.ok_or(UnifyError::StoreVanished)?;
     sum.repaired += repair.refrozen + repair.stale_removed;
     let root = open_root(&target.root, store.dev)?;
     revert::revert_tree(&mut store, &windows, &root, sel, &mut sum)?;
@@ -333,14 +340,14 @@ pub fn revert(paths: &Paths, name: &str, sel: &RevertSelection, opts: &UnifyOpti
 /// vserver's vclone kept the links). Only existing entries are used: no file
 /// of the clone is made shared that was not shared before. The clone must
 /// take part (its `apps/vunify`, copied from the source).
-pub fn link_clone(paths: &Paths, clone: &str) -> anyhow::Result<Summary> {
+pub fn link_clone(paths: &Paths, clone: &str) -> Result<Summary, UnifyError> {
     let opts = UnifyOptions { existing_only: true, wait: true, ..UnifyOptions::default() };
     hashify(paths, &[clone.to_string()], &opts)
 }
 
 /// `vhashify --gc`: removes entries of the given stores (or the configured
 /// ones of every guest) that no guest links to any more.
-pub fn gc(paths: &Paths, opts: &UnifyOptions) -> anyhow::Result<Summary> {
+pub fn gc(paths: &Paths, opts: &UnifyOptions) -> Result<Summary, UnifyError> {
     let started = Instant::now();
     let mut roots: Vec<PathBuf> = match &opts.destination {
         Some(d) => vec![d.clone()],
@@ -359,7 +366,7 @@ pub fn gc(paths: &Paths, opts: &UnifyOptions) -> anyhow::Result<Summary> {
         let Some((mut store, repair)) = Store::open(root, true, opts.wait, &Windows::new(paths))? else { continue };
         sum.repaired += repair.refrozen + repair.stale_removed;
         if !opts.dry_run {
-            let (n, bytes) = store.gc().with_context(|| format!("gc of hash store {}", root.display()))?;
+            let (n, bytes) = store.gc().map_err(|err| UnifyError::Gc { store: root.clone(), err: Box::new(err) })?;
             sum.gc_removed += n;
             sum.gc_bytes += bytes;
         }

@@ -7,13 +7,12 @@
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 
-use anyhow::{bail, Context};
-
+use super::error::{IoResultExt, UnifyError};
 use crate::sys::file as sys;
 
-const INFO_DIR: &str = "var/lib/dpkg/info";
+pub(super) const INFO_DIR: &str = "var/lib/dpkg/info";
 /// A list longer than this is not a dpkg list (the guest may write anything there).
-const MAX_LIST: u64 = 64 << 20;
+pub(super) const MAX_LIST: u64 = 64 << 20;
 
 /// Debian package names (policy 5.6.1), optionally with `:ARCH`.
 pub fn check_name(pkg: &str) -> Result<(), String> {
@@ -33,24 +32,21 @@ pub fn check_name(pkg: &str) -> Result<(), String> {
 }
 
 /// The paths the package's list names (as written there: absolute guest paths).
-pub fn files(root: &OwnedFd, pkg: &str) -> anyhow::Result<Vec<Vec<u8>>> {
-    check_name(pkg).map_err(anyhow::Error::msg)?;
+pub fn files(root: &OwnedFd, pkg: &str) -> Result<Vec<Vec<u8>>, UnifyError> {
+    check_name(pkg).map_err(UnifyError::Selection)?;
     let info = sys::open_in_root(root.as_fd(), &sys::cstr(INFO_DIR.as_bytes())?, libc::O_RDONLY | libc::O_DIRECTORY)
-        .with_context(|| format!("package {pkg}: cannot open /{INFO_DIR} in the guest (no dpkg there?)"))?;
+        .what(|| format!("package {pkg}: cannot open /{INFO_DIR} in the guest (no dpkg there?)"))?;
     let list = open_list(&info, pkg)?;
     let mut text = Vec::new();
-    std::fs::File::from(list)
-        .take(MAX_LIST + 1)
-        .read_to_end(&mut text)
-        .with_context(|| format!("reading the file list of package {pkg}"))?;
+    std::fs::File::from(list).take(MAX_LIST + 1).read_to_end(&mut text).what(|| format!("reading the file list of package {pkg}"))?;
     if text.len() as u64 > MAX_LIST {
-        bail!("package {pkg}: its file list in /{INFO_DIR} is larger than {MAX_LIST} bytes; refused");
+        return Err(UnifyError::PackageListTooLarge { pkg: pkg.to_string() });
     }
     Ok(text.split(|&b| b == b'\n').filter(|l| l.starts_with(b"/")).map(<[u8]>::to_vec).collect())
 }
 
 /// `PKG.list`, else the one `PKG:ARCH.list` there is.
-fn open_list(info: &OwnedFd, pkg: &str) -> anyhow::Result<OwnedFd> {
+fn open_list(info: &OwnedFd, pkg: &str) -> Result<OwnedFd, UnifyError> {
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     let mut names = vec![format!("{pkg}.list")];
     if !pkg.contains(':') {
@@ -65,12 +61,12 @@ fn open_list(info: &OwnedFd, pkg: &str) -> anyhow::Result<OwnedFd> {
     for n in &names {
         match sys::open_beneath(info.as_fd(), &sys::cstr(n.as_bytes())?, flags) {
             Ok(fd) if sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT == libc::S_IFREG => return Ok(fd),
-            Ok(_) => bail!("package {pkg}: /{INFO_DIR}/{n} is not a regular file"),
+            Ok(_) => return Err(UnifyError::PackageListNotAFile { pkg: pkg.to_string(), list: n.clone() }),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e).with_context(|| format!("package {pkg}: /{INFO_DIR}/{n}")),
+            Err(err) => return Err(UnifyError::Io { what: format!("package {pkg}: /{INFO_DIR}/{n}"), err }),
         }
     }
-    bail!("package {pkg} is not installed in the guest (no /{INFO_DIR}/{pkg}.list)")
+    Err(UnifyError::PackageNotInstalled { pkg: pkg.to_string() })
 }
 
 #[cfg(test)]

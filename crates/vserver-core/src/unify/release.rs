@@ -8,9 +8,8 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::config;
+use super::error::UnifyError;
 use super::exclude::ExcludeList;
 use super::store::Store;
 use super::summary::Summary;
@@ -57,7 +56,7 @@ impl fmt::Display for Release {
 /// Unlinks the store entries of guest `name` (which must be stopped) from
 /// its tree and removes the entries nobody else uses. Call it before the
 /// guest's tree is removed (`vserver NAME delete`).
-pub fn release_guest(paths: &Paths, name: &str) -> anyhow::Result<Release> {
+pub fn release_guest(paths: &Paths, name: &str) -> Result<Release, UnifyError> {
     let vdir = crate::config::load_guest(paths, name).map(|g| g.vdir).unwrap_or_else(|_| paths.default_vdir(name));
     let mut out = Release::default();
     if !vdir.is_dir() {
@@ -75,7 +74,7 @@ pub fn release_guest(paths: &Paths, name: &str) -> anyhow::Result<Release> {
         Ok(Some((s, _))) => s,
         Ok(None) => return Ok(out),
         // Locked by a running vhashify: unlink our names, leave entries to --gc.
-        Err(e) if e.is::<super::store::Locked>() => Store::open(&store_root, false, false, &windows)?.context("hash store vanished")?.0,
+        Err(UnifyError::Locked { .. }) => Store::open(&store_root, false, false, &windows)?.ok_or(UnifyError::StoreVanished)?.0,
         Err(e) => return Err(e),
     };
     let root = super::open_root(&vdir, store.dev)?;

@@ -22,6 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::copy;
+use super::error::UnifyError;
 use super::exclude::ExcludeList;
 use super::package;
 use super::scan::{open_regular, Skip};
@@ -75,7 +76,13 @@ fn normalise(p: &Path) -> Vec<u8> {
 }
 
 /// Reverts the selected files of the guest whose root is `root`.
-pub fn revert_tree(store: &mut Store, windows: &Windows, root: &OwnedFd, sel: &RevertSelection, sum: &mut Summary) -> anyhow::Result<()> {
+pub fn revert_tree(
+    store: &mut Store,
+    windows: &Windows,
+    root: &OwnedFd,
+    sel: &RevertSelection,
+    sum: &mut Summary,
+) -> Result<(), UnifyError> {
     let mut found = Vec::new();
     {
         let nothing = ExcludeList::default();

@@ -13,8 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use anyhow::Context;
-
+use super::error::{IoResultExt, UnifyError};
 use super::hash::Key;
 use super::marker;
 use super::window::Windows;
@@ -53,17 +52,17 @@ impl Store {
     /// while an entry was not immutable, or left names in staging, or the
     /// store predates the marks, this is repaired in a window first: staging
     /// emptied, every entry marked and immutable.
-    pub fn open(root: &Path, create: bool, wait: bool, windows: &Windows) -> anyhow::Result<Option<(Store, Repair)>> {
+    pub fn open(root: &Path, create: bool, wait: bool, windows: &Windows) -> Result<Option<(Store, Repair)>, UnifyError> {
         if !root.exists() {
             if !create {
                 return Ok(None);
             }
-            std::fs::create_dir_all(root).with_context(|| format!("cannot create hash store {}", root.display()))?;
+            std::fs::create_dir_all(root).what(|| format!("cannot create hash store {}", root.display()))?;
             std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         }
         let croot = sys::cstr(root.as_os_str().as_encoded_bytes())?;
         let root_fd = sys::open_at(cwd(), &croot, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-            .with_context(|| format!("cannot open hash store {}", root.display()))?;
+            .what(|| format!("cannot open hash store {}", root.display()))?;
         let dev = sys::fstat(root_fd.as_fd())?.st_dev;
         if !create {
             let meta_fd = match sys::open_at(root_fd.as_fd(), &c(META_DIR), libc::O_RDONLY | libc::O_DIRECTORY, 0) {
@@ -86,7 +85,7 @@ impl Store {
         Ok(Some((store, repair)))
     }
 
-    fn repair(&mut self, windows: &Windows) -> anyhow::Result<Repair> {
+    fn repair(&mut self, windows: &Windows) -> Result<Repair, UnifyError> {
         let dirty = sys::fstatat_nofollow(self.meta_fd.as_fd(), &c(DIRTY)).is_ok();
         let stale = self.staging_names()?;
         let format = std::fs::read_to_string(self.root.join(META_DIR).join(FORMAT)).unwrap_or_default();
@@ -108,12 +107,12 @@ impl Store {
         Ok(Repair { stale_removed, refrozen })
     }
 
-    fn write_format(&self) -> anyhow::Result<()> {
+    fn write_format(&self) -> Result<(), UnifyError> {
         let path = self.root.join(META_DIR).join(FORMAT);
-        std::fs::write(&path, format!("{FORMAT_VERSION}\n")).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&path, format!("{FORMAT_VERSION}\n")).what(|| format!("writing {}", path.display()))
     }
 
-    fn has_entries(&self) -> anyhow::Result<bool> {
+    fn has_entries(&self) -> Result<bool, UnifyError> {
         let mut any = false;
         self.for_each_entry(|_, _, _| {
             any = true;
@@ -140,7 +139,7 @@ impl Store {
 
     /// Reads every fan-out directory: entry names give keys, directory
     /// entries give inode numbers, without a stat per entry.
-    fn load_index(&mut self) -> anyhow::Result<()> {
+    fn load_index(&mut self) -> Result<(), UnifyError> {
         let mut found = Vec::new();
         self.for_each_entry(|_, name, ino| {
             found.push((name, ino));
@@ -156,7 +155,7 @@ impl Store {
     }
 
     /// Calls `f(fan-out dir fd, full hex name, inode)` for every entry.
-    fn for_each_entry(&self, f: impl FnMut(BorrowedFd, String, u64) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    fn for_each_entry(&self, f: impl FnMut(BorrowedFd, String, u64) -> Result<(), UnifyError>) -> Result<(), UnifyError> {
         for_each_entry(self.root_fd.as_fd(), &self.root, f)
     }
 
@@ -268,7 +267,7 @@ impl Store {
         Ok(())
     }
 
-    fn staging_names(&self) -> anyhow::Result<Vec<CString>> {
+    fn staging_names(&self) -> Result<Vec<CString>, UnifyError> {
         let dir = nix::dir::Dir::from_fd(nix::unistd::dup(std::os::fd::AsRawFd::as_raw_fd(&self.staging_fd))?)?;
         let mut names = Vec::new();
         for e in dir.into_iter() {
@@ -284,20 +283,20 @@ impl Store {
     /// Anything in staging belongs to a run that died (we hold the lock).
     /// Inside a window: a name may be a link to an entry, whose flag must
     /// be off to unlink it (refreeze_entries sets it again).
-    fn clean_staging(&self, names: &[CString]) -> anyhow::Result<u64> {
+    fn clean_staging(&self, names: &[CString]) -> Result<u64, UnifyError> {
         for n in names {
             if let Ok(fd) = sys::open_at(self.staging_fd.as_fd(), n, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
                 let _ = sys::set_immutable(fd.as_fd(), false);
             }
             sys::unlink_at(self.staging_fd.as_fd(), n, 0)
-                .with_context(|| format!("cannot remove stale {}/.vhashify/staging/{}", self.root.display(), n.to_string_lossy()))?;
+                .what(|| format!("cannot remove stale {}/.vhashify/staging/{}", self.root.display(), n.to_string_lossy()))?;
         }
         Ok(names.len() as u64)
     }
 
     /// Removes entries no guest links to any more (link count 1: the store's
     /// own name). Returns (entries removed, bytes freed).
-    pub fn gc(&mut self) -> anyhow::Result<(u64, u64)> {
+    pub fn gc(&mut self) -> Result<(u64, u64), UnifyError> {
         let (mut removed, mut bytes) = (0, 0);
         let mut gone = Vec::new();
         self.for_each_entry(|fan, name, _| {
@@ -308,7 +307,7 @@ impl Store {
             }
             let fd = sys::open_at(fan, &cname, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
             sys::set_immutable(fd.as_fd(), false)?;
-            sys::unlink_at(fan, &cname, 0).with_context(|| format!("cannot remove store entry {name}"))?;
+            sys::unlink_at(fan, &cname, 0).what(|| format!("cannot remove store entry {name}"))?;
             removed += 1;
             bytes += st.st_blocks as u64 * 512;
             gone.push(name);
@@ -330,14 +329,14 @@ impl Store {
 fn for_each_entry(
     root_fd: BorrowedFd,
     root: &Path,
-    mut f: impl FnMut(BorrowedFd, String, u64) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    mut f: impl FnMut(BorrowedFd, String, u64) -> Result<(), UnifyError>,
+) -> Result<(), UnifyError> {
     for fan in 0..=255u8 {
         let fan_name = format!("{fan:02x}");
         let fd = match sys::open_at(root_fd, &c(&fan_name), libc::O_RDONLY | libc::O_DIRECTORY, 0) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e).with_context(|| format!("{}/{fan_name}", root.display())),
+            Err(err) => return Err(UnifyError::Io { what: format!("{}/{fan_name}", root.display()), err }),
         };
         let dir = nix::dir::Dir::from_fd(nix::unistd::dup(std::os::fd::AsRawFd::as_raw_fd(&fd))?)?;
         let mut entries = Vec::new();
@@ -359,11 +358,11 @@ fn for_each_entry(
 /// interrupted run or window, and to mark the entries of an older store).
 /// Needs no store lock, but a window: marking an immutable entry means
 /// clearing its flag for a moment. Returns how many entries were changed.
-pub fn refreeze_entries(root: &Path) -> anyhow::Result<u64> {
+pub fn refreeze_entries(root: &Path) -> Result<u64, UnifyError> {
     let croot = sys::cstr(root.as_os_str().as_encoded_bytes())?;
     let root_fd = match sys::open_at(cwd(), &croot, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(0),
-        other => other.with_context(|| format!("cannot open hash store {}", root.display()))?,
+        other => other.what(|| format!("cannot open hash store {}", root.display()))?,
     };
     let mut fixed = 0;
     for_each_entry(root_fd.as_fd(), root, |fan, name, _| {
@@ -376,8 +375,7 @@ pub fn refreeze_entries(root: &Path) -> anyhow::Result<u64> {
         }
         if !marked {
             sys::set_immutable(fd.as_fd(), false)?;
-            marker::set(fd.as_fd(), &key)
-                .with_context(|| format!("marking store entry {}/{}/{}", root.display(), &name[..2], &name[2..]))?;
+            marker::set(fd.as_fd(), &key).what(|| format!("marking store entry {}/{}/{}", root.display(), &name[..2], &name[2..]))?;
         }
         sys::set_immutable(fd.as_fd(), true)?;
         fixed += 1;
@@ -386,24 +384,13 @@ pub fn refreeze_entries(root: &Path) -> anyhow::Result<u64> {
     Ok(fixed)
 }
 
-/// Another process holds the store's lock.
-#[derive(Debug)]
-pub struct Locked(pub PathBuf);
-
-impl std::fmt::Display for Locked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "another vhashify run holds the lock of hash store {} (use --wait to wait for it)", self.0.display())
-    }
-}
-
-impl std::error::Error for Locked {}
-
-fn lock(meta_fd: &OwnedFd, root: &Path, wait: bool) -> anyhow::Result<OwnedFd> {
+/// The store's lock; `UnifyError::Locked` when another process holds it.
+fn lock(meta_fd: &OwnedFd, root: &Path, wait: bool) -> Result<OwnedFd, UnifyError> {
     let fd = sys::open_at(meta_fd.as_fd(), c"lock", libc::O_RDWR | libc::O_CREAT, 0o600)?;
     match sys::flock(fd.as_fd(), wait) {
         Ok(()) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Err(Locked(root.to_path_buf()).into()),
-        Err(e) => Err(e).with_context(|| format!("cannot lock hash store {}", root.display())),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Err(UnifyError::Locked { store: root.to_path_buf() }),
+        Err(err) => Err(UnifyError::Io { what: format!("cannot lock hash store {}", root.display()), err }),
     }
 }
 

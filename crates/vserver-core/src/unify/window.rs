@@ -29,9 +29,9 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use super::error::{IoResultExt, UnifyError};
 use super::freezer::{self, Frozen, Target};
 use super::hook;
 use crate::cgroup::{Layout, PARENT};
@@ -109,20 +109,20 @@ impl Windows {
     }
 
     /// Opens a window in which entries of `store` may lose their flag.
-    pub fn open(&self, store: &Path) -> anyhow::Result<Window> {
+    pub fn open(&self, store: &Path) -> Result<Window, UnifyError> {
         let lock = self.lock()?;
         let journal_path = self.paths.lock_dir().join(JOURNAL);
         recover(&journal_path)?;
         let targets = self.targets()?;
-        let ours = freezer::unrequested(&targets).context("reading the guests' freezer state")?;
+        let ours = freezer::unrequested(&targets).what(|| "reading the guests' freezer state")?;
         let frozen = ours.iter().map(|t| t.dir.clone()).collect();
         let journal = Journal { pid: std::process::id(), frozen, stores: vec![store.to_path_buf()] };
         write_journal(&journal_path, &journal)?;
         let frozen = match freezer::freeze(ours, &targets, FREEZE_TIMEOUT) {
             Ok(f) => f,
-            Err(e) => {
+            Err(err) => {
                 let _ = fs::remove_file(&journal_path);
-                return Err(e).context("freezing the running guests for a window");
+                return Err(UnifyError::Io { what: "freezing the running guests for a window".into(), err });
             }
         };
         hook::point("window-frozen", b"");
@@ -131,18 +131,18 @@ impl Windows {
 
     /// `<rundir>/.locks/start`, exclusively; waits for a guest start in
     /// progress (it holds the lock until its run state is written).
-    fn lock(&self) -> anyhow::Result<Lock> {
+    fn lock(&self) -> Result<Lock, UnifyError> {
         if self.start_lock_held.get() {
             return Ok(Lock::OwnStart);
         }
         self.take_lock().map(Lock::Held)
     }
 
-    fn take_lock(&self) -> anyhow::Result<File> {
+    fn take_lock(&self) -> Result<File, UnifyError> {
         let dir = self.paths.lock_dir();
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::create_dir_all(&dir).what(|| format!("creating {}", dir.display()))?;
         let path = dir.join(START_LOCK);
-        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let file = File::create(&path).what(|| format!("creating {}", path.display()))?;
         let deadline = Instant::now() + LOCK_TIMEOUT;
         let mut nap = Duration::from_micros(200);
         loop {
@@ -151,10 +151,10 @@ impl Windows {
                 Err(e) => e,
             };
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(e).with_context(|| format!("locking {}", path.display()));
+                return Err(UnifyError::Io { what: format!("locking {}", path.display()), err: e });
             }
             if Instant::now() > deadline {
-                bail!("{} stayed locked for {} s (a guest start that does not finish?)", path.display(), LOCK_TIMEOUT.as_secs());
+                return Err(UnifyError::StartLockTimeout { lock: path, secs: LOCK_TIMEOUT.as_secs() });
             }
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(10));
@@ -164,14 +164,11 @@ impl Windows {
     /// Every guest of this installation that may have processes: those with
     /// a run state (running or stale) and those whose cgroup exists (one that
     /// is rebooting). Each is frozen as a whole, except our own guest.
-    fn targets(&self) -> anyhow::Result<Vec<Target>> {
+    fn targets(&self) -> Result<Vec<Target>, UnifyError> {
         let states = run_states(&self.paths);
         let Some(layout) = &self.layout else {
             if let Some((name, _)) = states.iter().find(|(_, dirs)| dirs.iter().any(|d| d.exists())) {
-                bail!(
-                    "guest {name:?} runs but no cgroup hierarchy is mounted at {}: it cannot be frozen",
-                    self.paths.cgroup_root.display()
-                );
+                return Err(UnifyError::NoCgroupHierarchy { guest: name.clone(), cgroup_root: self.paths.cgroup_root.clone() });
             }
             return Ok(Vec::new());
         };
@@ -183,10 +180,9 @@ impl Windows {
                 }
                 // A guest whose cgroup is there (so it may have processes)
                 // but cannot be frozen: no window may open.
-                None if state_dirs.iter().any(|d| d.exists()) => bail!(
-                    "guest {name:?} cannot be frozen: none of its cgroups {state_dirs:?} has a freezer \
-                     (cgroup v2 needs kernel 5.2; on cgroup v1 mount the freezer controller)"
-                ),
+                None if state_dirs.iter().any(|d| d.exists()) => {
+                    return Err(UnifyError::GuestWithoutFreezer { guest: name, cgroups: state_dirs });
+                }
                 None => {}
             }
         }
@@ -206,7 +202,7 @@ impl Windows {
             let dir = if self.own_guest.as_deref() == Some(name.as_str()) && is_inside(&dir, layout)? {
                 let payload = dir.join("payload");
                 if !payload.is_dir() {
-                    bail!("cannot freeze guest {name:?} from inside its cgroup {}: it has no payload cgroup", dir.display());
+                    return Err(UnifyError::NoPayloadCgroup { guest: name, cgroup: dir });
                 }
                 payload
             } else {
@@ -215,7 +211,7 @@ impl Windows {
             match Target::of(&dir) {
                 Some(t) => out.push(t),
                 None if !dir.exists() => {}
-                None => bail!("cgroup {} has no freezer (cgroup v2 needs kernel 5.2; v1 needs the freezer controller)", dir.display()),
+                None => return Err(UnifyError::CgroupWithoutFreezer { cgroup: dir }),
             }
         }
         Ok(out)
@@ -234,13 +230,13 @@ impl Window {
 
     /// Thaws the guests; the window's work must have made every entry
     /// immutable again.
-    pub fn close(mut self) -> anyhow::Result<()> {
+    pub fn close(mut self) -> Result<(), UnifyError> {
         self.thaw()
     }
 
-    fn thaw(&mut self) -> anyhow::Result<()> {
+    fn thaw(&mut self) -> Result<(), UnifyError> {
         let Some(frozen) = self.frozen.take() else { return Ok(()) };
-        frozen.thaw().context("thawing the guests after a window")?;
+        frozen.thaw().what(|| "thawing the guests after a window")?;
         let _ = fs::remove_file(&self.journal_path);
         Ok(())
     }
@@ -261,26 +257,29 @@ impl Drop for Window {
 
 /// A window whose process died: its stores' entries get their flag back,
 /// then the guests it froze are thawed.
-fn recover(journal_path: &Path) -> anyhow::Result<()> {
+fn recover(journal_path: &Path) -> Result<(), UnifyError> {
     let text = match fs::read(journal_path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        other => other.with_context(|| format!("reading {}", journal_path.display()))?,
+        other => other.what(|| format!("reading {}", journal_path.display()))?,
     };
     if let Ok(j) = serde_json::from_slice::<Journal>(&text) {
         for store in &j.stores {
-            super::store::refreeze_entries(store).with_context(|| {
-                format!("making the entries of hash store {} immutable again after a window of pid {} died", store.display(), j.pid)
+            super::store::refreeze_entries(store).map_err(|err| UnifyError::Refreeze {
+                store: store.clone(),
+                pid: j.pid,
+                err: Box::new(err),
             })?;
         }
-        freezer::thaw_dirs(&j.frozen).with_context(|| format!("thawing what the window of pid {} froze", j.pid))?;
+        freezer::thaw_dirs(&j.frozen).what(|| format!("thawing what the window of pid {} froze", j.pid))?;
     }
-    fs::remove_file(journal_path).with_context(|| format!("removing {}", journal_path.display()))
+    fs::remove_file(journal_path).what(|| format!("removing {}", journal_path.display()))
 }
 
-fn write_journal(path: &Path, j: &Journal) -> anyhow::Result<()> {
+fn write_journal(path: &Path, j: &Journal) -> Result<(), UnifyError> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, serde_json::to_vec(j)?).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    let text = serde_json::to_vec(j).map_err(UnifyError::Journal)?;
+    fs::write(&tmp, text).what(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).what(|| format!("writing {}", path.display()))
 }
 
 /// (guest name, recorded cgroup dirs) of every run state file.
@@ -321,8 +320,8 @@ fn freezer_dir(layout: &Layout, recorded: &[PathBuf], name: &str) -> Option<Path
 }
 
 /// Whether this process is inside the cgroup `dir` (or below it).
-fn is_inside(dir: &Path, layout: &Layout) -> anyhow::Result<bool> {
-    let text = fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+fn is_inside(dir: &Path, layout: &Layout) -> Result<bool, UnifyError> {
+    let text = fs::read_to_string("/proc/self/cgroup").what(|| "reading /proc/self/cgroup")?;
     Ok(cgroup_file_is_inside(&text, dir, layout))
 }
 

@@ -36,7 +36,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
 use nix::poll::{PollFd, PollFlags};
 
 use self::breaker::{Break, Outcome};
@@ -45,6 +44,7 @@ use self::creds::{Creds, Owner};
 use self::notify::Notification;
 use self::resolve::Task;
 use super::config;
+use super::error::{IoResultExt, UnifyError};
 use super::window::Windows;
 use crate::paths::Paths;
 
@@ -96,25 +96,25 @@ pub fn wanted(paths: &Paths, guest: &str) -> bool {
 
 /// The kernel features copy-on-write needs: seccomp user notification with
 /// SECCOMP_USER_NOTIF_FLAG_CONTINUE (5.5) and the cgroup v2 freezer (5.2).
-pub fn kernel_supported() -> Result<(), String> {
-    let release = nix::sys::utsname::uname().map_err(|e| e.to_string())?.release().to_string_lossy().into_owned();
+pub fn kernel_supported() -> Result<(), UnifyError> {
+    let release = nix::sys::utsname::uname()?.release().to_string_lossy().into_owned();
     let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
     let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if version < (5, 5) {
-        return Err(format!("copy-on-write for unified guests needs kernel 5.5 or newer (seccomp user notification); this is {release}"));
+        return Err(UnifyError::OldKernel { release });
     }
     Ok(())
 }
 
 impl Supervisor {
     /// The supervisor of guest `name`'s unified files.
-    pub fn new(paths: &Paths, name: &str) -> anyhow::Result<Supervisor> {
-        kernel_supported().map_err(anyhow::Error::msg)?;
+    pub fn new(paths: &Paths, name: &str) -> Result<Supervisor, UnifyError> {
+        kernel_supported()?;
         // A dpkg run's batch holds a few hundred descriptors at once.
         crate::sys::raise_fd_limit(None);
         let vdir = crate::config::load_guest(paths, name).map(|g| g.vdir).unwrap_or_else(|_| paths.default_vdir(name));
         let store = config::store_candidates(paths, name).ok().and_then(|c| config::pick_store(&c, &vdir, name).ok());
-        let epoll = crate::sys::poll::epoll_create().context("creating the supervisor's epoll")?;
+        let epoll = crate::sys::poll::epoll_create().what(|| "creating the supervisor's epoll")?;
         Ok(Supervisor {
             guest: name.to_string(),
             windows: Windows::for_guest(paths, name),
@@ -165,12 +165,12 @@ impl Supervisor {
 
     /// Answers every notification that is waiting, without blocking: calls
     /// that need a link broken are handled together, in one window.
-    pub fn handle_ready(&mut self) -> anyhow::Result<()> {
+    pub fn handle_ready(&mut self) -> Result<(), UnifyError> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
         let n = match crate::sys::poll::epoll_wait(self.epoll.as_fd(), &mut events, 0) {
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(()),
-            Err(e) => return Err(e).context("epoll_wait"),
+            Err(err) => return Err(UnifyError::Io { what: "epoll_wait".into(), err }),
         };
         let mut waiting: Vec<Waiting> = Vec::new();
         for ev in &events[..n] {
@@ -199,7 +199,7 @@ impl Supervisor {
     }
 
     /// Runs until `stop` is set (for a dedicated thread).
-    pub fn run_until(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+    pub fn run_until(&mut self, stop: &AtomicBool) -> Result<(), UnifyError> {
         while !stop.load(Ordering::Relaxed) {
             let mut fds = [PollFd::new(self.epoll.as_fd(), PollFlags::POLLIN)];
             if matches!(nix::poll::poll(&mut fds, 100u8), Ok(n) if n > 0) {
@@ -423,7 +423,7 @@ fn has_input(fd: BorrowedFd) -> bool {
 
 /// `.vhashify/dirty` of the store: if the host dies while an entry's flag
 /// is off, the next vhashify run makes every entry immutable again.
-fn mark_store_dirty(store: &std::path::Path) -> anyhow::Result<()> {
+fn mark_store_dirty(store: &std::path::Path) -> Result<(), UnifyError> {
     let dirty = store.join(".vhashify/dirty");
     if dirty.exists() {
         return Ok(());
@@ -433,6 +433,6 @@ fn mark_store_dirty(store: &std::path::Path) -> anyhow::Result<()> {
         .write(true)
         .truncate(false)
         .open(&dirty)
-        .with_context(|| format!("creating {}", dirty.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", dirty.display()))
+        .what(|| format!("creating {}", dirty.display()))?;
+    f.sync_all().what(|| format!("syncing {}", dirty.display()))
 }
