@@ -112,6 +112,8 @@ pub enum Cause {
     #[error(transparent)]
     Interfaces(crate::net::InterfacesError),
     #[error(transparent)]
+    Unify(crate::unify::UnifyError),
+    #[error(transparent)]
     Json(serde_json::Error),
     #[error(transparent)]
     Nul(std::ffi::NulError),
@@ -156,6 +158,7 @@ causes!(
     NotStartable(crate::config::NotStartable),
     Net(crate::net::NetError),
     Interfaces(crate::net::InterfacesError),
+    Unify(crate::unify::UnifyError),
     Json(serde_json::Error),
     Nul(std::ffi::NulError),
     Text(String),
