@@ -25,6 +25,7 @@ pub mod limits;
 pub mod logging;
 pub mod net;
 pub mod paths;
+pub mod procfs;
 pub mod rootfs;
 pub mod running;
 pub mod runstate;

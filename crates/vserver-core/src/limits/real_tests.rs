@@ -103,6 +103,6 @@ fn rss_and_nproc_reach_the_real_cgroup_files() {
 
 fn cpu_ticks(pid: i32) -> u64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let p = crate::stat::procfs::parse_stat(&stat).unwrap();
+    let p = crate::procfs::parse_stat(&stat).unwrap();
     p.utime + p.stime
 }

@@ -10,9 +10,9 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 
+use crate::procfs;
 use crate::runstate::RunState;
 use crate::stat::owner::{ContextMap, Owner};
-use crate::stat::procfs;
 use crate::sys::pidfd;
 
 /// A signal number from `15`, `TERM`, `SIGTERM` or `term` (util-vserver

@@ -7,7 +7,7 @@
 pub mod export;
 pub mod format;
 pub mod owner;
-pub mod procfs;
+
 mod status;
 pub mod top;
 pub mod vps;
@@ -24,8 +24,8 @@ use crate::limits::context::page_size;
 use crate::limits::cpu::clock_ticks;
 use crate::limits::stats::{self, ContextStats};
 use crate::paths::Paths;
+use crate::procfs::{self, ProcStat};
 use crate::runstate::{self, RunState};
-use procfs::ProcStat;
 
 pub use status::guest_status_lines;
 

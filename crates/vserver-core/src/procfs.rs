@@ -1,4 +1,4 @@
-//! The one file per process vserver-stat reads: `/proc/PID/stat`, plus
+//! The one file per process vserver-stat, vps and vtop read: `/proc/PID/stat`, plus
 //! `/proc/uptime`. Nothing else per process, which is what keeps it quick
 //! with thousands of processes.
 
