@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use vserver_core::builder::{self, BuildOptions, InitChoice, InterfaceSpec, Method, NetDefaults, UsageError};
+use vserver_core::builder::{self, BuildError, BuildOptions, InitChoice, InterfaceSpec, Method, NetDefaults, UsageError};
 use vserver_core::Paths;
 
 use crate::cli::BuildArgs;
@@ -38,10 +38,8 @@ pub fn build(paths: &Paths, name: &str, args: &BuildArgs) -> Result<u8> {
             }
             Ok(0)
         }
-        Err(e) => match e.downcast_ref::<UsageError>() {
-            Some(u) => usage(u),
-            None => Err(e),
-        },
+        Err(BuildError::Usage(u)) => usage(&u),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -6,8 +6,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
-
+use super::error::{BuildError, Doing};
 use super::skeleton_root;
 
 /// Where the static busybox comes from; `VSERVER_BUSYBOX` overrides.
@@ -15,31 +14,31 @@ fn busybox_source() -> PathBuf {
     std::env::var_os("VSERVER_BUSYBOX").map(PathBuf::from).unwrap_or_else(|| "/bin/busybox".into())
 }
 
-pub(super) fn build(vdir: &Path) -> Result<()> {
+pub(super) fn build(vdir: &Path) -> Result<(), BuildError> {
     let source = busybox_source();
     if !source.exists() {
-        bail!("{} does not exist: install Debian's busybox-static package (apt-get install busybox-static)", source.display());
+        return Err(BuildError::NoBusybox { path: source });
     }
-    let is_static = crate::hostinfo::tools::elf_is_static(&source).with_context(|| format!("reading {}", source.display()))?;
+    let is_static = crate::hostinfo::tools::elf_is_static(&source).doing(|| format!("reading {}", source.display()))?;
     if !is_static {
-        bail!("{} is dynamically linked; the guest needs a static one (apt-get install busybox-static)", source.display());
+        return Err(BuildError::BusyboxNotStatic { path: source });
     }
     skeleton_root(vdir)?;
     for dir in ["bin", "sbin", "usr/bin", "usr/sbin", "var/log", "var/run", "run", "home", "etc/init.d", "mnt"] {
         fs::create_dir_all(vdir.join(dir))?;
     }
     let target = vdir.join("bin/busybox");
-    fs::copy(&source, &target).with_context(|| format!("copying {}", source.display()))?;
+    fs::copy(&source, &target).doing(|| format!("copying {}", source.display()))?;
     fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
     link_applets(&source, vdir)?;
     write_etc(vdir)
     // /etc/hostname and /etc/hosts are the guest's own (personalise.rs).
 }
 
-fn link_applets(busybox: &Path, vdir: &Path) -> Result<()> {
-    let out = Command::new(busybox).arg("--list-full").output().context("running busybox --list-full")?;
+fn link_applets(busybox: &Path, vdir: &Path) -> Result<(), BuildError> {
+    let out = Command::new(busybox).arg("--list-full").output().doing(|| "running busybox --list-full".to_string())?;
     if !out.status.success() {
-        bail!("{} --list-full failed", busybox.display());
+        return Err(BuildError::BusyboxListFailed { path: busybox.to_path_buf() });
     }
     for applet in String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()) {
         if applet.contains("..") || applet == "bin/busybox" {
@@ -50,13 +49,13 @@ fn link_applets(busybox: &Path, vdir: &Path) -> Result<()> {
             fs::create_dir_all(parent)?;
         }
         if fs::symlink_metadata(&link).is_err() {
-            symlink("/bin/busybox", &link).with_context(|| format!("linking {}", link.display()))?;
+            symlink("/bin/busybox", &link).doing(|| format!("linking {}", link.display()))?;
         }
     }
     Ok(())
 }
 
-fn write_etc(vdir: &Path) -> Result<()> {
+fn write_etc(vdir: &Path) -> Result<(), BuildError> {
     let files: &[(&str, &str, u32)] = &[
         ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644),
         ("etc/group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", 0o644),
@@ -67,7 +66,7 @@ fn write_etc(vdir: &Path) -> Result<()> {
     ];
     for (rel, content, mode) in files {
         let p = vdir.join(rel);
-        fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+        fs::write(&p, content).doing(|| format!("writing {}", p.display()))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode))?;
     }
     Ok(())

@@ -6,14 +6,14 @@
 //! A running source is frozen for the copy (freeze.rs) and thawed after; a
 //! source that is unified keeps its store links in the clone.
 
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
-
 use super::copy::{copy_tree, CopyReport, CopyRules, IdMap};
+use super::error::{unify_step, unify_text, BuildError, Doing};
 use super::freeze::Frozen;
 use super::personalise::STALE_DIRS;
 use super::UsageError;
@@ -84,16 +84,16 @@ struct Source {
     guest: Option<String>,
 }
 
-pub(super) fn build(paths: &Paths, name: &str, args: &Args, confdir: &Path, vdir: &Path) -> Result<CopyReport> {
+pub(super) fn build(paths: &Paths, name: &str, args: &Args, confdir: &Path, vdir: &Path) -> Result<CopyReport, BuildError> {
     let source = resolve_source(paths, &args.source)?;
     if source.guest.as_deref() == Some(name) {
-        bail!("a guest cannot be cloned onto itself");
+        return Err(BuildError::CloneOntoItself);
     }
     let mut excludes = ExcludeList::default();
     if let Some(f) = &args.exclude_from {
-        unify::config::add_required_file(&mut excludes, f)?;
+        unify::config::add_required_file(&mut excludes, f).map_err(unify_text)?;
     }
-    let src = open_dir(&source.root).with_context(|| format!("clone source {}", source.root.display()))?;
+    let src = open_dir(&source.root).map_err(|err| BuildError::CloneSource { root: source.root.clone(), err: Box::new(err) })?;
     let dst = open_dir(vdir)?;
     let ids = source_ids(&src)?;
     let unified = source_store(paths, &source, &src)?.is_some();
@@ -103,7 +103,7 @@ pub(super) fn build(paths: &Paths, name: &str, args: &Args, confdir: &Path, vdir
         _ => None,
     };
     let mut rules = CopyRules { excludes, emptied: STALE_DIRS, ids };
-    let report = copy_tree(src, dst, &mut rules).with_context(|| format!("copying {} to {}", source.root.display(), vdir.display()));
+    let report = copy_tree(src, dst, &mut rules).map_err(|err| BuildError::Copy { from: source.root.clone(), to: vdir.to_path_buf(), err });
     drop(frozen);
     let mut report = report?;
     if let Some(g) = &source.guest {
@@ -115,32 +115,33 @@ pub(super) fn build(paths: &Paths, name: &str, args: &Args, confdir: &Path, vdir
     // entry's immutable flag is off): linking during the copy would clear
     // the flag of entries other running guests have open.
     if unified {
-        let linked = unify::link_clone(paths, name).context("linking the clone's copies of unified files to the hash store")?;
+        let linked = unify::link_clone(paths, name)
+            .map_err(|e| unify_step("linking the clone's copies of unified files to the hash store".to_string(), e))?;
         report.unified_links = linked.linked + linked.already_shared;
     }
     Ok(report)
 }
 
 /// util-vserver's lookup: a directory path, else a guest's name.
-fn resolve_source(paths: &Paths, source: &str) -> Result<Source> {
+fn resolve_source(paths: &Paths, source: &str) -> Result<Source, BuildError> {
     if source.starts_with('/') {
         let root = PathBuf::from(source);
         if !root.is_dir() {
-            bail!("clone source {source} is not a directory");
+            return Err(BuildError::CloneSourceNotDir { from: source.to_string() });
         }
         return Ok(Source { guest: guest_with_root(paths, &root)?, root });
     }
-    crate::paths::validate_guest_name(source).map_err(anyhow::Error::msg)?;
+    crate::paths::validate_guest_name(source).map_err(BuildError::InvalidName)?;
     let conf = paths.guest_confdir(source);
     if !conf.is_dir() {
-        bail!("clone source {source:?}: no such guest (no {}) and not an absolute directory", conf.display());
+        return Err(BuildError::NoSuchCloneSource { from: source.to_string(), conf });
     }
     let root = read_path_entry(&conf.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(source));
     Ok(Source { root, guest: Some(source.to_string()) })
 }
 
 /// The configured guest whose root `root` is, if any (it may be running).
-fn guest_with_root(paths: &Paths, root: &Path) -> Result<Option<String>> {
+fn guest_with_root(paths: &Paths, root: &Path) -> Result<Option<String>, BuildError> {
     let want = std::fs::metadata(root)?;
     if !paths.confdir.is_dir() {
         return Ok(None);
@@ -156,7 +157,7 @@ fn guest_with_root(paths: &Paths, root: &Path) -> Result<Option<String>> {
 
 /// A source tree shifted for a user namespace is owned by `base + n`: the
 /// copy goes back to plain ids (and is shifted to its own range later).
-fn source_ids(src: &OwnedFd) -> Result<IdMap> {
+fn source_ids(src: &OwnedFd) -> io::Result<IdMap> {
     let st = sys::fstat(src.as_fd())?;
     let range = crate::context::userns::RANGE;
     Ok(if st.st_uid >= range && st.st_uid % range == 0 && st.st_gid == st.st_uid {
@@ -167,23 +168,23 @@ fn source_ids(src: &OwnedFd) -> Result<IdMap> {
 }
 
 /// The store the source's unified files are entries of, when there is one.
-fn source_store(paths: &Paths, source: &Source, src: &OwnedFd) -> Result<Option<PathBuf>> {
+fn source_store(paths: &Paths, source: &Source, src: &OwnedFd) -> Result<Option<PathBuf>, BuildError> {
     let candidates = match &source.guest {
-        Some(g) => unify::config::store_candidates(paths, g)?,
+        Some(g) => unify::config::store_candidates(paths, g).map_err(unify_text)?,
         None => vec![unify::config::default_store(paths)],
     };
     let dev = sys::fstat(src.as_fd())?.st_dev;
     Ok(candidates.into_iter().find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_dir() && m.dev() == dev)))
 }
 
-fn open_dir(path: &Path) -> Result<OwnedFd> {
+fn open_dir(path: &Path) -> Result<OwnedFd, BuildError> {
     let c = sys::cstr(path.as_os_str().as_encoded_bytes())?;
     // The path is host configuration: relative to our working directory.
-    sys::open_at(sys::cwd(), &c, libc::O_RDONLY | libc::O_DIRECTORY, 0).with_context(|| format!("opening {}", path.display()))
+    sys::open_at(sys::cwd(), &c, libc::O_RDONLY | libc::O_DIRECTORY, 0).doing(|| format!("opening {}", path.display()))
 }
 
 /// The source's configuration (host files, written by the admin).
-fn copy_config(src_conf: &Path, confdir: &Path) -> Result<()> {
+fn copy_config(src_conf: &Path, confdir: &Path) -> Result<(), BuildError> {
     for entry in CONFIG_COPIED {
         let from = src_conf.join(entry);
         if std::fs::symlink_metadata(&from).is_err() {
@@ -191,9 +192,9 @@ fn copy_config(src_conf: &Path, confdir: &Path) -> Result<()> {
         }
         let to = confdir.join(entry);
         std::fs::create_dir_all(to.parent().expect("has parent"))?;
-        let ok = Command::new("cp").args(["-a", "-T"]).arg(&from).arg(&to).status().context("running cp")?.success();
+        let ok = Command::new("cp").args(["-a", "-T"]).arg(&from).arg(&to).status().doing(|| "running cp".to_string())?.success();
         if !ok {
-            bail!("copying {} to {} failed", from.display(), to.display());
+            return Err(BuildError::ConfigCopyFailed { from, to });
         }
     }
     Ok(())

@@ -19,8 +19,6 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use anyhow::{bail, Result};
-
 use super::guestfs::{read_dir, readlinkat};
 use crate::sys::file as sys;
 use crate::unify::{self, ExcludeList};
@@ -63,6 +61,21 @@ pub struct CopyReport {
     pub mounts_skipped: Vec<String>,
 }
 
+/// A tree that could not be copied; the message names the entry (its path
+/// in the source, from `/`) and what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("{rel}: the source tree is deeper than {} levels; not cloned", MAX_DEPTH)]
+    TooDeep { rel: String },
+    #[error("{rel}: {err}")]
+    Stat { rel: String, err: io::Error },
+    /// `what`: "cannot list", "copying symlink", ...
+    #[error("{rel}: {what}: {err}")]
+    Entry { rel: String, what: &'static str, err: io::Error },
+}
+
 /// A directory being copied: both descriptors, its entries and where we are.
 struct Frame {
     src: OwnedFd,
@@ -75,7 +88,7 @@ struct Frame {
 }
 
 /// Copies the tree below `src` into the empty directory `dst`.
-pub fn copy_tree(src: OwnedFd, dst: OwnedFd, rules: &mut CopyRules) -> Result<CopyReport> {
+pub fn copy_tree(src: OwnedFd, dst: OwnedFd, rules: &mut CopyRules) -> Result<CopyReport, CopyError> {
     // The walk holds a descriptor pair per level.
     crate::sys::raise_fd_limit(Some(2 * MAX_DEPTH as u64 + 64));
     let st = sys::fstat(src.as_fd())?;
@@ -91,7 +104,7 @@ pub fn copy_tree(src: OwnedFd, dst: OwnedFd, rules: &mut CopyRules) -> Result<Co
         let rel = join(&top.rel, name.as_bytes());
         if let Some(sub) = c.entry(top, &name, rel)? {
             if stack.len() >= MAX_DEPTH {
-                bail!("{}: the source tree is deeper than {MAX_DEPTH} levels; not cloned", show(&sub.rel));
+                return Err(CopyError::TooDeep { rel: show(&sub.rel) });
             }
             stack.push(sub);
         }
@@ -109,27 +122,27 @@ struct Copier<'r, 'a> {
 }
 
 impl Copier<'_, '_> {
-    fn frame(&self, src: OwnedFd, dst: OwnedFd, rel: Vec<u8>, st: libc::stat) -> Result<Frame> {
+    fn frame(&self, src: OwnedFd, dst: OwnedFd, rel: Vec<u8>, st: libc::stat) -> Result<Frame, CopyError> {
         let entries = if self.rules.emptied.iter().any(|e| e.as_bytes() == rel.as_slice()) {
             Vec::new()
         } else {
-            read_dir(src.as_fd()).map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", show(&rel)))?.into_iter().map(|(n, _)| n).collect()
+            read_dir(src.as_fd()).map_err(|e| failed(&rel, "cannot list", e))?.into_iter().map(|(n, _)| n).collect()
         };
-        let xattrs = sys::xattrs(src.as_fd()).map_err(|e| anyhow::anyhow!("{}: extended attributes: {e}", show(&rel)))?;
+        let xattrs = sys::xattrs(src.as_fd()).map_err(|e| failed(&rel, "extended attributes", e))?;
         Ok(Frame { src, dst, rel, entries, next: 0, st, xattrs })
     }
 
     /// Copies one entry; a directory comes back as a frame to descend into.
-    fn entry(&mut self, dir: &Frame, name: &CStr, rel: Vec<u8>) -> Result<Option<Frame>> {
+    fn entry(&mut self, dir: &Frame, name: &CStr, rel: Vec<u8>) -> Result<Option<Frame>, CopyError> {
         let st = match sys::fstatat_nofollow(dir.src.as_fd(), name) {
             Ok(st) => st,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-            Err(e) => bail!("{}: {e}", show(&rel)),
+            Err(err) => return Err(CopyError::Stat { rel: show(&rel), err }),
         };
         if self.rules.excludes.is_excluded(&rel) && !(is_dir(&st) && self.rules.excludes.must_enter(&rel)) {
             return Ok(None);
         }
-        let fail = |what: &str, e: io::Error| anyhow::anyhow!("{}: {what}: {e}", show(&rel));
+        let fail = |what, e| failed(&rel, what, e);
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => return self.dir(dir, name, rel.clone(), st).map_err(|e| fail("copying directory", e)),
             libc::S_IFREG => self.file(dir, name, &rel, &st).map_err(|e| fail("copying", e))?,
@@ -164,7 +177,7 @@ impl Copier<'_, '_> {
         self.frame(src, dst, rel, st).map(Some).map_err(io::Error::other)
     }
 
-    fn finish_dir(&mut self, f: &Frame) -> Result<()> {
+    fn finish_dir(&mut self, f: &Frame) -> Result<(), CopyError> {
         let apply = || -> io::Result<()> {
             sys::fchown(f.dst.as_fd(), self.rules.ids.map(f.st.st_uid), self.rules.ids.map(f.st.st_gid))?;
             sys::fchmod(f.dst.as_fd(), f.st.st_mode & 0o7777)?;
@@ -173,7 +186,7 @@ impl Copier<'_, '_> {
             }
             sys::set_times(f.dst.as_fd(), &f.st)
         };
-        apply().map_err(|e| anyhow::anyhow!("{}: owner, mode, xattrs or times: {e}", show(&f.rel)))
+        apply().map_err(|e| failed(&f.rel, "owner, mode, xattrs or times", e))
     }
 
     fn file(&mut self, dir: &Frame, name: &CStr, rel: &[u8], seen: &libc::stat) -> io::Result<()> {
@@ -294,6 +307,10 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
     p.extend_from_slice(name);
     p
+}
+
+fn failed(rel: &[u8], what: &'static str, err: io::Error) -> CopyError {
+    CopyError::Entry { rel: show(rel), what, err }
 }
 
 fn show(rel: &[u8]) -> String {

@@ -19,9 +19,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
-
+use super::error::{BuildError, Doing};
 use super::{InitChoice, UsageError};
+use crate::conffile::ConfigError;
 use crate::paths::Paths;
 
 pub const CACHE_ENV: &str = "VSERVER_DEBOOTSTRAP_CACHE";
@@ -65,7 +65,7 @@ fn init_packages(init: InitChoice) -> (&'static [&'static str], &'static [&'stat
     }
 }
 
-pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -> Result<()> {
+pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -> Result<(), BuildError> {
     let suite = args.suite.clone().unwrap_or_else(host_suite);
     let defaults = paths.defaults_dir();
     let per_suite = paths.confdir.join(".distributions").join(&suite);
@@ -73,7 +73,7 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
         Some(m) => m.clone(),
         None => first_line(&[per_suite.join("debootstrap.mirror"), defaults.join("apps/debootstrap/mirror")])?
             .or_else(host_mirror)
-            .context("no -m MIRROR given, none in .defaults/apps/debootstrap/mirror, and none found in /etc/apt/sources.list*")?,
+            .ok_or(BuildError::NoMirror)?,
     };
     let mut options: Vec<String> = first_line(&[per_suite.join("debootstrap.options"), defaults.join("apps/debootstrap/options")])?
         .map(|l| l.split_whitespace().map(str::to_string).collect())
@@ -87,7 +87,7 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
         } else {
             String::new()
         };
-        bail!("debootstrap is not installed (apt-get install debootstrap){hint}");
+        return Err(BuildError::NoDebootstrap { hint });
     }
     let mut cmd = Command::new("debootstrap");
     cmd.args(&options);
@@ -96,9 +96,9 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
         if !options.iter().any(|o| o.starts_with("--cache-dir")) {
             let cache = PathBuf::from(cache);
             if !cache.is_absolute() {
-                bail!("{CACHE_ENV}={}: needs an absolute path", cache.display());
+                return Err(BuildError::CacheNotAbsolute { cache });
             }
-            fs::create_dir_all(&cache).with_context(|| format!("{CACHE_ENV}: creating {}", cache.display()))?;
+            fs::create_dir_all(&cache).doing(|| format!("{CACHE_ENV}: creating {}", cache.display()))?;
             // debootstrap moves files in and out of its cache: one build at a time.
             _cache_lock = Some(lock(&cache.join(".vserver-build.lock"))?);
             cmd.arg(format!("--cache-dir={}", cache.display()));
@@ -111,26 +111,27 @@ pub(super) fn build(paths: &Paths, vdir: &Path, args: &Args, init: InitChoice) -
     // debootstrap mounts /proc and /sys in the new tree; in a mount
     // namespace of its own they go away with it, even if it fails half-way.
     crate::sys::mount::exec_in_private_mount_ns(&mut cmd);
-    let status = cmd.status().context("running debootstrap")?;
+    let status = cmd.status().doing(|| "running debootstrap".to_string())?;
     if !status.success() {
         let log = fs::read_to_string(vdir.join("debootstrap/debootstrap.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        let tail: String = tail.into_iter().rev().map(|l| format!("\n  {l}")).collect();
-        bail!("debootstrap {} {suite} {} {mirror} failed ({status}); the end of its log:{tail}", options.join(" "), vdir.display());
+        let log_tail: String = tail.into_iter().rev().map(|l| format!("\n  {l}")).collect();
+        let options = options.join(" ");
+        return Err(BuildError::DebootstrapFailed { options, suite, vdir: vdir.to_path_buf(), mirror, status, log_tail });
     }
     Ok(())
 }
 
 /// An exclusive lock on `file`, held until the returned file is dropped.
-fn lock(file: &Path) -> Result<fs::File> {
-    let f = fs::File::create(file).with_context(|| format!("creating {}", file.display()))?;
-    crate::sys::flock(std::os::fd::AsFd::as_fd(&f), true).with_context(|| format!("locking {}", file.display()))?;
+fn lock(file: &Path) -> Result<fs::File, BuildError> {
+    let f = fs::File::create(file).doing(|| format!("creating {}", file.display()))?;
+    crate::sys::flock(std::os::fd::AsFd::as_fd(&f), true).doing(|| format!("locking {}", file.display()))?;
     Ok(f)
 }
 
 /// debootstrap keeps only the last `--include` and `--exclude`: one of each,
 /// the admin's packages and the init's together.
-fn with_init(options: Vec<String>, init: InitChoice) -> Result<Vec<String>> {
+fn with_init(options: Vec<String>, init: InitChoice) -> Result<Vec<String>, BuildError> {
     let (mut include, mut exclude, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     let mut it = options.into_iter();
     while let Some(o) = it.next() {
@@ -140,7 +141,7 @@ fn with_init(options: Vec<String>, init: InitChoice) -> Result<Vec<String>> {
         } else if let Some(v) = o.strip_prefix("--exclude=") {
             exclude.extend(list(v.to_string()));
         } else if o == "--include" || o == "--exclude" {
-            let v = it.next().with_context(|| format!("debootstrap option {o} needs a package list"))?;
+            let v = it.next().ok_or_else(|| BuildError::NeedsPackageList { option: o.clone() })?;
             if o == "--include" {
                 include.extend(list(v))
             } else {
@@ -151,14 +152,14 @@ fn with_init(options: Vec<String>, init: InitChoice) -> Result<Vec<String>> {
         }
     }
     let (want, unwanted) = init_packages(init);
-    for p in want {
+    for &p in want {
         if exclude.iter().any(|e| e == p) {
-            bail!("--exclude={p} conflicts with --initstyle {} (which needs {p})", init.name());
+            return Err(BuildError::ExcludesInitPackage { package: p, init });
         }
     }
-    for p in unwanted {
+    for &p in unwanted {
         if include.iter().any(|i| i == p) {
-            bail!("--include={p} conflicts with --initstyle {} (use --initstyle systemd for {p})", init.name());
+            return Err(BuildError::IncludesUnwantedPackage { package: p, init });
         }
     }
     include.extend(want.iter().map(|p| p.to_string()).filter(|p| !include.contains(p)).collect::<Vec<_>>());
@@ -173,7 +174,7 @@ fn with_init(options: Vec<String>, init: InitChoice) -> Result<Vec<String>> {
 }
 
 /// The first meaningful line of the first file that exists.
-fn first_line(files: &[PathBuf]) -> Result<Option<String>> {
+fn first_line(files: &[PathBuf]) -> Result<Option<String>, ConfigError> {
     for f in files {
         if let Some(line) = crate::config::parse::read_lines(f)?.and_then(|l| l.into_iter().next()) {
             return Ok(Some(line.text));

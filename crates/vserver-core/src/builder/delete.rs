@@ -19,8 +19,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-
+use super::error::{unify_step, BuildError, Doing};
 use super::guestfs::read_dir;
 use crate::config::parse::read_path_entry;
 use crate::paths::Paths;
@@ -37,20 +36,20 @@ pub struct DeleteReport {
     pub store_left: Option<(u64, u64, PathBuf)>,
 }
 
-pub fn delete_guest(paths: &Paths, name: &str) -> Result<DeleteReport> {
-    crate::paths::validate_guest_name(name).map_err(anyhow::Error::msg)?;
+pub fn delete_guest(paths: &Paths, name: &str) -> Result<DeleteReport, BuildError> {
+    crate::paths::validate_guest_name(name).map_err(BuildError::InvalidName)?;
     if runstate::is_running(paths, name) {
-        bail!("guest {name:?} is running; stop it first");
+        return Err(BuildError::RunningDelete { name: name.to_string() });
     }
     let confdir = paths.guest_confdir(name);
     let vdir = read_path_entry(&confdir.join("vdir"))?.unwrap_or_else(|| paths.default_vdir(name));
     if !confdir.exists() && std::fs::symlink_metadata(&vdir).is_err() {
-        bail!("no such guest {name:?} (neither {} nor {} exists)", confdir.display(), vdir.display());
+        return Err(BuildError::NoSuchGuest { name: name.to_string(), confdir, vdir });
     }
     // First out of the hash store (its configuration says which store),
     // inside the unifier's windows: the guest's names of store entries go,
     // and entries no other guest links to.
-    let released = unify::release_guest(paths, name).with_context(|| format!("taking guest {name:?} out of its hash store"))?;
+    let released = unify::release_guest(paths, name).map_err(|e| unify_step(format!("taking guest {name:?} out of its hash store"), e))?;
     let mut report = DeleteReport { store_freed: (released.entries_removed, released.bytes_freed), store_left: None };
     if released.entries_left > 0 {
         let store = unify::config::store_candidates(paths, name)
@@ -59,8 +58,8 @@ pub fn delete_guest(paths: &Paths, name: &str) -> Result<DeleteReport> {
             .unwrap_or_else(|| unify::config::default_store(paths));
         report.store_left = Some((released.entries_left, released.bytes_left, store));
     }
-    remove_tree(&vdir).with_context(|| format!("removing guest root {}", vdir.display()))?;
-    remove_tree(&confdir).with_context(|| format!("removing {}", confdir.display()))?;
+    remove_tree(&vdir).doing(|| format!("removing guest root {}", vdir.display()))?;
+    remove_tree(&confdir).doing(|| format!("removing {}", confdir.display()))?;
     let _ = remove_tree(&paths.guest_rundir(name));
     Ok(report)
 }

@@ -10,8 +10,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-
+use super::error::{BuildError, Doing};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::paths::Paths;
 use crate::unify::freezer::{self, Target};
@@ -23,22 +22,16 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Frozen(#[allow(dead_code)] freezer::Frozen);
 
 impl Frozen {
-    pub fn freeze(paths: &Paths, name: &str) -> Result<Frozen> {
+    pub fn freeze(paths: &Paths, name: &str) -> Result<Frozen, BuildError> {
         let layout = Layout::detect(&paths.cgroup_root)?;
         let cg = GuestCgroup::for_guest(&layout, name);
         let v2 = cg.v2_dir().and_then(Target::of);
         let v1 = layout.v1_mount("freezer").and_then(|m| Target::of(&m.join(crate::cgroup::PARENT).join(name)));
-        let Some(target) = v2.or(v1) else {
-            bail!(
-                "guest {name:?} is running and cannot be frozen for the copy (no cgroup v2 cgroup.freeze, \
-                 kernel >= 5.2, and no v1 freezer controller); stop it first"
-            )
-        };
+        let Some(target) = v2.or(v1) else { return Err(BuildError::Unfreezable { name: name.to_string() }) };
         let targets = [target];
         // A guest someone else froze (an admin, a window) stays as it is.
-        let ours = freezer::unrequested(&targets).with_context(|| format!("guest {name:?}: reading its freezer state"))?;
-        let frozen =
-            freezer::freeze(ours, &targets, FREEZE_TIMEOUT).with_context(|| format!("guest {name:?} did not freeze; not copied"))?;
+        let ours = freezer::unrequested(&targets).doing(|| format!("guest {name:?}: reading its freezer state"))?;
+        let frozen = freezer::freeze(ours, &targets, FREEZE_TIMEOUT).doing(|| format!("guest {name:?} did not freeze; not copied"))?;
         Ok(Frozen(frozen))
     }
 }

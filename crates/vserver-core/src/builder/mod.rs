@@ -12,6 +12,7 @@ mod clone;
 mod copy;
 mod debootstrap;
 mod delete;
+mod error;
 mod freeze;
 pub mod guestfs;
 pub mod interface;
@@ -22,21 +23,26 @@ mod sshkeys;
 mod template;
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-
+pub use copy::CopyError;
 pub use debootstrap::{host_mirror, CACHE_ENV as DEBOOTSTRAP_CACHE_ENV};
 pub use delete::{delete_guest, remove_contents, remove_tree, DeleteReport};
+pub use error::BuildError;
 pub use interface::{Device, InterfaceSpec, NetDefaults};
+pub use template::{ArchiveError, MemberError};
 
+use crate::conffile::ConfigError;
 use crate::config::{self, parse_xid, XID_MAX};
 use crate::paths::{validate_guest_name, Paths};
 use crate::runstate;
+use error::Doing;
 use guestfs::GuestTree;
 use personalise::{Identity, Plan};
 
-/// Bad usage of `build` (exit code 2), as opposed to a failed build.
+/// Bad usage of `build` (exit code 2), as opposed to a failed build; a
+/// [`BuildError::Usage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
@@ -129,7 +135,7 @@ pub struct BuildReport {
     pub moved: Vec<(PathBuf, PathBuf)>,
 }
 
-pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<BuildReport> {
+pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     validate_guest_name(name).map_err(UsageError)?;
     for f in &opts.flags {
         config::flags::parse_flag(f).map_err(|e| UsageError(format!("--flags {f}: {e}")))?;
@@ -140,7 +146,7 @@ pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<Bui
     let confdir = paths.guest_confdir(name);
     let base = opts.rootdir.clone().unwrap_or_else(|| paths.vdirbase.clone());
     if opts.rootdir.is_some() && !base.is_dir() {
-        bail!("--rootdir {}: no such directory", base.display());
+        return Err(BuildError::NoRootdir { dir: base });
     }
     let vdir = base.join(name);
     let mut report = BuildReport::default();
@@ -154,13 +160,13 @@ pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<Bui
         undo.emptied = Some(vdir.clone()); // an empty root the admin made (a mount point, perhaps)
     } else {
         undo.created.push(vdir.clone());
-        fs::create_dir_all(&vdir).with_context(|| format!("creating {}", vdir.display()))?;
+        fs::create_dir_all(&vdir).doing(|| format!("creating {}", vdir.display()))?;
     }
     fs::set_permissions(&vdir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let style = build_root(paths, name, opts, &confdir, &vdir, &mut report)?;
     if wants_user_namespace(paths, name)? {
         shift::shift_ids(&vdir, crate::context::userns::base(xid))
-            .with_context(|| format!("shifting {} into the user namespace's ids", vdir.display()))?;
+            .doing(|| format!("shifting {} into the user namespace's ids", vdir.display()))?;
     }
     if let Some(style) = style {
         write_file(&confdir, "apps/init/style", &format!("{}\n", style.name()))?;
@@ -184,7 +190,7 @@ fn build_root(
     confdir: &Path,
     vdir: &Path,
     report: &mut BuildReport,
-) -> Result<Option<InitChoice>> {
+) -> Result<Option<InitChoice>, BuildError> {
     let mut plan = PlanKind { machine_id: false, new_machine: false, guest_fit: false };
     let style = match &opts.method {
         Method::Skeleton => {
@@ -263,7 +269,7 @@ struct PlanKind {
 }
 
 /// A tree with a machine id or a systemd (busybox guests have neither).
-fn is_distribution_tree(tree: &GuestTree) -> Result<bool> {
+fn is_distribution_tree(tree: &GuestTree) -> io::Result<bool> {
     Ok(tree.stat(Path::new("etc/machine-id"))?.is_some()
         || tree.stat(Path::new("lib/systemd/systemd"))?.is_some()
         || tree.stat(Path::new("usr/lib/systemd/systemd"))?.is_some())
@@ -271,7 +277,7 @@ fn is_distribution_tree(tree: &GuestTree) -> Result<bool> {
 
 /// A template's init, from its /sbin/init: systemd; sysvinit with rc
 /// scripts (run by the built-in init); anything else as the guest's own.
-fn detect_init(tree: &GuestTree) -> Result<InitChoice> {
+fn detect_init(tree: &GuestTree) -> io::Result<InitChoice> {
     let init = Path::new("sbin/init");
     if tree.readlink(init)?.is_some_and(|t| t.to_string_lossy().contains("systemd")) {
         return Ok(InitChoice::Systemd);
@@ -314,21 +320,25 @@ impl Drop for Undo {
 /// An existing guest is refused, or with `--force` (stopped) moved aside as
 /// util-vserver does: `PATH.~UNIXTIME~`, for the configuration and a
 /// non-empty root.
-fn make_room(paths: &Paths, name: &str, confdir: &Path, vdir: &Path, force: bool, undo: &mut Undo, report: &mut BuildReport) -> Result<()> {
+fn make_room(
+    paths: &Paths,
+    name: &str,
+    confdir: &Path,
+    vdir: &Path,
+    force: bool,
+    undo: &mut Undo,
+    report: &mut BuildReport,
+) -> Result<(), BuildError> {
     let conf_exists = fs::symlink_metadata(confdir).is_ok();
     let root_in_use = fs::symlink_metadata(vdir).is_ok() && !is_empty_dir(vdir);
     if !conf_exists && !root_in_use {
         return Ok(());
     }
     if !force {
-        bail!(
-            "guest {name:?} already exists ({} or {}); use --force to replace it (the old one is kept as NAME.~UNIXTIME~)",
-            confdir.display(),
-            vdir.display()
-        );
+        return Err(BuildError::Exists { name: name.to_string(), confdir: confdir.to_path_buf(), vdir: vdir.to_path_buf() });
     }
     if runstate::is_running(paths, name) {
-        bail!("guest {name:?} is running; stop it before replacing it");
+        return Err(BuildError::RunningReplace { name: name.to_string() });
     }
     let stamp = runstate::now_secs();
     let moved_root = if root_in_use { Some(move_aside(vdir, stamp, undo)?) } else { None };
@@ -347,7 +357,7 @@ fn make_room(paths: &Paths, name: &str, confdir: &Path, vdir: &Path, force: bool
     Ok(())
 }
 
-fn move_aside(path: &Path, stamp: u64, undo: &mut Undo) -> Result<PathBuf> {
+fn move_aside(path: &Path, stamp: u64, undo: &mut Undo) -> Result<PathBuf, BuildError> {
     let mut t = stamp;
     let to = loop {
         let mut s = path.as_os_str().to_owned();
@@ -358,7 +368,7 @@ fn move_aside(path: &Path, stamp: u64, undo: &mut Undo) -> Result<PathBuf> {
         }
         t += 1;
     };
-    fs::rename(path, &to).with_context(|| format!("renaming {} to {}", path.display(), to.display()))?;
+    fs::rename(path, &to).doing(|| format!("renaming {} to {}", path.display(), to.display()))?;
     undo.moved.push((path.to_path_buf(), to.clone()));
     Ok(to)
 }
@@ -370,13 +380,13 @@ fn is_empty_dir(p: &Path) -> bool {
 /// The xid: `--context`, else util-vserver's counter `.defaults/context.next`
 /// (the first free id from it), else the lowest free id from 100. Returns
 /// whether the counter was used (and must be advanced).
-fn pick_xid(paths: &Paths, context: Option<u32>, report: &mut BuildReport) -> Result<(u32, bool)> {
+fn pick_xid(paths: &Paths, context: Option<u32>, report: &mut BuildReport) -> Result<(u32, bool), BuildError> {
     let used = all_xids(paths)?;
     let taken = |x: u32| used.iter().find(|(_, u)| *u == x).map(|(n, _)| n.clone());
     if let Some(x) = context {
         let xid = parse_xid(&x.to_string()).map_err(|e| UsageError(format!("--context {x} {e}")))?;
         if let Some(other) = taken(xid) {
-            bail!("context id {xid} is already used by guest {other:?}");
+            return Err(BuildError::XidTaken { xid, other });
         }
         return Ok((xid, false));
     }
@@ -389,16 +399,13 @@ fn pick_xid(paths: &Paths, context: Option<u32>, report: &mut BuildReport) -> Re
         Some(x) => (x, true),
         None => (100, false),
     };
-    let xid = (start..=XID_MAX).find(|x| taken(*x).is_none()).with_context(|| {
-        format!(
-            "no free context id from {start} to {XID_MAX}{}",
-            if from_counter { format!(" ({})", counter.display()) } else { String::new() }
-        )
-    })?;
+    let xid = (start..=XID_MAX)
+        .find(|x| taken(*x).is_none())
+        .ok_or_else(|| BuildError::NoFreeXid { start, counter: from_counter.then(|| counter.clone()) })?;
     Ok((xid, from_counter))
 }
 
-fn all_xids(paths: &Paths) -> Result<Vec<(String, u32)>> {
+fn all_xids(paths: &Paths) -> Result<Vec<(String, u32)>, ConfigError> {
     if !paths.confdir.exists() {
         return Ok(Vec::new());
     }
@@ -413,12 +420,12 @@ fn all_xids(paths: &Paths) -> Result<Vec<(String, u32)>> {
 }
 
 /// `namespaces` of the guest (or `.defaults`) names `user`.
-fn wants_user_namespace(paths: &Paths, name: &str) -> Result<bool> {
+fn wants_user_namespace(paths: &Paths, name: &str) -> Result<bool, ConfigError> {
     let own = paths.guest_confdir(name).join("namespaces");
     let file = if own.exists() { own } else { paths.defaults_dir().join("namespaces") };
     let Some(lines) = config::parse::read_lines(&file)? else { return Ok(false) };
     for l in lines {
-        let ns = config::ExtraNamespace::parse(&l.text).map_err(|e| config::parse::ConfigError::bad_value(&file, l.number, &l.text, e))?;
+        let ns = config::ExtraNamespace::parse(&l.text).map_err(|e| ConfigError::bad_value(&file, l.number, &l.text, e))?;
         if ns == config::ExtraNamespace::User {
             return Ok(true);
         }
@@ -426,27 +433,27 @@ fn wants_user_namespace(paths: &Paths, name: &str) -> Result<bool> {
     Ok(false)
 }
 
-fn write_file(confdir: &Path, rel: &str, content: &str) -> Result<()> {
+fn write_file(confdir: &Path, rel: &str, content: &str) -> Result<(), BuildError> {
     let p = confdir.join(rel);
     fs::create_dir_all(p.parent().expect("has parent"))?;
-    fs::write(&p, content).with_context(|| format!("writing {}", p.display()))
+    fs::write(&p, content).doing(|| format!("writing {}", p.display()))
 }
 
-fn write_atomically(path: &Path, content: &str) -> Result<()> {
+fn write_atomically(path: &Path, content: &str) -> Result<(), BuildError> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, content).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    fs::write(&tmp, content).doing(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).doing(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 /// The configuration util-vserver's `setup_writeOption` writes.
-fn write_config(confdir: &Path, name: &str, xid: u32, vdir: &Path, opts: &BuildOptions) -> Result<()> {
+fn write_config(confdir: &Path, name: &str, xid: u32, vdir: &Path, opts: &BuildOptions) -> Result<(), BuildError> {
     let w = |rel: &str, content: &str| write_file(confdir, rel, content);
-    fs::create_dir_all(confdir).with_context(|| format!("creating {}", confdir.display()))?;
+    fs::create_dir_all(confdir).doing(|| format!("creating {}", confdir.display()))?;
     w("context", &format!("{xid}\n"))?;
     w("name", &format!("{name}\n"))?;
     w("uts/nodename", &format!("{}\n", opts.hostname.as_deref().unwrap_or(name)))?;
     if opts.rootdir.is_some() {
-        std::os::unix::fs::symlink(vdir, confdir.join("vdir")).context("writing vdir")?;
+        std::os::unix::fs::symlink(vdir, confdir.join("vdir")).doing(|| "writing vdir".to_string())?;
     }
     if let Some(dev) = &opts.net.dev {
         w("interfaces/dev", &format!("{dev}\n"))?;
@@ -474,7 +481,7 @@ fn write_config(confdir: &Path, name: &str, xid: u32, vdir: &Path, opts: &BuildO
     Ok(())
 }
 
-pub(crate) fn skeleton_root(vdir: &Path) -> Result<()> {
+pub(crate) fn skeleton_root(vdir: &Path) -> io::Result<()> {
     for (dir, mode) in [("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700)] {
         let p = vdir.join(dir);
         fs::create_dir_all(&p)?;

@@ -10,11 +10,11 @@
 //! S links renamed to K links): both are the admin's choice to a package
 //! manager, which keeps them across upgrades.
 
+use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-
+use super::error::{BuildError, Doing};
 use super::guestfs::{GuestTree, Owner};
 
 /// systemd units a guest does without, each with the reason.
@@ -108,7 +108,7 @@ pub struct Plan<'a> {
 }
 
 /// Applies `plan`; what the admin should know goes to `notes`.
-pub fn personalise(tree: &GuestTree, plan: &Plan, notes: &mut Vec<String>) -> Result<()> {
+pub fn personalise(tree: &GuestTree, plan: &Plan, notes: &mut Vec<String>) -> Result<(), BuildError> {
     let id = plan.identity;
     let old_name = tree.read(Path::new("etc/hostname"), 4096)?.map(|b| String::from_utf8_lossy(&b).trim().to_string());
     tree.write(Path::new("etc/hostname"), format!("{}\n", id.hostname).as_bytes(), Owner::ROOT_FILE)?;
@@ -140,13 +140,11 @@ pub fn personalise(tree: &GuestTree, plan: &Plan, notes: &mut Vec<String>) -> Re
 }
 
 /// A fresh random id; D-Bus's copy becomes a link to it (as Debian makes it).
-fn new_machine_id(tree: &GuestTree) -> Result<()> {
+fn new_machine_id(tree: &GuestTree) -> Result<(), BuildError> {
     let mut raw = [0u8; 16];
-    match crate::sys::misc::getrandom(&mut raw) {
-        Ok(n) if n == raw.len() => {}
-        Ok(_) => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)).context("getrandom for /etc/machine-id"),
-        Err(e) => return Err(e).context("getrandom for /etc/machine-id"),
-    }
+    let want = raw.len();
+    let short_read = |n| if n == want { Ok(()) } else { Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)) };
+    crate::sys::misc::getrandom(&mut raw).and_then(short_read).doing(|| "getrandom for /etc/machine-id".to_string())?;
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     tree.write(Path::new("etc/machine-id"), format!("{hex}\n").as_bytes(), Owner { mode: 0o444, ..Owner::ROOT_FILE })?;
     let dbus = Path::new("var/lib/dbus/machine-id");
@@ -158,7 +156,7 @@ fn new_machine_id(tree: &GuestTree) -> Result<()> {
 
 /// /etc/hosts: localhost, the guest's addresses with its name, and the
 /// lines of an existing file that name neither localhost nor the old name.
-fn hosts_file(id: &Identity, old: &[u8], old_name: Option<&str>, defaults: &Path) -> Result<String> {
+fn hosts_file(id: &Identity, old: &[u8], old_name: Option<&str>, defaults: &Path) -> Result<String, BuildError> {
     let short = id.hostname.split('.').next().unwrap_or(&id.hostname);
     let names = if short == id.hostname { id.hostname.clone() } else { format!("{} {short}", id.hostname) };
     let mut out = match read_host_file(&defaults.join("files/hosts"))? {
@@ -200,17 +198,17 @@ fn keep_host_line(line: &str, id: &Identity, old_name: Option<&str>, old_short: 
 }
 
 /// A host file (configuration), or None when it does not exist.
-fn read_host_file(path: &Path) -> Result<Option<Vec<u8>>> {
+fn read_host_file(path: &Path) -> Result<Option<Vec<u8>>, BuildError> {
     match std::fs::read(path) {
         Ok(c) => Ok(Some(c)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => Err(e).doing(|| format!("reading {}", path.display())),
     }
 }
 
 /// Masks, disabled scripts and commented-out gettys, for whichever init
 /// systems the tree has.
-fn fit_for_a_guest(tree: &GuestTree, notes: &mut Vec<String>) -> Result<()> {
+fn fit_for_a_guest(tree: &GuestTree, notes: &mut Vec<String>) -> io::Result<()> {
     let has_systemd = tree.stat(Path::new("lib/systemd/systemd"))?.is_some() || tree.stat(Path::new("usr/lib/systemd/systemd"))?.is_some();
     if has_systemd {
         for (unit, _why) in SYSTEMD_MASKS {
@@ -261,7 +259,7 @@ fn link_script(name: &str, kind: char) -> Option<&str> {
 }
 
 /// sysvinit's gettys on tty1-6 (a console getty stays).
-fn comment_out_gettys(tree: &GuestTree) -> Result<()> {
+fn comment_out_gettys(tree: &GuestTree) -> io::Result<()> {
     let rel = Path::new("etc/inittab");
     let Some(old) = tree.read(rel, 1 << 20)? else { return Ok(()) };
     let old = String::from_utf8_lossy(&old);

@@ -8,18 +8,18 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use super::error::{BuildError, Doing};
 
 /// Host files with name servers, in the order they are tried.
 const SOURCES: &[&str] = &["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf", "/run/NetworkManager/no-stub-resolv.conf"];
 
 /// `.defaults/files/resolv.conf` as it is (util-vserver's override), else
 /// the host's configuration with only name servers a guest can reach.
-pub fn guest_resolv_conf(defaults: &Path, notes: &mut Vec<String>) -> Result<String> {
+pub fn guest_resolv_conf(defaults: &Path, notes: &mut Vec<String>) -> Result<String, BuildError> {
     let own = defaults.join("files/resolv.conf");
     match std::fs::read_to_string(&own) {
         Ok(s) => return Ok(s),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).with_context(|| format!("reading {}", own.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).doing(|| format!("reading {}", own.display())),
         Err(_) => {}
     }
     let mut local = Vec::new();

@@ -9,11 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
-
+use super::error::{BuildError, Doing};
 use super::guestfs::{GuestTree, Owner};
 
-pub fn renew_host_keys(tree: &GuestTree, hostname: &str, notes: &mut Vec<String>) -> Result<()> {
+pub fn renew_host_keys(tree: &GuestTree, hostname: &str, notes: &mut Vec<String>) -> Result<(), BuildError> {
     let dir = Path::new("etc/ssh");
     let kinds: Vec<String> = tree
         .list(dir)?
@@ -34,11 +33,8 @@ pub fn renew_host_keys(tree: &GuestTree, hostname: &str, notes: &mut Vec<String>
             Command::new("ssh-keygen").args(["-q", "-t", &kind, "-N", "", "-C", &format!("root@{hostname}"), "-f"]).arg(&made).output();
         let out = match out {
             Ok(o) => o,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "the guest has SSH host keys (/etc/ssh/ssh_host_*_key) that must not be shared with its source: \
-                 install the host's ssh-keygen (apt-get install openssh-client) so that build can make new ones"
-            ),
-            Err(e) => return Err(e).context("running ssh-keygen"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BuildError::NoSshKeygen),
+            Err(e) => return Err(e).doing(|| "running ssh-keygen".to_string()),
         };
         if !out.status.success() {
             tree.remove(&key)?;
@@ -57,8 +53,8 @@ pub fn renew_host_keys(tree: &GuestTree, hostname: &str, notes: &mut Vec<String>
 
 /// Writes `from` (a host file) to `rel`, with the owner and mode the old
 /// file had, if any.
-fn install(tree: &GuestTree, rel: &Path, from: &Path, default: Owner) -> Result<()> {
-    let content = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+fn install(tree: &GuestTree, rel: &Path, from: &Path, default: Owner) -> Result<(), BuildError> {
+    let content = std::fs::read(from).doing(|| format!("reading {}", from.display()))?;
     let owner = match tree.stat(rel)? {
         Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Owner { uid: st.st_uid, gid: st.st_gid, mode: st.st_mode & 0o777 },
         _ => default,
@@ -71,9 +67,11 @@ fn install(tree: &GuestTree, rel: &Path, from: &Path, default: Owner) -> Result<
 struct PrivateDir(PathBuf);
 
 impl PrivateDir {
-    fn new() -> Result<PrivateDir> {
+    fn new() -> Result<PrivateDir, BuildError> {
         let template = std::env::temp_dir().join("vserver-sshkeys.XXXXXX");
-        let dir = nix::unistd::mkdtemp(&template).map_err(std::io::Error::from).context("making a private directory for SSH keys")?;
+        let dir = nix::unistd::mkdtemp(&template)
+            .map_err(std::io::Error::from)
+            .doing(|| "making a private directory for SSH keys".to_string())?;
         Ok(PrivateDir(dir))
     }
 }
