@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::copy::{copy_tree, CopyReport, CopyRules, IdMap};
-use super::error::{unify_step, unify_text, BuildError, Doing};
+use super::error::{BuildError, Doing};
 use super::freeze::Frozen;
 use super::personalise::STALE_DIRS;
 use super::UsageError;
@@ -91,7 +91,7 @@ pub(super) fn build(paths: &Paths, name: &str, args: &Args, confdir: &Path, vdir
     }
     let mut excludes = ExcludeList::default();
     if let Some(f) = &args.exclude_from {
-        unify::config::add_required_file(&mut excludes, f).map_err(unify_text)?;
+        unify::config::add_required_file(&mut excludes, f)?;
     }
     let src = open_dir(&source.root).map_err(|err| BuildError::CloneSource { root: source.root.clone(), err: Box::new(err) })?;
     let dst = open_dir(vdir)?;
@@ -115,8 +115,10 @@ pub(super) fn build(paths: &Paths, name: &str, args: &Args, confdir: &Path, vdir
     // entry's immutable flag is off): linking during the copy would clear
     // the flag of entries other running guests have open.
     if unified {
-        let linked = unify::link_clone(paths, name)
-            .map_err(|e| unify_step("linking the clone's copies of unified files to the hash store".to_string(), e))?;
+        let linked = unify::link_clone(paths, name).map_err(|err| BuildError::UnifyStep {
+            what: "linking the clone's copies of unified files to the hash store".to_string(),
+            err,
+        })?;
         report.unified_links = linked.linked + linked.already_shared;
     }
     Ok(report)
@@ -170,7 +172,7 @@ fn source_ids(src: &OwnedFd) -> io::Result<IdMap> {
 /// The store the source's unified files are entries of, when there is one.
 fn source_store(paths: &Paths, source: &Source, src: &OwnedFd) -> Result<Option<PathBuf>, BuildError> {
     let candidates = match &source.guest {
-        Some(g) => unify::config::store_candidates(paths, g).map_err(unify_text)?,
+        Some(g) => unify::config::store_candidates(paths, g)?,
         None => vec![unify::config::default_store(paths)],
     };
     let dev = sys::fstat(src.as_fd())?.st_dev;

@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::error::{unify_step, BuildError, Doing};
+use super::error::{BuildError, Doing};
 use super::guestfs::read_dir;
 use crate::config::parse::read_path_entry;
 use crate::paths::Paths;
@@ -49,7 +49,8 @@ pub fn delete_guest(paths: &Paths, name: &str) -> Result<DeleteReport, BuildErro
     // First out of the hash store (its configuration says which store),
     // inside the unifier's windows: the guest's names of store entries go,
     // and entries no other guest links to.
-    let released = unify::release_guest(paths, name).map_err(|e| unify_step(format!("taking guest {name:?} out of its hash store"), e))?;
+    let released = unify::release_guest(paths, name)
+        .map_err(|err| BuildError::UnifyStep { what: format!("taking guest {name:?} out of its hash store"), err })?;
     let mut report = DeleteReport { store_freed: (released.entries_removed, released.bytes_freed), store_left: None };
     if released.entries_left > 0 {
         let store = unify::config::store_candidates(paths, name)

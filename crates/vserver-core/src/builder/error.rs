@@ -29,13 +29,11 @@ pub enum BuildError {
     /// Not a valid guest name (the text says why).
     #[error("{0}")]
     InvalidName(String),
-    /// The unifier's error, as its text (`{:#}`) until unify has a typed error.
-    #[error("{0}")]
-    Unify(String),
-    /// The unifier's error with what it was doing, as text until unify has
-    /// a typed error.
+    #[error(transparent)]
+    Unify(#[from] crate::unify::UnifyError),
+    /// The unifier's error with what the build was doing.
     #[error("{what}: {err}")]
-    UnifyStep { what: String, err: String },
+    UnifyStep { what: String, err: crate::unify::UnifyError },
 
     #[error("--rootdir {}: no such directory", dir.display())]
     NoRootdir { dir: PathBuf },
@@ -125,17 +123,6 @@ impl<T> Doing<T> for io::Result<T> {
     fn doing(self, what: impl FnOnce() -> String) -> Result<T, BuildError> {
         self.map_err(|err| BuildError::Step { what: what(), err })
     }
-}
-
-/// The text of a unifier error (not a typed error yet), its causes
-/// included: what `{:#}` prints.
-pub(super) fn unify_text(err: impl std::fmt::Display) -> BuildError {
-    BuildError::Unify(format!("{err:#}"))
-}
-
-/// [`unify_text`] with what was being done.
-pub(super) fn unify_step(what: String, err: impl std::fmt::Display) -> BuildError {
-    BuildError::UnifyStep { what, err: format!("{err:#}") }
 }
 
 #[cfg(test)]
