@@ -230,7 +230,7 @@ impl HostSteps for MonitorSteps<'_> {
     }
 
     fn apply_context_limits(&mut self) -> Result<()> {
-        crate::limits::apply_context_limits(self.cgroup, self.guest)
+        Ok(crate::limits::apply_context_limits(self.cgroup, self.guest)?)
     }
 
     fn set_up_network(&mut self) -> Result<()> {
