@@ -26,7 +26,7 @@ use std::io;
 use std::path::PathBuf;
 
 use controller::Version;
-use rlimit::RlimitError;
+use rlimit::{Resource, RlimitError};
 
 /// What can go wrong setting, changing, saving or reading a guest's limits.
 /// Each message names the guest, file or resource and carries its cause;
@@ -104,6 +104,72 @@ pub enum LimitError {
     NoCgroupFile { file: PathBuf, name: String, dir: PathBuf, version: Version },
     #[error("{}: {err}", from.display())]
     WritingCgroupFile { from: PathBuf, err: io::Error },
+
+    // A running guest (`live.rs`).
+    #[error("context {xid} is the host ({}); vlimit changes guests", if *xid == 0 { "root" } else { "spectator" })]
+    HostContext { xid: u32 },
+    #[error("no running guest has context {xid} (see vserver-stat)")]
+    NoContext { xid: u32 },
+    #[error("{0}")]
+    GuestName(String),
+    /// The run state of a guest could not be read; the `io::Error` names the file.
+    #[error("{0}")]
+    RunState(io::Error),
+    #[error("no such guest {name:?}")]
+    NoSuchGuest { name: String },
+    #[error("guest {name:?} is not running; limits in {} apply at its next start", rlimits.display())]
+    NotRunning { name: String, rlimits: PathBuf },
+    #[error("{resource}: only rss has a minimum (-M); per-process limits and nproc have none")]
+    MinimumNotRss { resource: Resource },
+    #[error("nproc: the processes of a context have only a hard limit (pids.max); use -H")]
+    NprocSoftOption,
+    #[error("rss: the soft limit ({soft} bytes) would be above the hard limit ({hard} bytes)")]
+    RssSoftAboveHard { soft: u64, hard: u64 },
+    #[error("the guest keeps forking new processes; try again")]
+    KeepsForking,
+    #[error("{resource}: the soft limit {} would be above the hard limit {} (process {pid})", rlim_text(*soft), rlim_text(*hard))]
+    SoftAboveHard { resource: Resource, soft: u64, hard: u64, pid: i32 },
+    #[error("{resource}: setting the limit of process {pid}: {err}{}", privilege_hint(err))]
+    Prlimit { resource: Resource, pid: i32, err: io::Error },
+    #[error("guest {guest:?}: nothing was changed: {err}")]
+    NothingChanged { guest: String, err: Box<LimitError> },
+
+    // Saving to the configuration (`save.rs`).
+    #[error("no such guest {name:?} ({} does not exist)", confdir.display())]
+    NoGuestConfig { name: String, confdir: PathBuf },
+    #[error("{resource}: {text:?} {why}")]
+    BadValue { resource: Resource, text: String, why: String },
+    #[error("creating {}: {err}", dir.display())]
+    CreatingDir { dir: PathBuf, err: io::Error },
+    #[error("reading {}: {err}", path.display())]
+    Reading { path: PathBuf, err: io::Error },
+    #[error("writing {}: {err}", file.display())]
+    Writing { file: PathBuf, err: io::Error },
+    #[error("removing {} (now split into .soft and .hard): {err}", file.display())]
+    RemovingSplit { file: PathBuf, err: io::Error },
+
+    // Showing limits and counters (`show.rs`, `stats.rs`).
+    #[error("reading the {resource} limit of process {pid}: {err}")]
+    ReadingProcessLimit { resource: Resource, pid: i32, err: io::Error },
+    #[error("reading the context's CPU time: {0}")]
+    CpuTime(io::Error),
+}
+
+/// An rlimit value as vlimit shows it.
+fn rlim_text(v: u64) -> String {
+    if v == libc::RLIM_INFINITY {
+        "inf".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn privilege_hint(err: &io::Error) -> &'static str {
+    if err.raw_os_error() == Some(libc::EPERM) {
+        " (raising a limit of another process needs root, CAP_SYS_RESOURCE)"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]
@@ -111,3 +177,19 @@ pub(crate) mod testutil;
 
 #[cfg(test)]
 mod real_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_error_names_its_errno_once_and_has_no_source() {
+        let eperm = io::Error::from_raw_os_error(libc::EPERM);
+        let inner = LimitError::Prlimit { resource: Resource::Nofile, pid: 7, err: eperm };
+        let e = LimitError::NothingChanged { guest: "g1".into(), err: Box::new(inner) };
+        let text = e.to_string();
+        assert_eq!(text.matches("Operation not permitted").count(), 1, "{text}");
+        assert!(text.ends_with("(raising a limit of another process needs root, CAP_SYS_RESOURCE)"), "{text}");
+        assert!(std::error::Error::source(&e).is_none());
+    }
+}
