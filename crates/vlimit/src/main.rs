@@ -71,7 +71,7 @@ fn run(cli: &Args, changes: &[Change]) -> anyhow::Result<()> {
         if cli.save {
             if let Err(e) = save(&paths, &target.name, &saved_values(changes)) {
                 applied.undo();
-                return Err(e.context("saving failed, so the running guest was left as it was"));
+                return Err(anyhow::Error::new(e).context("saving failed, so the running guest was left as it was"));
             }
         }
     } else if cli.save {

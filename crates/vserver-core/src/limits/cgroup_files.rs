@@ -9,9 +9,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context as _};
-
 use super::controller::{locate, Version};
+use super::LimitError;
 use crate::cgroup::{write_file, GuestCgroup};
 use crate::config::cgroup_files::CgroupSetting;
 
@@ -27,18 +26,18 @@ pub struct CgroupWrite {
 }
 
 /// Works out every write for this host, refusing what cannot be done.
-pub fn plan(cg: &GuestCgroup, settings: &[CgroupSetting]) -> anyhow::Result<Vec<CgroupWrite>> {
+pub fn plan(cg: &GuestCgroup, settings: &[CgroupSetting]) -> Result<Vec<CgroupWrite>, LimitError> {
     let mut out = Vec::new();
     for s in settings {
         let family = s.name.split('.').next().unwrap_or("");
         if let Some(why) = refused_family(&s.name, family) {
-            bail!("{}: {why}", s.file.display());
+            return Err(LimitError::CgroupFileRefused { file: s.file.clone(), why: why.into() });
         }
         let controller = match family {
             "blkio" | "io" if cg.layout().v1_mount("blkio").is_some() => "blkio",
             "blkio" | "io" => "io",
             "cgroup" => {
-                let dir = cg.v2_dir().ok_or_else(|| anyhow!("{}: cgroup.* files exist in cgroup v2 only", s.file.display()))?;
+                let dir = cg.v2_dir().ok_or_else(|| LimitError::CgroupV2Only { file: s.file.clone() })?;
                 out.extend(s.values.iter().map(|v| CgroupWrite {
                     dir: dir.to_path_buf(),
                     file: s.name.clone(),
@@ -49,11 +48,13 @@ pub fn plan(cg: &GuestCgroup, settings: &[CgroupSetting]) -> anyhow::Result<Vec<
             }
             other => other,
         };
-        let at = locate(cg, controller).with_context(|| format!("{}: cannot write {}", s.file.display(), s.name))?;
-        let translated = translate(&s.name, &s.values, at.version, settings).map_err(|why| anyhow!("{}: {why}", s.file.display()))?;
+        let at =
+            locate(cg, controller).map_err(|err| LimitError::CgroupFileController { file: s.file.clone(), name: s.name.clone(), err })?;
+        let translated = translate(&s.name, &s.values, at.version, settings)
+            .map_err(|why| LimitError::CgroupFileRefused { file: s.file.clone(), why })?;
         for (file, value) in translated {
             if !at.dir.join(&file).exists() {
-                bail!("{}: the guest's cgroup has no {file} here ({}; {})", s.file.display(), at.dir.display(), at.version);
+                return Err(LimitError::NoCgroupFile { file: s.file.clone(), name: file, dir: at.dir, version: at.version });
             }
             out.push(CgroupWrite { dir: at.dir.clone(), file, value, from: s.file.clone() });
         }
@@ -62,9 +63,9 @@ pub fn plan(cg: &GuestCgroup, settings: &[CgroupSetting]) -> anyhow::Result<Vec<
 }
 
 /// Writes the planned values.
-pub fn apply(writes: &[CgroupWrite]) -> anyhow::Result<()> {
+pub fn apply(writes: &[CgroupWrite]) -> Result<(), LimitError> {
     for w in writes {
-        write_file(&w.dir.join(&w.file), &w.value).with_context(|| w.from.display().to_string())?;
+        write_file(&w.dir.join(&w.file), &w.value).map_err(|err| LimitError::WritingCgroupFile { from: w.from.clone(), err })?;
     }
     Ok(())
 }

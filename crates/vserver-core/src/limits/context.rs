@@ -4,8 +4,6 @@
 use std::io;
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
-
 use super::cgroup_files::{self, CgroupWrite};
 use super::controller::{locate, Controller, Max, Version};
 use super::cpu::{bucket_to_bandwidth, CpuLimits};
@@ -13,7 +11,7 @@ use super::cpuset::CpusetLimits;
 use super::memory::MemoryLimits;
 use super::pids::PidsLimits;
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
-use super::{cpu, cpuset, defaults, memory, pids};
+use super::{cpu, cpuset, defaults, memory, pids, LimitError};
 use crate::cgroup::GuestCgroup;
 use crate::config::{Guest, SchedConfig};
 
@@ -32,31 +30,29 @@ pub struct ContextLimits {
 /// where none is configured. Everything is checked before anything is
 /// written; the limits are all or nothing (on an error every file already
 /// written gets its old value back).
-pub fn apply_context_limits(cgroup: &GuestCgroup, guest: &Guest) -> anyhow::Result<()> {
-    let in_guest = || format!("guest {:?}", guest.name);
-    let mut limits = ContextLimits::from_guest(guest).with_context(in_guest)?;
-    let cgroup_writes = cgroup_files::plan(cgroup, &guest.cgroup_settings).with_context(in_guest)?;
-    limits.check_no_overlap(&cgroup_writes).with_context(in_guest)?;
+pub fn apply_context_limits(cgroup: &GuestCgroup, guest: &Guest) -> Result<(), LimitError> {
+    let in_guest = |err| LimitError::Guest { guest: guest.name.clone(), err: Box::new(err) };
+    let mut limits = ContextLimits::from_guest(guest).map_err(in_guest)?;
+    let cgroup_writes = cgroup_files::plan(cgroup, &guest.cgroup_settings).map_err(in_guest)?;
+    limits.check_no_overlap(&cgroup_writes).map_err(in_guest)?;
     if limits.pids.max.is_none() && !cgroup_writes.iter().any(|w| w.file == "pids.max") {
-        locate(cgroup, "pids").with_context(|| {
-            format!(
-                "guest {:?}: its default process limit ({} processes; set rlimits/nproc for another, inf for none) cannot be applied",
-                guest.name,
-                defaults::PIDS_MAX
-            )
+        locate(cgroup, "pids").map_err(|err| LimitError::DefaultPidsMax {
+            guest: guest.name.clone(),
+            pids_max: defaults::PIDS_MAX,
+            err,
         })?;
         limits.pids.max = Some(Some(defaults::PIDS_MAX));
     }
-    let undo = limits.apply_undoable(cgroup).with_context(|| format!("guest {:?}: applying the context limits", guest.name))?;
-    if let Err(e) = cgroup_files::apply(&cgroup_writes) {
+    let undo = limits.apply_undoable(cgroup).map_err(|err| LimitError::Applying { guest: guest.name.clone(), err: Box::new(err) })?;
+    if let Err(err) = cgroup_files::apply(&cgroup_writes) {
         undo.restore();
-        return Err(e.context(format!("guest {:?}: writing its cgroup/ settings", guest.name)));
+        return Err(LimitError::WritingCgroupFiles { guest: guest.name.clone(), err: Box::new(err) });
     }
     Ok(())
 }
 
 impl ContextLimits {
-    pub fn from_guest(guest: &Guest) -> anyhow::Result<ContextLimits> {
+    pub fn from_guest(guest: &Guest) -> Result<ContextLimits, LimitError> {
         let mut limits = ContextLimits::default();
         for setting in &guest.rlimits {
             limits.add_rlimit(setting, &guest.confdir.join("rlimits"))?;
@@ -67,15 +63,15 @@ impl ContextLimits {
 
     /// Takes the context-wide part of one `rlimits/` setting (rss, nproc);
     /// per-process resources are not for the cgroup and are skipped.
-    pub fn add_rlimit(&mut self, s: &RlimitSetting, rlimits_dir: &Path) -> anyhow::Result<()> {
+    pub fn add_rlimit(&mut self, s: &RlimitSetting, rlimits_dir: &Path) -> Result<(), LimitError> {
         let file = |suffix: &str| rlimits_dir.join(format!("{}{suffix}", s.resource)).display().to_string();
         match s.resource {
             Resource::Rss => {
-                let hard = s.hard.map(rss_bytes).transpose().with_context(|| file(".hard"))?;
-                let soft = s.soft.map(rss_bytes).transpose().with_context(|| file(".soft"))?;
-                let min = s.min.map(rss_bytes).transpose().with_context(|| file(".min"))?;
-                check_order(soft, hard).with_context(|| file(".soft"))?;
-                check_order(min, soft.or(hard)).with_context(|| file(".min"))?;
+                let hard = s.hard.map(rss_bytes).transpose().map_err(in_file(file(".hard")))?;
+                let soft = s.soft.map(rss_bytes).transpose().map_err(in_file(file(".soft")))?;
+                let min = s.min.map(rss_bytes).transpose().map_err(in_file(file(".min")))?;
+                check_order(soft, hard).map_err(in_file(file(".soft")))?;
+                check_order(min, soft.or(hard)).map_err(in_file(file(".min")))?;
                 self.memory.max = hard.or(self.memory.max);
                 // `rlimits/rss` alone sets soft = hard; memory.high at the hard limit adds nothing.
                 self.memory.high = soft.filter(|s| Some(*s) != hard).or(self.memory.high);
@@ -83,10 +79,10 @@ impl ContextLimits {
             }
             Resource::Nproc => {
                 if s.min.is_some() {
-                    bail!("{}: a process count has no minimum", file(".min"));
+                    return Err(LimitError::NprocMinimum { file: file(".min") });
                 }
                 if s.soft.is_some() && s.soft != s.hard {
-                    bail!("{}: the processes of a context have only a hard limit (pids.max); set nproc or nproc.hard", file(".soft"));
+                    return Err(LimitError::NprocSoft { file: file(".soft") });
                 }
                 self.pids.max = s.hard.map(|v| v.amount()).or(self.pids.max);
             }
@@ -98,7 +94,7 @@ impl ContextLimits {
     /// `sched/` (the token bucket, or the older `schedule` file) and
     /// `cpuset/`. The bucket knobs that have no counterpart in CFS are
     /// refused rather than ignored, unless their value changes nothing.
-    pub fn add_sched(&mut self, sched: &SchedConfig, confdir: &Path) -> anyhow::Result<()> {
+    pub fn add_sched(&mut self, sched: &SchedConfig, confdir: &Path) -> Result<(), LimitError> {
         let in_file = |n: &str| {
             if sched.source.is_dir() || sched.source.as_os_str().is_empty() {
                 confdir.join("sched").join(n).display().to_string()
@@ -109,36 +105,28 @@ impl ContextLimits {
         // A throttled context resumes at the next refill under CFS; a
         // tokens-min of at most one refill asks for nothing else.
         if let Some(min) = sched.tokens_min.filter(|m| *m > sched.fill_rate.unwrap_or(0)) {
-            bail!(
-                "{}: {min} does not map onto a stock kernel (CFS resumes a throttled context at the next period, \
-                 that is after one refill of fill-rate tokens, not at a fill level); use at most fill-rate, or remove it",
-                in_file("tokens-min")
-            );
+            return Err(LimitError::TokensMin { file: in_file("tokens-min"), min });
         }
         if let Some(bias) = sched.priority_bias.filter(|b| *b != 0) {
-            bail!(
-                "{}: {bias} does not map onto a stock kernel (priorities from the bucket fill level do not exist in CFS); \
-                 use `nice` or 0",
-                in_file("priority-bias")
-            );
+            return Err(LimitError::PriorityBias { file: in_file("priority-bias"), bias });
         }
         let sched_file = in_file;
         match (sched.fill_rate, sched.interval) {
             (Some(rate), Some(interval)) => {
                 let bw = bucket_to_bandwidth(rate, interval, sched.tokens_max)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", sched_file("fill-rate")))?;
+                    .map_err(|why| LimitError::Bucket { file: sched_file("fill-rate"), why })?;
                 self.cpu.bandwidth = Some(bw);
             }
             (None, None) if sched.tokens_max.is_some() => {
-                bail!("{}: a bucket size needs sched/fill-rate and sched/interval", sched_file("tokens-max"))
+                return Err(LimitError::BucketSizeAlone { file: sched_file("tokens-max") });
             }
             (None, None) => {}
-            (Some(_), None) => bail!("{}: sched/fill-rate needs sched/interval as well", sched_file("interval")),
-            (None, Some(_)) => bail!("{}: sched/interval needs sched/fill-rate as well", sched_file("fill-rate")),
+            (Some(_), None) => return Err(LimitError::FillRateAlone { file: sched_file("interval") }),
+            (None, Some(_)) => return Err(LimitError::IntervalAlone { file: sched_file("fill-rate") }),
         }
         if let (Some(tokens), Some(max)) = (sched.tokens, sched.tokens_max) {
             if tokens > max {
-                bail!("{}: {tokens} is more than tokens-max {max}", sched_file("tokens"));
+                return Err(LimitError::TokensAboveMax { file: sched_file("tokens"), tokens, max });
             }
         }
         self.cpuset.cpus = sched.cpus.clone().or(self.cpuset.cpus.take());
@@ -148,7 +136,7 @@ impl ContextLimits {
 
     /// A `cgroup/` file may not set what `rlimits/`, `sched/` or `cpuset/`
     /// already set: one of them would silently win.
-    pub fn check_no_overlap(&self, writes: &[CgroupWrite]) -> anyhow::Result<()> {
+    pub fn check_no_overlap(&self, writes: &[CgroupWrite]) -> Result<(), LimitError> {
         let set_here = |file: &str| -> Option<&'static str> {
             Some(match file {
                 "memory.max" | "memory.limit_in_bytes" if self.memory.max.is_some() => "rlimits/rss",
@@ -167,7 +155,7 @@ impl ContextLimits {
         };
         for w in writes {
             if let Some(other) = set_here(&w.file) {
-                bail!("{}: sets {}, which {other} sets too; keep one of them", w.from.display(), w.file);
+                return Err(LimitError::SetTwice { from: w.from.clone(), file: w.file.clone(), other });
             }
         }
         Ok(())
@@ -179,13 +167,13 @@ impl ContextLimits {
 
     /// Writes every requested limit. A controller that is asked for but
     /// missing is an error naming it; one not asked for is not looked up.
-    pub fn apply(&self, cg: &GuestCgroup) -> anyhow::Result<()> {
+    pub fn apply(&self, cg: &GuestCgroup) -> Result<(), LimitError> {
         self.apply_undoable(cg).map(drop)
     }
 
     /// Like `apply`, and keeps the old values so that a caller whose later
     /// step fails (vlimit's prlimits) can put them back.
-    pub fn apply_undoable(&self, cg: &GuestCgroup) -> anyhow::Result<Rollback> {
+    pub fn apply_undoable(&self, cg: &GuestCgroup) -> Result<Rollback, LimitError> {
         let mut undo = Rollback::default();
         let result = (|| {
             undo.step(cg, "memory", memory::backend, &self.memory)?;
@@ -205,13 +193,13 @@ impl ContextLimits {
 
 /// The rss of `rlimits/`: a plain number is pages (util-vserver), a suffixed
 /// one bytes.
-pub fn rss_bytes(value: LimitValue) -> anyhow::Result<Max> {
+pub fn rss_bytes(value: LimitValue) -> Result<Max, LimitError> {
     match value {
         LimitValue::Unlimited => Ok(None),
         LimitValue::Scaled(bytes) => Ok(Some(bytes)),
         LimitValue::Plain(pages) => match pages.checked_mul(page_size()) {
             Some(b) => Ok(Some(b)),
-            None => bail!("{pages} pages is more memory than can be expressed"),
+            None => Err(LimitError::RssTooLarge { pages }),
         },
     }
 }
@@ -220,13 +208,18 @@ pub fn page_size() -> u64 {
     crate::sys::process::sysconf(libc::_SC_PAGESIZE).unwrap_or(4096)
 }
 
-fn check_order(lower: Option<Max>, upper: Option<Max>) -> anyhow::Result<()> {
+fn check_order(lower: Option<Max>, upper: Option<Max>) -> Result<(), LimitError> {
     if let (Some(Some(low)), Some(Some(up))) = (lower, upper) {
         if low > up {
-            bail!("{low} bytes is above the limit over it ({up} bytes)");
+            return Err(LimitError::AboveUpper { low, up });
         }
     }
     Ok(())
+}
+
+/// Prefixes an error with the configuration file it is about.
+fn in_file(file: String) -> impl FnOnce(LimitError) -> LimitError {
+    move |err| LimitError::InFile { file, err: Box::new(err) }
 }
 
 type UndoFn = Box<dyn FnOnce() -> io::Result<()>>;
@@ -242,16 +235,16 @@ impl Rollback {
         controller: &'static str,
         backend: fn(Version) -> &'static dyn Controller<Settings = S, Usage = U>,
         wanted: &S,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), LimitError> {
         if *wanted == S::default() {
             return Ok(());
         }
-        let at = locate(cg, controller).context("a limit needs it")?;
+        let at = locate(cg, controller).map_err(LimitError::ControllerNeeded)?;
         let ctrl = backend(at.version);
-        let old = ctrl.read(&at.dir)?;
+        let old = ctrl.read(&at.dir).map_err(LimitError::Cgroup)?;
         if let Err(e) = ctrl.write(&at.dir, wanted) {
             let _ = ctrl.write(&at.dir, &old);
-            return Err(e.into());
+            return Err(LimitError::Cgroup(e));
         }
         self.0.push(Box::new(move || ctrl.write(&at.dir, &old)));
         Ok(())

@@ -10,8 +10,6 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
 use crate::cgroup::{self, GuestCgroup};
 
 /// A limit in a cgroup file: `None` is unlimited (`max` in v2, `-1` in v1).
@@ -51,31 +49,46 @@ pub struct Located {
 }
 
 /// Finds a controller's directory, or says exactly why it is not there.
-pub fn locate(cg: &GuestCgroup, controller: &str) -> anyhow::Result<Located> {
+pub fn locate(cg: &GuestCgroup, controller: &str) -> Result<Located, LocateError> {
     let layout = cg.layout();
+    let controller_name = || controller.to_string();
     if let Some(mount) = layout.v1_mount(controller) {
         let Some(dir) = cg.controller_dir(controller) else {
-            bail!("the {controller} controller (v1 hierarchy {}) has no directory of this guest", mount.display())
+            return Err(LocateError::NoGuestDir { controller: controller_name(), mount: mount.to_path_buf() });
         };
         return Ok(Located { dir, version: Version::V1 });
     }
     if let Some(dir) = cg.controller_dir(controller) {
         return Ok(Located { dir, version: Version::V2 });
     }
-    match (cg.v2_dir(), &layout.v2) {
-        (Some(v2), Some(root)) if layout.v2_controllers().iter().any(|c| c == controller) => bail!(
-            "the {controller} controller is not enabled for guest cgroups: {} does not list it",
-            v2.parent().unwrap_or(root).join("cgroup.subtree_control").display()
-        ),
-        (_, Some(root)) => bail!(
-            "the {controller} controller is not available: no v1 hierarchy {} and {} does not offer it",
-            layout_root(cg).join(controller).display(),
-            root.join("cgroup.controllers").display()
-        ),
-        (_, None) => {
-            bail!("the {controller} controller is not available: no v1 hierarchy {} is mounted", layout_root(cg).join(controller).display())
+    let v1_dir = || layout_root(cg).join(controller);
+    Err(match (cg.v2_dir(), &layout.v2) {
+        (Some(v2), Some(root)) if layout.v2_controllers().iter().any(|c| c == controller) => LocateError::NotEnabled {
+            controller: controller_name(),
+            subtree_control: v2.parent().unwrap_or(root).join("cgroup.subtree_control"),
+        },
+        (_, Some(root)) => {
+            LocateError::NotOffered { controller: controller_name(), v1_dir: v1_dir(), controllers: root.join("cgroup.controllers") }
         }
-    }
+        (_, None) => LocateError::NotMounted { controller: controller_name(), v1_dir: v1_dir() },
+    })
+}
+
+/// Why a controller has no directory for a guest.
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("the {controller} controller (v1 hierarchy {}) has no directory of this guest", mount.display())]
+    NoGuestDir { controller: String, mount: PathBuf },
+    #[error("the {controller} controller is not enabled for guest cgroups: {} does not list it", subtree_control.display())]
+    NotEnabled { controller: String, subtree_control: PathBuf },
+    #[error(
+        "the {controller} controller is not available: no v1 hierarchy {} and {} does not offer it",
+        v1_dir.display(),
+        controllers.display()
+    )]
+    NotOffered { controller: String, v1_dir: PathBuf, controllers: PathBuf },
+    #[error("the {controller} controller is not available: no v1 hierarchy {} is mounted", v1_dir.display())]
+    NotMounted { controller: String, v1_dir: PathBuf },
 }
 
 /// The cgroup mount root (`/sys/fs/cgroup`), for messages.

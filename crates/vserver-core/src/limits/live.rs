@@ -4,14 +4,11 @@
 //! value already changed is put back.
 
 use std::collections::HashSet;
-use std::io;
-
-use anyhow::{bail, Context as _};
 
 use super::context::{rss_bytes, ContextLimits, Rollback};
 use super::controller::{locate, Max};
-use super::memory;
 use super::rlimit::{LimitValue, Resource, RlimitSetting};
+use super::{memory, LimitError};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::paths::Paths;
 use crate::runstate::{self, RunState};
@@ -27,9 +24,9 @@ pub struct Target {
 }
 
 /// Resolves `-c XID|NAME` to a running guest.
-pub fn resolve_target(paths: &Paths, spec: &str) -> anyhow::Result<Target> {
+pub fn resolve_target(paths: &Paths, spec: &str) -> Result<Target, LimitError> {
     let state = find_running(paths, spec)?;
-    let layout = Layout::detect(&paths.cgroup_root)?;
+    let layout = Layout::detect(&paths.cgroup_root).map_err(LimitError::Layout)?;
     Ok(Target {
         cgroup: GuestCgroup::from_dirs(&layout, state.cgroups.clone()),
         name: state.name,
@@ -38,25 +35,19 @@ pub fn resolve_target(paths: &Paths, spec: &str) -> anyhow::Result<Target> {
     })
 }
 
-fn find_running(paths: &Paths, spec: &str) -> anyhow::Result<RunState> {
+fn find_running(paths: &Paths, spec: &str) -> Result<RunState, LimitError> {
     if let Ok(xid) = spec.parse::<u32>() {
         if xid <= 1 {
-            bail!("context {xid} is the host ({}); vlimit changes guests", if xid == 0 { "root" } else { "spectator" });
+            return Err(LimitError::HostContext { xid });
         }
-        let running = runstate::running_guests(paths).with_context(|| format!("reading {}", paths.rundir.display()))?;
-        return running
-            .into_iter()
-            .find(|s| s.xid == xid)
-            .ok_or_else(|| anyhow::anyhow!("no running guest has context {xid} (see vserver-stat)"));
+        let running = runstate::running_guests(paths).map_err(|err| LimitError::Reading { path: paths.rundir.clone(), err })?;
+        return running.into_iter().find(|s| s.xid == xid).ok_or(LimitError::NoContext { xid });
     }
-    crate::paths::validate_guest_name(spec).map_err(anyhow::Error::msg)?;
-    match runstate::status(paths, spec)? {
+    crate::paths::validate_guest_name(spec).map_err(LimitError::GuestName)?;
+    match runstate::status(paths, spec).map_err(LimitError::RunState)? {
         runstate::Status::Running(s) => Ok(s),
-        _ if !paths.guest_confdir(spec).is_dir() => bail!("no such guest {spec:?}"),
-        _ => bail!(
-            "guest {spec:?} is not running; limits in {} apply at its next start",
-            paths.guest_confdir(spec).join("rlimits").display()
-        ),
+        _ if !paths.guest_confdir(spec).is_dir() => Err(LimitError::NoSuchGuest { name: spec.to_string() }),
+        _ => Err(LimitError::NotRunning { name: spec.to_string(), rlimits: paths.guest_confdir(spec).join("rlimits") }),
     }
 }
 
@@ -75,28 +66,30 @@ impl Applied {
 }
 
 /// Applies the changes to the running guest, all or nothing.
-pub fn apply_to_running(target: &Target, changes: &[RlimitSetting]) -> anyhow::Result<Applied> {
+pub fn apply_to_running(target: &Target, changes: &[RlimitSetting]) -> Result<Applied, LimitError> {
     for c in changes {
         if c.min.is_some() && c.resource != Resource::Rss {
-            bail!("{}: only rss has a minimum (-M); per-process limits and nproc have none", c.resource);
+            return Err(LimitError::MinimumNotRss { resource: c.resource });
         }
     }
     let context = context_part(target, changes)?;
-    let cgroup = context.apply_undoable(&target.cgroup).with_context(|| format!("guest {:?}", target.name))?;
+    let cgroup =
+        context.apply_undoable(&target.cgroup).map_err(|err| LimitError::Guest { guest: target.name.clone(), err: Box::new(err) })?;
     let per_process: Vec<&RlimitSetting> = changes.iter().filter(|c| !c.resource.is_context_wide()).collect();
-    match set_on_every_process(&target.cgroup, &per_process) {
-        Ok(processes) => Ok(Applied { cgroup, processes }),
-        Err((e, done)) => {
-            restore_processes(done);
+    let mut processes = Done::new();
+    match set_on_every_process(&target.cgroup, &per_process, &mut processes) {
+        Ok(()) => Ok(Applied { cgroup, processes }),
+        Err(e) => {
+            restore_processes(processes);
             cgroup.restore();
-            Err(e.context(format!("guest {:?}: nothing was changed", target.name)))
+            Err(LimitError::NothingChanged { guest: target.name.clone(), err: Box::new(e) })
         }
     }
 }
 
 /// The cgroup part of the changes, checked against the limits already there
 /// (a soft rss above the hard one is refused even when only one is given).
-fn context_part(target: &Target, changes: &[RlimitSetting]) -> anyhow::Result<ContextLimits> {
+fn context_part(target: &Target, changes: &[RlimitSetting]) -> Result<ContextLimits, LimitError> {
     let mut limits = ContextLimits::default();
     for c in changes {
         match c.resource {
@@ -108,7 +101,7 @@ fn context_part(target: &Target, changes: &[RlimitSetting]) -> anyhow::Result<Co
             }
             Resource::Nproc => {
                 if c.soft.is_some() {
-                    bail!("nproc: the processes of a context have only a hard limit (pids.max); use -H");
+                    return Err(LimitError::NprocSoftOption);
                 }
                 limits.pids.max = c.hard.map(|v| v.amount());
             }
@@ -118,14 +111,14 @@ fn context_part(target: &Target, changes: &[RlimitSetting]) -> anyhow::Result<Co
     Ok(limits)
 }
 
-fn check_rss_order(cg: &GuestCgroup, wanted: &ContextLimits) -> anyhow::Result<()> {
+fn check_rss_order(cg: &GuestCgroup, wanted: &ContextLimits) -> Result<(), LimitError> {
     let at = locate(cg, "memory")?;
-    let now = memory::backend(at.version).read(&at.dir)?;
+    let now = memory::backend(at.version).read(&at.dir).map_err(LimitError::Cgroup)?;
     let soft: Max = wanted.memory.high.unwrap_or(now.high.flatten());
     let hard: Max = wanted.memory.max.unwrap_or(now.max.flatten());
     if let (Some(s), Some(h)) = (soft, hard) {
         if s > h {
-            bail!("rss: the soft limit ({s} bytes) would be above the hard limit ({h} bytes)");
+            return Err(LimitError::RssSoftAboveHard { soft: s, hard: h });
         }
     }
     Ok(())
@@ -134,50 +127,45 @@ fn check_rss_order(cg: &GuestCgroup, wanted: &ContextLimits) -> anyhow::Result<(
 type Done = Vec<(i32, libc::__rlimit_resource_t, Pair)>;
 
 /// prlimit on every process; a process that forks meanwhile is caught by
-/// reading the process list again until it holds no new pid.
-fn set_on_every_process(cg: &GuestCgroup, changes: &[&RlimitSetting]) -> Result<Done, (anyhow::Error, Done)> {
-    let mut done: Done = Vec::new();
+/// reading the process list again until it holds no new pid. `done` gets
+/// the old value of every limit changed, also when a later one fails.
+fn set_on_every_process(cg: &GuestCgroup, changes: &[&RlimitSetting], done: &mut Done) -> Result<(), LimitError> {
     if changes.is_empty() {
-        return Ok(done);
+        return Ok(());
     }
     let mut seen = HashSet::new();
     for _round in 0..10 {
-        let pids = match cg.pids() {
-            Ok(p) => p,
-            Err(e) => return Err((e.into(), done)),
-        };
+        let pids = cg.pids().map_err(LimitError::Cgroup)?;
         let fresh: Vec<i32> = pids.into_iter().filter(|p| seen.insert(*p)).collect();
         if fresh.is_empty() {
-            return Ok(done);
+            return Ok(());
         }
         for pid in fresh {
             for c in changes {
-                match set_one(pid, c) {
-                    Ok(Some(old)) => done.push((pid, c.resource.rlimit_id().expect("per-process"), old)),
-                    Ok(None) => {}
-                    Err(e) => return Err((e, done)),
+                if let Some(old) = set_one(pid, c)? {
+                    done.push((pid, c.resource.rlimit_id().expect("per-process"), old));
                 }
             }
         }
     }
-    Err((anyhow::anyhow!("the guest keeps forking new processes; try again"), done))
+    Err(LimitError::KeepsForking)
 }
 
 /// Sets one limit on one process; `None` when the process is already gone.
-fn set_one(pid: i32, c: &RlimitSetting) -> anyhow::Result<Option<Pair>> {
+fn set_one(pid: i32, c: &RlimitSetting) -> Result<Option<Pair>, LimitError> {
     let id = c.resource.rlimit_id().expect("per-process resource");
     let old = match prlimit::get(pid, id) {
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-        other => other.map_err(|e| privilege_hint(e, pid, c.resource))?,
+        other => other.map_err(|err| LimitError::Prlimit { resource: c.resource, pid, err })?,
     };
     let hard = c.hard.map(LimitValue::as_rlim).unwrap_or(old.hard);
     let soft = c.soft.map(LimitValue::as_rlim).unwrap_or(old.soft.min(hard));
     if soft > hard {
-        bail!("{}: the soft limit {} would be above the hard limit {} (process {pid})", c.resource, show(soft), show(hard));
+        return Err(LimitError::SoftAboveHard { resource: c.resource, soft, hard, pid });
     }
     match prlimit::set(pid, id, Pair { soft, hard }) {
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
-        Err(e) => Err(privilege_hint(e, pid, c.resource)),
+        Err(err) => Err(LimitError::Prlimit { resource: c.resource, pid, err }),
         Ok(old) => Ok(Some(old)),
     }
 }
@@ -185,21 +173,5 @@ fn set_one(pid: i32, c: &RlimitSetting) -> anyhow::Result<Option<Pair>> {
 fn restore_processes(done: Done) {
     for (pid, id, old) in done.into_iter().rev() {
         let _ = prlimit::set(pid, id, old);
-    }
-}
-
-fn privilege_hint(e: io::Error, pid: i32, res: Resource) -> anyhow::Error {
-    if e.raw_os_error() == Some(libc::EPERM) {
-        anyhow::anyhow!("{res}: setting the limit of process {pid}: {e} (raising a limit of another process needs root, CAP_SYS_RESOURCE)")
-    } else {
-        anyhow::anyhow!("{res}: setting the limit of process {pid}: {e}")
-    }
-}
-
-fn show(v: u64) -> String {
-    if v == libc::RLIM_INFINITY {
-        "inf".into()
-    } else {
-        v.to_string()
     }
 }

@@ -8,9 +8,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
-
 use super::rlimit::{LimitValue, Resource};
+use super::LimitError;
 use crate::paths::Paths;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +39,15 @@ pub struct SavedValue {
 }
 
 /// Writes the values; returns the files written.
-pub fn save(paths: &Paths, name: &str, values: &[SavedValue]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn save(paths: &Paths, name: &str, values: &[SavedValue]) -> Result<Vec<PathBuf>, LimitError> {
     let confdir = paths.guest_confdir(name);
     if !confdir.is_dir() {
-        bail!("no such guest {name:?} ({} does not exist)", confdir.display());
+        return Err(LimitError::NoGuestConfig { name: name.to_string(), confdir });
     }
     let dir = confdir.join("rlimits");
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(|err| LimitError::CreatingDir { dir: dir.clone(), err })?;
     for v in values {
-        LimitValue::parse(&v.text).map_err(|e| anyhow::anyhow!("{}: {:?} {e}", v.resource, v.text))?;
+        LimitValue::parse(&v.text).map_err(|why| LimitError::BadValue { resource: v.resource, text: v.text.clone(), why })?;
     }
     let mut written = Vec::new();
     for res in resources(values) {
@@ -64,11 +63,11 @@ pub fn save(paths: &Paths, name: &str, values: &[SavedValue]) -> anyhow::Result<
         }
         for (kind, text) in files {
             let file = dir.join(format!("{res}{}", kind.suffix()));
-            write_atomically(&file, &format!("{text}\n")).with_context(|| format!("writing {}", file.display()))?;
+            write_atomically(&file, &format!("{text}\n")).map_err(|err| LimitError::Writing { file: file.clone(), err })?;
             written.push(file);
         }
         if plain.exists() {
-            fs::remove_file(&plain).with_context(|| format!("removing {} (now split into .soft and .hard)", plain.display()))?;
+            fs::remove_file(&plain).map_err(|err| LimitError::RemovingSplit { file: plain.clone(), err })?;
         }
     }
     Ok(written)
@@ -81,11 +80,11 @@ fn resources(values: &[SavedValue]) -> Vec<Resource> {
     out
 }
 
-fn read_plain(file: &Path) -> anyhow::Result<Option<String>> {
+fn read_plain(file: &Path) -> Result<Option<String>, LimitError> {
     match fs::read_to_string(file) {
         Ok(text) => Ok(text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", file.display())),
+        Err(err) => Err(LimitError::Reading { path: file.to_path_buf(), err }),
     }
 }
 

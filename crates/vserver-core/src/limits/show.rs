@@ -4,13 +4,11 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use super::controller::locate;
 use super::live::Target;
 use super::rlimit::{Resource, ALL_RESOURCES};
 use super::stats::ContextStats;
-use super::{context::page_size, memory, pids};
+use super::{context::page_size, memory, pids, LimitError};
 use crate::cgroup::{GuestCgroup, Layout};
 use crate::columns::{short_mem, short_time, Line};
 use crate::sys::rlimit as prlimit;
@@ -57,13 +55,13 @@ impl Cell {
 /// `vlimit -a`: every limit of the guest (per-process ones as its init has
 /// them), or of the calling process when no guest is given. rss is in
 /// pages, as util-vserver shows it.
-pub fn all_limits(target: Option<&Target>, opts: ShowOptions) -> anyhow::Result<String> {
+pub fn all_limits(target: Option<&Target>, opts: ShowOptions) -> Result<String, LimitError> {
     let pid = target.map_or(std::process::id() as i32, |t| t.init_pid);
     let mut out = String::new();
     for (number, res) in ALL_RESOURCES.iter().enumerate() {
         let [min, soft, hard] = match (res.rlimit_id(), target) {
             (Some(id), _) => {
-                let p = prlimit::get(pid, id).with_context(|| format!("reading the {res} limit of process {pid}"))?;
+                let p = prlimit::get(pid, id).map_err(|err| LimitError::ReadingProcessLimit { resource: *res, pid, err })?;
                 [Cell::NotApplicable, Cell::rlim(p.soft), Cell::rlim(p.hard)]
             }
             (None, Some(t)) => context_cells(&t.cgroup, *res)?,
@@ -81,15 +79,15 @@ pub fn all_limits(target: Option<&Target>, opts: ShowOptions) -> anyhow::Result<
     Ok(out)
 }
 
-fn context_cells(cg: &GuestCgroup, res: Resource) -> anyhow::Result<[Cell; 3]> {
+fn context_cells(cg: &GuestCgroup, res: Resource) -> Result<[Cell; 3], LimitError> {
     let controller = if res == Resource::Rss { "memory" } else { "pids" };
     let Ok(at) = locate(cg, controller) else { return Ok([Cell::NotApplicable; 3]) };
     if res == Resource::Rss {
-        let m = memory::backend(at.version).read(&at.dir)?;
+        let m = memory::backend(at.version).read(&at.dir).map_err(LimitError::Cgroup)?;
         let pages = |v: Option<Option<u64>>| v.map_or(Cell::NotApplicable, |v| Cell::max(v.map(|b| b / page_size())));
         Ok([pages(m.low), pages(m.high), pages(m.max)])
     } else {
-        let p = pids::backend(at.version).read(&at.dir)?;
+        let p = pids::backend(at.version).read(&at.dir).map_err(LimitError::Cgroup)?;
         Ok([Cell::NotApplicable, Cell::NotApplicable, p.max.map_or(Cell::NotApplicable, Cell::max)])
     }
 }
@@ -152,8 +150,8 @@ fn row(out: &mut String, name: &str, current: &str, min: &str, soft: &str, hard:
 }
 
 /// `vlimit --info`: the cgroup layout and where each controller is.
-pub fn layout_info(cgroup_root: &Path) -> anyhow::Result<String> {
-    let layout = Layout::detect(cgroup_root)?;
+pub fn layout_info(cgroup_root: &Path) -> Result<String, LimitError> {
+    let layout = Layout::detect(cgroup_root).map_err(LimitError::Layout)?;
     let mut out = format!("cgroup layout: {} at {}\n", layout.kind(), cgroup_root.display());
     for (ctrl, limits) in
         [("memory", "rss"), ("pids", "nproc"), ("cpu", "sched/ token bucket"), ("cpuset", "cpuset/"), ("cpuacct", "CPU time (v1)")]

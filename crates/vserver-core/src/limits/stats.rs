@@ -6,12 +6,11 @@
 //! In JSON, a `null` limit is unlimited and a `null` peak is "the kernel does
 //! not count it" (memory.peak before 5.19, pids.peak before 6.1).
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use super::controller::{locate, Located, Version};
 use super::cpu::{self, CpuTimes};
-use super::{memory, pids};
+use super::{memory, pids, LimitError};
 use crate::cgroup::GuestCgroup;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -53,7 +52,7 @@ pub struct CpuStats {
     pub throttled_us: Option<u64>,
 }
 
-pub fn context_stats(cg: &GuestCgroup) -> anyhow::Result<ContextStats> {
+pub fn context_stats(cg: &GuestCgroup) -> Result<ContextStats, LimitError> {
     Ok(ContextStats { memory: memory_stats(cg)?, pids: pids_stats(cg)?, cpu: cpu_stats(cg)? })
 }
 
@@ -61,11 +60,11 @@ fn present(cg: &GuestCgroup, controller: &str) -> Option<Located> {
     locate(cg, controller).ok().filter(|at| at.dir.is_dir())
 }
 
-fn memory_stats(cg: &GuestCgroup) -> anyhow::Result<Option<MemoryStats>> {
+fn memory_stats(cg: &GuestCgroup) -> Result<Option<MemoryStats>, LimitError> {
     let Some(at) = present(cg, "memory") else { return Ok(None) };
     let ctrl = memory::backend(at.version);
-    let limits = ctrl.read(&at.dir)?;
-    let usage = ctrl.usage(&at.dir)?;
+    let limits = ctrl.read(&at.dir).map_err(LimitError::Cgroup)?;
+    let usage = ctrl.usage(&at.dir).map_err(LimitError::Cgroup)?;
     Ok(Some(MemoryStats {
         current_bytes: usage.current,
         min_bytes: limits.low.flatten(),
@@ -77,25 +76,25 @@ fn memory_stats(cg: &GuestCgroup) -> anyhow::Result<Option<MemoryStats>> {
     }))
 }
 
-fn pids_stats(cg: &GuestCgroup) -> anyhow::Result<Option<PidsStats>> {
+fn pids_stats(cg: &GuestCgroup) -> Result<Option<PidsStats>, LimitError> {
     let Some(at) = present(cg, "pids") else { return Ok(None) };
     let ctrl = pids::backend(at.version);
-    let limits = ctrl.read(&at.dir)?;
-    let usage = ctrl.usage(&at.dir)?;
+    let limits = ctrl.read(&at.dir).map_err(LimitError::Cgroup)?;
+    let usage = ctrl.usage(&at.dir).map_err(LimitError::Cgroup)?;
     Ok(Some(PidsStats { current: usage.current, hard: limits.max.flatten(), peak: usage.peak, hits: usage.hits }))
 }
 
-fn cpu_stats(cg: &GuestCgroup) -> anyhow::Result<Option<CpuStats>> {
+fn cpu_stats(cg: &GuestCgroup) -> Result<Option<CpuStats>, LimitError> {
     let Some(times) = cpu_times(cg)? else { return Ok(None) };
     let mut stats = CpuStats { user_us: times.user_us, system_us: times.system_us, ..Default::default() };
     if let Some(at) = present(cg, "cpu") {
         let ctrl = cpu::backend(at.version);
-        if let Some(bw) = ctrl.read(&at.dir)?.bandwidth {
+        if let Some(bw) = ctrl.read(&at.dir).map_err(LimitError::Cgroup)?.bandwidth {
             stats.quota_us = bw.quota_us;
             stats.period_us = Some(bw.period_us);
             stats.burst_us = Some(bw.burst_us);
         }
-        let t = ctrl.usage(&at.dir)?;
+        let t = ctrl.usage(&at.dir).map_err(LimitError::Cgroup)?;
         stats.throttled = Some(t.throttled);
         stats.throttled_us = Some(t.throttled_us);
     }
@@ -104,19 +103,19 @@ fn cpu_stats(cg: &GuestCgroup) -> anyhow::Result<Option<CpuStats>> {
 
 /// CPU time of the context: the v1 cpuacct hierarchy, else the cgroup2
 /// directory's `cpu.stat` (kept by every cgroup2 directory, even on hybrid hosts).
-pub fn cpu_times(cg: &GuestCgroup) -> anyhow::Result<Option<CpuTimes>> {
+pub fn cpu_times(cg: &GuestCgroup) -> Result<Option<CpuTimes>, LimitError> {
     let at = match cg.layout().v1_mount("cpuacct") {
         Some(_) => present(cg, "cpuacct"),
         None => cg.v2_dir().filter(|d| d.join("cpu.stat").exists()).map(|d| Located { dir: d.to_path_buf(), version: Version::V2 }),
     };
     let Some(at) = at else { return Ok(None) };
-    cpu::times(at.version, &at.dir).map(Some).context("reading the context's CPU time")
+    cpu::times(at.version, &at.dir).map(Some).map_err(LimitError::CpuTime)
 }
 
 /// Resident memory of the context as util-vserver's vserver-stat counts it.
-pub fn resident_bytes(cg: &GuestCgroup) -> anyhow::Result<Option<u64>> {
+pub fn resident_bytes(cg: &GuestCgroup) -> Result<Option<u64>, LimitError> {
     let Some(at) = present(cg, "memory") else { return Ok(None) };
-    Ok(Some(memory::resident_bytes(at.version, &at.dir)?))
+    Ok(Some(memory::resident_bytes(at.version, &at.dir).map_err(LimitError::Cgroup)?))
 }
 
 #[cfg(test)]
