@@ -161,7 +161,7 @@ fn guest_with_root(paths: &Paths, root: &Path) -> Result<Option<String>, BuildEr
 /// copy goes back to plain ids (and is shifted to its own range later).
 fn source_ids(src: &OwnedFd) -> io::Result<IdMap> {
     let st = sys::fstat(src.as_fd())?;
-    let range = crate::context::userns::RANGE;
+    let range = crate::config::idmap::RANGE;
     Ok(if st.st_uid >= range && st.st_uid % range == 0 && st.st_gid == st.st_uid {
         IdMap { from_base: st.st_uid }
     } else {

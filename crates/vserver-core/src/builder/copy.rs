@@ -35,7 +35,7 @@ pub struct IdMap {
 
 impl IdMap {
     fn map(self, id: u32) -> u32 {
-        let range = crate::context::userns::RANGE;
+        let range = crate::config::idmap::RANGE;
         if self.from_base != 0 && (self.from_base..self.from_base + range).contains(&id) {
             id - self.from_base
         } else {

@@ -165,7 +165,7 @@ pub fn build_guest(paths: &Paths, name: &str, opts: &BuildOptions) -> Result<Bui
     fs::set_permissions(&vdir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let style = build_root(paths, name, opts, &confdir, &vdir, &mut report)?;
     if wants_user_namespace(paths, name)? {
-        shift::shift_ids(&vdir, crate::context::userns::base(xid))
+        shift::shift_ids(&vdir, crate::config::idmap::base(xid))
             .doing(|| format!("shifting {} into the user namespace's ids", vdir.display()))?;
     }
     if let Some(style) = style {

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::context::userns::RANGE;
+use crate::config::idmap::RANGE;
 
 /// Adds `base` to every uid and gid below the range size; chown clears the
 /// setuid and setgid bits, so they are set again afterwards.

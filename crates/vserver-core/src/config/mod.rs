@@ -10,6 +10,7 @@ pub mod devices;
 pub mod dlimits;
 pub mod flags;
 pub mod fstab;
+pub mod idmap;
 pub mod init;
 pub mod interfaces;
 pub mod known;

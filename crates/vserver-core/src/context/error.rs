@@ -15,10 +15,10 @@ use std::path::PathBuf;
 pub enum ContextError {
     /// A step failed: what it was doing, then why.
     #[error("{step}: {cause}")]
-    Step { step: String, cause: Cause },
+    Step { step: String, cause: Box<Cause> },
     /// A lower layer's error, passed on as it is (its message names the object).
     #[error(transparent)]
-    Lower(Cause),
+    Lower(Box<Cause>),
     /// A value an earlier step, or the request, should have given is missing
     /// (the order tests hold that the steps give theirs).
     #[error("{0}")]
@@ -123,9 +123,8 @@ pub enum Cause {
     Text(String),
     #[error(transparent)]
     Context(Box<ContextError>),
-    // TEMPORARY bridge while net, limits and unify still return anyhow.
-    #[error("{0:#}")]
-    Anyhow(anyhow::Error),
+    #[error(transparent)]
+    Limit(crate::limits::LimitError),
 }
 
 macro_rules! causes {
@@ -137,7 +136,7 @@ macro_rules! causes {
         }
         impl From<$ty> for ContextError {
             fn from(e: $ty) -> ContextError {
-                ContextError::Lower(Cause::$variant(e))
+                ContextError::Lower(Box::new(Cause::$variant(e)))
             }
         }
     )*};
@@ -162,13 +161,13 @@ causes!(
     Json(serde_json::Error),
     Nul(std::ffi::NulError),
     Text(String),
-    Anyhow(anyhow::Error),
+    Limit(crate::limits::LimitError),
 );
 
 impl From<ContextError> for Cause {
     fn from(e: ContextError) -> Cause {
         match e {
-            ContextError::Lower(cause) => cause,
+            ContextError::Lower(cause) => *cause,
             other => Cause::Context(Box::new(other)),
         }
     }
@@ -185,11 +184,11 @@ pub(crate) trait StepResult<T> {
 
 impl<T, E: Into<Cause>> StepResult<T> for std::result::Result<T, E> {
     fn step(self, what: impl Into<String>) -> Result<T> {
-        self.map_err(|e| ContextError::Step { step: what.into(), cause: e.into() })
+        self.map_err(|e| ContextError::Step { step: what.into(), cause: Box::new(e.into()) })
     }
 
     fn with_step(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| ContextError::Step { step: what(), cause: e.into() })
+        self.map_err(|e| ContextError::Step { step: what(), cause: Box::new(e.into()) })
     }
 }
 
@@ -218,12 +217,12 @@ mod tests {
         let outer = Err::<(), _>(inner).step("starting the command").unwrap_err();
         let shown = format!("{:#}", anyhow::Error::new(outer).context("vserver exec"));
         assert_eq!(shown, format!("vserver exec: starting the command: joining the guest's cgroup: {}", denied()));
-        let Err(ContextError::Step { cause: Cause::Context(inner), .. }) =
-            Err::<(), _>(Err::<(), _>(denied()).step("a").unwrap_err()).step("b")
-        else {
-            panic!("a step over a step keeps the inner one");
+        let Err(ContextError::Step { cause, .. }) = Err::<(), _>(Err::<(), _>(denied()).step("a").unwrap_err()).step("b") else {
+            panic!("a failed step is a Step");
         };
-        let ContextError::Step { cause: Cause::Io(io), .. } = *inner else { panic!("the errno is kept as an io::Error") };
+        let Cause::Context(inner) = *cause else { panic!("a step over a step keeps the inner one") };
+        let ContextError::Step { cause, .. } = *inner else { panic!("the inner step is a Step") };
+        let Cause::Io(io) = *cause else { panic!("the errno is kept as an io::Error") };
         assert_eq!(io.raw_os_error(), Some(libc::EPERM));
     }
 

@@ -131,7 +131,7 @@ impl<'g> Init<'g> {
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return ContextError::Step { step: "waiting for signals".into(), cause: e.into() },
+                Err(e) => return ContextError::Step { step: "waiting for signals".into(), cause: Box::new(e.into()) },
                 Ok(_) => {}
             }
             let request_ready = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());

@@ -19,12 +19,7 @@ use crate::context::error::{ContextError, Result, StepResult};
 
 use crate::config::Guest;
 
-/// How many ids each guest gets.
-pub const RANGE: u32 = 65536;
-
-pub fn base(xid: u32) -> u32 {
-    xid * RANGE
-}
+pub use crate::config::idmap::{base, RANGE};
 
 /// Written by the monitor for the guest's first process, before it runs:
 /// only a process with CAP_SETUID/CAP_SETGID in the parent namespace may map

@@ -48,10 +48,9 @@ pub enum StatError {
     #[error("reading /proc/uptime: {0}")]
     Uptime(io::Error),
     /// A figure of the guest's cgroup (`what`: its CPU time, its memory,
-    /// its limits). `err` is the text of `limits::stats`' error, which is
-    /// not a typed error yet (the limits sweep makes it `LimitError`).
+    /// its limits), with `limits::stats`' error.
     #[error("guest {guest:?}: reading {what}: {err}")]
-    Figures { guest: String, what: &'static str, err: String },
+    Figures { guest: String, what: &'static str, err: Box<crate::limits::LimitError> },
     #[error("guest {guest:?} is not running")]
     NotRunning { guest: String },
     #[error("guest {guest:?} is not running (its run state in {} is stale)", rundir.display())]
@@ -198,11 +197,11 @@ fn guest_row(
     Ok(row)
 }
 
-/// Wraps an error of `limits::stats` (see [`StatError::Figures`]) with the
+/// Wraps an error of `limits::stats` with the
 /// guest and what was being read.
-fn figures<E: std::fmt::Display>(state: &RunState, what: &'static str) -> impl FnOnce(E) -> StatError {
+fn figures(state: &RunState, what: &'static str) -> impl FnOnce(crate::limits::LimitError) -> StatError {
     let guest = state.name.clone();
-    move |err| StatError::Figures { guest, what, err: format!("{err:#}") }
+    move |err| StatError::Figures { guest, what, err: Box::new(err) }
 }
 
 /// Units and "now" for turning ticks into the table's milliseconds.
