@@ -82,14 +82,12 @@ pub enum UnifyError {
     #[error("making the entries of hash store {} immutable again after a window of pid {pid} died: {err}", store.display())]
     Refreeze { store: PathBuf, pid: u32, err: Box<UnifyError> },
 
+    /// A failed nix call with nothing added (its errno, as nix names it).
+    #[error(transparent)]
+    Errno(#[from] nix::errno::Errno),
+
     #[error("copy-on-write for unified guests needs kernel 5.5 or newer (seccomp user notification); this is {release}")]
     OldKernel { release: String },
-}
-
-impl From<nix::errno::Errno> for UnifyError {
-    fn from(errno: nix::errno::Errno) -> Self {
-        UnifyError::Sys(io::Error::from(errno))
-    }
 }
 
 /// Names what a failed system call was doing, as `what: errno`.
