@@ -80,89 +80,66 @@ pub enum ContextError {
     CommandFailed(String),
 }
 
-/// The cause of a failed step, each printed as its own message.
-#[derive(Debug, thiserror::Error)]
-pub enum Cause {
-    #[error(transparent)]
-    Io(io::Error),
-    #[error(transparent)]
-    Errno(nix::errno::Errno),
-    #[error(transparent)]
-    Config(crate::conffile::ConfigError),
-    #[error(transparent)]
-    Caps(crate::caps::CapsError),
-    #[error(transparent)]
-    Rlimit(crate::limits::rlimit::RlimitError),
-    #[error(transparent)]
-    DeviceFilter(crate::cgroup::device_filter::DeviceFilterError),
-    #[error(transparent)]
-    DiskLimit(crate::dlimit::DiskLimitError),
-    #[error(transparent)]
-    Sysctl(crate::config::sysctl::SysctlError),
-    #[error(transparent)]
-    NotRunning(crate::runstate::NotRunning),
-    #[error(transparent)]
-    Seccomp(crate::seccomp::FilterTooLong),
-    #[error(transparent)]
-    BpfLoad(crate::sys::ebpf::load::LoadError),
-    #[error(transparent)]
-    NotStartable(crate::config::NotStartable),
-    #[error(transparent)]
-    Net(crate::net::NetError),
-    #[error(transparent)]
-    Interfaces(crate::net::InterfacesError),
-    #[error(transparent)]
-    Unify(crate::unify::UnifyError),
-    #[error(transparent)]
-    Json(serde_json::Error),
-    #[error(transparent)]
-    Nul(std::ffi::NulError),
-    /// The text of an error whose type carries nothing more (the capability
-    /// crate's).
-    #[error("{0}")]
-    Text(String),
-    #[error(transparent)]
-    Context(Box<ContextError>),
-    #[error(transparent)]
-    Limit(crate::limits::LimitError),
-}
-
+/// Declares [`Cause`], one variant per lower error type (printed as that
+/// error prints itself), and the `From` of each into `Cause` and into
+/// [`ContextError::Lower`], so `?` and `.step` take them as they are.
 macro_rules! causes {
-    ($($variant:ident($ty:ty)),* $(,)?) => {$(
-        impl From<$ty> for Cause {
-            fn from(e: $ty) -> Cause {
-                Cause::$variant(e)
-            }
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// The cause of a failed step, each printed as its own message.
+        #[derive(Debug, thiserror::Error)]
+        pub enum Cause {
+            $(
+                #[error(transparent)]
+                $variant($ty),
+            )*
+            /// The text of an error whose type carries nothing more (the
+            /// capability crate's).
+            #[error("{0}")]
+            Text(String),
+            #[error(transparent)]
+            Context(Box<ContextError>),
         }
-        impl From<$ty> for ContextError {
-            fn from(e: $ty) -> ContextError {
-                ContextError::Lower(Box::new(Cause::$variant(e)))
+        $(
+            impl From<$ty> for Cause {
+                fn from(e: $ty) -> Cause {
+                    Cause::$variant(e)
+                }
             }
-        }
-    )*};
+            impl From<$ty> for ContextError {
+                fn from(e: $ty) -> ContextError {
+                    ContextError::Lower(Box::new(Cause::$variant(e)))
+                }
+            }
+        )*
+    };
 }
 
 causes!(
     Io(io::Error),
     Errno(nix::errno::Errno),
     Config(crate::conffile::ConfigError),
-    Caps(crate::caps::CapsError),
-    Rlimit(crate::limits::rlimit::RlimitError),
-    DeviceFilter(crate::cgroup::device_filter::DeviceFilterError),
-    DiskLimit(crate::dlimit::DiskLimitError),
+    NotStartable(crate::config::NotStartable),
     Sysctl(crate::config::sysctl::SysctlError),
     NotRunning(crate::runstate::NotRunning),
+    Caps(crate::caps::CapsError),
     Seccomp(crate::seccomp::FilterTooLong),
     BpfLoad(crate::sys::ebpf::load::LoadError),
-    NotStartable(crate::config::NotStartable),
+    DeviceFilter(crate::cgroup::device_filter::DeviceFilterError),
+    DiskLimit(crate::dlimit::DiskLimitError),
+    Rlimit(crate::limits::rlimit::RlimitError),
+    Limit(crate::limits::LimitError),
     Net(crate::net::NetError),
     Interfaces(crate::net::InterfacesError),
     Unify(crate::unify::UnifyError),
     Json(serde_json::Error),
     Nul(std::ffi::NulError),
-    Text(String),
-    Limit(crate::limits::LimitError),
 );
+
+impl From<String> for Cause {
+    fn from(text: String) -> Cause {
+        Cause::Text(text)
+    }
+}
 
 impl From<ContextError> for Cause {
     fn from(e: ContextError) -> Cause {
