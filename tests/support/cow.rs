@@ -141,14 +141,19 @@ impl Drop for Running {
 /// Puts tests/guest-tools/cowattack.c, built static, at /root/cowattack in
 /// the guest's tree.
 pub fn install_attack_tool(root: &Path) {
-    let out = std::env::temp_dir().join(format!("vs-cowattack-{}", std::process::id()));
-    if !out.exists() {
+    // Built once per test process. Tests run in parallel threads: a second
+    // test must wait for the first one's gcc, never copy its half-written
+    // output (an empty file, which sh runs as an empty script that succeeds).
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let out = BUILT.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("vs-cowattack-{}", std::process::id()));
         let built =
             Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg("tests/guest-tools/cowattack.c").output().expect("gcc");
         assert!(built.status.success(), "building cowattack: {}", describe(&built));
-    }
+        out
+    });
     std::fs::create_dir_all(root.join("root")).unwrap();
-    std::fs::copy(&out, root.join("root/cowattack")).unwrap();
+    std::fs::copy(out, root.join("root/cowattack")).unwrap();
     std::fs::set_permissions(root.join("root/cowattack"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
